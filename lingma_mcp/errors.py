@@ -1,0 +1,95 @@
+"""Typed errors raised by the Lingma side.
+
+Lower layers raise these; the MCP face turns them into text a user can act on, in one
+place (``lingma_mcp.server.errors``). Messages here are for logs and for that mapping:
+they say what happened, not what the user should click.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LingmaError(Exception):
+    """Base class for everything that can go wrong talking to Lingma."""
+
+
+class LingmaNotFound(LingmaError):
+    """No Lingma binary was found in any of the places looked."""
+
+    def __init__(self, places: list[str]) -> None:
+        self.places = list(places)
+        super().__init__("Lingma binary not found; looked in: " + "; ".join(self.places))
+
+
+class LingmaStartupError(LingmaError):
+    """Lingma was found but did not come up (no .info, no port, no initialize, early exit)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        waited_for: str | None = None,
+        exit_code: int | None = None,
+        stderr_tail: list[str] | None = None,
+        log_hint: str | None = None,
+    ) -> None:
+        self.waited_for = waited_for
+        self.exit_code = exit_code
+        self.stderr_tail = list(stderr_tail or [])
+        self.log_hint = log_hint
+        super().__init__(message)
+
+
+class LingmaConnectionLost(LingmaError):
+    """The WebSocket to Lingma closed (or the process died) while work was in flight."""
+
+
+class LingmaClosed(LingmaError):
+    """The bridge is shutting down; no new work is accepted."""
+
+
+class ProtocolError(LingmaError):
+    """Lingma sent bytes that are not a well-formed LSP frame or JSON-RPC message."""
+
+
+class RpcError(LingmaError):
+    """Lingma answered a request with a JSON-RPC error object."""
+
+    def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:
+        self.method = method
+        self.code = code
+        self.message = message
+        self.data = data
+        super().__init__(f"{method} failed with JSON-RPC error {code}: {message}")
+
+
+class RpcTimeout(LingmaError, TimeoutError):
+    """A request to Lingma got no reply in time."""
+
+    def __init__(self, method: str, timeout: float) -> None:
+        self.method = method
+        self.timeout = timeout
+        super().__init__(f"Lingma did not answer {method} within {timeout:g} s")
+
+
+class ChatRejected(LingmaError):
+    """Lingma refused a chat/ask (its accept reply said success: false)."""
+
+
+class ChatFailed(LingmaError):
+    """A chat ended with a non-success finish (error status, rate limit, ...)."""
+
+    def __init__(self, reason: str, status_code: int | None, message: str = "") -> None:
+        self.reason = reason
+        self.status_code = status_code
+        detail = f": {message}" if message else ""
+        super().__init__(f"chat finished with reason={reason} status={status_code}{detail}")
+
+
+class LingmaNotLoggedIn(LingmaError):
+    """Lingma reports no usable login (not logged in, or the login expired)."""
+
+    def __init__(self, status_name: str) -> None:
+        self.status_name = status_name
+        super().__init__(f"Lingma is not logged in ({status_name})")

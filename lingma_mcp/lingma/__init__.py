@@ -1,0 +1,1 @@
+"""The Lingma side: framing, JSON-RPC, chat streams, and the supervised process."""

@@ -1,0 +1,189 @@
+"""LSP framing (``Content-Length: N\\r\\n\\r\\n`` + body) without any I/O.
+
+Bytes go in through :meth:`FrameDecoder.feed`, decoded JSON values and :class:`FrameError`
+records come out. Lingma (and the simulator) split frames across WebSocket messages and merge
+several into one, so the decoder never assumes a message boundary means anything.
+
+Cost: worst case O(n) in the bytes fed. The plan that gets there:
+- one ``bytearray`` with a read offset, so a consumed frame is never re-sliced out of the
+  buffer; the consumed prefix is dropped only once it is at least half the buffer, so every
+  byte is moved O(1) times amortized;
+- a header search that resumes where the last one stopped, so bytes already searched are
+  never searched again while a header trickles in;
+- a body is copied once, into the ``bytes`` that ``json.loads`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+
+# A header block is a few dozen bytes; anything this long without a blank line is garbage
+# (for instance a body sent without its header), and keeping it would let a broken peer
+# grow our buffer without bound.
+MAX_HEADER_BYTES = 8 * 1024
+
+_HEADER_END = b"\r\n\r\n"
+_LENGTH_NAME = b"content-length:"
+
+
+@dataclass(frozen=True, slots=True)
+class FrameError:
+    """A stretch of input that could not be decoded; it was skipped, decoding goes on."""
+
+    reason: str
+    preview: bytes = b""
+
+    def __str__(self) -> str:
+        if self.preview:
+            return f"{self.reason} (starts {self.preview[:80]!r})"
+        return self.reason
+
+
+class FrameDecoder:
+    """Incremental decoder of LSP-framed JSON messages.
+
+    Args:
+        max_body: largest body accepted, in bytes; a larger frame is skipped (its bytes are
+            discarded as they arrive, never buffered) and reported as a :class:`FrameError`.
+    """
+
+    def __init__(self, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self._max_body = max_body
+        self._buf = bytearray()
+        self._pos = 0  # start of unconsumed data in _buf
+        self._scan_from = 0  # where the next header search may begin (absolute in _buf)
+        self._body_len: int | None = None  # set once a header is parsed, until its body is in
+        self._discard = 0  # bytes of an oversized body still to throw away
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for the rest of a frame."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes | bytearray | memoryview | str) -> list[Any | FrameError]:
+        """Add received data; return the messages (and errors) it completes, in order.
+
+        A ``str`` (a WebSocket text message) is taken as its UTF-8 bytes, since
+        ``Content-Length`` counts bytes.
+        """
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        out: list[Any | FrameError] = []
+        if self._discard:
+            skipped = min(self._discard, len(data))
+            self._discard -= skipped
+            data = memoryview(data)[skipped:]
+        if not data:
+            return out
+        self._buf += data
+        while self._step(out):
+            pass
+        self._compact()
+        return out
+
+    def _step(self, out: list[Any | FrameError]) -> bool:
+        """Decode at most one frame or header from the buffer; False when more input is needed."""
+        buf = self._buf
+        if self._body_len is None:
+            end = buf.find(_HEADER_END, max(self._pos, self._scan_from))
+            if end < 0:
+                # Resume the next search just before the tail, where a split "\r\n\r\n"
+                # could still complete.
+                self._scan_from = max(self._pos, len(buf) - len(_HEADER_END) + 1)
+                if len(buf) - self._pos > MAX_HEADER_BYTES:
+                    keep_from = len(buf) - len(_HEADER_END) + 1
+                    out.append(
+                        FrameError("no frame header found; bytes skipped", bytes(buf[self._pos : self._pos + 80]))
+                    )
+                    self._pos = keep_from
+                    self._scan_from = keep_from
+                return False
+            header = bytes(buf[self._pos : end])
+            self._pos = end + len(_HEADER_END)
+            self._scan_from = self._pos
+            length = _parse_header(header, out)
+            if length is None:
+                return True
+            if length > self._max_body:
+                out.append(FrameError(f"frame body of {length} bytes exceeds the {self._max_body}-byte cap; skipped"))
+                available = len(buf) - self._pos
+                if available >= length:
+                    self._pos += length
+                    self._scan_from = self._pos
+                    return True
+                self._discard = length - available
+                self._pos = len(buf)
+                self._scan_from = self._pos
+                return False
+            self._body_len = length
+        length = self._body_len
+        if len(buf) - self._pos < length:
+            return False
+        body = bytes(buf[self._pos : self._pos + length])
+        self._pos += length
+        self._scan_from = self._pos
+        self._body_len = None
+        try:
+            out.append(json.loads(body))
+        except UnicodeDecodeError:
+            out.append(FrameError("frame body is not valid UTF-8; skipped", body[:80]))
+        except ValueError:
+            out.append(FrameError("frame body is not JSON; skipped", body[:80]))
+        return True
+
+    def _compact(self) -> None:
+        if self._pos == len(self._buf):
+            self._buf.clear()
+            self._scan_from -= self._pos
+            self._pos = 0
+        elif self._pos > 4096 and self._pos * 2 > len(self._buf):
+            del self._buf[: self._pos]
+            self._scan_from -= self._pos
+            self._pos = 0
+        self._scan_from = max(self._scan_from, 0)
+
+
+def _parse_header(header: bytes, out: list[Any | FrameError]) -> int | None:
+    """Return the Content-Length of a header block, or None (with an error recorded).
+
+    Garbage in front of a real header (a body that arrived without its own header, say) is
+    reported and skipped, and the header behind it is still used, so one bad frame does not
+    take the next good one with it.
+    """
+    lowered = header.lower()
+    at = lowered.rfind(_LENGTH_NAME)
+    if at < 0:
+        out.append(FrameError("frame header has no Content-Length; skipped", header[:80]))
+        return None
+    line_start = header.rfind(b"\r\n", 0, at)
+    line_start = 0 if line_start < 0 else line_start + 2
+    if line_start != at:
+        # "Content-Length" is not at the start of its line: what precedes it on that line
+        # is not a header.
+        out.append(FrameError("bytes before a frame header; skipped", header[:at][:80]))
+    line_end = header.find(b"\r\n", at)
+    value = header[at + len(_LENGTH_NAME) : line_end if line_end >= 0 else len(header)].strip()
+    if not value.isdigit():
+        out.append(FrameError(f"Content-Length is not a number: {value[:40]!r}; skipped", header[:80]))
+        return None
+    return int(value)
+
+
+def encode_frame(message: Any) -> bytes:
+    """Frame one JSON-RPC message as bytes."""
+    body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def encode_frame_text(message: Any) -> str:
+    """Frame one JSON-RPC message as a str, for a WebSocket text message (what plugins send)."""
+    body = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    if body.isascii():
+        length = len(body)
+    else:
+        length = len(body.encode("utf-8"))
+    return f"Content-Length: {length}\r\n\r\n{body}"

@@ -1,0 +1,1 @@
+"""The MCP face: tools, resources and progress, built on the official SDK."""

@@ -1,0 +1,1 @@
+"""A runnable stand-in for the Lingma binary, for tests and first tries."""
