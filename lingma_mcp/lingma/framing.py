@@ -97,7 +97,10 @@ class FrameDecoder:
                 if len(buf) - self._pos > MAX_HEADER_BYTES:
                     keep_from = len(buf) - len(_HEADER_END) + 1
                     out.append(
-                        FrameError("no frame header found; bytes skipped", bytes(buf[self._pos : self._pos + 80]))
+                        FrameError(
+                            "no frame header found; bytes skipped",
+                            bytes(buf[self._pos : self._pos + 80]),
+                        )
                     )
                     self._pos = keep_from
                     self._scan_from = keep_from
@@ -109,7 +112,8 @@ class FrameDecoder:
             if length is None:
                 return True
             if length > self._max_body:
-                out.append(FrameError(f"frame body of {length} bytes exceeds the {self._max_body}-byte cap; skipped"))
+                cap = self._max_body
+                out.append(FrameError(f"frame body of {length} bytes exceeds the {cap}-byte cap"))
                 available = len(buf) - self._pos
                 if available >= length:
                     self._pos += length
@@ -168,7 +172,9 @@ def _parse_header(header: bytes, out: list[Any | FrameError]) -> int | None:
     line_end = header.find(b"\r\n", at)
     value = header[at + len(_LENGTH_NAME) : line_end if line_end >= 0 else len(header)].strip()
     if not value.isdigit():
-        out.append(FrameError(f"Content-Length is not a number: {value[:40]!r}; skipped", header[:80]))
+        out.append(
+            FrameError(f"Content-Length is not a number: {value[:40]!r}; skipped", header[:80])
+        )
         return None
     return int(value)
 

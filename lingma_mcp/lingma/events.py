@@ -1,0 +1,84 @@
+"""Typed events of one chat, in the words of the protocol.
+
+A :class:`~lingma_mcp.lingma.streams.ChatStream` yields these in arrival order. They are
+small frozen records so a consumer can keep them without worrying that a later event
+changes an earlier one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """New answer text (``chat/answer``). With ``overwrite`` it replaces the text so far."""
+
+    text: str
+    overwrite: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Thinking:
+    """Reasoning text (``chat/think``); ``step`` is ``start`` or ``done`` when Lingma says."""
+
+    text: str
+    step: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A progress step of the answer (``chat/process_step_callback``)."""
+
+    step: str
+    description: str = ""
+    status: str = ""  # doing | done | error | manual_confirm
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """What is known of one tool call, merged from every event that named it."""
+
+    id: str
+    name: str = "tool"
+    status: str = ""
+    input: Any = field(default_factory=dict)
+    result: Any = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "input": self.input,
+            "result": self.result,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUpdate:
+    """A tool call was first seen or changed; ``tool`` is its merged state now."""
+
+    tool: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The chat ended (``chat/finish``)."""
+
+    reason: str
+    status_code: int | None
+    session_id: str | None
+    full_answer: str | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.reason not in ("error",) and (self.status_code in (None, 200))
+
+
+ChatEvent = TextDelta | Thinking | Step | ToolUpdate | Finish

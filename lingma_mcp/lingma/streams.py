@@ -1,0 +1,325 @@
+"""Chat streams: Lingma's events, sorted into one ordered stream per ``chat/ask``.
+
+The router listens to every method message on a connection and hands each to the stream
+whose ``requestId`` it carries. Tool events sometimes carry only a tool call id; those go
+to the stream that first announced that tool call with a request id. An event no stream
+claims is logged at debug and dropped: keeping it would grow memory for a consumer that
+will never come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ChatRejected, LingmaConnectionLost, LingmaError, RpcError
+from .events import ChatEvent, Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
+from .tools import TOOL_METHODS, merge, observe
+
+log = logging.getLogger(__name__)
+
+_END = object()  # queued after Finish, or when the stream is released
+
+
+@dataclass
+class ChatResult:
+    """Everything a finished chat produced."""
+
+    answer: str
+    session_id: str | None
+    request_id: str
+    finish_reason: str | None
+    status_code: int | None
+    tool_events: list[dict[str, Any]] = field(default_factory=list)
+    thinking: str = ""
+    first_token_ms: int | None = None
+    total_ms: int | None = None
+    finish_message: str = ""
+
+
+class ChatStream:
+    """The events of one chat, as an async iterator that ends after ``Finish``.
+
+    Iterating raises :class:`LingmaConnectionLost` if Lingma goes away mid-answer, and
+    :class:`ChatRejected` if Lingma refused the ``chat/ask``. The stream keeps what it
+    saw, so :meth:`result` works during and after iteration.
+    """
+
+    def __init__(
+        self,
+        request_id: str,
+        session_hint: str | None,
+        *,
+        release: Callable[[ChatStream], None],
+        stop: Callable[[ChatStream], Awaitable[None]] | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.session_hint = session_hint
+        self._release = release
+        self._stop = stop
+        # Unbounded on purpose: Lingma cannot be paused, so the only alternative to
+        # queueing is dropping text. Each item is one small delta, and the consumer (the
+        # progress relay) coalesces what piles up.
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._parts: list[str] = []
+        self._thinking: list[str] = []
+        self._tools: dict[str, ToolCall] = {}
+        self.finish: Finish | None = None
+        self._failure: LingmaError | None = None
+        self._released = False
+        self.started_at = time.monotonic()
+        self.first_token_at: float | None = None
+        self.finished_at: float | None = None
+
+    # ------------------------------------------------------------------ consumer side
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> ChatEvent:
+        item = await self._queue.get()
+        if item is _END:
+            self._queue.put_nowait(_END)  # stay ended for any later call
+            if self._failure is not None:
+                raise self._failure
+            raise StopAsyncIteration
+        return item
+
+    @property
+    def done(self) -> bool:
+        return self.finish is not None or self._failure is not None
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Tool calls in the order they were first seen."""
+        return list(self._tools.values())
+
+    def text_so_far(self) -> str:
+        return "".join(self._parts)
+
+    def result(self) -> ChatResult:
+        """What the chat produced so far (all of it, once finished)."""
+        finish = self.finish
+        answer = (
+            finish.full_answer if finish is not None and finish.full_answer else self.text_so_far()
+        )
+        return ChatResult(
+            answer=answer,
+            session_id=(finish.session_id if finish is not None else None) or self.session_hint,
+            request_id=self.request_id,
+            finish_reason=finish.reason if finish is not None else None,
+            status_code=finish.status_code if finish is not None else None,
+            tool_events=[tool.as_dict() for tool in self._tools.values()],
+            thinking="".join(self._thinking),
+            first_token_ms=_ms(self.started_at, self.first_token_at),
+            total_ms=_ms(self.started_at, self.finished_at),
+            finish_message=finish.message if finish is not None else "",
+        )
+
+    async def aclose(self) -> None:
+        """Release the stream; if Lingma is still answering, ask it to stop."""
+        if self._released:
+            return
+        unfinished = not self.done
+        self._end(None)
+        if unfinished and self._stop is not None:
+            try:
+                await self._stop(self)
+            except LingmaError as exc:
+                log.debug("chat/stop for %s failed: %s", self.request_id, exc)
+
+    # ------------------------------------------------------------------ router side
+
+    def _push(self, event: ChatEvent) -> None:
+        self._queue.put_nowait(event)
+
+    def _on_text(self, text: str, overwrite: bool) -> None:
+        if overwrite:
+            self._parts = [text]
+        elif text:
+            self._parts.append(text)
+        if text and self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+        self._push(TextDelta(text, overwrite))
+
+    def _on_tool(self, tool: ToolCall) -> None:
+        self._tools[tool.id] = tool
+        self._push(ToolUpdate(tool))
+
+    def _on_finish(self, finish: Finish) -> None:
+        self.finish = finish
+        self.finished_at = time.monotonic()
+        self._push(finish)
+        self._end(None)
+
+    def _fail(self, error: LingmaError) -> None:
+        if not self.done:
+            self._failure = error
+            self.finished_at = time.monotonic()
+        self._end(None)
+
+    def _end(self, _: object) -> None:
+        if self._released:
+            return
+        self._released = True
+        self._queue.put_nowait(_END)
+        self._release(self)
+
+
+class StreamRouter:
+    """Routes a connection's chat events to their streams (one router per connection)."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, ChatStream] = {}
+        self._tool_owner: dict[str, str] = {}  # tool call id -> request id
+        self._lost: LingmaError | None = None
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    @property
+    def tracked_tools(self) -> int:
+        return len(self._tool_owner)
+
+    def open(
+        self,
+        request_id: str,
+        session_hint: str | None,
+        stop: Callable[[ChatStream], Awaitable[None]] | None = None,
+    ) -> ChatStream:
+        if self._lost is not None:
+            raise LingmaConnectionLost(str(self._lost))
+        if request_id in self._streams:
+            raise ValueError(f"a chat with requestId {request_id} is already open")
+        stream = ChatStream(request_id, session_hint, release=self._release, stop=stop)
+        self._streams[request_id] = stream
+        return stream
+
+    def watch_accept(self, stream: ChatStream, accepted: asyncio.Future[Any]) -> None:
+        """Fail the stream if Lingma's reply to its chat/ask says it was refused."""
+
+        def check(future: asyncio.Future[Any]) -> None:
+            if future.cancelled():
+                return
+            error = future.exception()
+            if isinstance(error, RpcError):
+                stream._fail(ChatRejected(f"Lingma refused the question: {error.message}"))
+                return
+            if error is not None:
+                return  # connection loss reaches the stream through connection_lost()
+            reply = future.result()
+            if isinstance(reply, dict) and (
+                reply.get("success") is False or reply.get("isSuccess") is False
+            ):
+                message = reply.get("errorMessage") or reply.get("errorCode") or "no reason given"
+                stream._fail(ChatRejected(f"Lingma refused the question: {message}"))
+
+        accepted.add_done_callback(check)
+
+    def connection_lost(self, reason: BaseException) -> None:
+        """Fail every open stream at once; nothing waits for a timeout."""
+        self._lost = LingmaConnectionLost(f"Lingma stopped while answering ({reason})")
+        for stream in list(self._streams.values()):
+            stream._fail(self._lost)
+
+    def _release(self, stream: ChatStream) -> None:
+        if self._streams.get(stream.request_id) is stream:
+            del self._streams[stream.request_id]
+        owned = [
+            tool_id for tool_id, owner in self._tool_owner.items() if owner == stream.request_id
+        ]
+        for tool_id in owned:
+            del self._tool_owner[tool_id]
+
+    # ------------------------------------------------------------------ dispatch
+
+    def __call__(self, method: str, params: dict[str, Any]) -> None:
+        """The connection listener: route one method message from Lingma."""
+        if method == "chat/answer":
+            stream = self._stream_for(params)
+            if stream is not None:
+                text = params.get("text")
+                stream._on_text(
+                    text if isinstance(text, str) else "", params.get("overwrite") is True
+                )
+        elif method in TOOL_METHODS:
+            self._route_tool(method, params)
+        elif method == "chat/think":
+            stream = self._stream_for(params)
+            if stream is not None:
+                text = params.get("text")
+                text = text if isinstance(text, str) else ""
+                stream._thinking.append(text)
+                stream._push(Thinking(text, _str_or_none(params.get("step"))))
+        elif method == "chat/process_step_callback":
+            stream = self._stream_for(params)
+            if stream is not None:
+                stream._push(
+                    Step(
+                        step=str(params.get("step") or ""),
+                        description=str(params.get("description") or ""),
+                        status=str(params.get("status") or ""),
+                        message=str(params.get("message") or ""),
+                    )
+                )
+        elif method == "chat/finish":
+            stream = self._stream_for(params)
+            if stream is not None:
+                stream._on_finish(_finish(params))
+        else:
+            log.debug("no chat handles %s", method)
+
+    def _stream_for(self, params: dict[str, Any]) -> ChatStream | None:
+        request_id = params.get("requestId")
+        stream = self._streams.get(request_id) if isinstance(request_id, str) else None
+        if stream is None:
+            log.debug("dropping event for unknown or finished chat %r", request_id)
+        return stream
+
+    def _route_tool(self, method: str, params: dict[str, Any]) -> None:
+        seen = observe(method, params)
+        if seen is None:
+            log.debug("dropping %s that names no tool call", method)
+            return
+        owner = seen.request_id
+        if owner is not None and owner in self._streams:
+            self._tool_owner.setdefault(seen.id, owner)
+        else:
+            owner = self._tool_owner.get(seen.id)
+        stream = self._streams.get(owner) if owner is not None else None
+        if stream is None:
+            log.debug("dropping %s for tool call %s: no open chat owns it", method, seen.id)
+            return
+        tool, changed = merge(stream._tools.get(seen.id), seen)
+        if changed:
+            stream._on_tool(tool)
+
+
+def _finish(params: dict[str, Any]) -> Finish:
+    status = params.get("statusCode")
+    try:
+        status_code = int(status) if status is not None else None
+    except (TypeError, ValueError):
+        status_code = None
+    full_answer = params.get("fullAnswer")
+    message = params.get("errorMessage") or params.get("message") or params.get("errorMsg") or ""
+    return Finish(
+        reason=str(params.get("reason") or "success"),
+        status_code=status_code,
+        session_id=_str_or_none(params.get("sessionId")),
+        full_answer=full_answer if isinstance(full_answer, str) else None,
+        message=str(message),
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _ms(start: float, end: float | None) -> int | None:
+    return None if end is None else round((end - start) * 1000)
