@@ -1,0 +1,153 @@
+"""The child process: stdout discarded, stderr drained, exit noticed, SIGTERM then SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lingma_mcp.lingma.process import LingmaProcess
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie waiting for a reaper counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+async def _spawn(code: str, **kwargs: object) -> LingmaProcess:
+    return await LingmaProcess.spawn([sys.executable, "-c", code], **kwargs)  # type: ignore[arg-type]
+
+
+async def test_exit_code_and_stderr_tail_are_kept() -> None:
+    proc = await _spawn(
+        "import sys\n"
+        "for i in range(60): print(f'line {i}', file=sys.stderr)\n"
+        "sys.stderr.write('no newline at end')\n"
+        "sys.exit(3)",
+        tail_lines=5,
+    )
+    assert await asyncio.wait_for(proc.wait(), 5) == 3
+    assert proc.returncode == 3
+    await proc.terminate()  # closes the pipes; draining ended with them
+    assert proc.stderr_tail() == ["line 56", "line 57", "line 58", "line 59", "no newline at end"]
+
+
+async def test_stderr_lines_reach_the_debug_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG", logger="lingma_mcp.lingma.stderr")
+    proc = await _spawn("import sys; print('héllo from lingma', file=sys.stderr)")
+    await asyncio.wait_for(proc.wait(), 5)
+    await proc.terminate()
+    assert any("héllo from lingma" in r.getMessage() for r in caplog.records)
+
+
+async def test_stdin_is_closed_and_stdout_is_discarded(capfd: pytest.CaptureFixture[str]) -> None:
+    proc = await _spawn(
+        "import sys\n"
+        "print('NOISE ON STDOUT', flush=True)\n"
+        "sys.exit(0 if sys.stdin.read() == '' else 9)"
+    )
+    assert await asyncio.wait_for(proc.wait(), 5) == 0
+    await proc.terminate()
+    out, _ = capfd.readouterr()
+    assert "NOISE" not in out
+
+
+async def test_cwd_is_applied(tmp_path: Path) -> None:
+    code = f"import os, sys; sys.exit(0 if os.path.samefile(os.getcwd(), {str(tmp_path)!r}) else 5)"
+    proc = await _spawn(code, cwd=tmp_path)
+    assert await asyncio.wait_for(proc.wait(), 5) == 0
+    await proc.terminate()
+
+
+async def test_exit_is_noticed_even_if_a_grandchild_keeps_stderr_open() -> None:
+    # The grandchild inherits stderr and outlives the child; Process.wait() would hang here.
+    proc = await _spawn(
+        "import subprocess, sys\n"
+        "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
+        "print(g.pid, file=sys.stderr, flush=True)\n"
+    )
+    try:
+        assert await asyncio.wait_for(proc.wait(), 5) == 0
+    finally:
+        await proc.terminate()
+        for line in proc.stderr_tail():
+            if line.strip().isdigit():
+                os.kill(int(line), signal.SIGKILL)
+
+
+async def test_terminate_sends_sigterm_and_reaps() -> None:
+    proc = await _spawn(
+        "import sys, time; print('up', file=sys.stderr, flush=True); time.sleep(30)"
+    )
+    code = await proc.terminate(grace=5)
+    assert code == -signal.SIGTERM
+    assert not _alive(proc.pid)  # reaped: not even a zombie holds the pid
+    assert await proc.terminate() == code  # idempotent
+
+
+async def test_terminate_escalates_to_sigkill_when_sigterm_is_ignored() -> None:
+    proc = await _spawn(
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', file=sys.stderr, flush=True)\n"
+        "time.sleep(30)"
+    )
+    # Wait until the handler is installed, else SIGTERM could land before it.
+    # No event exists for "a line arrived"; polling the tail is the simplest honest wait.
+    while "ready" not in proc.stderr_tail():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    code = await proc.terminate(grace=0.3)
+    assert code == -signal.SIGKILL
+    assert time.monotonic() - started < 3
+    assert not _alive(proc.pid)
+
+
+async def test_spawning_a_missing_program_raises_oserror(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        await LingmaProcess.spawn([str(tmp_path / "no-such-binary"), "start"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
+async def test_child_dies_when_its_parent_is_sigkilled(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    parent_code = (
+        "import asyncio, sys\n"
+        "from lingma_mcp.lingma.process import LingmaProcess\n"
+        "async def main():\n"
+        "    p = await LingmaProcess.spawn([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"    open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    parent = await asyncio.create_subprocess_exec(sys.executable, "-c", parent_code)
+    try:
+        deadline = time.monotonic() + 10
+        while not pidfile.exists() or not pidfile.read_text():
+            assert time.monotonic() < deadline, "parent never spawned its child"
+            await asyncio.sleep(0.02)
+        child = int(pidfile.read_text())
+        assert _alive(child)
+        parent.kill()
+        await parent.wait()
+        deadline = time.monotonic() + 3
+        while _alive(child):
+            assert time.monotonic() < deadline, "child outlived its SIGKILLed parent"
+            await asyncio.sleep(0.02)
+    finally:
+        if parent.returncode is None:
+            parent.kill()
+            await parent.wait()
