@@ -286,9 +286,11 @@ class RpcConnection:
         else:
             message["error"] = error
         try:
-            await self._send(message)
-        except LingmaConnectionLost:
-            pass  # the reader is about to notice; nobody waits on a reply we send
+            await self._ws.send(encode_frame_text(message))
+        except Exception as exc:
+            # Nobody waits on a reply we send, and the reader will see the socket end after
+            # it has delivered what was already received, so nothing is lost by going on.
+            log.debug("%s: could not reply to %r: %s", self._name, msg_id, exc)
 
     def _resolve(self, message: dict[str, Any]) -> None:
         entry = self._pending.pop(message["id"], None)

@@ -1,0 +1,150 @@
+"""The JSON-RPC connection: requests, replies to Lingma's requests, and disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fakes import FakeSocket
+
+from lingma_mcp.errors import LingmaConnectionLost, RpcError, RpcTimeout
+from lingma_mcp.lingma.framing import encode_frame
+from lingma_mcp.lingma.jsonrpc import METHOD_NOT_FOUND, RpcConnection
+
+
+@pytest.fixture
+async def wired():
+    sock = FakeSocket()
+    conn = RpcConnection(sock)
+    conn.start()
+    yield sock, conn
+    await conn.close()
+
+
+async def test_request_returns_the_result_matched_by_id(wired):
+    sock, conn = wired
+    first = asyncio.create_task(conn.request("a", {"x": 1}, timeout=2))
+    second = asyncio.create_task(conn.request("b", timeout=2))
+    sent_a, sent_b = await sock.next_sent(), await sock.next_sent()
+    assert sent_a["method"] == "a" and sent_a["params"] == {"x": 1}
+    # Answers arrive out of order and merged into one message.
+    sock.deliver(
+        encode_frame({"jsonrpc": "2.0", "id": sent_b["id"], "result": "B"})
+        + encode_frame({"jsonrpc": "2.0", "id": sent_a["id"], "result": {"ok": True}})
+    )
+    assert await first == {"ok": True}
+    assert await second == "B"
+
+
+async def test_error_reply_raises_rpc_error_with_code_message_and_data(wired):
+    sock, conn = wired
+    call = asyncio.create_task(conn.request("config/queryModels", timeout=2))
+    sent = await sock.next_sent()
+    sock.deliver_message(
+        {"jsonrpc": "2.0", "id": sent["id"], "error": {"code": -32000, "message": "no", "data": 7}}
+    )
+    with pytest.raises(RpcError) as info:
+        await call
+    assert (info.value.code, info.value.message, info.value.data) == (-32000, "no", 7)
+    assert "config/queryModels" in str(info.value)
+
+
+async def test_timeout_names_the_method_and_a_late_reply_is_ignored(wired):
+    sock, conn = wired
+    with pytest.raises(RpcTimeout, match="auth/status"):
+        await conn.request("auth/status", timeout=0.05)
+    sent = await sock.next_sent()
+    sock.deliver_message({"jsonrpc": "2.0", "id": sent["id"], "result": "late"})
+    # The connection is still fine afterwards.
+    call = asyncio.create_task(conn.request("again", timeout=2))
+    sent = await sock.next_sent()
+    sock.deliver_message({"jsonrpc": "2.0", "id": sent["id"], "result": 1})
+    assert await call == 1
+
+
+async def test_every_lingma_request_gets_a_reply_before_listeners_see_it(wired):
+    sock, conn = wired
+    order = []
+    conn.add_listener(lambda method, params: order.append(("event", method, sock.sent.qsize())))
+    conn.set_request_handler("tool/invoke", lambda params: {"success": False})
+    for i, method in enumerate(
+        ["chat/answer", "chat/finish", "tool/call/sync", "chat/think", "tool/invoke", "x/unknown"]
+    ):
+        sock.deliver_message({"jsonrpc": "2.0", "id": 100 + i, "method": method, "params": {}})
+    replies = [await sock.next_sent() for _ in range(6)]
+    assert [r["id"] for r in replies] == [100, 101, 102, 103, 104, 105]
+    assert [r.get("result") for r in replies[:4]] == [None, None, None, None]
+    assert all("error" not in r and "result" in r for r in replies[:4])
+    assert replies[4]["result"] == {"success": False}
+    assert replies[5]["error"]["code"] == METHOD_NOT_FOUND
+    assert "x/unknown" in replies[5]["error"]["message"]
+    assert [m for _, m, _ in order] == [
+        "chat/answer",
+        "chat/finish",
+        "tool/call/sync",
+        "chat/think",
+        "tool/invoke",
+        "x/unknown",
+    ]
+
+
+async def test_reply_precedes_event_processing(wired):
+    sock, conn = wired
+    replied_first = []
+    conn.add_listener(lambda method, params: replied_first.append(not sock.sent.empty()))
+    sock.deliver_message({"jsonrpc": "2.0", "id": 1, "method": "chat/answer", "params": {}})
+    await sock.next_sent()
+    await asyncio.sleep(0)
+    assert replied_first == [True]
+
+
+async def test_async_handler_does_not_block_later_messages(wired):
+    sock, conn = wired
+    gate = asyncio.Event()
+
+    async def slow(params):
+        await gate.wait()
+        return "slow-done"
+
+    conn.set_request_handler("slow/ask", slow)
+    sock.deliver_message({"jsonrpc": "2.0", "id": 1, "method": "slow/ask", "params": {}})
+    sock.deliver_message({"jsonrpc": "2.0", "id": 2, "method": "chat/answer", "params": {}})
+    assert (await sock.next_sent())["id"] == 2
+    gate.set()
+    assert await sock.next_sent() == {"jsonrpc": "2.0", "id": 1, "result": "slow-done"}
+
+
+async def test_a_disconnect_fails_every_pending_request_at_once(wired):
+    sock, conn = wired
+    calls = [asyncio.create_task(conn.request(f"m{i}", timeout=60)) for i in range(5)]
+    for _ in calls:
+        await sock.next_sent()
+    lost = []
+    conn.add_close_listener(lost.append)
+    sock.drop()
+    results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 1)
+    assert all(isinstance(r, LingmaConnectionLost) for r in results)
+    assert len(lost) == 1 and conn.closed
+    with pytest.raises(LingmaConnectionLost):
+        await conn.request("after", timeout=1)
+    with pytest.raises(LingmaConnectionLost):
+        await conn.notify("after")
+
+
+async def test_malformed_frames_are_skipped_and_the_connection_lives(wired):
+    sock, conn = wired
+    call = asyncio.create_task(conn.request("m", timeout=2))
+    sent = await sock.next_sent()
+    sock.deliver(b'{"no":"header"}Content-Length: x\r\n\r\n')
+    sock.deliver(b"Content-Length: 3\r\n\r\n{{{")
+    sock.deliver_message({"jsonrpc": "2.0", "id": sent["id"], "result": "fine"})
+    assert await call == "fine"
+
+
+async def test_notifications_reach_listeners_without_a_reply(wired):
+    sock, conn = wired
+    seen = asyncio.Queue()
+    conn.add_listener(lambda method, params: seen.put_nowait((method, params)))
+    sock.deliver_message({"jsonrpc": "2.0", "method": "session/title/update", "params": {"t": 1}})
+    assert await asyncio.wait_for(seen.get(), 1) == ("session/title/update", {"t": 1})
+    assert sock.sent.empty()
