@@ -1,0 +1,362 @@
+"""One chat from ``chat/ask`` to ``chat/finish``: the events, their order, and the faults.
+
+The order a client sees (events interleave freely with other chats'):
+  process_step_callback (doing) -> [think start.. done] -> [session/title/update]
+  -> answer deltas -> [agent: tool/call/sync INIT, tool/invoke, RUNNING, FINISHED,
+  more deltas, REQUEST_FINISHED] -> process_step_callback (done) -> chat/finish.
+Every one of them is a request with an id and counts against the connection's window.
+
+The hot path is the delta loop: with ``LINGMA_SIM_DELTAS=20000`` and no delay it sends as
+fast as the window and the socket allow, yielding to the event loop only every
+``_YIELD_EVERY`` deltas (or when the window is full) so that replies are still read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+from lingma_mcp.sim import script
+from lingma_mcp.sim.state import noise
+from lingma_mcp.sim.wire import MALFORMED_FRAMES
+
+if TYPE_CHECKING:
+    from lingma_mcp.sim.connection import Connection
+
+log = logging.getLogger("lingma_mcp.sim")
+
+CRASH_EXIT_CODE = 3
+TOOL_REPLY_TIMEOUT = 30.0
+RATE_LIMIT_MESSAGE = "您今日的免费额度已用完 (daily quota exhausted): rate limited, try again later"
+_YIELD_EVERY = 16
+
+
+@dataclass(frozen=True)
+class ChatSpec:
+    """What ``chat/ask`` asked for, after validation."""
+
+    request_id: str
+    question: str
+    model: str
+    agent: bool
+    chat_task: str
+    session_hint: str | None
+    is_reply: bool
+    workspace: str
+
+
+class ChatStopped(Exception):
+    """``chat/stop`` arrived: finish with reason ``cancelled``."""
+
+
+class ChatAbandoned(Exception):
+    """The simulator dropped the connection on purpose: nothing more to send."""
+
+
+class ChatRun:
+    """Streams one answer over a connection; ``stop()`` ends it early."""
+
+    def __init__(self, conn: Connection, spec: ChatSpec, project_uri: str) -> None:
+        self.conn = conn
+        self.spec = spec
+        self.options = conn.options
+        self._stop = asyncio.Event()
+        self._deltas_sent = 0
+        self._parts: list[str] = []
+        self.turn = conn.state.store.begin(
+            spec.session_hint, spec.is_reply, project_uri, spec.question
+        )
+        self.session_id = self.turn.session_id
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        try:
+            await self._script()
+        except ChatStopped:
+            log.info("chat %s stopped by the client", self.spec.request_id)
+            await self._finish("cancelled", 200)
+        except ChatAbandoned:
+            pass
+        finally:
+            self.conn.chats.pop(self.spec.request_id, None)
+
+    async def _script(self) -> None:
+        spec, options = self.spec, self.options
+        if options.hang:
+            log.warning("chat %s accepted; hanging (LINGMA_SIM_HANG)", spec.request_id)
+            await self._stop.wait()
+            raise ChatStopped
+        if options.rate_limit:
+            await self._finish("error", 429, message=RATE_LIMIT_MESSAGE)
+            return
+        await self._step("step_start", "doing", "分析问题 Understanding the question")
+        if options.think or "thinking" in spec.model:
+            await self._think()
+        if self.turn.is_new:
+            await self._event(
+                "session/title/update",
+                {
+                    "sessionId": self.session_id,
+                    "sessionTitle": self.turn.title,
+                    "requestId": spec.request_id,
+                },
+            )
+        answer = script.compose_answer(
+            spec.question, spec.model, self.turn.number, options.answer_size
+        )
+        if spec.agent:
+            await self._agent(answer)
+        else:
+            await self._stream(self._plan(answer))
+        await self._step("step_end", "done", "回答完成 Answer complete")
+        await self._finish("success", 200)
+
+    def _plan(self, text: str) -> list[str]:
+        if self.options.deltas:
+            count = self.options.deltas
+            if len(text) < count * self.options.chunk:
+                text = script.pad(text, count * self.options.chunk)
+            return script.cut_exactly(text, count)
+        return script.cut_deltas(text, self.options.chunk)
+
+    # -- the delta loop -------------------------------------------------------------------
+
+    async def _stream(self, deltas: list[str]) -> None:
+        conn, options = self.conn, self.options
+        base = {
+            "requestId": self.spec.request_id,
+            "sessionId": self.session_id,
+            "text": "",
+            "overwrite": False,
+            "isFiltered": False,
+            "timestamp": 0,
+            "extra": {},
+        }
+        for text in deltas:
+            if self._stop.is_set():
+                raise ChatStopped
+            await conn.wait_window()
+            if options.stamp and text:
+                text = f"⟨{time.monotonic_ns()}⟩"
+            conn.send_request(
+                "chat/answer", {**base, "text": text, "timestamp": int(time.time() * 1000)}
+            )
+            self._parts.append(text)
+            self._deltas_sent += 1
+            await self._after_delta()
+
+    async def _after_delta(self) -> None:
+        count, options = self._deltas_sent, self.options
+        if options.malformed and count <= len(MALFORMED_FRAMES):
+            self.conn.outbox.put(MALFORMED_FRAMES[count - 1])
+        if options.crash_after is not None and count >= options.crash_after:
+            await self._crash()
+        if (
+            options.drop_after is not None
+            and count >= options.drop_after
+            and not self.conn.state.dropped_once
+        ):
+            self.conn.state.dropped_once = True
+            await self.conn.outbox.drained()
+            log.warning(
+                "dropping connection %d after %d deltas (LINGMA_SIM_DROP_AFTER)",
+                self.conn.id,
+                count,
+            )
+            self.conn.abort()
+            raise ChatAbandoned
+        if options.delta_delay > 0:
+            try:
+                await asyncio.wait_for(self._stop.wait(), options.delta_delay)
+            except asyncio.TimeoutError:
+                pass
+        elif count % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+
+    async def _crash(self) -> None:
+        await self.conn.outbox.drained()
+        self.conn.state.messages.close()
+        sys.stderr.write(
+            f"lingma-sim: fatal: simulated crash after {self._deltas_sent} deltas "
+            "(LINGMA_SIM_CRASH_AFTER)\n"
+        )
+        sys.stderr.flush()
+        os._exit(CRASH_EXIT_CODE)
+
+    # -- other events ---------------------------------------------------------------------
+
+    async def _event(self, method: str, params: dict[str, Any]) -> None:
+        if self._stop.is_set():
+            raise ChatStopped
+        await self.conn.request(method, params)
+
+    async def _step(self, step: str, status: str, description: str) -> None:
+        await self._event(
+            "chat/process_step_callback",
+            {
+                "requestId": self.spec.request_id,
+                "sessionId": self.session_id,
+                "step": step,
+                "description": description,
+                "status": status,
+                "result": None,
+                "message": description,
+            },
+        )
+
+    async def _think(self) -> None:
+        common = {"requestId": self.spec.request_id, "sessionId": self.session_id}
+        for text in ("先理解问题。", " Then answer it."):
+            await self._event("chat/think", {**common, "text": text, "step": "start"})
+        await self._event("chat/think", {**common, "text": "", "step": "done"})
+
+    async def _agent(self, answer: str) -> None:
+        """Answer with one ``read_file`` tool call, routed partly by tool id alone."""
+        spec = self.spec
+        tool_id = f"sim-tool-{spec.request_id}-1"
+        file_path = str(PurePath(spec.workspace, "README.md"))  # workspace is absolute
+        await self._stream(self._plan(answer + script.tool_card("read_file", tool_id)))
+        common = {
+            "sessionId": self.session_id,
+            "projectPath": spec.workspace,
+            "toolCallId": tool_id,
+        }
+        await self._tool_sync(
+            {
+                **common,
+                "requestId": spec.request_id,
+                "toolCallStatus": "INIT",
+                "name": "read_file",
+                "parameters": {"file_path": file_path},
+                "results": [],
+            }
+        )
+        outcome = await self._invoke_tool(tool_id, file_path)
+        # Later events carry only the tool call id, with other field spellings.
+        await self._tool_sync(
+            {
+                **common,
+                "toolCallStatus": "RUNNING",
+                "toolName": "read_file",
+                "input": {"file_path": file_path},
+                "results": [],
+            }
+        )
+        failed = not outcome.get("success")
+        await self._tool_sync(
+            {
+                **common,
+                "toolCallStatus": "FINISHED",
+                "name": "read_file",
+                "parameters": {"file_path": file_path},
+                "results": [{"toolCallId": tool_id, "name": "read_file", "result": outcome}],
+                "errorCode": "TOOL_FAILED" if failed else None,
+                "errorMsg": outcome.get("errorMessage") if failed else None,
+            }
+        )
+        note = (
+            "\n工具结果 tool/invoke read_file replied: "
+            f"success={str(bool(outcome.get('success'))).lower()}, "
+            f"errorMessage={outcome.get('errorMessage')}\n"
+        )
+        await self._stream(script.cut_deltas(note, self.options.chunk))
+        await self._tool_sync(
+            {
+                **common,
+                "requestId": spec.request_id,
+                "toolCallStatus": "REQUEST_FINISHED",
+                "name": "read_file",
+                "results": [],
+            }
+        )
+
+    async def _tool_sync(self, params: dict[str, Any]) -> None:
+        params.setdefault("errorCode", None)
+        params.setdefault("errorMsg", None)
+        await self._event("tool/call/sync", params)
+
+    async def _invoke_tool(self, tool_id: str, file_path: str) -> dict[str, Any]:
+        """Ask the client to run ``read_file`` and return what it answered (or a stand-in)."""
+        params = {
+            "requestId": self.spec.request_id,
+            "toolCallId": tool_id,
+            "name": "read_file",
+            "parameters": {"file_path": file_path},
+            "async": False,
+        }
+        if self._stop.is_set():
+            raise ChatStopped
+        future = await self.conn.request("tool/invoke", params, want_reply=True)
+        assert future is not None
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {future, stop}, timeout=TOOL_REPLY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stop.cancel()
+        if future not in done:
+            if self._stop.is_set():
+                raise ChatStopped
+            outcome: dict[str, Any] = {"success": False, "errorMessage": "no reply to tool/invoke"}
+        else:
+            reply = future.result()
+            if "error" in reply:
+                outcome = {"success": False, "errorMessage": f"JSON-RPC error {reply['error']}"}
+            elif isinstance(reply.get("result"), dict):
+                outcome = reply["result"]
+            else:
+                outcome = {
+                    "success": False,
+                    "errorMessage": f"unexpected reply {reply.get('result')!r}",
+                }
+        log.info(
+            "tool/invoke %s answered: success=%s errorMessage=%s",
+            tool_id,
+            outcome.get("success"),
+            outcome.get("errorMessage"),
+        )
+        self.conn.state.messages.write(
+            "event", self.conn.id, event="tool_invoke_reply", toolCallId=tool_id, outcome=outcome
+        )
+        return outcome
+
+    # -- the end --------------------------------------------------------------------------
+
+    async def _finish(self, reason: str, status: int, message: str | None = None) -> None:
+        answer = "".join(self._parts)
+        params: dict[str, Any] = {
+            "requestId": self.spec.request_id,
+            "sessionId": self.session_id,
+            "reason": reason,
+            "statusCode": status,
+            "fullAnswer": answer,
+            "extra": {},
+        }
+        if message:
+            params["errorMessage"] = message
+            params["extra"] = {"errorCode": str(status), "errorMessage": message}
+        await self.conn.request("chat/finish", params)
+        store = self.conn.state.store
+        if status == 200:
+            store.record(
+                self.session_id,
+                self.spec.request_id,
+                self.spec.chat_task,
+                self.spec.question,
+                answer,
+            )
+        elif self.turn.is_new:
+            store.delete(self.session_id)  # a refused first turn leaves no empty conversation
+        noise(
+            f"[chat] finish requestId={self.spec.request_id} reason={reason} "
+            f"status={status} deltas={self._deltas_sent}"
+        )

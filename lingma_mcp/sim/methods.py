@@ -1,0 +1,252 @@
+"""What the simulator answers to each method of the plugin dialect (PROTOCOL.md section 5).
+
+Control methods answer at once from the process state; ``chat/ask`` replies "accepted" and
+hands the streaming to :mod:`lingma_mcp.sim.chat`. A method not known here gets JSON-RPC
+error -32601 when it carries an id, and a log line when it does not (as ``initialized``
+does with the binary).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from lingma_mcp.sim.chat import ChatRun, ChatSpec
+from lingma_mcp.sim.options import SIM_VERSION
+from lingma_mcp.sim.state import noise
+
+if TYPE_CHECKING:
+    from lingma_mcp.sim.connection import Connection
+
+log = logging.getLogger("lingma_mcp.sim")
+
+METHOD_NOT_FOUND = -32601
+
+OK = {"success": True, "errorCode": None, "errorMessage": None}
+
+
+def handle(
+    conn: Connection, method: str, params: dict[str, Any], msg_id: Any, has_id: bool
+) -> None:
+    """Answer one message from the client (a request when ``has_id``, else a notification)."""
+    if method in ("chat/ask", "chat/stop", "chat/stopSession"):
+        result = _CHAT[method](conn, params)
+    elif method in _CONTROL:
+        result = _CONTROL[method](conn, params)
+    else:
+        log.warning("unknown method: %s", method)
+        if has_id:
+            conn.reply_error(msg_id, METHOD_NOT_FOUND, f"method not found: {method}")
+        return
+    if has_id:
+        conn.reply(msg_id, result)
+
+
+# -- handshake and account ----------------------------------------------------------------
+
+
+def _initialize(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    folders = params.get("workspaceFolders") or []
+    root = params.get("rootUri") or (
+        folders[0].get("uri") if folders and isinstance(folders[0], dict) else None
+    )
+    if root:
+        conn.project_uri = root
+        conn.workspace = _uri_to_path(root)
+    else:
+        log.warning("workspacePath is empty")
+    client = params.get("clientInfo") or {}
+    log.info(
+        "initialize from %s (workspace %s)", client.get("name", "unknown client"), conn.workspace
+    )
+    return {
+        "capabilities": {
+            "textDocumentSync": {"openClose": True, "change": 2},
+            "completionProvider": {"resolveProvider": False, "triggerCharacters": ["."]},
+            "executeCommandProvider": {"commands": []},
+            "workspace": {"workspaceFolders": {"supported": True, "changeNotifications": True}},
+        },
+        "serverInfo": {"name": "lingma", "version": SIM_VERSION},
+    }
+
+
+def _auth_status(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    return conn.state.account.status()
+
+
+def _query_models(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    return conn.state.account.models()
+
+
+def _login_url(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    return conn.state.account.login_url()
+
+
+def _logout(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    conn.state.account.logout()
+    log.info("logged out")
+    return dict(OK)
+
+
+def _get_endpoint(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    return {"endpoint": conn.state.account.endpoint}
+
+
+def _update_endpoint(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    endpoint = params.get("endpoint")
+    if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
+        return {
+            "success": False,
+            "errorCode": "INVALID_PARAM",
+            "errorMessage": f"bad endpoint: {endpoint!r}",
+        }
+    conn.state.account.endpoint = endpoint
+    return dict(OK)
+
+
+def _ack(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """``tool/call/approve`` and ``tool/invokeResult``: acknowledged, recorded in the log."""
+    return {"errorCode": None, "errorMessage": None}
+
+
+# -- conversations ------------------------------------------------------------------------
+
+
+def _list_sessions(conn: Connection, params: dict[str, Any]) -> list[dict[str, Any]]:
+    return conn.state.store.list(params.get("projectUri"))
+
+
+def _get_session(conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
+    return conn.state.store.get(str(params.get("sessionId", "")))
+
+
+def _delete_session(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    found = conn.state.store.delete(str(params.get("sessionId", "")))
+    return dict(OK) if found else {**OK, "success": False, "errorMessage": "session not found"}
+
+
+def _delete_chat(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    found = conn.state.store.delete_chat(str(params.get("requestId", "")))
+    return dict(OK) if found else {**OK, "success": False, "errorMessage": "chat record not found"}
+
+
+def _clear_sessions(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    conn.state.store.clear()
+    return dict(OK)
+
+
+# -- chats --------------------------------------------------------------------------------
+
+
+def _chat_ask(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    request_id = str(params.get("requestId") or f"sim-req-{uuid.uuid4()}")
+    question = _question_of(params)
+    refused = None
+    if not question.strip():
+        refused = ("INVALID_PARAM", "question is empty: send the question in questionText")
+    elif not conn.state.account.usable:
+        refused = (
+            "NOT_LOGIN",
+            f"Lingma is not logged in ({conn.state.account.state}); log in first",
+        )
+    elif request_id in conn.chats:
+        refused = ("DUPLICATE_REQUEST", f"a chat with requestId {request_id} is already running")
+    if refused is not None:
+        log.warning("chat/ask %s refused: %s", request_id, refused[1])
+        return _accepted(request_id, False, *refused)
+    extra = params.get("extra") if isinstance(params.get("extra"), dict) else {}
+    model = (extra.get("modelConfig") or {}).get("key") or "auto"
+    mode = str(params.get("mode") or "chat")
+    workspace = str(extra.get("workspacePath") or conn.workspace or conn.options.work_dir)
+    spec = ChatSpec(
+        request_id=request_id,
+        question=question,
+        model=str(model),
+        agent=mode == "agent" or params.get("sessionType") == "developer",
+        chat_task=str(params.get("chatTask") or "FREE_INPUT"),
+        session_hint=params.get("sessionId") or None,
+        is_reply=bool(params.get("isReply")),
+        workspace=os.path.abspath(workspace),
+    )
+    project_uri = conn.project_uri or Path(spec.workspace).as_uri()
+    noise(f"[chat] ask requestId={request_id} mode={mode} model={model}")
+    run = ChatRun(conn, spec, project_uri)
+    conn.chats[request_id] = run
+    conn.spawn(run.run())
+    return _accepted(request_id, True)
+
+
+def _chat_stop(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    run = conn.chats.get(str(params.get("requestId", "")))
+    if run is None:
+        return {**OK, "success": False, "errorMessage": "no running chat with that requestId"}
+    run.stop()
+    return dict(OK)
+
+
+def _chat_stop_session(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    session_id = params.get("sessionId")
+    for run in list(conn.chats.values()):
+        if run.session_id == session_id:
+            run.stop()
+    return dict(OK)
+
+
+def _accepted(
+    request_id: str, ok: bool, code: str | None = None, message: str | None = None
+) -> dict[str, Any]:
+    """The chat/ask reply, in both spellings seen (the binary's and the plugin class's)."""
+    return {
+        "success": ok,
+        "errorCode": code,
+        "errorMessage": message,
+        "requestId": request_id,
+        "isSuccess": ok,
+        "status": "accepted" if ok else "failed",
+    }
+
+
+def _question_of(params: dict[str, Any]) -> str:
+    for key in ("questionText", "text", "content", "message"):
+        value = params.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    context = params.get("chatContext")
+    if isinstance(context, dict) and isinstance(context.get("text"), str):
+        return context["text"]
+    return ""
+
+
+def _uri_to_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
+
+
+Handler = Callable[["Connection", dict[str, Any]], Any]
+
+_CHAT: dict[str, Handler] = {
+    "chat/ask": _chat_ask,
+    "chat/stop": _chat_stop,
+    "chat/stopSession": _chat_stop_session,
+}
+_CONTROL: dict[str, Handler] = {
+    "initialize": _initialize,
+    "auth/status": _auth_status,
+    "config/queryModels": _query_models,
+    "login/generateUrl": _login_url,
+    "auth/logout": _logout,
+    "config/getEndpoint": _get_endpoint,
+    "config/updateEndpoint": _update_endpoint,
+    "chat/listAllSessions": _list_sessions,
+    "chat/getSessionById": _get_session,
+    "chat/deleteSessionById": _delete_session,
+    "chat/deleteChatById": _delete_chat,
+    "chat/clearAllSessions": _clear_sessions,
+    "tool/call/approve": _ack,
+    "tool/invokeResult": _ack,
+}

@@ -1,0 +1,143 @@
+"""Conversations the simulator remembers, shared by all connections of one process.
+
+Kept in ``<workDir>/sessions.json`` so a restarted simulator with the same work dir still
+has them, as the binary keeps its conversations (the bridge promises conversations
+outlive a restart "where Lingma keeps them"). Shapes follow PROTOCOL.md section 5.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lingma_mcp.sim.info import write_atomically
+
+log = logging.getLogger("lingma_mcp.sim")
+
+TITLE_CHARS = 40
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Where a new chat lands: its conversation, its turn number, whether it is new."""
+
+    session_id: str
+    number: int
+    is_new: bool
+    title: str
+
+
+class ConversationStore:
+    """Sessions by id, each with its chat records, persisted after every change.
+
+    Args:
+        path: the JSON file to load from and save to; ``None`` keeps everything in memory.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._sessions: dict[str, dict[str, Any]] = {}
+        if path is not None and path.exists():
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+                self._sessions = {s["sessionId"]: s for s in loaded.get("sessions", [])}
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("ignoring unreadable %s: %s", path, exc)
+
+    def begin(
+        self, session_hint: str | None, is_reply: bool, project_uri: str, question: str
+    ) -> Turn:
+        """Pick the conversation for a new chat.
+
+        Only ``isReply`` with a known session id continues a conversation; anything else
+        starts a new one with the simulator's own id, whatever hint the client sent.
+        """
+        if is_reply and session_hint and session_hint in self._sessions:
+            session = self._sessions[session_hint]
+            return Turn(
+                session_hint, len(session["chatRecords"]) + 1, False, session["sessionTitle"]
+            )
+        session_id = f"sim-session-{uuid.uuid4()}"
+        title = " ".join(question.split())[:TITLE_CHARS] or "New chat"
+        stamp = now_ms()
+        self._sessions[session_id] = {
+            "sessionId": session_id,
+            "sessionTitle": title,
+            "projectUri": project_uri,
+            "gmtCreate": stamp,
+            "gmtModified": stamp,
+            "chatRecords": [],
+        }
+        self._save()
+        return Turn(session_id, 1, True, title)
+
+    def record(
+        self, session_id: str, request_id: str, chat_task: str, question: str, answer: str
+    ) -> None:
+        """Append a finished chat to its conversation (no-op if it was deleted meanwhile)."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            return
+        stamp = now_ms()
+        session["chatRecords"].append(
+            {
+                "requestId": request_id,
+                "sessionId": session_id,
+                "chatTask": chat_task,
+                "question": question,
+                "answer": answer,
+                "gmtCreate": stamp,
+            }
+        )
+        session["gmtModified"] = stamp
+        self._save()
+
+    def list(self, project_uri: str | None) -> list[dict[str, Any]]:
+        """Conversations of a project (all of them when no project is given), newest first."""
+        found = [
+            s for s in self._sessions.values() if not project_uri or s["projectUri"] == project_uri
+        ]
+        return sorted(found, key=lambda s: s["gmtModified"], reverse=True)
+
+    def get(self, session_id: str) -> dict[str, Any] | None:
+        return self._sessions.get(session_id)
+
+    def delete(self, session_id: str) -> bool:
+        removed = self._sessions.pop(session_id, None) is not None
+        if removed:
+            self._save()
+        return removed
+
+    def delete_chat(self, request_id: str) -> bool:
+        """Remove one record (``chat/deleteChatById``) from whichever conversation holds it."""
+        for session in self._sessions.values():
+            kept = [r for r in session["chatRecords"] if r["requestId"] != request_id]
+            if len(kept) != len(session["chatRecords"]):
+                session["chatRecords"] = kept
+                self._save()
+                return True
+        return False
+
+    def clear(self) -> None:
+        self._sessions.clear()
+        self._save()
+
+    def _save(self) -> None:
+        if self._path is None:
+            return
+        try:
+            write_atomically(
+                self._path,
+                json.dumps({"sessions": list(self._sessions.values())}, ensure_ascii=False),
+            )
+        except OSError as exc:
+            log.warning("could not save conversations to %s: %s", self._path, exc)
