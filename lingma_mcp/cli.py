@@ -1,0 +1,264 @@
+"""lingma-mcp: serve MCP over stdio, check the set-up, ask from a terminal, or run a demo.
+
+In serve mode stdout belongs to MCP: every log line goes to stderr. ``ask`` prints the
+answer on stdout (that is its job) and everything else on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import DEFAULT_REQUEST_TIMEOUT, DEFAULT_STARTUP_TIMEOUT, MODES, Settings
+
+log = logging.getLogger("lingma_mcp")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# flag dest -> environment variable. The names are a contract: users' MCP configs set them.
+ENV_VARS: dict[str, str] = {
+    "lingma_bin": "LINGMA_BIN",
+    "lingma_port": "LINGMA_PORT",
+    "work_dir": "LINGMA_WORK_DIR",
+    "workspace": "LINGMA_WORKSPACE",
+    "model": "LINGMA_MODEL",
+    "mode": "LINGMA_MODE",
+    "startup_timeout": "LINGMA_STARTUP_TIMEOUT",
+    "request_timeout": "LINGMA_REQUEST_TIMEOUT",
+    "log_level": "LINGMA_MCP_LOG_LEVEL",
+    "simulate": "LINGMA_MCP_SIMULATE",
+}
+
+COMMANDS = ("serve", "doctor", "ask", "demo")
+
+
+class UsageError(Exception):
+    """A flag or environment variable has a value that cannot be used."""
+
+
+def _add_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
+    # On subcommands the defaults are SUPPRESS so `lingma-mcp --simulate doctor` and
+    # `lingma-mcp doctor --simulate` both work: a subparser must not reset the parent's value.
+    d = argparse.SUPPRESS if sub else None
+    g = parser.add_argument_group("Lingma options (each also read from its environment variable)")
+    g.add_argument(
+        "--lingma-bin", default=d, metavar="PATH", help="the Lingma binary (env LINGMA_BIN)"
+    )
+    g.add_argument(
+        "--lingma-port",
+        default=d,
+        metavar="PORT",
+        help="attach to a Lingma already listening on this port (env LINGMA_PORT)",
+    )
+    g.add_argument(
+        "--work-dir",
+        default=d,
+        metavar="DIR",
+        help="Lingma's --workDir, where its .info and state live (env LINGMA_WORK_DIR)",
+    )
+    g.add_argument(
+        "--workspace",
+        default=d,
+        metavar="DIR",
+        help="default folder for Lingma's context when the host offers no root "
+        "(env LINGMA_WORKSPACE; default: the current folder)",
+    )
+    g.add_argument("--model", default=d, metavar="KEY", help="default model key (env LINGMA_MODEL)")
+    g.add_argument(
+        "--mode", default=d, choices=MODES, help="default mode: chat or agent (env LINGMA_MODE)"
+    )
+    g.add_argument(
+        "--startup-timeout",
+        default=d,
+        metavar="SECONDS",
+        help=f"how long Lingma may take to start (env LINGMA_STARTUP_TIMEOUT; "
+        f"default {DEFAULT_STARTUP_TIMEOUT:g})",
+    )
+    g.add_argument(
+        "--request-timeout",
+        default=d,
+        metavar="SECONDS",
+        help=f"default bound on one ask (env LINGMA_REQUEST_TIMEOUT; "
+        f"default {DEFAULT_REQUEST_TIMEOUT:g})",
+    )
+    g.add_argument(
+        "--log-level",
+        default=d,
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="log level on stderr (env LINGMA_MCP_LOG_LEVEL; default WARNING)",
+    )
+    g.add_argument(
+        "--simulate",
+        action="store_true",
+        default=d if sub else None,
+        help="run against the bundled Lingma simulator (env LINGMA_MCP_SIMULATE=1)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lingma-mcp",
+        description="Lingma (Tongyi Lingma) as an MCP server. Without a command it serves "
+        "MCP over stdio, for an MCP host to start.",
+    )
+    parser.add_argument("--version", action="version", version=f"lingma-mcp {__version__}")
+    _add_options(parser, sub=False)
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = subs.add_parser("serve", help="serve MCP over stdio (the default)")
+    _add_options(p, sub=True)
+    p = subs.add_parser(
+        "doctor", help="check each step (binary, start-up, login, models); exit 0 when all is well"
+    )
+    _add_options(p, sub=True)
+    p = subs.add_parser("ask", help="ask one question; the answer streams to stdout")
+    p.add_argument("prompt", help="the question")
+    p.add_argument("--session-id", help="continue the conversation this id names")
+    p.add_argument("--timeout-s", type=float, help="seconds for the whole answer")
+    _add_options(p, sub=True)
+    p = subs.add_parser(
+        "demo", help="a tour of the whole MCP path against the simulator (no Lingma needed)"
+    )
+    _add_options(p, sub=True)
+    return parser
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _number(name: str, value: str, *, integer: bool = False) -> Any:
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a number, not {value!r}") from None
+    if number <= 0:
+        raise UsageError(f"{name} must be positive, not {value!r}")
+    return number
+
+
+def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
+    """Flags win over the environment, the environment over the defaults."""
+    env = os.environ if env is None else env
+
+    def pick(dest: str) -> Any:
+        value = getattr(args, dest, None)
+        if value is not None and value is not False:
+            return value, f"--{dest.replace('_', '-')}"
+        raw = env.get(ENV_VARS[dest])
+        if raw is not None and raw.strip() != "":
+            return raw.strip(), ENV_VARS[dest]
+        return None, None
+
+    settings = Settings()
+    value, _ = pick("lingma_bin")
+    if value:
+        settings.lingma_bin = str(value)
+    value, name = pick("lingma_port")
+    if value is not None:
+        port = _number(name, str(value), integer=True)
+        if port > 65535:
+            raise UsageError(f"{name} must be a TCP port (1-65535), not {value!r}")
+        settings.lingma_port = port
+    value, _ = pick("work_dir")
+    if value:
+        settings.work_dir = Path(value).expanduser()
+    value, _ = pick("workspace")
+    if value:
+        settings.workspace = Path(value).expanduser()
+    value, _ = pick("model")
+    if value:
+        settings.model = str(value)
+    value, name = pick("mode")
+    if value:
+        mode = str(value).lower()
+        if mode not in MODES:
+            raise UsageError(f"{name} must be one of {', '.join(MODES)}, not {value!r}")
+        settings.mode = mode  # type: ignore[assignment]
+    value, name = pick("startup_timeout")
+    if value is not None:
+        settings.startup_timeout = _number(name, str(value))
+    value, name = pick("request_timeout")
+    if value is not None:
+        settings.request_timeout = _number(name, str(value))
+    value, name = pick("log_level")
+    if value:
+        level = str(value).upper()
+        if level not in LOG_LEVELS:
+            raise UsageError(f"{name} must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+        settings.log_level = level
+    flag = getattr(args, "simulate", None)
+    settings.simulate = bool(flag) or _truthy(env.get(ENV_VARS["simulate"], ""))
+    return settings
+
+
+def configure_logging(level: str) -> None:
+    """Everything to stderr; stdout is MCP's (serve) or the answer's (ask)."""
+    from .server.redact import SecretFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    handler.addFilter(SecretFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except UsageError as exc:
+        parser.error(str(exc))
+    configure_logging(settings.log_level)
+    command = args.command or "serve"
+    if command == "serve":
+        return _serve(settings)
+    if command == "doctor":
+        from .server.doctor import run_doctor
+
+        return run_doctor(settings)
+    if command == "ask":
+        from .server.terminal import run_ask
+
+        return run_ask(settings, args.prompt, session_id=args.session_id, timeout_s=args.timeout_s)
+    if command == "demo":
+        from .server.demo import run_demo
+
+        return run_demo(settings)
+    parser.error(f"unknown command {command!r}")
+    return 2
+
+
+def _serve(settings: Settings) -> int:
+    import anyio
+
+    from .server.app import build_app, serve_stdio
+
+    log.info(
+        "lingma-mcp %s serving stdio (simulate=%s, workspace=%s)",
+        __version__,
+        settings.simulate,
+        settings.workspace,
+    )
+    app = build_app(settings)
+    try:
+        anyio.run(serve_stdio, app)
+    except KeyboardInterrupt:  # pragma: no cover - signals are handled inside on POSIX
+        pass
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

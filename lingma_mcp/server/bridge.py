@@ -1,0 +1,441 @@
+"""The bridge service: what the tools, the resources and the command line ask of Lingma.
+
+It owns the supervisor and the small caches that sit above the RPC core (the model list,
+the last good login check), validates requests before Lingma sees them, and runs one
+question to its end: bounded by ``timeout_s``, stopped upstream when its caller leaves.
+It knows nothing of MCP; :mod:`.tools` turns what it returns (or raises) into tool results.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..config import MODES, Settings
+from ..errors import ChatFailed, LingmaError, LingmaNotLoggedIn
+from ..lingma.auth import AuthStatus
+from ..lingma.client import ChatRequest, LingmaClient
+from ..lingma.events import ChatEvent
+from .errors import AskTimedOut, ChatCancelled, InvalidArgument, error_text
+from .models import AskResult, AuthInfo, BridgeState, ModelInfo, ModelList, ToolEvent
+
+log = logging.getLogger(__name__)
+
+# A login that was fine this recently is not re-checked before each question.
+AUTH_RECHECK_S = 60.0
+# An unknown model key triggers one fresh fetch of the list, at most this often.
+MODELS_REFRESH_S = 10.0
+# How long releasing a stream (and sending chat/stop) may take after a cancellation.
+STOP_GRACE_S = 5.0
+
+SCENE_FOR_MODE = {"chat": "chat", "agent": "developer"}
+AUTO_MODEL = "auto"
+
+
+@dataclass
+class AskParams:
+    """One question, as validated arguments."""
+
+    prompt: str
+    model: str | None
+    mode: str
+    session_id: str | None
+    workspace: Path
+    timeout_s: float
+
+
+class Bridge:
+    """Lingma for the MCP face and the command line.
+
+    Args:
+        settings: every option.
+        supervisor: anything with ``start()``, ``await client(timeout)``, ``status()`` and
+            ``await close()``; by default a :class:`LingmaSupervisor` for ``settings``.
+    """
+
+    def __init__(self, settings: Settings, supervisor: Any = None) -> None:
+        if supervisor is None:
+            from ..lingma.supervisor import LingmaSupervisor
+
+            supervisor = LingmaSupervisor(settings)
+        self.settings = settings
+        self.supervisor = supervisor
+        self._models: dict[str, list[dict[str, Any]]] | None = None
+        self._models_client: int | None = None
+        self._models_at = 0.0
+        self._auth_ok_at: float | None = None
+        self._auth_client: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start Lingma in the background; returns at once."""
+        self.supervisor.start()
+
+    async def close(self) -> None:
+        await self.supervisor.close()
+
+    async def client(self, wait_s: float | None = None) -> LingmaClient:
+        """A ready client, waiting at most ``wait_s`` (default: the start-up timeout)."""
+        return await self.supervisor.client(
+            timeout=self.settings.startup_timeout if wait_s is None else wait_s
+        )
+
+    def state(self) -> BridgeState:
+        """The supervisor's status, as an allow-listed model."""
+        status = self.supervisor.status()
+
+        def get(name: str) -> Any:
+            if isinstance(status, dict):
+                return status.get(name)
+            return getattr(status, name, None)
+
+        state = get("state")
+        return BridgeState(
+            state=str(getattr(state, "value", state) or "unknown"),
+            pid=_int_or_none(get("pid")),
+            port=_int_or_none(get("port")),
+            version=_str_or_none(get("version")),
+            last_error=_str_or_none(get("last_error")),
+            work_dir=_str_or_none(get("work_dir")),
+            log_hint=_str_or_none(get("log_hint")),
+            simulated=bool(self.settings.simulate),
+        )
+
+    def error_text(self, exc: BaseException) -> str:
+        try:
+            state = self.state()
+        except Exception:  # the status must never hide the error itself
+            state = None
+        return error_text(exc, status=state)
+
+    # -- models --------------------------------------------------------------------------
+
+    async def models(self, client: LingmaClient, *, refresh: bool = False) -> dict[str, Any]:
+        """Models by scene, fetched once per Lingma connection and cached."""
+        if refresh or self._models is None or self._models_client != id(client):
+            self._models = await client.query_models()
+            self._models_client = id(client)
+            self._models_at = time.monotonic()
+        return self._models
+
+    async def model_list(self, scene: str | None = None) -> ModelList:
+        client = await self.client()
+        by_scene = await self.models(client)
+        if scene is not None and scene not in by_scene:
+            known = ", ".join(sorted(by_scene)) or "none (is Lingma logged in?)"
+            raise InvalidArgument(f"Unknown scene {scene!r}. Scenes Lingma offers: {known}.")
+        scenes = {
+            name: [_model_info(m, self.settings.model or _default_key(models)) for m in models]
+            for name, models in by_scene.items()
+            if scene is None or name == scene
+        }
+        default = self.settings.model or _default_key(by_scene.get("chat", []))
+        return ModelList(scenes=scenes, default_model=default)
+
+    async def _check_model(self, client: LingmaClient, model: str, mode: str) -> None:
+        scene = SCENE_FOR_MODE.get(mode, "chat")
+        by_scene = await self.models(client)
+        if _model_keys(by_scene, scene) and model in _model_keys(by_scene, scene):
+            return
+        if time.monotonic() - self._models_at > MODELS_REFRESH_S:
+            by_scene = await self.models(client, refresh=True)
+        keys = _model_keys(by_scene, scene)
+        if not keys:
+            # No list at all usually means no login; say that rather than "unknown model".
+            await self._check_auth(client, force=True)
+            return
+        if model not in keys:
+            raise InvalidArgument(
+                f"Unknown model key {model!r} for {mode} mode. Valid keys: "
+                f"{', '.join(keys)}. Call list_models to see them with their names."
+            )
+
+    # -- auth ----------------------------------------------------------------------------
+
+    async def _check_auth(self, client: LingmaClient, *, force: bool = False) -> None:
+        fresh = (
+            self._auth_ok_at is not None
+            and self._auth_client == id(client)
+            and time.monotonic() - self._auth_ok_at < AUTH_RECHECK_S
+        )
+        if fresh and not force:
+            return
+        status = await client.auth_status()
+        if not status.logged_in:
+            self._auth_ok_at = None
+            raise LingmaNotLoggedIn(status.status_name)
+        self._auth_ok_at = time.monotonic()
+        self._auth_client = id(client)
+
+    async def auth(self, *, wait_s: float | None = None) -> AuthInfo:
+        """Login state and the bridge's own state; never raises for Lingma's failures."""
+        try:
+            client = await self.client(wait_s)
+            status = await client.auth_status()
+        except LingmaError as exc:
+            return AuthInfo(
+                logged_in=None,
+                status="unknown (Lingma is not available)",
+                problem=self.error_text(exc),
+                bridge=self.state(),
+            )
+        return auth_info(status, self.state())
+
+    async def login_url(self) -> str:
+        client = await self.client()
+        return await client.login_url()
+
+    # -- conversations ---------------------------------------------------------------------
+
+    async def sessions(self, workspace: Path | None = None) -> list[dict[str, Any]]:
+        client = await self.client()
+        raw = await client.list_sessions(workspace or self.settings.workspace)
+        return [session_summary(s) for s in raw]
+
+    async def session(self, session_id: str) -> dict[str, Any] | None:
+        client = await self.client()
+        raw = await client.get_session(session_id)
+        return session_detail(raw) if raw is not None else None
+
+    # -- asking ----------------------------------------------------------------------------
+
+    def validate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        mode: str | None = None,
+        session_id: str | None = None,
+        workspace: str | Path | None = None,
+        timeout_s: float | None = None,
+    ) -> AskParams:
+        """Refuse bad arguments before Lingma is asked."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidArgument("The prompt is empty: pass the question for Lingma as prompt.")
+        mode = (mode or self.settings.mode or "chat").strip().lower()
+        if mode not in MODES:
+            raise InvalidArgument(f"Unknown mode {mode!r}. Use one of: {', '.join(MODES)}.")
+        model = (model or self.settings.model or "").strip() or None
+        if session_id is not None:
+            session_id = session_id.strip() or None
+        if timeout_s is None:
+            timeout_s = self.settings.request_timeout
+        if not timeout_s > 0:
+            raise InvalidArgument(f"timeout_s must be a positive number of seconds: {timeout_s}")
+        folder = Path(workspace).expanduser() if workspace else self.settings.workspace
+        if workspace and not folder.is_dir():
+            raise InvalidArgument(f"workspace {str(folder)!r} is not a folder on this machine.")
+        return AskParams(
+            prompt=prompt,
+            model=model,
+            mode=mode,
+            session_id=session_id,
+            workspace=folder,
+            timeout_s=float(timeout_s),
+        )
+
+    async def ask(
+        self, params: AskParams, on_event: Callable[[ChatEvent], None] | None = None
+    ) -> AskResult:
+        """Ask one question and wait for the whole answer.
+
+        Raises:
+            InvalidArgument: unknown model key.
+            AskTimedOut: ``params.timeout_s`` passed (Lingma was asked to stop).
+            LingmaError: anything the supervisor or the chat raised, typed.
+        """
+        stream = None
+        try:
+            with anyio.move_on_after(params.timeout_s) as deadline:
+                client = await self.client(params.timeout_s)
+                await self._check_auth(client)
+                if params.model is not None:
+                    await self._check_model(client, params.model, params.mode)
+                stream = await client.open_chat(
+                    ChatRequest(
+                        prompt=params.prompt,
+                        model=params.model,
+                        mode=params.mode,
+                        session_id=params.session_id,
+                        workspace=params.workspace,
+                    )
+                )
+                async for event in stream:
+                    if on_event is not None:
+                        on_event(event)
+            if deadline.cancelled_caught:
+                so_far = stream.text_so_far() if stream is not None else ""
+                raise AskTimedOut(params.timeout_s, so_far, stopped=stream is not None)
+            assert stream is not None
+            result = stream.result()
+        finally:
+            if stream is not None:
+                # Shielded: a cancelled caller (notifications/cancelled, a host that left)
+                # must still reach Lingma with chat/stop.
+                with anyio.move_on_after(STOP_GRACE_S, shield=True):
+                    await stream.aclose()
+        if result.finish_reason == "cancelled":
+            raise ChatCancelled()
+        if result.finish_reason == "error" or result.status_code not in (None, 200):
+            if result.status_code in (401, 403):
+                await self._check_auth(client, force=True)
+            raise ChatFailed(
+                result.finish_reason or "error", result.status_code, result.finish_message
+            )
+        if params.model is None and self._models is None:
+            # Only to name Lingma's default model in the result; never fails the answer.
+            try:
+                with anyio.move_on_after(self.settings.control_timeout):
+                    await self.models(client)
+            except LingmaError as exc:
+                log.debug("model list unavailable: %s", exc)
+        return AskResult(
+            answer=result.answer,
+            session_id=result.session_id,
+            request_id=result.request_id,
+            model=params.model or _default_key(self._scene_models(params.mode)),
+            mode=params.mode,
+            finish_reason=result.finish_reason,
+            status_code=result.status_code,
+            tool_events=[_tool_event(t) for t in result.tool_events],
+            thinking=result.thinking,
+            first_token_ms=result.first_token_ms,
+            total_ms=result.total_ms,
+        )
+
+    def _scene_models(self, mode: str) -> list[dict[str, Any]]:
+        if not self._models:
+            return []
+        return list(self._models.get(SCENE_FOR_MODE.get(mode, "chat"), []))
+
+
+# -- allow-listed views of Lingma's payloads ----------------------------------------------
+
+
+def auth_info(status: AuthStatus, bridge: BridgeState) -> AuthInfo:
+    expires = None
+    if status.expireTime:
+        try:
+            expires = (
+                datetime.fromtimestamp(status.expireTime / 1000, tz=timezone.utc)
+                .replace(microsecond=0)
+                .isoformat()
+            )
+        except (OverflowError, OSError, ValueError):
+            expires = None
+    problem = None
+    if not status.logged_in:
+        problem = f"Lingma is {status.status_name}. Call the `login` tool and log in."
+    return AuthInfo(
+        logged_in=status.logged_in,
+        status=status.status_name,
+        whitelist=status.whitelist_name,
+        user_name=status.name,
+        user_type=status.userType,
+        org_name=status.orgName,
+        expires_at=expires,
+        quota=_safe_quota(status.quota),
+        problem=problem,
+        bridge=bridge,
+    )
+
+
+def _safe_quota(quota: Any) -> Any:
+    """Numbers and short strings only: quota shapes vary and must never smuggle a secret."""
+    if isinstance(quota, bool) or quota is None:
+        return None
+    if isinstance(quota, int | float):
+        return quota
+    if isinstance(quota, dict):
+        out = {
+            str(k): v
+            for k, v in quota.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        return out or None
+    return None
+
+
+def _model_info(raw: dict[str, Any], default: str | None) -> ModelInfo:
+    key = str(raw.get("key") or "")
+    return ModelInfo(
+        key=key,
+        display_name=str(raw.get("displayName") or raw.get("name") or key),
+        reasoning=bool(raw.get("isReasoning")),
+        vision=bool(raw.get("isVl")),
+        default=key == default,
+    )
+
+
+def _default_key(models: list[dict[str, Any]]) -> str | None:
+    """The model Lingma uses when asked for none: the one it flags, else ``auto`` if listed
+    (the plugins' default), else unknown."""
+    for m in models:
+        if m.get("isDefault") or m.get("default"):
+            return str(m.get("key"))
+    if any(m.get("key") == AUTO_MODEL for m in models):
+        return AUTO_MODEL
+    return None
+
+
+def _model_keys(by_scene: dict[str, Any], scene: str) -> list[str]:
+    models = by_scene.get(scene)
+    if models is None:  # a Lingma without this scene: accept any key it knows
+        models = [m for ms in by_scene.values() for m in ms]
+    return [str(m["key"]) for m in models if m.get("key")]
+
+
+def _tool_event(raw: dict[str, Any]) -> ToolEvent:
+    return ToolEvent(
+        id=str(raw.get("id") or ""),
+        name=str(raw.get("name") or "tool"),
+        status=str(raw.get("status") or ""),
+        input=raw.get("input"),
+        result=raw.get("result"),
+    )
+
+
+def session_summary(raw: dict[str, Any]) -> dict[str, Any]:
+    records = raw.get("chatRecords")
+    return {
+        "session_id": _str_or_none(raw.get("sessionId")),
+        "title": _str_or_none(raw.get("sessionTitle")),
+        "created": raw.get("gmtCreate"),
+        "modified": raw.get("gmtModified"),
+        "turns": len(records) if isinstance(records, list) else None,
+    }
+
+
+def session_detail(raw: dict[str, Any]) -> dict[str, Any]:
+    detail = session_summary(raw)
+    records = raw.get("chatRecords") if isinstance(raw.get("chatRecords"), list) else []
+    detail["turns"] = [
+        {
+            "request_id": _str_or_none(r.get("requestId")),
+            "question": _str_or_none(r.get("question")),
+            "answer": _str_or_none(r.get("answer")),
+            "created": r.get("gmtCreate"),
+        }
+        for r in records
+        if isinstance(r, dict)
+    ]
+    return detail
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if value is not None else None

@@ -1,0 +1,160 @@
+"""``lingma-mcp demo``: the whole path, host side included, against the simulator.
+
+It starts ``lingma-mcp --simulate`` as a real MCP stdio server through the SDK's client (as
+a host would), lists the tools, reads the login and the models, asks a question with its
+answer streamed as progress, continues the conversation with the returned session_id, and
+prints a summary. Exit code 0 when every step worked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Any, TextIO
+
+import anyio
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from ..config import Settings
+from .progress import STATUS_PREFIX
+
+DEMO_ENV = {
+    # Small, visible streaming: about two seconds of text per answer.
+    "LINGMA_SIM_DELTA_DELAY": "0.03",
+    "LINGMA_SIM_ANSWER_SIZE": "400",
+    "LINGMA_SIM_THINK": "1",
+}
+
+
+def run_demo(settings: Settings, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    return anyio.run(_demo, settings, out)
+
+
+def server_command(work_dir: str, log_level: str) -> StdioServerParameters:
+    """How a host would start this server against the simulator."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(("LINGMA_SIM_", "PYTHON"))}
+    for key, value in DEMO_ENV.items():
+        env.setdefault(key, value)
+    return StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "lingma_mcp",
+            "--simulate",
+            "--work-dir",
+            work_dir,
+            "--log-level",
+            log_level,
+        ],
+        env=env,
+    )
+
+
+async def _demo(settings: Settings, out: TextIO) -> int:
+    def say(text: str = "") -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    steps: list[tuple[str, bool]] = []
+    with tempfile.TemporaryDirectory(prefix="lingma-mcp-demo-") as work_dir:
+        params = server_command(work_dir, settings.log_level)
+        say(f"$ {' '.join(['lingma-mcp', *params.args[2:]])}   (started as an MCP stdio server)")
+        started = time.monotonic()
+        async with Client(params, mode="legacy") as client:
+            say(f"connected in {time.monotonic() - started:.2f} s\n")
+
+            tools = await client.list_tools()
+            say("1. tools/list")
+            for tool in tools.tools:
+                args = ", ".join((tool.input_schema or {}).get("properties", {}))
+                say(f"   - {tool.name}({args})")
+            steps.append(("tools/list", len(tools.tools) == 4))
+
+            say("\n2. auth_status")
+            result = await client.call_tool("auth_status", {})
+            say(_indent(result.content[0].text.split("\n\n")[0]))
+            steps.append(("auth_status", not result.is_error))
+
+            say("\n3. list_models")
+            result = await client.call_tool("list_models", {"scene": "chat"})
+            ok = not result.is_error and result.structured_content is not None
+            if ok:
+                listing: dict[str, Any] = result.structured_content or {}
+                for model in listing["scenes"].get("chat", []):
+                    mark = " (default)" if model["default"] else ""
+                    say(f"   - {model['key']}: {model['display_name']}{mark}")
+            else:
+                say(_indent(result.content[0].text))
+            steps.append(("list_models", ok))
+
+            say("\n4. ask_lingma, the answer streaming as progress notifications:")
+            first = await _ask(client, {"prompt": "What does lingma-mcp do?"}, say)
+            steps.append(("ask_lingma", first is not None))
+
+            if first is not None and first.get("session_id"):
+                say("\n5. a follow-up in the same conversation (session_id from step 4):")
+                second = await _ask(
+                    client,
+                    {"prompt": "And how do I continue?", "session_id": first["session_id"]},
+                    say,
+                )
+                steps.append(("follow-up", second is not None))
+            else:
+                steps.append(("follow-up", False))
+
+            result = await client.read_resource("lingma://sessions")
+            text = getattr(result.contents[0], "text", "{}")
+            sessions = json.loads(text).get("sessions", [])
+            say(f"\n6. lingma://sessions lists {len(sessions)} conversation(s)")
+            steps.append(("resources", bool(sessions)))
+
+    say("\nSummary")
+    for name, ok in steps:
+        say(f"   {'ok  ' if ok else 'FAIL'} {name}")
+    all_ok = all(ok for _, ok in steps)
+    say(
+        "\nThe whole path works. Next: `lingma-mcp doctor` against your real Lingma, then add "
+        "lingma-mcp to your MCP host (see the README)."
+        if all_ok
+        else "\nSome steps failed; run with --log-level DEBUG to see why."
+    )
+    return 0 if all_ok else 1
+
+
+async def _ask(client: Client, arguments: dict[str, Any], say: Any) -> dict[str, Any] | None:
+    streamed: list[str] = []
+    started = time.monotonic()
+    first_at: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        if not message:
+            return
+        if message.startswith(STATUS_PREFIX):
+            say(f"   ({message[len(STATUS_PREFIX) :]})")
+            return
+        if not first_at:
+            first_at.append(time.monotonic() - started)
+        streamed.append(message)
+        say(f"   + {message!r}")
+
+    result = await client.call_tool("ask_lingma", arguments, progress_callback=on_progress)
+    if result.is_error or result.structured_content is None:
+        say(_indent(result.content[0].text))
+        return None
+    data = result.structured_content
+    joined = "".join(streamed)
+    say(
+        f"   = {len(data['answer'])} characters; {len(streamed)} text notifications, first after "
+        f"{first_at[0] if first_at else 0:.2f} s; streamed text equals the answer: "
+        f"{joined == data['answer']}; session_id {data['session_id']}"
+    )
+    return data
+
+
+def _indent(text: str) -> str:
+    return "\n".join("   " + line for line in text.splitlines())

@@ -1,0 +1,116 @@
+"""``lingma-mcp doctor``: each step of the path, ✓ or ✗ with the fix.
+
+Steps: find the binary, start it, read the login, list the models. Exit code 0 only when
+every step passed, so scripts and CI can use it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+import anyio
+
+from .. import __version__
+from ..config import Settings
+from ..errors import LingmaError
+from .bridge import Bridge
+from .errors import error_text
+
+
+def _marks(stream: TextIO) -> tuple[str, str]:
+    encoding = getattr(stream, "encoding", None) or "ascii"
+    try:
+        "✓✗".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return "OK  ", "FAIL"
+    return "✓", "✗"
+
+
+def run_doctor(settings: Settings, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    return anyio.run(_doctor, settings, out)
+
+
+async def _doctor(settings: Settings, out: TextIO) -> int:
+    ok_mark, bad_mark = _marks(out)
+    failures = 0
+
+    def report(ok: bool, step: str, detail: str) -> None:
+        nonlocal failures
+        failures += 0 if ok else 1
+        out.write(f"{ok_mark if ok else bad_mark} {step}: {detail}\n")
+        out.flush()
+
+    out.write(f"lingma-mcp {__version__} doctor\n")
+    found = _find_binary(settings, report)
+    if not found:
+        out.write("\nFix the step marked above and run `lingma-mcp doctor` again.\n")
+        return 1
+
+    bridge = Bridge(settings)
+    bridge.start()
+    try:
+        try:
+            await bridge.client()
+        except LingmaError as exc:
+            report(False, "Lingma starts", bridge.error_text(exc))
+            return 1
+        state = bridge.state()
+        report(
+            True,
+            "Lingma starts",
+            f"version {state.version or 'unknown'}, pid {state.pid}, port {state.port}, "
+            f"work dir {state.work_dir}",
+        )
+        info = await bridge.auth()
+        if info.logged_in:
+            who = info.user_name or "unknown user"
+            extra = f", until {info.expires_at}" if info.expires_at else ""
+            report(True, "Logged in", f"as {who}{extra}")
+        else:
+            report(
+                False,
+                "Logged in",
+                f"{info.status}. Start the server in your MCP host and call the `login` tool "
+                "(or log in once in the Lingma IDE plugin), then run doctor again.",
+            )
+        try:
+            models = await bridge.model_list()
+            count = sum(len(m) for m in models.scenes.values())
+            if count:
+                report(
+                    True,
+                    "Models",
+                    f"{count} across {', '.join(sorted(models.scenes))}; "
+                    f"default {models.default_model or 'chosen by Lingma'}",
+                )
+            else:
+                report(False, "Models", "Lingma lists none; it does so when not logged in.")
+        except LingmaError as exc:
+            report(False, "Models", bridge.error_text(exc))
+    finally:
+        with anyio.move_on_after(15, shield=True):
+            await bridge.close()
+    if failures:
+        out.write(f"\n{failures} step(s) failed; each says how to fix it.\n")
+        return 1
+    out.write("\nAll is well: add lingma-mcp to your MCP host (see the README).\n")
+    return 0
+
+
+def _find_binary(settings: Settings, report: Callable[[bool, str, str], None]) -> bool:
+    from ..lingma.discovery import find_lingma
+
+    if settings.lingma_port:
+        report(True, "Lingma binary", f"not needed: attaching to port {settings.lingma_port}")
+        return True
+    try:
+        command = find_lingma(settings)
+    except LingmaError as exc:
+        report(False, "Lingma binary", error_text(exc))
+        return False
+    what = "the simulator (--simulate)" if command.source == "simulator" else command.argv[0]
+    report(True, "Lingma binary", f"{what} (found by {command.source})")
+    return True

@@ -1,0 +1,264 @@
+"""The four tools: ask_lingma, list_models, auth_status, login.
+
+Each tool is thin: read the host's context (progress token, roots, elicitation), call the
+:class:`~.bridge.Bridge`, and shape the answer as a tool result with text content and, for
+success, ``structuredContent`` matching the tool's ``outputSchema``. Failures become
+``isError`` results whose text comes from :mod:`.errors`, so the server stays usable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+import warnings
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from .bridge import Bridge
+from .errors import InvalidArgument
+from .models import AskResult, AuthInfo, LoginInfo, ModelList
+from .progress import EventNarrator, ProgressRelay
+
+log = logging.getLogger(__name__)
+
+ROOTS_TIMEOUT_S = 5.0
+ELICIT_TIMEOUT_S = 120.0
+
+ASK_DESCRIPTION = """Ask Lingma (Alibaba Cloud's Tongyi Lingma coding assistant) and wait for \
+its whole answer. The answer streams as progress while Lingma writes it.
+
+Continue a conversation by passing the session_id an earlier result returned. mode "agent" \
+lets Lingma use its tools and may change files in the workspace; "chat" (default) only \
+answers. Errors (not logged in, rate limited, Lingma not installed, timeout) come back as \
+text that says what to do."""
+
+
+def _tool_error(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def _tool_ok(text: str, model: BaseModel) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=model.model_dump(mode="json"),
+    )
+
+
+def _json_text(model: BaseModel) -> str:
+    return json.dumps(model.model_dump(mode="json"), indent=2, ensure_ascii=False)
+
+
+def _path_from_uri(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return None
+    return Path(url2pathname(unquote(parsed.path)))
+
+
+async def host_workspace(ctx: Context) -> Path | None:
+    """The first root the host offers, if it supports roots and has one on disk."""
+    try:
+        caps = ctx.client_capabilities
+        if caps is None or caps.roots is None or not ctx.session.can_send_request:
+            return None
+        with anyio.fail_after(ROOTS_TIMEOUT_S), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # roots are deprecated in the newest protocol
+            result = await ctx.session.list_roots()
+    except Exception as exc:  # a host without working roots falls back to --workspace
+        log.debug("roots/list failed, using --workspace: %r", exc)
+        return None
+    for root in result.roots:
+        path = _path_from_uri(str(root.uri))
+        if path is not None and path.is_dir():
+            return path
+    return None
+
+
+def register_tools(app: MCPServer, bridge: Bridge) -> None:
+    """Add the four tools to ``app``."""
+
+    @app.tool(
+        name="ask_lingma",
+        title="Ask Lingma",
+        description=ASK_DESCRIPTION,
+        annotations=ToolAnnotations(
+            title="Ask Lingma",
+            read_only_hint=False,  # agent mode can edit files
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=True,
+        ),
+    )
+    async def ask_lingma(
+        ctx: Context,
+        prompt: Annotated[str, Field(description="The question or task for Lingma.")],
+        model: Annotated[
+            str | None,
+            Field(description="A model key from list_models; default: the server's --model."),
+        ] = None,
+        mode: Annotated[
+            str | None,
+            Field(
+                description='"chat" (answer only) or "agent" (may use tools and edit files); '
+                "default: the server's --mode.",
+                json_schema_extra={"enum": ["chat", "agent", None]},
+            ),
+        ] = None,
+        session_id: Annotated[
+            str | None,
+            Field(description="Continue the conversation an earlier result's session_id names."),
+        ] = None,
+        workspace: Annotated[
+            str | None,
+            Field(
+                description="A folder for Lingma's context; default: the host's first root, "
+                "else the server's --workspace."
+            ),
+        ] = None,
+        timeout_s: Annotated[
+            float | None,
+            Field(description="Seconds for the whole call; default: --request-timeout."),
+        ] = None,
+    ) -> Annotated[CallToolResult, AskResult]:
+        try:
+            folder: str | Path | None = workspace or await host_workspace(ctx)
+            params = bridge.validate(
+                prompt,
+                model=model,
+                mode=mode,
+                session_id=session_id,
+                workspace=folder,
+                timeout_s=timeout_s,
+            )
+        except InvalidArgument as exc:
+            return _tool_error(str(exc))
+
+        async def send(progress: float, message: str) -> None:
+            await ctx.report_progress(progress, None, message)
+
+        try:
+            async with ProgressRelay(send) as relay:
+                result = await bridge.ask(params, EventNarrator(relay))
+                # The last text goes out before the result; after the result nothing does.
+                await relay.flush()
+        except Exception as exc:
+            text = bridge.error_text(exc)
+            log.info("ask_lingma failed: %s", type(exc).__name__)
+            log.debug("ask_lingma failure detail", exc_info=True)
+            return _tool_error(text)
+        return _tool_ok(result.answer, result)
+
+    @app.tool(
+        name="list_models",
+        title="List Lingma models",
+        description="The models this Lingma account can use, by scene (chat; developer = "
+        "agent mode), with key, display name, reasoning and vision flags, and the default.",
+        annotations=ToolAnnotations(
+            title="List Lingma models",
+            read_only_hint=True,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )
+    async def list_models(
+        scene: Annotated[
+            str | None,
+            Field(description="Only this scene, e.g. chat or developer; default: all."),
+        ] = None,
+    ) -> Annotated[CallToolResult, ModelList]:
+        try:
+            models = await bridge.model_list(scene)
+        except Exception as exc:
+            return _tool_error(bridge.error_text(exc))
+        return _tool_ok(_json_text(models), models)
+
+    @app.tool(
+        name="auth_status",
+        title="Lingma login status",
+        description="Whether Lingma is logged in (state and whitelist in words), the user "
+        "name, expiry and quota when known, and this bridge's own state (Lingma state, pid, "
+        "port, version, last error). Never returns a token.",
+        annotations=ToolAnnotations(
+            title="Lingma login status",
+            read_only_hint=True,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )
+    async def auth_status() -> Annotated[CallToolResult, AuthInfo]:
+        info = await bridge.auth()
+        return _tool_ok(auth_summary(info) + "\n\n" + _json_text(info), info)
+
+    @app.tool(
+        name="login",
+        title="Log in to Lingma",
+        description="Get Lingma's login URL. Open it in a browser and log in; where the host "
+        "supports it, the host is asked to open the URL.",
+        annotations=ToolAnnotations(
+            title="Log in to Lingma",
+            read_only_hint=True,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=True,
+        ),
+    )
+    async def login(ctx: Context) -> Annotated[CallToolResult, LoginInfo]:
+        try:
+            url = await bridge.login_url()
+        except Exception as exc:
+            return _tool_error(bridge.error_text(exc))
+        message = (
+            "Open this URL in a browser and log in to Lingma; then call auth_status to "
+            "check, and ask again."
+        )
+        opened = await _offer_url(ctx, url)
+        info = LoginInfo(login_url=url, message=message, opened_by_host=opened)
+        return _tool_ok(f"{message}\n\n{url}", info)
+
+
+async def _offer_url(ctx: Context, url: str) -> bool:
+    """Ask the host to open ``url`` (URL elicitation) where it says it can."""
+    try:
+        caps = ctx.client_capabilities
+        elicitation = caps.elicitation if caps is not None else None
+        if elicitation is None or elicitation.url is None or not ctx.session.can_send_request:
+            return False
+        with anyio.move_on_after(ELICIT_TIMEOUT_S):
+            answer = await ctx.elicit_url(
+                "Log in to Lingma (Tongyi Lingma) in your browser.", url, uuid.uuid4().hex
+            )
+            return answer.action == "accept"
+    except Exception as exc:
+        log.debug("URL elicitation failed: %r", exc)
+    return False
+
+
+def auth_summary(info: AuthInfo) -> str:
+    """One or two lines on the login state, for text content and the terminal."""
+    bridge = info.bridge
+    where = f"Lingma {bridge.state}"
+    if bridge.version:
+        where += f", version {bridge.version}"
+    if bridge.pid:
+        where += f", pid {bridge.pid}"
+    if bridge.simulated:
+        where += " (simulator)"
+    if info.logged_in:
+        who = f"Logged in as {info.user_name or 'unknown user'}"
+        if info.expires_at:
+            who += f" until {info.expires_at}"
+        return f"{who}. {where}."
+    line = f"Not logged in: {info.status}. {where}."
+    if info.problem:
+        line += f"\n{info.problem}"
+    return line
