@@ -280,13 +280,20 @@ class RpcConnection:
     async def _reply(
         self, msg_id: Any, *, result: Any = None, error: dict[str, Any] | None = None
     ) -> None:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id}
-        if error is None:
-            message["result"] = result
+        if error is None and result is None and type(msg_id) is int:
+            # The reply to every chat delta: formatted directly, as it is the one message
+            # the bridge sends per delta Lingma streams.
+            body = f'{{"jsonrpc":"2.0","id":{msg_id},"result":null}}'
+            text = f"Content-Length: {len(body)}\r\n\r\n{body}"
         else:
-            message["error"] = error
+            message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id}
+            if error is None:
+                message["result"] = result
+            else:
+                message["error"] = error
+            text = encode_frame_text(message)
         try:
-            await self._ws.send(encode_frame_text(message))
+            await self._ws.send(text)
         except Exception as exc:
             # Nobody waits on a reply we send, and the reader will see the socket end after
             # it has delivered what was already received, so nothing is lost by going on.
