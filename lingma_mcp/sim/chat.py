@@ -33,6 +33,8 @@ log = logging.getLogger("lingma_mcp.sim")
 
 CRASH_EXIT_CODE = 3
 TOOL_REPLY_TIMEOUT = 30.0
+# How long a deliberate crash or drop waits for the client to read and answer what was sent.
+SETTLE_TIMEOUT = 1.0
 RATE_LIMIT_MESSAGE = "您今日的免费额度已用完 (daily quota exhausted): rate limited, try again later"
 _YIELD_EVERY = 16
 
@@ -165,13 +167,13 @@ class ChatRun:
             and not self.conn.state.dropped_once
         ):
             self.conn.state.dropped_once = True
-            await self.conn.outbox.drained()
+            await self.conn.settle(SETTLE_TIMEOUT)
             log.warning(
                 "dropping connection %d after %d deltas (LINGMA_SIM_DROP_AFTER)",
                 self.conn.id,
                 count,
             )
-            self.conn.abort()
+            self.conn.drop()
             raise ChatAbandoned
         if options.delta_delay > 0:
             try:
@@ -182,7 +184,7 @@ class ChatRun:
             await asyncio.sleep(0)
 
     async def _crash(self) -> None:
-        await self.conn.outbox.drained()
+        await self.conn.settle(SETTLE_TIMEOUT)
         self.conn.state.messages.close()
         sys.stderr.write(
             f"lingma-sim: fatal: simulated crash after {self._deltas_sent} deltas "

@@ -53,6 +53,8 @@ class Connection:
         self._window_open = asyncio.Event()
         self._window_open.set()
         self._stalled = False
+        self._all_answered = asyncio.Event()
+        self._all_answered.set()
         self.replies_received = 0
 
     async def serve(self) -> None:
@@ -128,6 +130,8 @@ class Connection:
             future.set_result(msg)
         if len(self._pending) < self.options.window:
             self._window_open.set()
+        if not self._pending:
+            self._all_answered.set()
 
     # -- outgoing -----------------------------------------------------------------------
 
@@ -162,6 +166,7 @@ class Connection:
         self._next_id += 1
         future = asyncio.get_running_loop().create_future() if want_reply else None
         self._pending[self._next_id] = (method, future)
+        self._all_answered.clear()
         self.outbox.put(
             encode_frame(
                 {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params}
@@ -182,8 +187,21 @@ class Connection:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def abort(self) -> None:
-        """Drop the connection without a closing handshake, as an upstream EOF would."""
+    async def settle(self, timeout: float) -> None:
+        """Wait until everything sent is on the wire and answered (or ``timeout`` passes).
+
+        A socket closed with unread input makes the kernel send a reset, and a reset can
+        make the client's kernel throw away data it has received but not yet read; so
+        before a deliberate drop or crash, let the client's replies come in first.
+        """
+        try:
+            await asyncio.wait_for(self.outbox.drained(), timeout)
+            await asyncio.wait_for(self._all_answered.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def drop(self) -> None:
+        """Close the TCP connection without a WebSocket closing handshake (an upstream EOF)."""
         transport = self.ws.transport
         if transport is not None:
-            transport.abort()
+            transport.close()

@@ -27,7 +27,7 @@ MALFORMED_FRAMES: tuple[bytes, ...] = (
     b'{"jsonrpc":"2.0","method":"chat/answer","params":{"text":"a body without a header"}}',
     b'Content-Length: twelve\r\n\r\n{"jsonrpc":"2.0"}',
     b"Content-Length: 17\r\n\r\nthis is not JSON!",
-    b"Content-Length: 6\r\n\r\n\xff\xfe\xfd\xfc\x80\x81",
+    b'Content-Length: 14\r\n\r\n{"text":"\xc3\x28\xa0"}',
 )
 
 # Piece sizes for the splitter: mostly small enough to cut a frame, sometimes large enough

@@ -1,0 +1,142 @@
+"""The simulator's pure parts, without a process or a socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from lingma_mcp.lingma.framing import FrameDecoder, FrameError, encode_frame
+from lingma_mcp.sim import script
+from lingma_mcp.sim.account import Account
+from lingma_mcp.sim.info import render_info
+from lingma_mcp.sim.options import OptionError, build_options
+from lingma_mcp.sim.store import ConversationStore
+from lingma_mcp.sim.wire import MALFORMED_FRAMES, Outbox
+
+
+def test_environment_sets_options_and_flags_win(tmp_path: Path) -> None:
+    env = {"LINGMA_SIM_CHUNK": "3", "LINGMA_SIM_AUTH": "expired", "LINGMA_SIM_SPLIT": "0"}
+    options = build_options(tmp_path, env, flags={"chunk": 5, "hang": None})
+    assert (options.chunk, options.auth, options.split, options.hang) == (
+        5,
+        "expired",
+        False,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("LINGMA_SIM_CHUNK", "0"), ("LINGMA_SIM_AUTH", "maybe"), ("LINGMA_SIM_DELTA_DELAY", "-1")],
+)
+def test_a_bad_environment_value_names_its_variable(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    with pytest.raises(OptionError, match=variable):
+        build_options(tmp_path, {variable: value})
+
+
+def test_answers_mention_question_model_and_turn() -> None:
+    first = script.compose_answer("为什么 why?", "auto", 1)
+    second = script.compose_answer("为什么 why?", "auto", 2)
+    assert "为什么 why?" in first and "auto" in first and first != second
+    assert not first.isascii()
+
+
+def test_padding_is_deterministic_and_exact() -> None:
+    padded = script.pad("abc", 100)
+    assert len(padded) == 100 and padded == script.pad("abc", 100)
+    assert script.pad("abcdef", 3) == "abc"
+
+
+def test_deltas_join_back_and_include_empty_ones() -> None:
+    text = script.compose_answer("q", "auto", 1, size=100)
+    deltas = script.cut_deltas(text, 8)
+    assert "".join(deltas) == text and "" in deltas
+    assert len(script.cut_exactly(text, 37)) == 37 and "".join(script.cut_exactly(text, 37)) == text
+
+
+def test_info_formats_render_as_clients_read_them(tmp_path: Path) -> None:
+    assert render_info(5, 7, "two", tmp_path) == "5\n7\n"
+    assert render_info(5, 7, "three", tmp_path).split("\n")[2].endswith(".sock")
+    assert json.loads(render_info(5, 7, "json", tmp_path))["websocketPort"] == 5
+
+
+def test_auth_status_carries_fake_secrets_and_models_need_a_login() -> None:
+    account = Account("logged_in")
+    status = account.status()
+    assert status["status"] == 2 and status["whitelist"] == 3
+    assert status["token"].startswith("sim-secret-token-")
+    assert set(account.models()) == {"assistant", "chat", "developer", "inline", "quest"}
+    account.logout()
+    assert account.status()["status"] == 1 and account.models() == {}
+    assert Account("expired").status()["status"] == 3
+
+
+def test_conversations_survive_a_reload(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.json"
+    store = ConversationStore(path)
+    turn = store.begin("client-hint", False, "file:///p", "first question")
+    assert turn.is_new and turn.session_id != "client-hint"
+    store.record(turn.session_id, "r1", "FREE_INPUT", "first question", "answer")
+    again = ConversationStore(path)
+    assert again.begin(turn.session_id, True, "file:///p", "next").number == 2
+    assert [s["sessionId"] for s in again.list("file:///p")] == [turn.session_id]
+    assert again.list("file:///other") == []
+
+
+def test_an_unreadable_store_starts_empty(tmp_path: Path) -> None:
+    (tmp_path / "sessions.json").write_text("{not json")
+    assert ConversationStore(tmp_path / "sessions.json").list(None) == []
+
+
+async def _through_outbox(frames: list[bytes], split: bool) -> list[str | bytes]:
+    sent: list[str | bytes] = []
+    outbox = Outbox(sent.append, split=split, rng=random.Random(1))
+    writer = asyncio.create_task(outbox.run())
+    for frame in frames:
+        outbox.put(frame)
+    await outbox.drained()
+    outbox.close()
+    await writer
+    return sent
+
+
+async def test_outbox_splits_merges_and_cuts_inside_characters() -> None:
+    messages = [{"id": i, "text": "通义灵码 frame " * (i % 5 + 1)} for i in range(200)]
+    sent = await _through_outbox([encode_frame(m) for m in messages], split=True)
+    decoder = FrameDecoder()
+    decoded = [m for piece in sent for m in decoder.feed(piece)]
+    assert decoded == messages
+    assert len(sent) != len(messages)
+    assert any(isinstance(m, str) for m in sent) and any(isinstance(m, bytes) for m in sent)
+    mid_character = [m for m in sent if isinstance(m, bytes) and _is_cut_utf8(m)]
+    assert mid_character, "no message ended or started inside a multi-byte character"
+
+
+async def test_outbox_without_splitting_sends_one_text_frame_per_message() -> None:
+    frames = [encode_frame({"id": i}) for i in range(5)]
+    sent = await _through_outbox([*frames, MALFORMED_FRAMES[3]], split=False)
+    assert sent[:5] == [f.decode() for f in frames] and sent[5] == MALFORMED_FRAMES[3]
+
+
+def test_each_malformed_frame_is_skipped_without_losing_its_neighbours() -> None:
+    good = [encode_frame({"id": i}) for i in range(len(MALFORMED_FRAMES) + 1)]
+    stream = b"".join(g + bad for g, bad in zip(good, [*MALFORMED_FRAMES, b""], strict=True))
+    out = FrameDecoder().feed(stream)
+    assert [m for m in out if not isinstance(m, FrameError)] == [
+        {"id": i} for i in range(len(good))
+    ]
+    assert len([m for m in out if isinstance(m, FrameError)]) >= len(MALFORMED_FRAMES)
+
+
+def _is_cut_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
