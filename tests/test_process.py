@@ -151,3 +151,21 @@ async def test_child_dies_when_its_parent_is_sigkilled(tmp_path: Path) -> None:
         if parent.returncode is None:
             parent.kill()
             await parent.wait()
+
+
+async def test_a_cancelled_terminate_still_kills_the_child() -> None:
+    proc = await _spawn(
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', file=sys.stderr, flush=True)\n"
+        "time.sleep(30)"
+    )
+    while "ready" not in proc.stderr_tail():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    stopping = asyncio.ensure_future(proc.terminate(grace=30))
+    await asyncio.sleep(0)  # let it send SIGTERM and start its grace wait
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert await asyncio.wait_for(proc.wait(), 3) == -signal.SIGKILL
+    await proc.terminate()

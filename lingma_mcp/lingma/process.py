@@ -87,6 +87,8 @@ class _Protocol(asyncio.SubprocessProtocol):
             self._partial = ""
             if rest:
                 self._owner._stderr_line(rest)
+            if not self._owner._stderr_closed.done():
+                self._owner._stderr_closed.set_result(None)
 
     def process_exited(self) -> None:
         self._owner._on_exit()
@@ -100,7 +102,9 @@ class LingmaProcess:
         self.pid: int = 0
         self._transport: asyncio.SubprocessTransport | None = None
         self._tail: deque[str] = deque(maxlen=tail_lines)
-        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = loop.create_future()
+        self._stderr_closed: asyncio.Future[None] = loop.create_future()
 
     @classmethod
     async def spawn(
@@ -173,6 +177,14 @@ class LingmaProcess:
     async def wait(self) -> int:
         return await asyncio.shield(self._exited)
 
+    async def stderr_drained(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) for stderr's end, so a tail read after an exit is whole.
+
+        The exit and the last bytes of stderr arrive on different paths, in either order.
+        """
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._stderr_closed), timeout)
+
     def stderr_tail(self) -> list[str]:
         """The last lines Lingma wrote to stderr (at most ``tail_lines``)."""
         return list(self._tail)
@@ -180,11 +192,21 @@ class LingmaProcess:
     async def terminate(self, grace: float = TERMINATE_GRACE) -> int | None:
         """SIGTERM, wait ``grace`` seconds, SIGKILL, reap. Idempotent; returns the exit code.
 
-        On Windows ``terminate`` is already a hard kill.
+        On Windows ``terminate`` is already a hard kill. If the caller is cancelled while
+        waiting, the child gets SIGKILL at once: a shutdown cut short never leaves it running.
         """
         transport = self._transport
         if transport is None:
             return None
+        try:
+            await self._stop(transport, grace)
+        except asyncio.CancelledError:
+            self.kill_now()
+            raise
+        transport.close()
+        return self.returncode
+
+    async def _stop(self, transport: asyncio.SubprocessTransport, grace: float) -> None:
         if not self._exited.done():
             with contextlib.suppress(ProcessLookupError):
                 transport.terminate()
@@ -202,8 +224,6 @@ class LingmaProcess:
                 # After SIGKILL the exit is a matter of the kernel; bound it anyway.
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(self._exited), 5.0)
-        transport.close()
-        return self.returncode
 
     def kill_now(self) -> None:
         """Send SIGKILL without waiting (for last-resort cleanup paths that cannot await)."""
