@@ -212,6 +212,9 @@ def configure_logging(level: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # websockets' DEBUG lines dump frame excerpts; an auth/status reply's excerpt can end in
+    # a token, so frames are never logged whatever the level (the RPC core logs methods).
+    logging.getLogger("websockets").setLevel(max(logging.INFO, root.level))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

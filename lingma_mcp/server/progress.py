@@ -118,10 +118,12 @@ class ProgressRelay:
         self._tg.start_soon(self._run)
         return self
 
-    async def __aexit__(self, *exc_info: object) -> bool | None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
         assert self._tg is not None
-        return await self._tg.__aexit__(*exc_info)
+        # The body's own exception is not handed to the task group, which would wrap it in
+        # an ExceptionGroup; it propagates unchanged once the sender has stopped.
+        await self._tg.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
         """Stop: drop what is pending and never send again."""

@@ -1,0 +1,87 @@
+"""A client no one here wrote: the MCP Inspector CLI lists the tools and calls ask_lingma.
+
+Needs Node (npx) and the ``@modelcontextprotocol/inspector`` package (CI fetches it once with
+``npx --yes @modelcontextprotocol/inspector --help``). Skipped, saying why, where either is
+missing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+INSPECTOR = "@modelcontextprotocol/inspector"
+pytestmark = pytest.mark.timeout(180)
+
+
+def _npx() -> str:
+    npx = shutil.which("npx")
+    if npx is None:
+        pytest.skip("Node.js (npx) is not installed: the MCP Inspector test needs it")
+    return npx
+
+
+def _inspector(npx: str, tmp_path: Path, *method_args: str) -> dict:
+    work = tmp_path / "work"
+    workspace = tmp_path / "project"
+    workspace.mkdir(exist_ok=True)
+    command = [
+        npx,
+        "--yes",
+        INSPECTOR,
+        "--cli",
+        "-e",
+        "LINGMA_SIM_ANSWER_SIZE=80",
+        "-e",
+        "LINGMA_SIM_DELTA_DELAY=0.001",
+        sys.executable,
+        "-m",
+        "lingma_mcp",
+        "--simulate",
+        "--work-dir",
+        str(work),
+        "--workspace",
+        str(workspace),
+        *method_args,
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=150, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"{INSPECTOR} did not finish in time (not fetched and no network?)")
+    if done.returncode != 0:
+        fetch_failed = any(
+            marker in done.stderr for marker in ("npm ERR", "npm error", "E404", "ENOTFOUND")
+        )
+        if fetch_failed:
+            pytest.skip(f"{INSPECTOR} could not be fetched: {done.stderr.strip()[-300:]}")
+        pytest.fail(f"inspector failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def test_inspector_lists_the_tools_and_calls_ask_lingma(tmp_path: Path) -> None:
+    npx = _npx()
+    listed = _inspector(npx, tmp_path, "--method", "tools/list")
+    names = {tool["name"] for tool in listed["tools"]}
+    assert names == {"ask_lingma", "list_models", "auth_status", "login"}
+    ask = next(tool for tool in listed["tools"] if tool["name"] == "ask_lingma")
+    assert "answer" in ask["outputSchema"]["properties"]
+
+    called = _inspector(
+        npx,
+        tmp_path,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "ask_lingma",
+        "--tool-arg",
+        "prompt=hello from the inspector",
+    )
+    assert not called.get("isError")
+    assert "hello from the inspector" in called["content"][0]["text"]
+    assert called["structuredContent"]["answer"] == called["content"][0]["text"]
+    assert called["structuredContent"]["session_id"]

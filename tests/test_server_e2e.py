@@ -1,0 +1,491 @@
+"""lingma-mcp as hosts use it: a real stdio process, the SDK's client, the simulator behind.
+
+Each test starts ``python -m lingma_mcp --simulate`` with the simulator's switches in its
+environment, talks MCP to it over stdin/stdout, and asserts on what a host receives: tool
+lists and schemas, progress, results, ``isError`` texts, resources. The server's stderr goes
+to a file so tests can also check that no token reaches a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.types import ListRootsResult, Root
+
+from lingma_mcp.server.progress import STATUS_PREFIX
+
+pytestmark = pytest.mark.timeout(60)
+
+FAST = {"LINGMA_SIM_DELTA_DELAY": "0.002", "LINGMA_SIM_ANSWER_SIZE": "120"}
+
+
+def server_params(tmp_path: Path, env: dict[str, str] | None = None) -> StdioServerParameters:
+    workspace = tmp_path / "project"
+    workspace.mkdir(exist_ok=True)
+    return StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "lingma_mcp",
+            "--simulate",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--workspace",
+            str(workspace),
+            "--log-level",
+            "DEBUG",
+            "--request-timeout",
+            "30",
+        ],
+        env={**FAST, "LINGMA_SIM_LOG": str(tmp_path / "sim.jsonl"), **(env or {})},
+    )
+
+
+def open_log(tmp_path: Path) -> Any:
+    """The server's stderr, kept for the no-token check and for reading after a failure."""
+    return open(tmp_path / "server.log", "a", encoding="utf-8")
+
+
+@asynccontextmanager
+async def mcp_server(
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    params: StdioServerParameters | None = None,
+    **client_options: Any,
+) -> AsyncIterator[Client]:
+    params = params if params is not None else server_params(tmp_path, env)
+    with open_log(tmp_path) as errlog:
+        transport = stdio_client(params, errlog=errlog)
+        async with Client(transport, mode="legacy", **client_options) as client:
+            yield client
+
+
+class Progress:
+    """A progress callback that keeps what arrived, split into text and status."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[float, float, str]] = []
+        self.first_text = anyio.Event()
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.messages.append((time.monotonic(), progress, message or ""))
+        if message and not message.startswith(STATUS_PREFIX):
+            self.first_text.set()
+
+    @property
+    def text(self) -> str:
+        return "".join(m for _, _, m in self.messages if not m.startswith(STATUS_PREFIX))
+
+
+def sim_log(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "sim.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def sent_to_lingma(tmp_path: Path, method: str) -> list[dict[str, Any]]:
+    return [
+        e["message"]
+        for e in sim_log(tmp_path)
+        if isinstance(e.get("message"), dict) and e["message"].get("method") == method
+    ]
+
+
+async def wait_until(condition: Any, within: float = 10.0) -> None:
+    """For conditions only a file shows (the simulator's log): poll briefly."""
+    with anyio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - a file cannot be awaited as an event
+            await anyio.sleep(0.02)
+
+
+def text_of(result: Any) -> str:
+    return result.content[0].text
+
+
+# -- tools --------------------------------------------------------------------------------
+
+
+async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotations(
+    tmp_path: Path,
+) -> None:
+    async with mcp_server(tmp_path) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == {"ask_lingma", "list_models", "auth_status", "login"}
+    ask = tools["ask_lingma"]
+    assert set(ask.input_schema["properties"]) == {
+        "prompt",
+        "model",
+        "mode",
+        "session_id",
+        "workspace",
+        "timeout_s",
+    }
+    assert ask.input_schema["required"] == ["prompt"]
+    assert set(ask.output_schema["properties"]) == {
+        "answer",
+        "session_id",
+        "request_id",
+        "model",
+        "mode",
+        "finish_reason",
+        "status_code",
+        "tool_events",
+        "thinking",
+        "first_token_ms",
+        "total_ms",
+    }
+    assert ask.annotations.read_only_hint is False  # agent mode can change files
+    assert set(tools["list_models"].input_schema["properties"]) == {"scene"}
+    assert tools["list_models"].annotations.read_only_hint is True
+    assert tools["auth_status"].input_schema.get("properties", {}) == {}
+    for name in ("list_models", "auth_status", "login"):
+        assert tools[name].output_schema is not None, name
+
+
+async def test_initialize_and_tools_list_answer_while_lingma_is_still_starting(
+    tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    async with mcp_server(tmp_path, {"LINGMA_SIM_START_DELAY": "5"}) as client:
+        await client.list_tools()
+        assert time.monotonic() - started < 4
+
+
+async def test_streamed_text_arrives_before_the_end_and_joins_into_the_answer(
+    tmp_path: Path,
+) -> None:
+    env = {"LINGMA_SIM_DELTA_DELAY": "0.02", "LINGMA_SIM_ANSWER_SIZE": "300"}
+    async with mcp_server(tmp_path, env) as client:
+        progress = Progress()
+        result = await client.call_tool(
+            "ask_lingma", {"prompt": "Explain streaming"}, progress_callback=progress
+        )
+        done_at = time.monotonic()
+    assert not result.is_error, text_of(result)
+    data = result.structured_content
+    assert data["answer"] == text_of(result)
+    assert len(data["answer"]) == 300
+    assert progress.text == data["answer"]
+    texts = [t for t, _, m in progress.messages if not m.startswith(STATUS_PREFIX)]
+    assert len(texts) > 3, "the answer should arrive in several notifications"
+    assert done_at - texts[0] > 0.5, "the first text must arrive well before the answer ends"
+    values = [p for _, p, _ in progress.messages]
+    assert values == sorted(set(values))
+    assert data["finish_reason"] == "success" and data["status_code"] == 200
+    assert data["mode"] == "chat" and data["model"] == "auto"
+    assert data["first_token_ms"] is not None and data["total_ms"] >= data["first_token_ms"]
+    assert any(m.startswith(STATUS_PREFIX) for _, _, m in progress.messages)
+
+
+async def test_a_call_without_progress_token_simply_returns_the_result(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "no progress please"})
+    assert not result.is_error
+    assert "no progress please" in result.structured_content["answer"]
+
+
+async def test_session_id_continues_the_conversation(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path) as client:
+        first = await client.call_tool("ask_lingma", {"prompt": "first question"})
+        session_id = first.structured_content["session_id"]
+        second = await client.call_tool(
+            "ask_lingma", {"prompt": "second question", "session_id": session_id}
+        )
+        fresh = await client.call_tool("ask_lingma", {"prompt": "unrelated"})
+    assert session_id
+    assert second.structured_content["session_id"] == session_id
+    assert "turn 2" in second.structured_content["answer"]
+    assert fresh.structured_content["session_id"] != session_id
+    asks = sent_to_lingma(tmp_path, "chat/ask")
+    assert [a["params"]["isReply"] for a in asks] == [False, True, False]
+    assert asks[1]["params"]["sessionId"] == session_id
+
+
+async def test_model_and_mode_reach_lingma_and_the_result(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path) as client:
+        result = await client.call_tool(
+            "ask_lingma",
+            {"prompt": "use a model", "model": "dashscope_qwen3_coder", "mode": "agent"},
+        )
+    assert not result.is_error, text_of(result)
+    assert result.structured_content["model"] == "dashscope_qwen3_coder"
+    assert result.structured_content["mode"] == "agent"
+    ask = sent_to_lingma(tmp_path, "chat/ask")[0]["params"]
+    assert ask["extra"]["modelConfig"]["key"] == "dashscope_qwen3_coder"
+    assert ask["mode"] == "agent"
+
+
+async def test_cancellation_sends_chat_stop_and_the_next_call_works(tmp_path: Path) -> None:
+    env = {"LINGMA_SIM_DELTA_DELAY": "0.03", "LINGMA_SIM_ANSWER_SIZE": "300"}
+    async with mcp_server(tmp_path, env) as client:
+        progress = Progress()
+        async with anyio.create_task_group() as tg:
+
+            async def ask() -> None:
+                await client.call_tool("ask_lingma", {"prompt": "long"}, progress_callback=progress)
+
+            tg.start_soon(ask)
+            with anyio.fail_after(10):
+                await progress.first_text.wait()
+            tg.cancel_scope.cancel()  # the SDK client sends notifications/cancelled
+        await wait_until(lambda: sent_to_lingma(tmp_path, "chat/stop"))
+        stop = sent_to_lingma(tmp_path, "chat/stop")[0]["params"]
+        ask_params = sent_to_lingma(tmp_path, "chat/ask")[0]["params"]
+        assert stop["requestId"] == ask_params["requestId"]
+        result = await client.call_tool("ask_lingma", {"prompt": "again"})
+    assert not result.is_error, text_of(result)
+    assert "again" in result.structured_content["answer"]
+
+
+async def test_sixteen_concurrent_asks_each_get_their_own_answer(tmp_path: Path) -> None:
+    results: dict[int, Any] = {}
+    progress = {i: Progress() for i in range(16)}
+    async with mcp_server(tmp_path, {"LINGMA_SIM_DELTA_DELAY": "0.005"}) as client:
+
+        async def ask(i: int) -> None:
+            results[i] = await client.call_tool(
+                "ask_lingma", {"prompt": f"question number {i}"}, progress_callback=progress[i]
+            )
+
+        async with anyio.create_task_group() as tg:
+            for i in range(16):
+                tg.start_soon(ask, i)
+    for i in range(16):
+        result = results[i]
+        assert not result.is_error, text_of(result)
+        answer = result.structured_content["answer"]
+        assert f"question number {i}»" in answer
+        assert progress[i].text == answer
+    assert len({r.structured_content["session_id"] for r in results.values()}) == 16
+
+
+async def test_timeout_stops_lingma_and_returns_the_answer_so_far(tmp_path: Path) -> None:
+    env = {"LINGMA_SIM_DELTA_DELAY": "0.05", "LINGMA_SIM_ANSWER_SIZE": "4000"}
+    async with mcp_server(tmp_path, env) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "slow", "timeout_s": 0.6})
+        await wait_until(lambda: sent_to_lingma(tmp_path, "chat/stop"))
+        after = await client.call_tool("auth_status", {})
+    assert result.is_error
+    text = text_of(result)
+    assert "timeout_s=0.6" in text and "answer so far" in text
+    assert "Lingma sim answer" in text
+    assert not after.is_error
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"prompt": "   "}, "prompt is empty"),
+        ({"prompt": "hi", "mode": "yolo"}, "Unknown mode 'yolo'. Use one of: chat, agent"),
+        ({"prompt": "hi", "model": "gpt-9"}, "Unknown model key 'gpt-9'"),
+        ({"prompt": "hi", "timeout_s": -1}, "timeout_s must be a positive"),
+    ],
+)
+async def test_bad_arguments_are_refused_before_lingma_is_asked(
+    tmp_path: Path, arguments: dict[str, Any], expected: str
+) -> None:
+    async with mcp_server(tmp_path) as client:
+        result = await client.call_tool("ask_lingma", arguments)
+    assert result.is_error
+    assert expected in text_of(result)
+    if "model" in arguments:
+        assert "dashscope_qwen3_coder" in text_of(result)  # the valid keys are listed
+    assert sent_to_lingma(tmp_path, "chat/ask") == []
+
+
+@pytest.mark.parametrize("state", ["logged_out", "expired"])
+async def test_not_logged_in_says_to_call_login(tmp_path: Path, state: str) -> None:
+    async with mcp_server(tmp_path, {"LINGMA_SIM_AUTH": state}) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hi"})
+        status = await client.call_tool("auth_status", {})
+        login = await client.call_tool("login", {})
+    assert result.is_error
+    assert "not logged in" in text_of(result) and "`login` tool" in text_of(result)
+    word = "not logged in" if state == "logged_out" else "login expired"
+    assert word in text_of(result)
+    assert status.structured_content["logged_in"] is False
+    assert status.structured_content["status"] == word
+    assert not login.is_error
+    assert login.structured_content["login_url"].startswith("http")
+    assert login.structured_content["login_url"] in text_of(login)
+
+
+async def test_rate_limit_names_429_and_what_to_do(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path, {"LINGMA_SIM_RATE_LIMIT": "1"}) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hi"})
+        after = await client.call_tool("list_models", {})
+    assert result.is_error
+    assert "rate limited or out of quota (429)" in text_of(result)
+    assert not after.is_error
+
+
+async def test_a_crash_mid_answer_reports_state_and_logs_and_the_server_stays_usable(
+    tmp_path: Path,
+) -> None:
+    async with mcp_server(tmp_path, {"LINGMA_SIM_CRASH_AFTER": "3"}) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "crash please"})
+        status = await client.call_tool("auth_status", {})
+    assert result.is_error
+    text = text_of(result)
+    assert "crashed" in text and "Lingma state:" in text and "logs:" in text
+    assert not status.is_error
+
+
+async def test_lingma_not_found_says_where_it_looked_and_how_to_fix(tmp_path: Path) -> None:
+    params = server_params(tmp_path)
+    params.args = [a for a in params.args if a != "--simulate"]
+    params.env = {**(params.env or {}), "LINGMA_BIN": str(tmp_path / "no" / "Lingma")}
+    async with mcp_server(tmp_path, params=params) as client:
+        tools = await client.list_tools()
+        result = await client.call_tool("ask_lingma", {"prompt": "hi"})
+        status = await client.call_tool("auth_status", {})
+    assert len(tools.tools) == 4
+    assert result.is_error
+    text = text_of(result)
+    assert "Lingma was not found" in text and str(tmp_path / "no" / "Lingma") in text
+    assert "LINGMA_BIN" in text and "VS Code" in text and "--simulate" in text
+    assert status.structured_content["logged_in"] is None
+    assert "not found" in status.structured_content["problem"]
+
+
+async def test_lingma_that_never_starts_gives_a_startup_error(tmp_path: Path) -> None:
+    env = {"LINGMA_SIM_NO_INFO": "1"}
+    params = server_params(tmp_path, env)
+    params.args += ["--startup-timeout", "1.5"]
+    async with mcp_server(tmp_path, params=params) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hi", "timeout_s": 10})
+    assert result.is_error
+    text = text_of(result)
+    assert "did not start" in text or "not ready" in text, text
+    assert "doctor" in text
+
+
+# -- resources --------------------------------------------------------------------------------
+
+
+async def test_resources_describe_status_models_and_conversations(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path) as client:
+        listed = {str(r.uri) for r in (await client.list_resources()).resources}
+        listed_templates = await client.list_resource_templates()
+        templates = [t.uri_template for t in listed_templates.resource_templates]
+        answer = await client.call_tool("ask_lingma", {"prompt": "remember me"})
+        session_id = answer.structured_content["session_id"]
+        status = json.loads((await client.read_resource("lingma://status")).contents[0].text)
+        models = json.loads((await client.read_resource("lingma://models")).contents[0].text)
+        sessions = json.loads((await client.read_resource("lingma://sessions")).contents[0].text)
+        one = json.loads(
+            (await client.read_resource(f"lingma://sessions/{session_id}")).contents[0].text
+        )
+    assert listed == {"lingma://status", "lingma://models", "lingma://sessions"}
+    assert templates == ["lingma://sessions/{session_id}"]
+    assert status["logged_in"] is True and status["bridge"]["state"] == "ready"
+    assert status["bridge"]["simulated"] is True
+    assert "chat" in models["scenes"] and models["default_model"] == "auto"
+    assert [s["session_id"] for s in sessions["sessions"]] == [session_id]
+    assert one["session_id"] == session_id
+    assert one["turns"][0]["question"] == "remember me"
+    assert "remember me" in one["turns"][0]["answer"]
+
+
+async def test_host_roots_choose_the_workspace(tmp_path: Path) -> None:
+    root = tmp_path / "from-host"
+    root.mkdir()
+
+    async def roots(_: Any) -> ListRootsResult:
+        return ListRootsResult(roots=[Root(uri=root.as_uri(), name="host root")])
+
+    async with mcp_server(tmp_path, list_roots_callback=roots) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "where am I"})
+    assert not result.is_error, text_of(result)
+    ask = sent_to_lingma(tmp_path, "chat/ask")[0]["params"]
+    assert ask["extra"]["workspacePath"] == str(root)
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+async def test_no_token_in_any_result_resource_or_log_line(tmp_path: Path) -> None:
+    seen: list[str] = []
+    async with mcp_server(tmp_path) as client:
+        for name, args in [
+            ("auth_status", {}),
+            ("list_models", {}),
+            ("login", {}),
+            ("ask_lingma", {"prompt": "tokens?"}),
+        ]:
+            result = await client.call_tool(name, args)
+            seen.append(result.model_dump_json())
+        for uri in ("lingma://status", "lingma://models", "lingma://sessions"):
+            seen.append((await client.read_resource(uri)).model_dump_json())
+    log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    assert " DEBUG " in log, "the server should have logged at DEBUG"
+    seen.append(log)
+    for blob in seen:
+        # The simulator's auth/status reply carries sim-secret-token-... and
+        # sim-secret-refresh-... exactly where Lingma puts live tokens.
+        assert "sim-secret" not in blob
+        for marker in ("refreshToken", "accessToken"):
+            assert marker not in blob
+
+
+# -- shutdown -----------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_sigterm_closes_lingma_and_exits(tmp_path: Path) -> None:
+    params = server_params(tmp_path)
+    env = {**os.environ, **(params.env or {})}
+    with open_log(tmp_path) as errlog:
+        proc = await anyio.open_process(
+            [params.command, *params.args], env=env, stderr=errlog, stdin=-1, stdout=-1
+        )
+    async with proc:
+        await wait_until(lambda: "state starting -> ready" in _log(tmp_path))
+        lingma_pid = _lingma_pid(tmp_path)
+        proc.send_signal(15)
+        with anyio.fail_after(15):
+            await proc.wait()
+    assert proc.returncode == 0
+    assert lingma_pid is not None and not _alive(lingma_pid)
+
+
+def _log(tmp_path: Path) -> str:
+    path = tmp_path / "server.log"
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def _lingma_pid(tmp_path: Path) -> int | None:
+    import re
+
+    match = re.search(r"\(pid (\d+)", _log(tmp_path))
+    return int(match.group(1)) if match else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); count it as gone only if reaped.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
