@@ -12,7 +12,9 @@ import time
 
 from benchmarks.mcpproc import mcp_session
 from benchmarks.simproc import core_client, simulator
-from lingma_mcp.lingma.client import ChatRequest
+from lingma_mcp.lingma.client import ChatRequest, LingmaClient
+from lingma_mcp.lingma.framing import encode_frame
+from lingma_mcp.lingma.jsonrpc import RpcConnection
 
 DELTAS = 20_000
 ROUNDS = 3
@@ -32,6 +34,67 @@ async def core_rate() -> float:
             best = min(best, time.perf_counter() - start)
             assert stream.result().finish_reason == "success"
         return DELTAS / best
+
+
+class _NullSocket:
+    """Hands the core pre-encoded messages and swallows its replies: no socket, no peer."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.sent = 0
+
+    async def send(self, message: str | bytes) -> None:
+        self.sent += 1
+
+    async def recv(self) -> bytes:
+        if not self.messages:
+            await asyncio.Event().wait()  # nothing more: wait to be closed
+        return self.messages.pop()
+
+    async def close(self) -> None:
+        return None
+
+
+async def core_in_process_rate() -> float:
+    """The core's own ceiling: decode, reply, route and consume, with no I/O at all."""
+    best = float("inf")
+    for round_ in range(ROUNDS):
+        sock = _NullSocket()
+        conn = RpcConnection(sock)
+        conn.start()
+        client = LingmaClient(conn)
+        rid = f"bench-{round_}"
+        stream = await client.open_chat(ChatRequest(prompt="throughput", request_id=rid))
+        frames = [
+            encode_frame(
+                {
+                    "jsonrpc": "2.0",
+                    "id": i,
+                    "method": "chat/answer",
+                    "params": {"requestId": rid, "sessionId": "s", "text": "delta ", "extra": {}},
+                }
+            )
+            for i in range(10, DELTAS + 10)
+        ]
+        frames.append(
+            encode_frame(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "chat/finish",
+                    "params": {"requestId": rid, "reason": "success", "statusCode": 200},
+                }
+            )
+        )
+        # Eight frames a message, as the simulator merges them; popped from the end.
+        sock.messages = [b"".join(frames[i : i + 8]) for i in range(0, len(frames), 8)][::-1]
+        start = time.perf_counter()
+        async for _ in stream:
+            pass
+        best = min(best, time.perf_counter() - start)
+        assert sock.sent >= DELTAS  # every delta was answered
+        await conn.close()
+    return DELTAS / best
 
 
 async def mcp_rate() -> tuple[float, int]:
@@ -56,9 +119,10 @@ async def mcp_rate() -> tuple[float, int]:
 
 
 def run() -> dict:
+    in_process = asyncio.run(core_in_process_rate())
     core = asyncio.run(core_rate())
     full, notes = asyncio.run(mcp_rate())
-    return {"core": core, "mcp": full, "notifications": notes}
+    return {"in_process": in_process, "core": core, "mcp": full, "notifications": notes}
 
 
 def report(r: dict) -> list[str]:
@@ -66,7 +130,8 @@ def report(r: dict) -> list[str]:
     return [
         "| path | deltas/s |",
         "|---|---:|",
-        f"| RPC core alone | {r['core']:,.0f} |",
+        f"| RPC core in-process, no socket (its own ceiling) | {r['in_process']:,.0f} |",
+        f"| RPC core alone, over the simulator's WebSocket | {r['core']:,.0f} |",
         f"| whole MCP path | {r['mcp']:,.0f} ({r['notifications']} progress notifications) |",
         "",
         f"- core alone: {r['core']:,.0f} deltas/s (target > 50,000) "
