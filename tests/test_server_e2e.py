@@ -67,7 +67,8 @@ async def mcp_server(
     params = params if params is not None else server_params(tmp_path, env)
     with open_log(tmp_path) as errlog:
         transport = stdio_client(params, errlog=errlog)
-        async with Client(transport, mode="legacy", **client_options) as client:
+        options = {"mode": "legacy", **client_options}  # hosts today use the handshake
+        async with Client(transport, **options) as client:
             yield client
 
 
@@ -187,6 +188,16 @@ async def test_streamed_text_arrives_before_the_end_and_joins_into_the_answer(
     assert data["mode"] == "chat" and data["model"] == "auto"
     assert data["first_token_ms"] is not None and data["total_ms"] >= data["first_token_ms"]
     assert any(m.startswith(STATUS_PREFIX) for _, _, m in progress.messages)
+
+
+async def test_a_client_on_the_newest_protocol_gets_the_same_stream(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path, mode="auto") as client:
+        progress = Progress()
+        result = await client.call_tool(
+            "ask_lingma", {"prompt": "newest protocol"}, progress_callback=progress
+        )
+    assert not result.is_error, text_of(result)
+    assert progress.text == result.structured_content["answer"]
 
 
 async def test_a_call_without_progress_token_simply_returns_the_result(tmp_path: Path) -> None:

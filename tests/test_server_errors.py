@@ -1,0 +1,112 @@
+"""Typed errors become text that names the cause and the fix; secrets never reach a log."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from lingma_mcp.errors import (
+    ChatFailed,
+    ChatRejected,
+    LingmaClosed,
+    LingmaConnectionLost,
+    LingmaNotFound,
+    LingmaNotLoggedIn,
+    LingmaStartupError,
+    RpcError,
+    RpcTimeout,
+)
+from lingma_mcp.server.errors import AskTimedOut, InvalidArgument, error_text
+from lingma_mcp.server.models import BridgeState
+from lingma_mcp.server.redact import SecretFilter, redact
+
+STATE = BridgeState(
+    state="reconnecting",
+    last_error="Lingma exited with code 9",
+    log_hint="run with --log-level DEBUG",
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "must_say"),
+    [
+        (
+            LingmaNotFound(["/opt/Lingma (LINGMA_BIN; missing)", "Lingma on PATH"]),
+            ["not found", "/opt/Lingma", "Lingma on PATH", "LINGMA_BIN", "JetBrains", "--simulate"],
+        ),
+        (LingmaNotLoggedIn("login expired"), ["login expired", "`login` tool"]),
+        (ChatFailed("error", 429, "quota exceeded"), ["rate limited", "429", "quota exceeded"]),
+        (ChatFailed("error", 500, "boom"), ["ended the answer with an error", "boom", "doctor"]),
+        (ChatFailed("error", 401, "no auth"), ["401", "`login` tool"]),
+        (
+            LingmaStartupError(
+                "no .info after 60 s",
+                exit_code=3,
+                stderr_tail=["panic: cannot bind"],
+                log_hint="~/.lingma/logs",
+            ),
+            ["did not start", "no .info after 60 s", "code 3", "panic: cannot bind", "~/.lingma"],
+        ),
+        (
+            LingmaConnectionLost("socket closed"),
+            ["crashed", "ask again", "reconnecting", "exited with code 9", "--log-level DEBUG"],
+        ),
+        (RpcTimeout("auth/status", 30), ["auth/status", "30 s", "stuck"]),
+        (RpcError("chat/ask", -32000, "bad"), ["chat/ask", "-32000", "bad"]),
+        (ChatRejected("busy"), ["refused", "busy"]),
+        (LingmaClosed("closing"), ["shutting down"]),
+        (InvalidArgument("Unknown mode 'x'."), ["Unknown mode 'x'."]),
+    ],
+)
+def test_each_error_names_its_cause_and_fix(error: BaseException, must_say: list[str]) -> None:
+    text = error_text(error, status=STATE)
+    for phrase in must_say:
+        assert phrase in text, (phrase, text)
+
+
+def test_a_timeout_carries_the_answer_so_far() -> None:
+    text = error_text(AskTimedOut(2.5, "half an answ"), status=STATE)
+    assert "timeout_s=2.5" in text and "stopped" in text
+    assert text.endswith("half an answ")
+
+
+def test_a_timeout_before_any_text_says_so() -> None:
+    text = error_text(AskTimedOut(1, ""), status=STATE)
+    assert "no answer text had arrived" in text
+
+
+def test_an_unexpected_error_does_not_leak_its_message() -> None:
+    text = error_text(KeyError("secret-value"))
+    assert "secret-value" not in text
+    assert "unexpectedly" in text and "stderr" in text
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"token": "abc123", "name": "me"}',
+        "{'refreshToken': 'abc123'}",
+        "accessToken=abc123 next",
+        '"token":"abc123"}',
+    ],
+)
+def test_secret_named_values_are_masked(line: str) -> None:
+    masked = redact(line)
+    assert "abc123" not in masked
+    assert "***" in masked
+
+
+def test_plain_text_is_left_alone() -> None:
+    line = "chat/ask accepted for request 1234 with 20 tokens of context"
+    assert redact(line) == line
+
+
+def test_the_log_filter_masks_formatted_arguments(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.redact")
+    handler_filter = SecretFilter()
+    record = logger.makeRecord(
+        "test.redact", logging.INFO, __file__, 1, "reply %s", ({"token": "abc123"},), None
+    )
+    assert handler_filter.filter(record)
+    assert "abc123" not in record.getMessage()

@@ -1,0 +1,137 @@
+"""The wire as a host reads it: raw JSON-RPC lines on stdout, nothing else.
+
+These tests skip the SDK's client so they can see every byte the server writes: each stdout
+line must be a JSON-RPC message, and no progress notification for a call may follow that
+call's result (one host drops the whole connection when that happens).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from anyio.streams.text import TextReceiveStream
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class RawHost:
+    """Writes JSON-RPC lines to the server's stdin and reads every line of its stdout."""
+
+    def __init__(self, process: anyio.abc.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self.messages: list[dict[str, Any]] = []
+        self._buffer = ""
+        assert process.stdout is not None
+        self._stdout = TextReceiveStream(process.stdout)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send((json.dumps({"jsonrpc": "2.0", **message}) + "\n").encode())
+
+    async def until(self, predicate: Any) -> dict[str, Any]:
+        """Read lines until one message matches; every line must be JSON-RPC."""
+        for message in self.messages:
+            if predicate(message):
+                return message
+        while True:
+            chunk = await self._stdout.receive()
+            self._buffer += chunk
+            while "\n" in self._buffer:
+                line, self._buffer = self._buffer.split("\n", 1)
+                self.lines.append(line)
+                message = json.loads(line)  # a stray print would fail here
+                assert message.get("jsonrpc") == "2.0", line
+                self.messages.append(message)
+                if predicate(message):
+                    return message
+
+    async def request(self, msg_id: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        await self.send({"id": msg_id, "method": method, "params": params})
+        return await self.until(lambda m: m.get("id") == msg_id and "method" not in m)
+
+
+def _command(tmp_path: Path) -> list[str]:
+    (tmp_path / "project").mkdir(exist_ok=True)
+    return [
+        sys.executable,
+        "-m",
+        "lingma_mcp",
+        "--simulate",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--workspace",
+        str(tmp_path / "project"),
+        "--log-level",
+        "DEBUG",
+    ]
+
+
+async def test_stdout_is_only_json_rpc_and_no_progress_follows_a_result(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "LINGMA_SIM_DELTA_DELAY": "0.001",
+        "LINGMA_SIM_ANSWER_SIZE": "600",
+        "LINGMA_SIM_CHUNK": "3",
+    }
+    with open(tmp_path / "server.log", "w", encoding="utf-8") as errlog:
+        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
+    async with process:
+        host = RawHost(process)
+        with anyio.fail_after(30):
+            init = await host.request(
+                1,
+                "initialize",
+                {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw-host", "version": "0"},
+                },
+            )
+            assert init["result"]["serverInfo"]["name"] == "lingma-mcp"
+            await host.send({"method": "notifications/initialized"})
+            for n in range(3):
+                call_id = 10 + n
+                token = f"tok-{n}"
+                result = await host.request(
+                    call_id,
+                    "tools/call",
+                    {
+                        "name": "ask_lingma",
+                        "arguments": {"prompt": f"wire {n}"},
+                        "_meta": {"progressToken": token},
+                    },
+                )
+                assert not result["result"].get("isError"), result
+                # A ping after the result: anything for `token` sent late would come before
+                # the pong, since the server writes in order.
+                await host.request(100 + n, "ping", {})
+                index = host.messages.index(result)
+                late = [
+                    m
+                    for m in host.messages[index + 1 :]
+                    if m.get("method") == "notifications/progress"
+                    and m["params"]["progressToken"] == token
+                ]
+                assert late == []
+                progress = [
+                    m["params"]
+                    for m in host.messages[:index]
+                    if m.get("method") == "notifications/progress"
+                    and m["params"]["progressToken"] == token
+                ]
+                text = "".join(
+                    p["message"] for p in progress if not p["message"].startswith("[lingma] ")
+                )
+                assert text == result["result"]["structuredContent"]["answer"]
+        assert process.stdin is not None
+        await process.stdin.aclose()  # the host leaves: the server closes Lingma and exits
+        with anyio.fail_after(15):
+            await process.wait()
+    assert process.returncode == 0
