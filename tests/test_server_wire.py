@@ -57,6 +57,10 @@ class RawHost:
         return await self.until(lambda m: m.get("id") == msg_id and "method" not in m)
 
 
+def _log_file(tmp_path: Path) -> Any:
+    return open(tmp_path / "server.log", "w", encoding="utf-8")
+
+
 def _command(tmp_path: Path) -> list[str]:
     (tmp_path / "project").mkdir(exist_ok=True)
     return [
@@ -80,7 +84,7 @@ async def test_stdout_is_only_json_rpc_and_no_progress_follows_a_result(tmp_path
         "LINGMA_SIM_ANSWER_SIZE": "600",
         "LINGMA_SIM_CHUNK": "3",
     }
-    with open(tmp_path / "server.log", "w", encoding="utf-8") as errlog:
+    with _log_file(tmp_path) as errlog:
         process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
     async with process:
         host = RawHost(process)
