@@ -19,7 +19,7 @@ import pytest
 from lingma_mcp.config import Settings
 from lingma_mcp.errors import LingmaClosed, LingmaConnectionLost, LingmaStartupError
 from lingma_mcp.lingma.client import ChatRequest, LingmaClient
-from lingma_mcp.lingma.info import wait_for_info
+from lingma_mcp.lingma.info import remove_stale_info, wait_for_info
 from lingma_mcp.lingma.streams import ChatResult, ChatStream
 from lingma_mcp.lingma.supervisor import LingmaSupervisor, State
 
@@ -308,6 +308,7 @@ async def _run_sim(work: Path, port: int = 0) -> tuple[asyncio.subprocess.Proces
     args = [sys.executable, "-m", "lingma_mcp.sim", "start", "--workDir", str(work)]
     if port:
         args += ["--socketPort", str(port)]
+    remove_stale_info(work)  # a killed simulator leaves its .info behind
     lingma = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )

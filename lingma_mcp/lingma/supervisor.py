@@ -39,8 +39,10 @@ from ..config import Settings
 from ..errors import (
     LingmaClosed,
     LingmaConnectionLost,
+    LingmaError,
     LingmaNotFound,
     LingmaStartupError,
+    RpcTimeout,
 )
 from .client import LingmaClient
 from .discovery import LingmaCommand, find_lingma
@@ -209,6 +211,8 @@ class LingmaSupervisor:
         try:
             return await asyncio.wait_for(asyncio.shield(waiter), wait)
         except asyncio.TimeoutError:
+            if waiter.done():
+                raise  # the attempt's own error (RpcTimeout is a TimeoutError too)
             raise LingmaStartupError(
                 f"Lingma is not ready after {wait:g} s (state {self._state}; "
                 f"waiting for {self._waiting_for})",
@@ -313,20 +317,31 @@ class LingmaSupervisor:
         self._waiting_for = "start-up to begin"
         try:
             return await asyncio.wait_for(self._attempt_steps(), timeout)
+        except (asyncio.CancelledError, LingmaError) as exc:
+            await self._discard_attempt()
+            if isinstance(exc, RpcTimeout):
+                raise self._startup_error(
+                    f"Lingma did not answer {exc.method} within {exc.timeout:g} s"
+                ) from exc
+            raise
         except asyncio.TimeoutError:
-            proc = self._proc
-            error = LingmaStartupError(
-                f"Lingma did not start within {timeout:g} s: waited for {self._waiting_for}. "
-                f"{self.log_hint}",
-                waited_for=self._waiting_for,
-                stderr_tail=proc.stderr_tail() if proc is not None else None,
-                log_hint=self.log_hint,
-            )
+            error = self._startup_error(f"Lingma did not start within {timeout:g} s")
             await self._discard_attempt()
             raise error from None
-        except BaseException:
+        except Exception as exc:
+            # websockets' handshake errors and the like: give the MCP face a typed error.
+            error = self._startup_error(f"could not connect to Lingma: {exc}")
             await self._discard_attempt()
-            raise
+            raise error from exc
+
+    def _startup_error(self, what: str) -> LingmaStartupError:
+        proc = self._proc
+        return LingmaStartupError(
+            f"{what}: waited for {self._waiting_for}. {self.log_hint}",
+            waited_for=self._waiting_for,
+            stderr_tail=proc.stderr_tail() if proc is not None else None,
+            log_hint=self.log_hint,
+        )
 
     async def _attempt_steps(self) -> LingmaClient:
         if self.attached:
