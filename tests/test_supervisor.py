@@ -33,8 +33,11 @@ def _children() -> set[int]:
     """Pids of this process's children, zombies included: an unreaped child shows here."""
     found: set[int] = set()
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        with open(task / "children") as fh:
-            found.update(int(pid) for pid in fh.read().split())
+        try:
+            with open(task / "children") as fh:
+                found.update(int(pid) for pid in fh.read().split())
+        except FileNotFoundError:
+            continue  # a thread (asyncio's child watcher) ended meanwhile
     return found
 
 
@@ -373,6 +376,7 @@ async def _run_helper(tmp_path: Path, mode: str) -> tuple[asyncio.subprocess.Pro
         str(HELPER),
         str(tmp_path),
         mode,
+        stdin=asyncio.subprocess.PIPE,  # held open: EOF is the helper's cue to shut down
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -390,6 +394,25 @@ async def test_lingma_stdout_noise_never_reaches_the_server_stdout(tmp_path: Pat
     assert helper.returncode == 0
     assert out == b""
     assert not _alive(pid)
+
+
+@pytest.mark.parametrize("cue", ["stdin EOF", "SIGTERM"])
+async def test_server_shutdown_on_eof_or_sigterm_leaves_no_lingma(tmp_path: Path, cue: str) -> None:
+    helper, pid = await _run_helper(tmp_path, "wait")
+    assert helper.stdin is not None
+    try:
+        assert _alive(pid)
+        if cue == "SIGTERM":
+            helper.send_signal(signal.SIGTERM)
+        else:
+            helper.stdin.close()
+        out, _ = await asyncio.wait_for(helper.communicate(), 30)
+        assert helper.returncode == 0 and out == b""
+        assert not _alive(pid)  # the helper reaped it: not even a zombie is left
+    finally:
+        if helper.returncode is None:
+            helper.kill()
+            await helper.wait()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
