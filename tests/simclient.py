@@ -176,7 +176,9 @@ class SimClient:
         self.auto_reply = auto_reply
         self.decoder = FrameDecoder()
         self.messages: list[dict[str, Any]] = []  # everything with a method, in order
-        self.wire: list[tuple[str, int]] = []  # ("text"|"binary", bytes) per WebSocket message
+        # Per WebSocket message: ("text"|"binary", size in bytes, frames it completed,
+        # bytes of an unfinished frame left in the decoder after it, valid UTF-8 alone).
+        self.wire: list[tuple[str, int, int, int, bool]] = []
         self.frame_errors: list[FrameError] = []
         self.closed: BaseException | None = None
         self._ids = itertools.count(1)
@@ -197,9 +199,11 @@ class SimClient:
     async def _read(self) -> None:
         try:
             async for message in self.ws:
-                size = len(message.encode()) if isinstance(message, str) else len(message)
-                self.wire.append(("text" if isinstance(message, str) else "binary", size))
-                for item in self.decoder.feed(message):
+                data = message.encode() if isinstance(message, str) else message
+                items = self.decoder.feed(data)
+                kind = "text" if isinstance(message, str) else "binary"
+                self.wire.append((kind, len(data), len(items), self.decoder.buffered, _utf8(data)))
+                for item in items:
                     if isinstance(item, FrameError):
                         self.frame_errors.append(item)
                     else:
@@ -339,3 +343,11 @@ def ask_params(question: str, request_id: str, **fields: Any) -> dict[str, Any]:
 
 def deltas_text(client: SimClient, request_id: str) -> str:
     return "".join(e["text"] for e in client.events(request_id, "chat/answer"))
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

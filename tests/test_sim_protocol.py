@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simclient import SimClient, SimProcess, ask_params, deltas_text, running_sim
+from simclient import SimClient, SimProcess, ask_params, deltas_text, poll_until, running_sim
 
 WORKSPACE = {"rootUri": "file:///tmp/project", "processId": 1, "capabilities": {}}
 SMALL = {"LINGMA_SIM_ANSWER_SIZE": "120", "LINGMA_SIM_CHUNK": "7"}
@@ -121,15 +121,17 @@ async def test_model_and_thinking(client: SimClient) -> None:
 
 
 async def test_frames_are_split_and_merged_across_text_and_binary_messages(
-    client: SimClient,
+    tmp_path: Path,
 ) -> None:
-    await client.chat("split me 拆分", "req-s")
-    kinds = {kind for kind, _ in client.wire}
-    assert kinds == {"text", "binary"}
-    # Fewer WebSocket messages than frames means frames were merged; more would mean split.
-    # Both happen: some message is smaller than the smallest frame.
-    assert len(client.wire) < len(client.messages)
-    assert min(size for _, size in client.wire) < 40
+    env = {"LINGMA_SIM_ANSWER_SIZE": "2000", "LINGMA_SIM_CHUNK": "7"}
+    async with running_sim(tmp_path, env=env) as sim:
+        async with SimClient.connect(await sim.wait_port()) as client:
+            finish = await client.chat("split me 拆分", "req-s")
+    assert finish["fullAnswer"] == deltas_text(client, "req-s")
+    assert {kind for kind, *_ in client.wire} == {"text", "binary"}
+    assert any(frames >= 2 for _, _, frames, _, _ in client.wire), "no message merged frames"
+    assert any(left > 0 for _, _, _, left, _ in client.wire), "no frame split across messages"
+    assert any(not utf8 for *_, utf8 in client.wire), "no cut inside a multi-byte character"
     assert client.frame_errors == []
 
 
@@ -137,7 +139,7 @@ async def test_without_splitting_each_frame_is_one_text_message(tmp_path: Path) 
     async with running_sim(tmp_path, env={**SMALL, "LINGMA_SIM_SPLIT": "0"}) as sim:
         async with SimClient.connect(await sim.wait_port()) as client:
             await client.chat("whole frames", "req-w")
-            assert all(kind == "text" for kind, _ in client.wire)
+            assert all(kind == "text" and utf8 for kind, *_, utf8 in client.wire)
             # one reply (chat/ask) plus one message per event
             assert len(client.wire) == len(client.messages) + 1
 
@@ -160,20 +162,32 @@ async def test_a_client_that_withholds_replies_stalls_the_stream(tmp_path: Path)
     env = {"LINGMA_SIM_DELTAS": "200", "LINGMA_SIM_WINDOW": "16"}
     async with running_sim(tmp_path, env=env) as sim:
         async with SimClient.connect(await sim.wait_port(), auto_reply=False) as client:
+
+            def replies_logged() -> int:
+                return sum(1 for e in sim.logged() if e["kind"] == "reply")
+
             await client.ask("stall", "req-stall")
             await client.wait_until(lambda: len(client.messages) >= 16)
             await sim.wait_logged(lambda e: e.get("event") == "stall")
             await asyncio.sleep(0.2)  # absence of traffic cannot be awaited
             assert len(client.messages) == 16
-            await client.reply(client.messages[0]["id"])
-            await client.wait_until(lambda: len(client.messages) == 17)
+            # The window reopens only once half of it is free: 7 replies are not enough.
+            for msg in client.messages[:7]:
+                await client.reply(msg["id"])
+            await poll_until(lambda: replies_logged() == 7, what="7 replies logged")
+            await asyncio.sleep(0.1)
+            assert len(client.messages) == 16
+            await client.reply(client.messages[7]["id"])
+            await client.wait_until(lambda: len(client.messages) == 24)
+            unanswered = client.messages[8:]
             client.auto_reply = True
-            for msg in client.messages:
+            for msg in unanswered:
                 await client.reply(msg["id"])
             finish = await client.wait_until(lambda: client.finish("req-stall"))
             assert finish["reason"] == "success"
-    replies = [e for e in sim.logged() if e["kind"] == "reply"]
-    assert len(replies) >= 200 and replies[0]["method"] == "chat/process_step_callback"
+    assert replies_logged() >= 200
+    first = next(e for e in sim.logged() if e["kind"] == "reply")
+    assert first["method"] == "chat/process_step_callback"
 
 
 async def test_agent_mode_tool_events_and_tool_invoke_reply(

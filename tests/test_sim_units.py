@@ -98,8 +98,10 @@ async def _through_outbox(frames: list[bytes], split: bool) -> list[str | bytes]
     sent: list[str | bytes] = []
     outbox = Outbox(sent.append, split=split, rng=random.Random(1))
     writer = asyncio.create_task(outbox.run())
-    for frame in frames:
+    for index, frame in enumerate(frames, 1):
         outbox.put(frame)
+        if index % 10 == 0:
+            await asyncio.sleep(0)  # let the writer take a batch, as between chat yields
     await outbox.drained()
     outbox.close()
     await writer

@@ -30,10 +30,10 @@ MALFORMED_FRAMES: tuple[bytes, ...] = (
     b'Content-Length: 14\r\n\r\n{"text":"\xc3\x28\xa0"}',
 )
 
-# Piece sizes for the splitter: mostly small enough to cut a frame, sometimes large enough
-# to carry several.
-_SMALL = (1, 40)
-_LARGE = (200, 4000)
+# Cut points per batch of queued frames (a batch is what queued while the writer was busy).
+_MAX_CUTS = 3
+# How far past a cut point to look for a multi-byte character to cut inside.
+_CHAR_SEARCH = 256
 
 
 class Outbox:
@@ -110,9 +110,7 @@ class Outbox:
     async def _write_split(self, data: bytes) -> None:
         view = memoryview(data)
         pos = 0
-        while pos < len(data):
-            end = min(len(data), pos + self._piece_size())
-            end = self._maybe_cut_inside_char(data, pos, end)
+        for end in self._cuts(data):
             piece = bytes(view[pos:end])
             pos = end
             if self._rng.random() < 0.5:
@@ -120,28 +118,39 @@ class Outbox:
                     await self._emit(piece.decode("utf-8"))
                     continue
                 except UnicodeDecodeError:
-                    pass
+                    pass  # cut inside a character: only a binary message can carry it
             await self._emit(piece)
 
-    def _piece_size(self) -> int:
-        low, high = _SMALL if self._rng.random() < 0.5 else _LARGE
-        return self._rng.randint(low, high)
+    def _cuts(self, data: bytes) -> list[int]:
+        """Where the pieces of one batch end: at most ``_MAX_CUTS`` random points, then the end.
 
-    def _maybe_cut_inside_char(self, data: bytes, start: int, end: int) -> int:
-        """Sometimes move a cut to just after the lead byte of a multi-byte character.
-
-        Random cuts land inside a character only as often as the text is non-ASCII; this
-        makes the case common enough that every test run sees it.
+        One point in three falls in the first few bytes (splitting a header), and half are
+        moved to just after the lead byte of a multi-byte character when one is near, so
+        that every test run sees both. Few cuts per batch keep writes, and syscalls, few
+        when thousands of deltas pour out.
         """
-        if end >= len(data) or self._rng.random() >= 0.25:
-            return end
-        for at in range(start, min(end + 64, len(data) - 1)):
-            if data[at] >= 0xC0:
-                return at + 1
-        return end
+        size = len(data)
+        points: set[int] = set()
+        for _ in range(self._rng.randint(0, _MAX_CUTS)):
+            if size < 2:
+                break
+            at = self._rng.randint(1, min(size - 1, 40) if self._rng.random() < 0.33 else size - 1)
+            if self._rng.random() < 0.5:
+                at = _inside_char(data, at)
+            points.add(at)
+        return [*sorted(points), size]
 
     async def _emit(self, message: str | bytes) -> None:
         result = self._send(message)
         if asyncio.iscoroutine(result):
             await result
         self.messages_sent += 1
+
+
+def _inside_char(data: bytes, at: int) -> int:
+    """The position just after the next multi-byte lead byte at or after ``at`` (if near)."""
+    stop = min(len(data) - 1, at + _CHAR_SEARCH)
+    for pos in range(at, stop):
+        if data[pos] >= 0xC0:
+            return pos + 1
+    return at
