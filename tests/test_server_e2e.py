@@ -21,7 +21,7 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.types import ListRootsResult, Root
+from mcp.types import ElicitResult, ListRootsResult, Root
 
 from lingma_mcp.server.progress import STATUS_PREFIX
 
@@ -336,6 +336,23 @@ async def test_not_logged_in_says_to_call_login(tmp_path: Path, state: str) -> N
     assert login.structured_content["login_url"] in text_of(login)
 
 
+async def test_login_asks_a_host_with_url_elicitation_to_open_the_url(tmp_path: Path) -> None:
+    asked: list[Any] = []
+
+    async def elicit(_: Any, params: Any) -> ElicitResult:
+        asked.append(params)
+        return ElicitResult(action="accept")
+
+    async with mcp_server(
+        tmp_path, {"LINGMA_SIM_AUTH": "logged_out"}, elicitation_callback=elicit
+    ) as client:
+        login = await client.call_tool("login", {})
+    assert not login.is_error, text_of(login)
+    assert login.structured_content["opened_by_host"] is True
+    assert len(asked) == 1 and asked[0].mode == "url"
+    assert asked[0].url == login.structured_content["login_url"]
+
+
 async def test_rate_limit_names_429_and_what_to_do(tmp_path: Path) -> None:
     async with mcp_server(tmp_path, {"LINGMA_SIM_RATE_LIMIT": "1"}) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
@@ -350,11 +367,11 @@ async def test_a_crash_mid_answer_reports_state_and_logs_and_the_server_stays_us
 ) -> None:
     async with mcp_server(tmp_path, {"LINGMA_SIM_CRASH_AFTER": "3"}) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "crash please"})
-        status = await client.call_tool("auth_status", {})
+        models = await client.call_tool("list_models", {})  # needs Lingma back up
     assert result.is_error
     text = text_of(result)
     assert "crashed" in text and "Lingma state:" in text and "logs:" in text
-    assert not status.is_error
+    assert not models.is_error, text_of(models)
 
 
 async def test_lingma_not_found_says_where_it_looked_and_how_to_fix(tmp_path: Path) -> None:
@@ -422,9 +439,14 @@ async def test_host_roots_choose_the_workspace(tmp_path: Path) -> None:
 
     async with mcp_server(tmp_path, list_roots_callback=roots) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "where am I"})
+        sessions = json.loads((await client.read_resource("lingma://sessions")).contents[0].text)
     assert not result.is_error, text_of(result)
     ask = sent_to_lingma(tmp_path, "chat/ask")[0]["params"]
     assert ask["extra"]["workspacePath"] == str(root)
+    assert sessions["workspace"] == str(root)
+    assert [s["session_id"] for s in sessions["sessions"]] == [
+        result.structured_content["session_id"]
+    ]
 
 
 # -- secrets ------------------------------------------------------------------------------------

@@ -139,3 +139,54 @@ async def test_stdout_is_only_json_rpc_and_no_progress_follows_a_result(tmp_path
         with anyio.fail_after(15):
             await process.wait()
     assert process.returncode == 0
+
+
+async def test_a_host_that_leaves_mid_answer_stops_lingma_and_the_server_exits(
+    tmp_path: Path,
+) -> None:
+    sim_log = tmp_path / "sim.jsonl"
+    env = {
+        **os.environ,
+        "LINGMA_SIM_DELTA_DELAY": "0.05",
+        "LINGMA_SIM_ANSWER_SIZE": "3000",
+        "LINGMA_SIM_LOG": str(sim_log),
+    }
+    with _log_file(tmp_path) as errlog:
+        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
+    async with process:
+        host = RawHost(process)
+        with anyio.fail_after(30):
+            await host.request(
+                1,
+                "initialize",
+                {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw-host", "version": "0"},
+                },
+            )
+            await host.send({"method": "notifications/initialized"})
+            await host.send(
+                {
+                    "id": 2,
+                    "method": "tools/call",
+                    "params": {
+                        "name": "ask_lingma",
+                        "arguments": {"prompt": "a long one"},
+                        "_meta": {"progressToken": "leaving"},
+                    },
+                }
+            )
+            await host.until(
+                lambda m: (
+                    m.get("method") == "notifications/progress"
+                    and not m["params"]["message"].startswith("[lingma] ")
+                )
+            )
+            assert process.stdin is not None
+            await process.stdin.aclose()
+            await process.wait()
+    assert process.returncode == 0
+    sent = [json.loads(line) for line in sim_log.read_text(encoding="utf-8").splitlines()]
+    methods = [e["message"].get("method") for e in sent if isinstance(e.get("message"), dict)]
+    assert "chat/stop" in methods

@@ -67,6 +67,9 @@ class Bridge:
             supervisor = LingmaSupervisor(settings)
         self.settings = settings
         self.supervisor = supervisor
+        # "This workspace" for the sessions resource: the host's first root once a call has
+        # seen one, else --workspace.
+        self.workspace: Path = settings.workspace
         self._models: dict[str, list[dict[str, Any]]] | None = None
         self._models_client: int | None = None
         self._models_at = 0.0
@@ -195,10 +198,20 @@ class Bridge:
 
     # -- conversations ---------------------------------------------------------------------
 
-    async def sessions(self, workspace: Path | None = None) -> list[dict[str, Any]]:
+    async def sessions(self) -> list[dict[str, Any]]:
+        """This workspace's conversations, newest first.
+
+        Lingma files a conversation under a project; whether that is the folder Lingma was
+        started with or the one a question named is not known, so both are asked.
+        """
         client = await self.client()
-        raw = await client.list_sessions(workspace or self.settings.workspace)
-        return [session_summary(s) for s in raw]
+        found: dict[str, dict[str, Any]] = {}
+        for folder in dict.fromkeys([self.workspace, self.settings.workspace]):
+            for raw in await client.list_sessions(folder):
+                summary = session_summary(raw)
+                if summary["session_id"] and summary["session_id"] not in found:
+                    found[summary["session_id"]] = summary
+        return sorted(found.values(), key=lambda s: _as_number(s["modified"]), reverse=True)
 
     async def session(self, session_id: str) -> dict[str, Any] | None:
         client = await self.client()
@@ -428,6 +441,14 @@ def session_detail(raw: dict[str, Any]) -> dict[str, Any]:
         if isinstance(r, dict)
     ]
     return detail
+
+
+def _as_number(value: Any) -> float:
+    """A sort key for Lingma's timestamps (milliseconds, or text Lingma may send)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -60,7 +60,7 @@ def register_resources(app: MCPServer, bridge: Bridge) -> None:
             listing = await bridge.sessions()
         except Exception as exc:
             raise ResourceError(bridge.error_text(exc)) from exc
-        return _dump({"workspace": str(bridge.settings.workspace), "sessions": listing})
+        return _dump({"workspace": str(bridge.workspace), "sessions": listing})
 
     @app.resource(
         "lingma://sessions/{session_id}",

@@ -129,7 +129,11 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
         ] = None,
     ) -> Annotated[CallToolResult, AskResult]:
         try:
-            folder: str | Path | None = workspace or await host_workspace(ctx)
+            folder: str | Path | None = workspace
+            if folder is None:
+                folder = await host_workspace(ctx)
+                if folder is not None:
+                    bridge.workspace = folder
             params = bridge.validate(
                 prompt,
                 model=model,
