@@ -32,7 +32,12 @@ DEMO_ENV = {
 
 def run_demo(settings: Settings, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    return anyio.run(_demo, settings, out)
+    try:
+        return anyio.run(_demo, settings, out)
+    except Exception as exc:  # the demo's job is to say what broke, not to dump a trace
+        out.write(f"\nThe demo failed: {type(exc).__name__}: {exc}\n")
+        out.write("Run `lingma-mcp doctor --simulate` to see which step breaks.\n")
+        return 1
 
 
 def server_command(work_dir: str, log_level: str) -> StdioServerParameters:
@@ -93,7 +98,7 @@ async def _demo(settings: Settings, out: TextIO) -> int:
             steps.append(("list_models", ok))
 
             say("\n4. ask_lingma, the answer streaming as progress notifications:")
-            first = await _ask(client, {"prompt": "What does lingma-mcp do?"}, say)
+            first = await _ask(client, {"prompt": "What does lingma-mcp do?"}, out)
             steps.append(("ask_lingma", first is not None))
 
             if first is not None and first.get("session_id"):
@@ -101,7 +106,7 @@ async def _demo(settings: Settings, out: TextIO) -> int:
                 second = await _ask(
                     client,
                     {"prompt": "And how do I continue?", "session_id": first["session_id"]},
-                    say,
+                    out,
                 )
                 steps.append(("follow-up", second is not None))
             else:
@@ -126,32 +131,45 @@ async def _demo(settings: Settings, out: TextIO) -> int:
     return 0 if all_ok else 1
 
 
-async def _ask(client: Client, arguments: dict[str, Any], say: Any) -> dict[str, Any] | None:
+async def _ask(client: Client, arguments: dict[str, Any], out: TextIO) -> dict[str, Any] | None:
+    """One call, its progress printed as it arrives: status on its own line, text inline."""
     streamed: list[str] = []
     started = time.monotonic()
     first_at: list[float] = []
+    at_line_start = [True]
+
+    def write(text: str) -> None:
+        out.write(text)
+        out.flush()
+        at_line_start[0] = text.endswith("\n")
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         if not message:
             return
         if message.startswith(STATUS_PREFIX):
-            say(f"   ({message[len(STATUS_PREFIX) :]})")
+            write(("" if at_line_start[0] else "\n") + f"   · {message[len(STATUS_PREFIX) :]}\n")
             return
         if not first_at:
             first_at.append(time.monotonic() - started)
+        if at_line_start[0]:
+            write("   > ")
         streamed.append(message)
-        say(f"   + {message!r}")
+        write(message.replace("\n", "\n     "))
 
     result = await client.call_tool("ask_lingma", arguments, progress_callback=on_progress)
+    if not at_line_start[0]:
+        write("\n")
     if result.is_error or result.structured_content is None:
-        say(_indent(result.content[0].text))
+        write(_indent(result.content[0].text) + "\n")
         return None
     data = result.structured_content
     joined = "".join(streamed)
-    say(
-        f"   = {len(data['answer'])} characters; {len(streamed)} text notifications, first after "
-        f"{first_at[0] if first_at else 0:.2f} s; streamed text equals the answer: "
-        f"{joined == data['answer']}; session_id {data['session_id']}"
+    write(
+        f"   = {len(data['answer'])} characters in {len(streamed)} text notifications; first "
+        f"text after {first_at[0] if first_at else 0:.2f} s, answer complete after "
+        f"{time.monotonic() - started:.2f} s\n"
+        f"     streamed text equals the answer: {joined == data['answer']}; "
+        f"session_id {data['session_id']}\n"
     )
     return data
 
