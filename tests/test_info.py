@@ -12,6 +12,7 @@ from lingma_mcp.lingma.info import (
     parse_info,
     read_info,
     remove_stale_info,
+    shared_info_paths,
     wait_for_info,
 )
 
@@ -102,3 +103,17 @@ async def test_wait_rides_out_a_torn_write(tmp_path: Path) -> None:
     _write_later(path, "37010\n14060\n/run/lingma.sock\n", 0.005)
     info = await asyncio.wait_for(wait_for_info(tmp_path, expected_pid=14060, interval=0.01), 1)
     assert info.pid == 14060
+
+
+async def test_a_shared_info_is_taken_only_with_our_pid(tmp_path: Path) -> None:
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    shared = shared_info_paths(home)
+    shared[0].parent.mkdir(parents=True)
+    shared[0].write_text("5000\n1111\n")  # another instance's Lingma
+    waiting = asyncio.ensure_future(wait_for_info(work, expected_pid=2222, shared=shared))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    shared[1].write_text(json.dumps({"websocketPort": 6000, "pid": 2222}))
+    info = await asyncio.wait_for(waiting, 1)
+    assert info.port == 6000 and info.path == shared[1]

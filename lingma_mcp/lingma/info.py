@@ -109,13 +109,27 @@ def read_info(path: Path) -> LingmaInfo | None:
     return parse_info(text, path)
 
 
+def shared_info_paths(home: Path | None = None) -> list[Path]:
+    """``~/.lingma/.info``: some versions write there too, shared by every instance."""
+    return info_paths((home if home is not None else Path.home()) / ".lingma")
+
+
 async def wait_for_info(
     work_dir: Path,
     *,
     expected_pid: int | None = None,
+    shared: list[Path] | tuple[Path, ...] = (),
     interval: float = POLL_INTERVAL,
 ) -> LingmaInfo:
     """Wait until Lingma's ``.info`` (any format) in ``work_dir`` is complete; return it.
+
+    Args:
+        work_dir: the ``--workDir`` Lingma was started with.
+        expected_pid: the pid we spawned; a line file with this pid is taken at once.
+        shared: files other instances may write too (``~/.lingma/.info``); one is taken
+            only when its pid is ``expected_pid``, so another Lingma's port is never used.
+            They are never deleted: they may belong to an IDE's Lingma.
+        interval: seconds between polls.
 
     Never returns on its own if the file never comes: the caller bounds it (a timeout, or a
     race against the process exiting). Each poll is one ``stat`` per name; a file is read
@@ -123,7 +137,8 @@ async def wait_for_info(
     """
     seen: dict[Path, tuple[int, int]] = {}
     candidate: dict[Path, LingmaInfo] = {}
-    paths = info_paths(work_dir)
+    own = info_paths(work_dir)
+    paths = own + ([p for p in shared if p not in own] if expected_pid is not None else [])
     while True:
         for path in paths:
             try:
@@ -138,7 +153,7 @@ async def wait_for_info(
                 return candidate[path]
             seen[path] = stamp
             info = read_info(path)
-            if info is None:
+            if info is None or (path not in own and info.pid != expected_pid):
                 candidate.pop(path, None)
                 continue
             if path.suffix == ".json" or (expected_pid is not None and info.pid == expected_pid):
