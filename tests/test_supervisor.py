@@ -338,6 +338,22 @@ async def test_attach_mode_spawns_nothing_and_kills_nothing(make: Factory, tmp_p
         await lingma.wait()
 
 
+async def test_attach_to_a_port_where_nothing_listens_fails_fast(
+    make: Factory, tmp_path: Path
+) -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()  # a port that was free a moment ago, now closed
+    supervisor = make(Settings(lingma_port=port, work_dir=tmp_path / "w", startup_timeout=15))
+    started = time.monotonic()
+    with pytest.raises(LingmaStartupError) as caught:
+        await supervisor.client()
+    assert time.monotonic() - started < 2
+    assert f"127.0.0.1:{port}" in str(caught.value) and "--lingma-port" in str(caught.value)
+    assert supervisor.status().state is State.FAILED
+
+
 # ---------------------------------------------------------------------- shutting down
 
 

@@ -46,7 +46,7 @@ from ..errors import (
 )
 from .client import LingmaClient
 from .discovery import LingmaCommand, find_lingma
-from .info import remove_stale_info, wait_for_info
+from .info import remove_stale_info, shared_info_paths, wait_for_info
 from .jsonrpc import RpcConnection
 from .process import TERMINATE_GRACE, LingmaProcess
 
@@ -376,7 +376,18 @@ class LingmaSupervisor:
         settings = self.settings
         self._port = port
         self._waiting_for = f"port {port} on 127.0.0.1 to accept connections"
-        await self._race_exit(_wait_port(port), proc)
+        if proc is None:
+            # Attach mode: nobody is starting it for us, so waiting would only hide a wrong
+            # --lingma-port. Reconnects still retry, with backoff.
+            if not await _port_open(port):
+                raise LingmaStartupError(
+                    f"nothing accepts connections on 127.0.0.1:{port} (--lingma-port / "
+                    "LINGMA_PORT); is Lingma running there?",
+                    waited_for=self._waiting_for,
+                    log_hint=self.log_hint,
+                )
+        else:
+            await self._race_exit(_wait_port(port), proc)
 
         self._waiting_for = f"the WebSocket handshake on port {port}"
         ws = await self._race_exit(
@@ -440,7 +451,10 @@ class LingmaSupervisor:
         self._proc = proc
         log.info("[%s] started %s (pid %d, from %s)", self.name, argv[0], proc.pid, command.source)
         self._waiting_for = f"the .info file at {work_dir / '.info'} (or .info.json)"
-        info = await self._race_exit(wait_for_info(work_dir, expected_pid=proc.pid), proc)
+        # Some versions may write ~/.lingma/.info instead; that one is taken only with our pid.
+        info = await self._race_exit(
+            wait_for_info(work_dir, expected_pid=proc.pid, shared=shared_info_paths()), proc
+        )
         return proc, info.port
 
     async def _race_exit(self, step: Awaitable[T], proc: LingmaProcess | None) -> T:
@@ -537,15 +551,22 @@ class LingmaSupervisor:
         log.info("[%s] closed", self.name)
 
 
+async def _port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port`` right now."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
 async def _wait_port(port: int) -> None:
     """Wait until something accepts TCP connections on 127.0.0.1:``port``."""
+    # No event exists for "a port opened": polling every 20 ms is the honest way.
     while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(PORT_POLL_INTERVAL)
-            continue
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return
+        if await _port_open(port):
+            return
+        await asyncio.sleep(PORT_POLL_INTERVAL)
