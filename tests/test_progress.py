@@ -10,6 +10,9 @@ import pytest
 from lingma_mcp.lingma.events import Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
 from lingma_mcp.server.progress import STATUS_PREFIX, EventNarrator, ProgressRelay, status_line
 
+# Scheduling noise a loaded CI machine may add on top of the windows under test.
+SLACK = 0.1
+
 
 class Recorder:
     """A fake host: records (time, progress, message); optionally slow."""
@@ -42,7 +45,7 @@ async def test_first_text_goes_out_at_once() -> None:
         with anyio.fail_after(1):
             await host.first.wait()
     assert host.texts == ["Hel"]
-    assert host.sent[0][0] - fed < 0.1  # far less than the 0.5 s window
+    assert host.sent[0][0] - fed < SLACK  # far less than the 0.5 s window
 
 
 async def test_later_deltas_are_coalesced_but_never_held_past_the_window() -> None:
@@ -63,7 +66,7 @@ async def test_later_deltas_are_coalesced_but_never_held_past_the_window() -> No
     # Every piece of text reached the host within the window (plus scheduling slack).
     for fed, chars in fed_at:
         delivered = next(t for t, sent_chars, _ in _cumulative(host.sent) if sent_chars >= chars)
-        assert delivered - fed < 0.05 + 0.06
+        assert delivered - fed < 0.05 + SLACK
 
 
 def _cumulative(sent: list[tuple[float, float, str]]) -> list[tuple[float, int, str]]:
@@ -97,7 +100,7 @@ async def test_keepalive_goes_out_while_lingma_is_silent() -> None:
     keepalives = [m for m in host.statuses if "still working" in m]
     assert len(keepalives) >= 3
     gaps = [b[0] - a[0] for a, b in zip(host.sent, host.sent[1:], strict=False)]
-    assert max(gaps) < 0.05 + 0.05
+    assert max(gaps) < 0.05 + SLACK
 
 
 async def test_nothing_is_sent_after_close_even_with_text_pending() -> None:

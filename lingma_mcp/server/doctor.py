@@ -111,6 +111,8 @@ def _find_binary(settings: Settings, report: Callable[[bool, str, str], None]) -
     except LingmaError as exc:
         report(False, "Lingma binary", error_text(exc))
         return False
-    what = "the simulator (--simulate)" if command.source == "simulator" else command.argv[0]
-    report(True, "Lingma binary", f"{what} (found by {command.source})")
+    if command.source == "simulator":
+        report(True, "Lingma binary", "the bundled simulator (--simulate)")
+    else:
+        report(True, "Lingma binary", f"{command.argv[0]} (found by {command.source})")
     return True

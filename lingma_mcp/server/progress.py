@@ -77,7 +77,8 @@ class ProgressRelay:
         self._pending_status: list[str] = []
         self._wake = anyio.Event()
         self._progress = 0
-        self._last_send = clock()
+        self._last_send = clock()  # end of the last send: keepalives count from here
+        self._send_started = self._last_send  # start of the last send: the window's origin
         self._sent_text = False
         self._closed = False
         self._broken = False
@@ -154,8 +155,10 @@ class ProgressRelay:
                 continue
             # The first text goes at once; later text waits out the coalescing window
             # measured from the previous send, so nothing waits longer than the window.
+            # The window runs from the start of the previous send: after a slow send (a
+            # slow host) what piled up meanwhile goes at once, in one notification.
             if self._sent_text or not self._pending_text:
-                delay = self._coalesce_s - (self._clock() - self._last_send)
+                delay = self._coalesce_s - (self._clock() - self._send_started)
                 if delay > 0:
                     await anyio.sleep(delay)
             await self._drain()
@@ -178,7 +181,7 @@ class ProgressRelay:
         if self._closed or self._broken:
             return
         self._progress += 1
-        self._last_send = self._clock()
+        self._send_started = self._last_send = self._clock()
         try:
             await self._send(float(self._progress), message)
         except anyio.get_cancelled_exc_class():

@@ -54,7 +54,11 @@ def run_ask(
     """Ask, stream, and print the session id to continue with. Exit code 0 on an answer."""
     out = out or sys.stdout
     err = err or sys.stderr
-    return anyio.run(_ask, settings, prompt, session_id, timeout_s, out, err)
+    try:
+        return anyio.run(_ask, settings, prompt, session_id, timeout_s, out, err)
+    except KeyboardInterrupt:  # Lingma was told to stop and closed on the way out
+        err.write("\nlingma-mcp: interrupted\n")
+        return 130
 
 
 async def _ask(
