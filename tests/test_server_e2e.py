@@ -353,6 +353,20 @@ async def test_login_asks_a_host_with_url_elicitation_to_open_the_url(tmp_path: 
     assert asked[0].url == login.structured_content["login_url"]
 
 
+async def test_list_models_by_scene_and_an_unknown_scene(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path) as client:
+        chat = await client.call_tool("list_models", {"scene": "chat"})
+        unknown = await client.call_tool("list_models", {"scene": "nope"})
+    assert not chat.is_error
+    assert list(chat.structured_content["scenes"]) == ["chat"]
+    models = chat.structured_content["scenes"]["chat"]
+    assert {"key", "display_name", "reasoning", "vision", "default"} == set(models[0])
+    assert [m["key"] for m in models if m["default"]] == ["auto"]
+    assert any(m["reasoning"] for m in models)
+    assert unknown.is_error
+    assert "Unknown scene 'nope'" in text_of(unknown) and "chat" in text_of(unknown)
+
+
 async def test_rate_limit_names_429_and_what_to_do(tmp_path: Path) -> None:
     async with mcp_server(tmp_path, {"LINGMA_SIM_RATE_LIMIT": "1"}) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})

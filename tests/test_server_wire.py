@@ -190,3 +190,6 @@ async def test_a_host_that_leaves_mid_answer_stops_lingma_and_the_server_exits(
     sent = [json.loads(line) for line in sim_log.read_text(encoding="utf-8").splitlines()]
     methods = [e["message"].get("method") for e in sent if isinstance(e.get("message"), dict)]
     assert "chat/stop" in methods
+    log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    assert "Lingma supervisor closed" in log
+    assert "exited with" in log  # the child was reaped, not orphaned
