@@ -177,7 +177,7 @@ async def test_no_info_gives_a_timeout_naming_the_file_and_reaps_the_process(
     err = caught.value
     assert str(settings.work_dir / ".info") in str(err)
     assert ".info" in (err.waited_for or "")
-    assert "--log-level DEBUG" in str(err) and err.log_hint
+    assert err.log_hint and "--log-level DEBUG" in err.log_hint
     status = supervisor.status()
     assert status.state is State.FAILED and status.pid is None
     assert status.last_exception is err
@@ -188,6 +188,17 @@ async def test_no_info_gives_a_timeout_naming_the_file_and_reaps_the_process(
     settings.startup_timeout = 15.0
     await supervisor.client()
     assert supervisor.status().state is State.READY
+
+
+async def test_a_caller_with_a_shorter_wait_hears_what_start_up_waits_for(
+    make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINGMA_SIM_NO_INFO", "1")
+    supervisor = make()
+    with pytest.raises(LingmaStartupError) as caught:
+        await supervisor.client(timeout=0.3)
+    assert ".info" in str(caught.value) and "0.3 s" in str(caught.value)
+    assert supervisor.status().state is State.STARTING  # the attempt itself goes on
 
 
 async def test_exit_at_start_reports_the_exit_code_and_stderr_tail(

@@ -213,10 +213,12 @@ class LingmaSupervisor:
         except asyncio.TimeoutError:
             if waiter.done():
                 raise  # the attempt's own error (RpcTimeout is a TimeoutError too)
+            proc = self._proc
             raise LingmaStartupError(
-                f"Lingma is not ready after {wait:g} s (state {self._state}; "
-                f"waiting for {self._waiting_for})",
+                f"Lingma was not ready within {wait:g} s (state {self._state}): "
+                f"waited for {self._waiting_for}",
                 waited_for=self._waiting_for,
+                stderr_tail=proc.stderr_tail() if proc is not None else None,
                 log_hint=self.log_hint,
             ) from None
         finally:
@@ -337,7 +339,7 @@ class LingmaSupervisor:
     def _startup_error(self, what: str) -> LingmaStartupError:
         proc = self._proc
         return LingmaStartupError(
-            f"{what}: waited for {self._waiting_for}. {self.log_hint}",
+            f"{what}: waited for {self._waiting_for}",
             waited_for=self._waiting_for,
             stderr_tail=proc.stderr_tail() if proc is not None else None,
             log_hint=self.log_hint,
