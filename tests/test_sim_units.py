@@ -89,6 +89,17 @@ def test_conversations_survive_a_reload(tmp_path: Path) -> None:
     assert again.list("file:///other") == []
 
 
+async def test_saves_inside_an_event_loop_are_batched(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.json"
+    store = ConversationStore(path)
+    for n in range(20):
+        turn = store.begin(None, False, "file:///p", f"question {n}")
+        store.record(turn.session_id, f"r{n}", "FREE_INPUT", f"question {n}", "answer")
+    assert not path.exists()  # one write is scheduled, none done yet
+    store.flush()
+    assert len(ConversationStore(path).list(None)) == 20
+
+
 def test_an_unreadable_store_starts_empty(tmp_path: Path) -> None:
     (tmp_path / "sessions.json").write_text("{not json")
     assert ConversationStore(tmp_path / "sessions.json").list(None) == []

@@ -192,6 +192,7 @@ class ChatRun:
 
     async def _crash(self) -> None:
         await self.conn.settle(SETTLE_TIMEOUT)
+        self.conn.state.store.flush()  # conversations finished before the crash survive it
         self.conn.state.messages.close()
         sys.stderr.write(
             f"lingma-sim: fatal: simulated crash after {self._deltas_sent} deltas "

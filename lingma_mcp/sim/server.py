@@ -76,6 +76,7 @@ async def run_server(options: SimOptions) -> int:
             log.info("wrote %s", path)
         await stop.wait()
         log.info("shutting down")
+    state.store.flush()
     state.messages.close()
     return 0
 
