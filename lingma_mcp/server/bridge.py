@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,22 @@ import anyio
 
 from ..config import MODES, Settings
 from ..errors import ChatFailed, LingmaError, LingmaNotLoggedIn
-from ..lingma.auth import AuthStatus
 from ..lingma.client import ChatRequest, LingmaClient
 from ..lingma.events import ChatEvent
 from .errors import AskTimedOut, ChatCancelled, InvalidArgument, error_text
-from .models import AskResult, AuthInfo, BridgeState, ModelInfo, ModelList, ToolEvent
+from .models import AskResult, AuthInfo, BridgeState, ModelList
+from .views import (
+    auth_info,
+    default_key,
+    int_or_none,
+    model_info,
+    model_keys,
+    session_detail,
+    session_summary,
+    sort_number,
+    str_or_none,
+    tool_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +46,6 @@ MODELS_REFRESH_S = 10.0
 STOP_GRACE_S = 5.0
 
 SCENE_FOR_MODE = {"chat": "chat", "agent": "developer"}
-AUTO_MODEL = "auto"
 
 
 @dataclass
@@ -103,12 +112,12 @@ class Bridge:
         state = get("state")
         return BridgeState(
             state=str(getattr(state, "value", state) or "unknown"),
-            pid=_int_or_none(get("pid")),
-            port=_int_or_none(get("port")),
-            version=_str_or_none(get("version")),
-            last_error=_str_or_none(get("last_error")),
-            work_dir=_str_or_none(get("work_dir")),
-            log_hint=_str_or_none(get("log_hint")),
+            pid=int_or_none(get("pid")),
+            port=int_or_none(get("port")),
+            version=str_or_none(get("version")),
+            last_error=str_or_none(get("last_error")),
+            work_dir=str_or_none(get("work_dir")),
+            log_hint=str_or_none(get("log_hint")),
             simulated=bool(self.settings.simulate),
         )
 
@@ -136,21 +145,21 @@ class Bridge:
             known = ", ".join(sorted(by_scene)) or "none (is Lingma logged in?)"
             raise InvalidArgument(f"Unknown scene {scene!r}. Scenes Lingma offers: {known}.")
         scenes = {
-            name: [_model_info(m, self.settings.model or _default_key(models)) for m in models]
+            name: [model_info(m, self.settings.model or default_key(models)) for m in models]
             for name, models in by_scene.items()
             if scene is None or name == scene
         }
-        default = self.settings.model or _default_key(by_scene.get("chat", []))
+        default = self.settings.model or default_key(by_scene.get("chat", []))
         return ModelList(scenes=scenes, default_model=default)
 
     async def _check_model(self, client: LingmaClient, model: str, mode: str) -> None:
         scene = SCENE_FOR_MODE.get(mode, "chat")
         by_scene = await self.models(client)
-        if _model_keys(by_scene, scene) and model in _model_keys(by_scene, scene):
+        if model_keys(by_scene, scene) and model in model_keys(by_scene, scene):
             return
         if time.monotonic() - self._models_at > MODELS_REFRESH_S:
             by_scene = await self.models(client, refresh=True)
-        keys = _model_keys(by_scene, scene)
+        keys = model_keys(by_scene, scene)
         if not keys:
             # No list at all usually means no login; say that rather than "unknown model".
             await self._check_auth(client, force=True)
@@ -211,7 +220,7 @@ class Bridge:
                 summary = session_summary(raw)
                 if summary["session_id"] and summary["session_id"] not in found:
                     found[summary["session_id"]] = summary
-        return sorted(found.values(), key=lambda s: _as_number(s["modified"]), reverse=True)
+        return sorted(found.values(), key=lambda s: sort_number(s["modified"]), reverse=True)
 
     async def session(self, session_id: str) -> dict[str, Any] | None:
         client = await self.client()
@@ -314,11 +323,11 @@ class Bridge:
             answer=result.answer,
             session_id=result.session_id,
             request_id=result.request_id,
-            model=params.model or _default_key(self._scene_models(params.mode)),
+            model=params.model or default_key(self._scene_models(params.mode)),
             mode=params.mode,
             finish_reason=result.finish_reason,
             status_code=result.status_code,
-            tool_events=[_tool_event(t) for t in result.tool_events],
+            tool_events=[tool_event(t) for t in result.tool_events],
             thinking=result.thinking,
             first_token_ms=result.first_token_ms,
             total_ms=result.total_ms,
@@ -328,135 +337,3 @@ class Bridge:
         if not self._models:
             return []
         return list(self._models.get(SCENE_FOR_MODE.get(mode, "chat"), []))
-
-
-# -- allow-listed views of Lingma's payloads ----------------------------------------------
-
-
-def auth_info(status: AuthStatus, bridge: BridgeState) -> AuthInfo:
-    expires = None
-    if status.expireTime:
-        try:
-            expires = (
-                datetime.fromtimestamp(status.expireTime / 1000, tz=timezone.utc)
-                .replace(microsecond=0)
-                .isoformat()
-            )
-        except (OverflowError, OSError, ValueError):
-            expires = None
-    problem = None
-    if not status.logged_in:
-        problem = f"Lingma is {status.status_name}. Call the `login` tool and log in."
-    return AuthInfo(
-        logged_in=status.logged_in,
-        status=status.status_name,
-        whitelist=status.whitelist_name,
-        user_name=status.name,
-        user_type=status.userType,
-        org_name=status.orgName,
-        expires_at=expires,
-        quota=_safe_quota(status.quota),
-        problem=problem,
-        bridge=bridge,
-    )
-
-
-def _safe_quota(quota: Any) -> Any:
-    """Numbers and short strings only: quota shapes vary and must never smuggle a secret."""
-    if isinstance(quota, bool) or quota is None:
-        return None
-    if isinstance(quota, int | float):
-        return quota
-    if isinstance(quota, dict):
-        out = {
-            str(k): v
-            for k, v in quota.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        return out or None
-    return None
-
-
-def _model_info(raw: dict[str, Any], default: str | None) -> ModelInfo:
-    key = str(raw.get("key") or "")
-    return ModelInfo(
-        key=key,
-        display_name=str(raw.get("displayName") or raw.get("name") or key),
-        reasoning=bool(raw.get("isReasoning")),
-        vision=bool(raw.get("isVl")),
-        default=key == default,
-    )
-
-
-def _default_key(models: list[dict[str, Any]]) -> str | None:
-    """The model Lingma uses when asked for none: the one it flags, else ``auto`` if listed
-    (the plugins' default), else unknown."""
-    for m in models:
-        if m.get("isDefault") or m.get("default"):
-            return str(m.get("key"))
-    if any(m.get("key") == AUTO_MODEL for m in models):
-        return AUTO_MODEL
-    return None
-
-
-def _model_keys(by_scene: dict[str, Any], scene: str) -> list[str]:
-    models = by_scene.get(scene)
-    if models is None:  # a Lingma without this scene: accept any key it knows
-        models = [m for ms in by_scene.values() for m in ms]
-    return [str(m["key"]) for m in models if m.get("key")]
-
-
-def _tool_event(raw: dict[str, Any]) -> ToolEvent:
-    return ToolEvent(
-        id=str(raw.get("id") or ""),
-        name=str(raw.get("name") or "tool"),
-        status=str(raw.get("status") or ""),
-        input=raw.get("input"),
-        result=raw.get("result"),
-    )
-
-
-def session_summary(raw: dict[str, Any]) -> dict[str, Any]:
-    records = raw.get("chatRecords")
-    return {
-        "session_id": _str_or_none(raw.get("sessionId")),
-        "title": _str_or_none(raw.get("sessionTitle")),
-        "created": raw.get("gmtCreate"),
-        "modified": raw.get("gmtModified"),
-        "turns": len(records) if isinstance(records, list) else None,
-    }
-
-
-def session_detail(raw: dict[str, Any]) -> dict[str, Any]:
-    detail = session_summary(raw)
-    records = raw.get("chatRecords") if isinstance(raw.get("chatRecords"), list) else []
-    detail["turns"] = [
-        {
-            "request_id": _str_or_none(r.get("requestId")),
-            "question": _str_or_none(r.get("question")),
-            "answer": _str_or_none(r.get("answer")),
-            "created": r.get("gmtCreate"),
-        }
-        for r in records
-        if isinstance(r, dict)
-    ]
-    return detail
-
-
-def _as_number(value: Any) -> float:
-    """A sort key for Lingma's timestamps (milliseconds, or text Lingma may send)."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return str(value) if value is not None else None
