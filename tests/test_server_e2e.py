@@ -295,6 +295,16 @@ async def test_timeout_stops_lingma_and_returns_the_answer_so_far(tmp_path: Path
     assert not after.is_error
 
 
+async def test_a_silent_lingma_times_out_with_nothing_so_far_and_is_stopped(
+    tmp_path: Path,
+) -> None:
+    async with mcp_server(tmp_path, {"LINGMA_SIM_HANG": "1"}) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hang", "timeout_s": 0.5})
+        await wait_until(lambda: sent_to_lingma(tmp_path, "chat/stop"))
+    assert result.is_error
+    assert "no answer text had arrived yet" in text_of(result)
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 
