@@ -129,21 +129,20 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
         ] = None,
     ) -> Annotated[CallToolResult, AskResult]:
         try:
-            folder: str | Path | None = workspace
-            if folder is None:
-                folder = await host_workspace(ctx)
-                if folder is not None:
-                    bridge.workspace = folder
             params = bridge.validate(
                 prompt,
                 model=model,
                 mode=mode,
                 session_id=session_id,
-                workspace=folder,
+                workspace=workspace,
                 timeout_s=timeout_s,
             )
         except InvalidArgument as exc:
             return _tool_error(str(exc))
+        if workspace is None:
+            root = await host_workspace(ctx)
+            if root is not None:
+                params.workspace = bridge.workspace = root
 
         async def send(progress: float, message: str) -> None:
             await ctx.report_progress(progress, None, message)
