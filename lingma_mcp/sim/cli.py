@@ -45,6 +45,7 @@ from pathlib import Path
 from lingma_mcp.sim.account import USER_TYPE, USERNAME
 from lingma_mcp.sim.options import (
     AUTH_STATES,
+    ENV_OPTIONS,
     INFO_FORMATS,
     SIM_VERSION,
     OptionError,
@@ -100,10 +101,11 @@ def _parser() -> argparse.ArgumentParser:
             ignored, help="accepted and ignored, as a stand-in for the binary's flag"
         )
     start.add_argument(
-        "--no-split", dest="split", action="store_false", default=None, help="one frame per message"
+        "--no-split", dest="split", action="store_false", default=None, help="= LINGMA_SIM_SPLIT=0"
     )
     for flag, (option, takes_value) in _START_FLAGS.items():
-        kwargs: dict[str, object] = {"dest": option, "default": None}
+        variable = next(v for v, (name, _) in ENV_OPTIONS.items() if name == option)
+        kwargs: dict[str, object] = {"dest": option, "default": None, "help": f"= {variable}"}
         if flag == "--info-format":
             kwargs["choices"] = INFO_FORMATS
         if flag == "--auth":
