@@ -230,6 +230,16 @@ async def test_missing_binary_fails_fast_with_the_places_looked(
     assert supervisor.status().state is State.FAILED
 
 
+async def test_an_unusable_work_dir_is_named(make: Factory, settings: Settings) -> None:
+    blocker = settings.workspace / "a-file"
+    blocker.write_text("not a folder")
+    settings.work_dir = blocker / "work"
+    supervisor = make()
+    with pytest.raises(LingmaStartupError) as caught:
+        await supervisor.client()
+    assert str(settings.work_dir) in str(caught.value) and "--work-dir" in str(caught.value)
+
+
 # ---------------------------------------------------------------------- staying up
 
 

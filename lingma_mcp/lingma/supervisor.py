@@ -440,8 +440,14 @@ class LingmaSupervisor:
         self._waiting_for = "the Lingma binary to be found"
         command = self._command = find_lingma(settings)
         work_dir = settings.work_dir
-        work_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_info(work_dir)
+        try:
+            work_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_info(work_dir)
+        except OSError as exc:
+            raise LingmaStartupError(
+                f"cannot use the work dir {work_dir} (--work-dir / LINGMA_WORK_DIR): {exc}",
+                waited_for=self._waiting_for,
+            ) from exc
         argv = command.start_argv(work_dir)
         self._waiting_for = f"{argv[0]} to start"
         try:
@@ -518,6 +524,15 @@ class LingmaSupervisor:
         self._spawn_background(conn.close(f"stopped: {reason}"))
         self._set_state(State.RECONNECTING)
         if not self._busy():
+            self._reconnect_later()
+        elif self._task is asyncio.current_task():
+            # Lost in the very hand-over of an attempt that is about to report success:
+            # reconnect once that attempt has finished.
+            assert self._task is not None
+            self._task.add_done_callback(lambda _: self._reconnect_later())
+
+    def _reconnect_later(self) -> None:
+        if self._state is State.RECONNECTING and not self._busy():
             self._launch(
                 attempts=self.max_attempts,
                 first_delay=self.backoff_initial,
