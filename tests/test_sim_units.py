@@ -105,9 +105,9 @@ def test_an_unreadable_store_starts_empty(tmp_path: Path) -> None:
     assert ConversationStore(tmp_path / "sessions.json").list(None) == []
 
 
-async def _through_outbox(frames: list[bytes], split: bool) -> list[str | bytes]:
+async def _through_outbox(frames: list[bytes], split: bool, seed: int = 1) -> list[str | bytes]:
     sent: list[str | bytes] = []
-    outbox = Outbox(sent.append, split=split, rng=random.Random(1))
+    outbox = Outbox(sent.append, split=split, rng=random.Random(seed))
     writer = asyncio.create_task(outbox.run())
     for index, frame in enumerate(frames, 1):
         outbox.put(frame)
@@ -129,6 +129,13 @@ async def test_outbox_splits_merges_and_cuts_inside_characters() -> None:
     assert any(isinstance(m, str) for m in sent) and any(isinstance(m, bytes) for m in sent)
     mid_character = [m for m in sent if isinstance(m, bytes) and _is_cut_utf8(m)]
     assert mid_character, "no message ended or started inside a multi-byte character"
+
+
+async def test_split_points_are_reproducible_from_the_seed() -> None:
+    frames = [encode_frame({"id": i, "text": "灵码" * i}) for i in range(60)]
+    first = await _through_outbox(frames, split=True, seed=7)
+    assert first == await _through_outbox(frames, split=True, seed=7)
+    assert first != await _through_outbox(frames, split=True, seed=8)
 
 
 async def test_outbox_without_splitting_sends_one_text_frame_per_message() -> None:
