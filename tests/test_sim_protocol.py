@@ -67,6 +67,8 @@ async def test_control_methods_answer_like_the_plugin_dialect(client: SimClient)
 async def test_unknown_methods_get_method_not_found(client: SimClient) -> None:
     reply = await client.call("no/such/method", {})
     assert reply["error"]["code"] == -32601
+    # The newer dialect is not spoken: a bridge probing session/new must fall back.
+    assert (await client.call("session/new", {"cwd": "/tmp"}))["error"]["code"] == -32601
 
 
 async def test_a_message_without_header_is_logged_and_skipped(
@@ -239,6 +241,17 @@ async def test_chat_stop_ends_the_stream_with_cancelled(tmp_path: Path) -> None:
                 next(m for m in client.messages if m["method"] == "chat/finish")
             )
             assert all(m["method"] != "chat/answer" for m in client.messages[last:])
+
+
+async def test_stop_session_cancels_its_chats(tmp_path: Path) -> None:
+    env = {"LINGMA_SIM_DELTAS": "1000", "LINGMA_SIM_DELTA_DELAY": "0.01"}
+    async with running_sim(tmp_path, env=env) as sim:
+        async with SimClient.connect(await sim.wait_port()) as client:
+            await client.ask("long", "req-long")
+            first = await client.wait_until(lambda: client.events("req-long", "chat/answer"))
+            await client.result("chat/stopSession", {"sessionId": first[0]["sessionId"]})
+            finish = await client.wait_until(lambda: client.finish("req-long"), timeout=2)
+            assert finish["reason"] == "cancelled"
 
 
 async def test_concurrent_chats_interleave_and_stay_apart(client: SimClient) -> None:
