@@ -71,6 +71,12 @@ async def test_unknown_methods_get_method_not_found(client: SimClient) -> None:
     assert (await client.call("session/new", {"cwd": "/tmp"}))["error"]["code"] == -32601
 
 
+async def test_params_of_a_wrong_shape_get_an_error_not_a_dead_simulator(client: SimClient) -> None:
+    reply = await client.call("chat/ask", {"questionText": "q", "extra": {"modelConfig": "x"}})
+    assert reply["error"]["code"] == -32603
+    assert (await client.result("auth/status"))["status"] == 2
+
+
 async def test_a_message_without_header_is_logged_and_skipped(
     sim: SimProcess, client: SimClient
 ) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lingma_mcp.sim")
 
 METHOD_NOT_FOUND = -32601
+INTERNAL_ERROR = -32603
 
 OK = {"success": True, "errorCode": None, "errorMessage": None}
 
@@ -34,10 +35,15 @@ def handle(
     conn: Connection, method: str, params: dict[str, Any], msg_id: Any, has_id: bool
 ) -> None:
     """Answer one message from the client (a request when ``has_id``, else a notification)."""
-    if method in ("chat/ask", "chat/stop", "chat/stopSession"):
-        result = _CHAT[method](conn, params)
-    elif method in _CONTROL:
-        result = _CONTROL[method](conn, params)
+    handler = _CHAT.get(method) or _CONTROL.get(method)
+    if handler is not None:
+        try:
+            result = handler(conn, params)
+        except Exception as exc:  # params of an unexpected shape: say so, keep serving
+            log.warning("%s failed on params %r: %r", method, params, exc)
+            if has_id:
+                conn.reply_error(msg_id, INTERNAL_ERROR, f"{method} failed: {exc!r}")
+            return
     else:
         log.warning("unknown method: %s", method)
         if has_id:
