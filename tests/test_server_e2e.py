@@ -224,18 +224,28 @@ async def test_session_id_continues_the_conversation(tmp_path: Path) -> None:
     assert asks[1]["params"]["sessionId"] == session_id
 
 
-async def test_model_and_mode_reach_lingma_and_the_result(tmp_path: Path) -> None:
+async def test_agent_mode_with_a_model_reports_tool_events(tmp_path: Path) -> None:
+    progress = Progress()
     async with mcp_server(tmp_path) as client:
         result = await client.call_tool(
             "ask_lingma",
             {"prompt": "use a model", "model": "dashscope_qwen3_coder", "mode": "agent"},
+            progress_callback=progress,
         )
     assert not result.is_error, text_of(result)
-    assert result.structured_content["model"] == "dashscope_qwen3_coder"
-    assert result.structured_content["mode"] == "agent"
+    data = result.structured_content
+    assert data["model"] == "dashscope_qwen3_coder" and data["mode"] == "agent"
     ask = sent_to_lingma(tmp_path, "chat/ask")[0]["params"]
     assert ask["extra"]["modelConfig"]["key"] == "dashscope_qwen3_coder"
     assert ask["mode"] == "agent"
+    [tool] = data["tool_events"]
+    assert set(tool) == {"id", "name", "status", "input", "result"}
+    assert tool["name"] == "read_file" and tool["status"].endswith("FINISHED")
+    assert tool["input"]["file_path"].endswith("README.md")
+    statuses = [m for _, _, m in progress.messages if m.startswith(STATUS_PREFIX)]
+    assert f"{STATUS_PREFIX}read_file: RUNNING" in statuses
+    # Lingma asked the host to run read_file; the bridge said it cannot, never a silent yes.
+    assert "not supported by this host" in data["answer"]
 
 
 async def test_cancellation_sends_chat_stop_and_the_next_call_works(tmp_path: Path) -> None:
