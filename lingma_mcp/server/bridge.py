@@ -131,11 +131,17 @@ class Bridge:
     # -- models --------------------------------------------------------------------------
 
     async def models(self, client: LingmaClient, *, refresh: bool = False) -> dict[str, Any]:
-        """Models by scene, fetched once per Lingma connection and cached."""
-        if refresh or self._models is None or self._models_client != id(client):
-            self._models = await client.query_models()
+        """Models by scene, fetched once per Lingma connection and cached.
+
+        An empty list (what Lingma says while logged out) is not cached: after a login
+        the next call fetches the real one.
+        """
+        if refresh or not self._models or self._models_client != id(client):
+            models = await client.query_models()
+            self._models = models or None
             self._models_client = id(client)
             self._models_at = time.monotonic()
+            return models
         return self._models
 
     async def model_list(self, scene: str | None = None) -> ModelList:
