@@ -345,6 +345,8 @@ async def test_not_logged_in_says_to_call_login(tmp_path: Path, state: str) -> N
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
         status = await client.call_tool("auth_status", {})
         login = await client.call_tool("login", {})
+        models = await client.call_tool("list_models", {})
+    assert models.is_error and "`login` tool" in text_of(models)
     assert result.is_error
     assert "not logged in" in text_of(result) and "`login` tool" in text_of(result)
     word = "not logged in" if state == "logged_out" else "login expired"

@@ -147,6 +147,9 @@ class Bridge:
     async def model_list(self, scene: str | None = None) -> ModelList:
         client = await self.client()
         by_scene = await self.models(client)
+        if not by_scene:
+            # Lingma lists no models while logged out: say that, not "no models".
+            await self._check_auth(client, force=True)
         if scene is not None and scene not in by_scene:
             known = ", ".join(sorted(by_scene)) or "none (is Lingma logged in?)"
             raise InvalidArgument(f"Unknown scene {scene!r}. Scenes Lingma offers: {known}.")
