@@ -71,7 +71,9 @@ class ProgressRelay:
         self._coalesce_s = coalesce_s
         self._keepalive_s = keepalive_s
         self._clock = clock
-        self._pending_text = ""
+        # Parts joined once per send: appending stays O(1) however much piles up behind a
+        # slow host (a str += would copy the pending text on every delta).
+        self._pending_text: list[str] = []
         # Statuses are few (thinking, steps, tool states); keep them in order but
         # collapse repeats of the same line so a chatty tool cannot grow the list.
         self._pending_status: list[str] = []
@@ -92,7 +94,7 @@ class ProgressRelay:
     def text(self, delta: str) -> None:
         """Queue newly streamed answer text."""
         if delta and not self._closed:
-            self._pending_text += delta
+            self._pending_text.append(delta)
             self._wake.set()
 
     def status(self, line: str) -> None:
@@ -129,7 +131,7 @@ class ProgressRelay:
     async def aclose(self) -> None:
         """Stop: drop what is pending and never send again."""
         self._closed = True
-        self._pending_text = ""
+        self._pending_text.clear()
         self._pending_status.clear()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
@@ -170,7 +172,8 @@ class ProgressRelay:
         async with self._drain_lock:
             self._wake = anyio.Event()
             statuses, self._pending_status = self._pending_status, []
-            text, self._pending_text = self._pending_text, ""
+            text = "".join(self._pending_text)
+            self._pending_text = []
             for line in statuses:
                 await self._emit(line)
             if text:
