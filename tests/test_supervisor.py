@@ -426,6 +426,21 @@ async def _run_helper(tmp_path: Path, mode: str) -> tuple[asyncio.subprocess.Pro
 
 
 async def test_lingma_stdout_noise_never_reaches_the_server_stdout(tmp_path: Path) -> None:
+    # Control: the simulator does print to stdout, so an empty stdout below means something.
+    noisy = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lingma_mcp.sim",
+        "start",
+        "--workDir",
+        str(tmp_path / "control"),
+        env={**os.environ, "LINGMA_SIM_EXIT_AT_START": "0"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    noise, _ = await asyncio.wait_for(noisy.communicate(), 30)
+    assert noise.strip()
+
     helper, pid = await _run_helper(tmp_path, "exit")
     out, _ = await asyncio.wait_for(helper.communicate(), 30)
     assert helper.returncode == 0
