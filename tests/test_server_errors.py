@@ -23,8 +23,8 @@ from lingma_mcp.server.redact import SecretFilter, redact
 
 STATE = BridgeState(
     state="reconnecting",
-    last_error="Lingma exited with code 9",
-    log_hint="run with --log-level DEBUG",
+    last_error="is Lingma running there?",
+    log_hint="run with --log-level DEBUG.",
 )
 
 
@@ -41,7 +41,7 @@ STATE = BridgeState(
         (ChatFailed("error", 401, "no auth"), ["401", "`login` tool"]),
         (
             LingmaStartupError(
-                "no .info after 60 s",
+                "no .info after 60 s.",
                 exit_code=3,
                 stderr_tail=["panic: cannot bind"],
                 log_hint="~/.lingma/logs",
@@ -50,7 +50,7 @@ STATE = BridgeState(
         ),
         (
             LingmaConnectionLost("socket closed"),
-            ["crashed", "ask again", "reconnecting", "exited with code 9", "--log-level DEBUG"],
+            ["crashed", "ask again", "reconnecting", "running there?", "--log-level DEBUG"],
         ),
         (RpcTimeout("auth/status", 30), ["auth/status", "30 s", "stuck"]),
         (RpcError("chat/ask", -32000, "bad"), ["chat/ask", "-32000", "bad"]),
@@ -63,6 +63,7 @@ def test_each_error_names_its_cause_and_fix(error: BaseException, must_say: list
     text = error_text(error, status=STATE)
     for phrase in must_say:
         assert phrase in text, (phrase, text)
+    assert ".." not in text and "?." not in text, text  # sentences end once
 
 
 def test_a_timeout_carries_the_answer_so_far() -> None:

@@ -55,15 +55,23 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
         try:
             await bridge.client()
         except LingmaError as exc:
-            report(False, "Lingma starts", bridge.error_text(exc))
+            step = "Lingma answers" if settings.lingma_port else "Lingma starts"
+            report(False, step, bridge.error_text(exc))
             return 1
         state = bridge.state()
-        report(
-            True,
-            "Lingma starts",
-            f"version {state.version or 'unknown'}, pid {state.pid}, port {state.port}, "
-            f"work dir {state.work_dir}",
-        )
+        if settings.lingma_port:
+            report(
+                True,
+                "Lingma answers",
+                f"version {state.version or 'unknown'} on port {state.port} (attached)",
+            )
+        else:
+            report(
+                True,
+                "Lingma starts",
+                f"version {state.version or 'unknown'}, pid {state.pid}, port {state.port}, "
+                f"work dir {state.work_dir}",
+            )
         info = await bridge.auth()
         if info.logged_in:
             who = info.user_name or "unknown user"

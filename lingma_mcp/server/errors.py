@@ -52,6 +52,12 @@ class ChatCancelled(Exception):
     """Lingma ended the answer as cancelled without this bridge asking."""
 
 
+def _sentence(text: object) -> str:
+    """``text`` ending in exactly one full stop (Lingma's own messages may bring theirs)."""
+    out = str(text).strip()
+    return out if out.endswith((".", "?", "!", "。")) else out + "."
+
+
 def _field(status: Any, name: str) -> Any:
     if status is None:
         return None
@@ -71,7 +77,7 @@ def describe_state(status: Any) -> str:
     log_hint = _field(status, "log_hint")
     if log_hint:
         parts.append(f"logs: {log_hint}")
-    return "; ".join(str(p) for p in parts) + "."
+    return _sentence("; ".join(str(p).strip().rstrip(".") for p in parts))
 
 
 def error_text(exc: BaseException, *, status: Any = None) -> str:
@@ -99,7 +105,7 @@ def error_text(exc: BaseException, *, status: Any = None) -> str:
     if isinstance(exc, LingmaNotLoggedIn):
         return f"Lingma is not logged in ({exc.status_name}). {LOGIN_HINT}"
     if isinstance(exc, LingmaStartupError):
-        lines = [f"Lingma did not start: {exc}."]
+        lines = [_sentence(f"Lingma did not start: {exc}")]
         if exc.exit_code is not None:
             lines.append(f"It exited with code {exc.exit_code}.")
         if exc.stderr_tail:
@@ -108,7 +114,7 @@ def error_text(exc: BaseException, *, status: Any = None) -> str:
                 lines.append(f"Its last output: {tail}")
         log_hint = exc.log_hint or _field(status, "log_hint")
         if log_hint:
-            lines.append(f"Logs: {log_hint}.")
+            lines.append(_sentence(f"Logs: {log_hint}"))
         lines.append(
             "Run `lingma-mcp doctor` to check each step; if Lingma hangs at start-up, quit "
             "every Lingma process, check that the Lingma service is reachable, and try again "
@@ -120,16 +126,20 @@ def error_text(exc: BaseException, *, status: Any = None) -> str:
             return (
                 "Lingma is rate limited or out of quota (429). Wait a minute and try again, "
                 "or check the account's quota in the Lingma plugin. "
-                f"Lingma said: {exc}."
+                + _sentence(f"Lingma said: {exc}")
             )
         if exc.status_code in (401, 403):
-            return f"Lingma refused the request ({exc.status_code}): {exc}. {LOGIN_HINT}"
+            return _sentence(f"Lingma refused the request ({exc.status_code}): {exc}") + (
+                f" {LOGIN_HINT}"
+            )
         return (
-            f"Lingma ended the answer with an error: {exc}. Try again; if it keeps failing, "
-            f"run `lingma-mcp doctor`. {state}"
+            _sentence(f"Lingma ended the answer with an error: {exc}")
+            + f" Try again; if it keeps failing, run `lingma-mcp doctor`. {state}"
         ).strip()
     if isinstance(exc, ChatRejected):
-        return f"Lingma refused the question: {exc}. Try again, or run `lingma-mcp doctor`."
+        return _sentence(f"Lingma refused the question: {exc}") + (
+            " Try again, or run `lingma-mcp doctor`."
+        )
     if isinstance(exc, ChatCancelled):
         return "Lingma cancelled the answer before it finished. Ask again."
     if isinstance(exc, LingmaConnectionLost):
@@ -147,7 +157,7 @@ def error_text(exc: BaseException, *, status: Any = None) -> str:
     if isinstance(exc, RpcError):
         return f"Lingma answered {exc.method} with an error ({exc.code}: {exc.message}). {state}"
     if isinstance(exc, LingmaError):
-        return f"Lingma failed: {exc}. {state}".strip()
+        return f"{_sentence(f'Lingma failed: {exc}')} {state}".strip()
     return (
         f"lingma-mcp failed unexpectedly ({type(exc).__name__}). Its log on stderr has the "
         "details; set --log-level DEBUG for more."
