@@ -153,16 +153,18 @@ async def test_stale_info_from_a_dead_lingma_is_ignored(make: Factory, settings:
     assert supervisor.status().port != 1
 
 
-async def test_a_call_during_a_slow_start_waits_for_it(
+async def test_calls_during_a_slow_start_wait_for_it_and_share_one_lingma(
     make: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LINGMA_SIM_START_DELAY", "0.5")
     supervisor = make()
     started = time.monotonic()
     supervisor.start()
-    client = await supervisor.client()
+    clients = await asyncio.gather(*(supervisor.client() for _ in range(3)))
     assert time.monotonic() - started >= 0.5
-    assert (await _ask(client)).finish_reason == "success"
+    assert clients[0] is clients[1] is clients[2]
+    assert len(_children()) == 1  # three callers, one Lingma
+    assert (await _ask(clients[0])).finish_reason == "success"
 
 
 async def test_no_info_gives_a_timeout_naming_the_file_and_reaps_the_process(
