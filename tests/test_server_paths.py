@@ -1,0 +1,185 @@
+"""Paths the simulator does not produce, through the real MCP server with a scripted Lingma.
+
+The server runs in-process (the SDK's ``Client(app)``) on a fake supervisor whose client
+plays back a list of chat events, so each test pins one branch of the MCP face: a 401 that
+turns out to be an expired login, a cancel Lingma decided on its own, a keepalive while
+Lingma is silent.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from lingma_mcp.config import Settings
+from lingma_mcp.errors import LingmaConnectionLost
+from lingma_mcp.lingma.auth import AuthStatus
+from lingma_mcp.lingma.events import Finish, TextDelta
+from lingma_mcp.lingma.streams import ChatResult
+from lingma_mcp.server import progress, tools
+from lingma_mcp.server.app import build_app
+from lingma_mcp.server.bridge import Bridge
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Pause:
+    """A scripted silence of ``seconds`` in the event stream."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+@dataclass
+class FakeStream:
+    script: list[Any]
+    request_id: str = "req-1"
+    closed: bool = False
+    _parts: list[str] = field(default_factory=list)
+    _finish: Finish | None = None
+
+    def __aiter__(self) -> FakeStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        while self.script:
+            item = self.script.pop(0)
+            if isinstance(item, Pause):
+                await anyio.sleep(item.seconds)
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, TextDelta):
+                self._parts.append(item.text)
+            if isinstance(item, Finish):
+                self._finish = item
+            return item
+        raise StopAsyncIteration
+
+    def text_so_far(self) -> str:
+        return "".join(self._parts)
+
+    def result(self) -> ChatResult:
+        finish = self._finish
+        return ChatResult(
+            answer=self.text_so_far(),
+            session_id=finish.session_id if finish else None,
+            request_id=self.request_id,
+            finish_reason=finish.reason if finish else None,
+            status_code=finish.status_code if finish else None,
+            finish_message=finish.message if finish else "",
+            first_token_ms=1,
+            total_ms=2,
+        )
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class FakeClient:
+    def __init__(self, script: list[Any], auth: list[int]) -> None:
+        self.script = script
+        self.auth = auth  # status codes returned by successive auth/status calls
+        self.streams: list[FakeStream] = []
+
+    async def auth_status(self) -> AuthStatus:
+        status = self.auth.pop(0) if len(self.auth) > 1 else self.auth[0]
+        return AuthStatus.from_reply({"status": status, "name": "me"})
+
+    async def query_models(self) -> dict[str, list[dict[str, Any]]]:
+        return {"chat": [{"key": "auto", "displayName": "Auto"}]}
+
+    async def open_chat(self, request: Any) -> FakeStream:
+        stream = FakeStream(list(self.script))
+        self.streams.append(stream)
+        return stream
+
+
+class FakeSupervisor:
+    def __init__(self, client: FakeClient) -> None:
+        self._client = client
+        self.closed = False
+
+    def start(self) -> None:
+        pass
+
+    async def client(self, timeout: float | None = None) -> FakeClient:  # noqa: ASYNC109 - the supervisor contract
+        return self._client
+
+    def status(self) -> dict[str, Any]:
+        return {"state": "ready", "log_hint": "the fake's logs"}
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def make(tmp_path: Path, script: list[Any], auth: list[int] | None = None) -> tuple[Any, Any]:
+    client = FakeClient(script, auth or [2])
+    supervisor = FakeSupervisor(client)
+    settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work")
+    return build_app(settings, Bridge(settings, supervisor)), client
+
+
+async def test_a_401_from_an_expired_login_says_to_call_login(tmp_path: Path) -> None:
+    app, _ = make(tmp_path, [Finish("error", 401, "s1", message="unauthorized")], auth=[2, 3])
+    async with Client(app) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hi"})
+    assert result.is_error
+    assert "login expired" in result.content[0].text
+    assert "`login` tool" in result.content[0].text
+
+
+async def test_a_cancel_lingma_decided_on_its_own_is_reported(tmp_path: Path) -> None:
+    app, _ = make(tmp_path, [TextDelta("par"), Finish("cancelled", 200, "s1")])
+    async with Client(app) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hi"})
+    assert result.is_error
+    assert "cancelled the answer" in result.content[0].text
+
+
+async def test_a_connection_lost_mid_answer_is_a_crash_with_state(tmp_path: Path) -> None:
+    app, fake = make(tmp_path, [TextDelta("par"), LingmaConnectionLost("socket closed")])
+    async with Client(app) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hi"})
+    assert result.is_error
+    text = result.content[0].text
+    assert "crashed" in text and "Lingma state: ready" in text and "the fake's logs" in text
+    assert fake.streams[0].closed
+
+
+async def test_keepalives_reach_the_host_while_lingma_is_silent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        tools, "ProgressRelay", functools.partial(progress.ProgressRelay, keepalive_s=0.05)
+    )
+    app, _ = make(tmp_path, [Pause(0.3), TextDelta("done"), Finish("success", 200, "s1")])
+    messages: list[str] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async with Client(app) as client:
+        result = await client.call_tool(
+            "ask_lingma", {"prompt": "think hard"}, progress_callback=on_progress
+        )
+    assert not result.is_error
+    keepalives = [m for m in messages if m.startswith("[lingma] still working")]
+    assert len(keepalives) >= 3
+    assert messages[-1] == "done"
+
+
+async def test_the_server_closes_the_supervisor_when_the_host_leaves(tmp_path: Path) -> None:
+    client = FakeClient([Finish("success", 200, "s1")], [2])
+    supervisor = FakeSupervisor(client)
+    settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work")
+    app = build_app(settings, Bridge(settings, supervisor))
+    async with Client(app) as mcp:
+        await mcp.list_tools()
+    assert supervisor.closed
