@@ -14,7 +14,7 @@ import uuid
 import warnings
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import anyio
@@ -60,7 +60,7 @@ def _path_from_uri(uri: str) -> Path | None:
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         return None
-    return Path(url2pathname(unquote(parsed.path)))
+    return Path(url2pathname(parsed.path))  # url2pathname also percent-decodes
 
 
 async def host_workspace(ctx: Context) -> Path | None:
