@@ -184,6 +184,7 @@ class SimClient:
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._changed = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -227,11 +228,18 @@ class SimClient:
             self.messages.append(msg)
             if "id" in msg and self.auto_reply:
                 await self.reply(msg["id"], self.answer_for(msg))
+                params = msg.get("params") or {}
+                if msg["method"] == "tool/invoke" and params.get("async") is True:
+                    # Acknowledged above; the outcome follows as a request of our own.
+                    outcome = {**TOOL_REFUSAL, "toolCallId": params.get("toolCallId")}
+                    task = asyncio.create_task(self.call("tool/invokeResult", outcome))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
         elif msg.get("id") in self._waiting:
             self._waiting.pop(msg["id"]).set_result(msg)
 
     def answer_for(self, msg: dict[str, Any]) -> Any:
-        if msg["method"] == "tool/invoke":
+        if msg["method"] == "tool/invoke" and msg["params"].get("async") is not True:
             return {**TOOL_REFUSAL, "toolCallId": msg["params"].get("toolCallId")}
         return None
 

@@ -193,6 +193,7 @@ async def test_a_client_that_withholds_replies_stalls_the_stream(tmp_path: Path)
                 await client.reply(msg["id"])
             finish = await client.wait_until(lambda: client.finish("req-stall"))
             assert finish["reason"] == "success"
+            await sim.wait_logged(lambda e: e["kind"] == "reply" and e["method"] == "chat/finish")
     assert replies_logged() >= 200
     first = next(e for e in sim.logged() if e["kind"] == "reply")
     assert first["method"] == "chat/process_step_callback"
@@ -222,6 +223,19 @@ async def test_agent_mode_tool_events_and_tool_invoke_reply(
     assert "success=false" in finish["fullAnswer"] and "tool not supported" in finish["fullAnswer"]
     recorded = await sim.wait_logged(lambda e: e.get("event") == "tool_invoke_reply")
     assert recorded["outcome"]["success"] is False
+
+
+async def test_async_tool_invoke_takes_its_outcome_from_tool_invoke_result(
+    tmp_path: Path,
+) -> None:
+    async with running_sim(tmp_path, env={**SMALL, "LINGMA_SIM_TOOL_ASYNC": "1"}) as sim:
+        async with SimClient.connect(await sim.wait_port()) as client:
+            finish = await client.chat("read async", "req-a", mode="agent")
+            (invoke,) = client.events("req-a", "tool/invoke")
+            assert invoke["async"] is True
+            assert "tool not supported" in finish["fullAnswer"]
+        recorded = await sim.wait_logged(lambda e: e.get("event") == "tool_invoke_reply")
+        assert recorded["outcome"]["toolCallId"] == invoke["toolCallId"]
 
 
 async def test_developer_session_type_is_agent_mode(client: SimClient) -> None:

@@ -113,6 +113,16 @@ async def test_agent_tool_events_are_merged_and_tool_invoke_is_refused(tmp_path:
         assert recorded["outcome"]["success"] is False
 
 
+async def test_async_tool_invoke_through_the_core(tmp_path: Path) -> None:
+    async with sim_and_client(tmp_path, {"LINGMA_SIM_TOOL_ASYNC": "1"}) as (sim, client):
+        _, stream = await ask(client, "read it later", mode="agent")
+        assert TOOL_NOT_SUPPORTED in stream.result().answer
+        result = await sim.wait_logged(
+            lambda e: e["kind"] == "request" and e["message"]["method"] == "tool/invokeResult"
+        )
+        assert result["message"]["params"]["success"] is False
+
+
 async def test_concurrent_chats_through_the_core(tmp_path: Path) -> None:
     async with sim_and_client(tmp_path) as (_, client):
         results = await asyncio.gather(*(ask(client, f"parallel {i}") for i in range(4)))
@@ -125,6 +135,7 @@ async def test_the_core_answers_every_request_so_the_window_never_stalls(tmp_pat
     async with sim_and_client(tmp_path, env) as (sim, client):
         events, _ = await ask(client, "many deltas")
         assert sum(isinstance(e, TextDelta) for e in events) == 600
+        await sim.wait_logged(lambda e: e["kind"] == "reply" and e["method"] == "chat/finish")
         replies = [e for e in sim.logged() if e["kind"] == "reply"]
         assert len(replies) >= 600
 

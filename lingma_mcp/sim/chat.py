@@ -23,7 +23,7 @@ from json.encoder import encode_basestring as _json_str  # C speed, ensure_ascii
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from lingma_mcp.sim import script
+from lingma_mcp.sim import script, tools
 from lingma_mcp.sim.state import noise
 from lingma_mcp.sim.wire import MALFORMED_FRAMES
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("lingma_mcp.sim")
 
 CRASH_EXIT_CODE = 3
-TOOL_REPLY_TIMEOUT = 30.0
 # How long a deliberate crash or drop waits for the client to read and answer what was sent.
 SETTLE_TIMEOUT = 1.0
 RATE_LIMIT_MESSAGE = "您今日的免费额度已用完 (daily quota exhausted): rate limited, try again later"
@@ -294,49 +293,19 @@ class ChatRun:
         await self._event("tool/call/sync", params)
 
     async def _invoke_tool(self, tool_id: str, file_path: str) -> dict[str, Any]:
-        """Ask the client to run ``read_file`` and return what it answered (or a stand-in)."""
-        params = {
-            "requestId": self.spec.request_id,
-            "toolCallId": tool_id,
-            "name": "read_file",
-            "parameters": {"file_path": file_path},
-            "async": False,
-        }
         if self._stop.is_set():
             raise ChatStopped
-        future = await self.conn.request("tool/invoke", params, want_reply=True)
-        assert future is not None
-        stop = asyncio.ensure_future(self._stop.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {future, stop}, timeout=TOOL_REPLY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stop.cancel()
-        if future not in done:
-            if self._stop.is_set():
-                raise ChatStopped
-            outcome: dict[str, Any] = {"success": False, "errorMessage": "no reply to tool/invoke"}
-        else:
-            reply = future.result()
-            if "error" in reply:
-                outcome = {"success": False, "errorMessage": f"JSON-RPC error {reply['error']}"}
-            elif isinstance(reply.get("result"), dict):
-                outcome = reply["result"]
-            else:
-                outcome = {
-                    "success": False,
-                    "errorMessage": f"unexpected reply {reply.get('result')!r}",
-                }
-        log.info(
-            "tool/invoke %s answered: success=%s errorMessage=%s",
-            tool_id,
-            outcome.get("success"),
-            outcome.get("errorMessage"),
+        outcome = await tools.invoke(
+            self.conn,
+            self._stop,
+            request_id=self.spec.request_id,
+            tool_id=tool_id,
+            name="read_file",
+            parameters={"file_path": file_path},
+            use_async=self.options.tool_async,
         )
-        self.conn.state.messages.write(
-            "event", self.conn.id, event="tool_invoke_reply", toolCallId=tool_id, outcome=outcome
-        )
+        if outcome is None:
+            raise ChatStopped
         return outcome
 
     # -- the end --------------------------------------------------------------------------

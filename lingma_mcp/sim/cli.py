@@ -24,6 +24,7 @@ environment to the child) or by the flags of ``start`` below, which win:
     LINGMA_SIM_HANG=1              accept chat/ask, then send nothing for it
     LINGMA_SIM_DROP_AFTER=N        drop the WebSocket after N deltas (once per process)
     LINGMA_SIM_MALFORMED=1         malformed frames between good ones
+    LINGMA_SIM_TOOL_ASYNC=1        tool/invoke with async: true (outcome via tool/invokeResult)
     LINGMA_SIM_IGNORE_SIGTERM=1    ignore SIGTERM (a supervisor must SIGKILL)
     LINGMA_SIM_LOG=PATH            one JSON line per message received, flushed
     LINGMA_SIM_SPLIT=0             one frame per text message (default: split and merge)
@@ -72,6 +73,7 @@ _START_FLAGS: dict[str, tuple[str, bool]] = {
     "--hang": ("hang", False),
     "--drop-after": ("drop_after", True),
     "--malformed": ("malformed", False),
+    "--tool-async": ("tool_async", False),
     "--ignore-sigterm": ("ignore_sigterm", False),
     "--log": ("log_path", True),
     "--seed": ("seed", True),

@@ -51,6 +51,7 @@ class Connection:
         self.workspace: str | None = None
         self.project_uri = ""
         self.chats: dict[str, Any] = {}  # requestId -> chat.ChatRun
+        self.tool_results: dict[str, asyncio.Future[Any]] = {}  # toolCallId -> async outcome
         self._tasks: set[asyncio.Task[Any]] = set()
         self._decoder = FrameDecoder()
         self._next_id = 0

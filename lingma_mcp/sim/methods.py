@@ -116,7 +116,18 @@ def _update_endpoint(conn: Connection, params: dict[str, Any]) -> dict[str, Any]
 
 
 def _ack(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-    """``tool/call/approve`` and ``tool/invokeResult``: acknowledged, recorded in the log."""
+    """``tool/call/approve``: acknowledged, recorded in the log."""
+    return {"errorCode": None, "errorMessage": None}
+
+
+def _tool_invoke_result(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """The outcome of an async ``tool/invoke``, delivered to the chat waiting for it."""
+    tool_id = params.get("toolCallId") or params.get("tool_call_id")
+    waiting = conn.tool_results.pop(str(tool_id), None)
+    if waiting is None:
+        log.warning("tool/invokeResult for %r, which no chat is waiting for", tool_id)
+    elif not waiting.done():
+        waiting.set_result(params)
     return {"errorCode": None, "errorMessage": None}
 
 
@@ -254,5 +265,5 @@ _CONTROL: dict[str, Handler] = {
     "chat/deleteChatById": _delete_chat,
     "chat/clearAllSessions": _clear_sessions,
     "tool/call/approve": _ack,
-    "tool/invokeResult": _ack,
+    "tool/invokeResult": _tool_invoke_result,
 }

@@ -53,6 +53,7 @@ class SimOptions:
     hang: bool = False
     drop_after: int | None = None
     malformed: bool = False
+    tool_async: bool = False
     ignore_sigterm: bool = False
     log_path: Path | None = None
     split: bool = True
@@ -121,6 +122,7 @@ ENV_OPTIONS: dict[str, tuple[str, object]] = {
     "LINGMA_SIM_HANG": ("hang", _flag),
     "LINGMA_SIM_DROP_AFTER": ("drop_after", _count),
     "LINGMA_SIM_MALFORMED": ("malformed", _flag),
+    "LINGMA_SIM_TOOL_ASYNC": ("tool_async", _flag),
     "LINGMA_SIM_IGNORE_SIGTERM": ("ignore_sigterm", _flag),
     "LINGMA_SIM_LOG": ("log_path", Path),
     "LINGMA_SIM_SPLIT": ("split", _flag),
