@@ -193,3 +193,52 @@ async def test_a_host_that_leaves_mid_answer_stops_lingma_and_the_server_exits(
     log = (tmp_path / "server.log").read_text(encoding="utf-8")
     assert "Lingma supervisor closed" in log
     assert "exited with" in log  # the child was reaped, not orphaned
+
+
+async def test_a_host_that_reads_slowly_gets_coalesced_text_not_a_backlog(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "LINGMA_SIM_ANSWER_SIZE": "200000", "LINGMA_SIM_CHUNK": "8"}
+    with _log_file(tmp_path) as errlog:
+        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
+    async with process:
+        host = RawHost(process)
+        with anyio.fail_after(40):
+            await host.request(
+                1,
+                "initialize",
+                {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "slow-host", "version": "0"},
+                },
+            )
+            await host.send({"method": "notifications/initialized"})
+            await host.send(
+                {
+                    "id": 2,
+                    "method": "tools/call",
+                    "params": {
+                        "name": "ask_lingma",
+                        "arguments": {"prompt": "a big one"},
+                        "_meta": {"progressToken": "slow"},
+                    },
+                }
+            )
+            # The behaviour under test is a host that does not read: stop reading a while,
+            # so the pipe fills and the server's sends block.
+            await anyio.sleep(1.0)
+            result = await host.until(lambda m: m.get("id") == 2)
+            assert process.stdin is not None
+            await process.stdin.aclose()
+            await process.wait()
+    answer = result["result"]["structuredContent"]["answer"]
+    assert len(answer) == 200000
+    progress = [
+        m["params"]["message"]
+        for m in host.messages
+        if m.get("method") == "notifications/progress"
+        and not m["params"]["message"].startswith("[lingma] ")
+    ]
+    assert "".join(progress) == answer
+    assert len(progress) < 200, f"{len(progress)} notifications for 25000 deltas"
