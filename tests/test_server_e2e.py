@@ -323,7 +323,7 @@ async def test_a_silent_lingma_times_out_with_nothing_so_far_and_is_stopped(
     [
         ({"prompt": "   "}, "prompt is empty"),
         ({"prompt": "hi", "mode": "yolo"}, "Unknown mode 'yolo'. Use one of: chat, agent"),
-        ({"prompt": "hi", "model": "gpt-9"}, "Unknown model key 'gpt-9'"),
+        ({"prompt": "hi", "model": "no-such-model"}, "Unknown model key 'no-such-model'"),
         ({"prompt": "hi", "timeout_s": -1}, "timeout_s must be a positive"),
     ],
 )
