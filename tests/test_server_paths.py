@@ -105,11 +105,13 @@ class FakeSupervisor:
     def __init__(self, client: FakeClient) -> None:
         self._client = client
         self.closed = False
+        self.waits: list[float | None] = []
 
     def start(self) -> None:
         pass
 
     async def client(self, timeout: float | None = None) -> FakeClient:  # noqa: ASYNC109 - the supervisor contract
+        self.waits.append(timeout)
         return self._client
 
     def status(self) -> dict[str, Any]:
@@ -183,3 +185,14 @@ async def test_the_server_closes_the_supervisor_when_the_host_leaves(tmp_path: P
     async with Client(app) as mcp:
         await mcp.list_tools()
     assert supervisor.closed
+
+
+async def test_a_status_check_waits_briefly_for_a_starting_lingma(tmp_path: Path) -> None:
+    client = FakeClient([], [2])
+    supervisor = FakeSupervisor(client)
+    settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work", startup_timeout=120)
+    app = build_app(settings, Bridge(settings, supervisor))
+    async with Client(app) as mcp:
+        result = await mcp.call_tool("auth_status", {})
+    assert result.structured_content["logged_in"] is True
+    assert supervisor.waits == [15.0]

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 AUTH_RECHECK_S = 60.0
 # An unknown model key triggers one fresh fetch of the list, at most this often.
 MODELS_REFRESH_S = 10.0
+# The longest a status check (auth_status, lingma://status) waits for Lingma to start.
+STATUS_WAIT_S = 15.0
 # How long releasing a stream (and sending chat/stop) may take after a cancellation.
 STOP_GRACE_S = 5.0
 
@@ -197,7 +199,13 @@ class Bridge:
         self._auth_client = id(client)
 
     async def auth(self, *, wait_s: float | None = None) -> AuthInfo:
-        """Login state and the bridge's own state; never raises for Lingma's failures."""
+        """Login state and the bridge's own state; never raises for Lingma's failures.
+
+        A status check waits at most ``STATUS_WAIT_S`` for a Lingma that is still starting:
+        "still starting, waiting for X" is the answer then, not a minute of silence.
+        """
+        if wait_s is None:
+            wait_s = min(self.settings.startup_timeout, STATUS_WAIT_S)
         try:
             client = await self.client(wait_s)
             status = await client.auth_status()
