@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -516,7 +517,8 @@ async def test_no_token_in_any_result_resource_or_log_line(tmp_path: Path) -> No
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-async def test_sigterm_closes_lingma_and_exits(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_signal_closes_lingma_and_exits(tmp_path: Path, signum: int) -> None:
     params = server_params(tmp_path)
     env = {**os.environ, **(params.env or {})}
     with open_log(tmp_path) as errlog:
@@ -526,7 +528,7 @@ async def test_sigterm_closes_lingma_and_exits(tmp_path: Path) -> None:
     async with proc:
         await wait_until(lambda: "state starting -> ready" in _log(tmp_path))
         lingma_pid = _lingma_pid(tmp_path)
-        proc.send_signal(15)
+        proc.send_signal(signum)
         with anyio.fail_after(15):
             await proc.wait()
     assert proc.returncode == 0
