@@ -144,3 +144,15 @@ def test_encoder_output_is_compact_json():
     data = encode_frame({"a": [1, 2]})
     assert data.endswith(b'{"a":[1,2]}')
     assert json.loads(data.split(b"\r\n\r\n")[1]) == {"a": [1, 2]}
+
+
+def test_bodies_must_be_utf8_not_another_unicode_encoding():
+    utf16 = '{"a":1}'.encode("utf-16")
+    bom_garbage = b"\xff\xfe\x00"
+    out = FrameDecoder().feed(
+        b"Content-Length: %d\r\n\r\n%s" % (len(utf16), utf16)
+        + b"Content-Length: 3\r\n\r\n"
+        + bom_garbage
+    )
+    assert [type(o) for o in out] == [FrameError, FrameError]
+    assert all("UTF-8" in o.reason for o in out)

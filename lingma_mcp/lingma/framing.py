@@ -177,7 +177,9 @@ class FrameDecoder:
         self._scan_from = self._pos
         self._body_len = None
         try:
-            out.append(json.loads(body))
+            # Decode first: json.loads on bytes would guess UTF-16 or UTF-32 and accept
+            # what Lingma, which only speaks UTF-8, never sends.
+            out.append(json.loads(body.decode("utf-8")))
         except UnicodeDecodeError:
             out.append(FrameError("frame body is not valid UTF-8; skipped", body[:80]))
         except ValueError:
