@@ -225,6 +225,26 @@ async def test_session_id_continues_the_conversation(tmp_path: Path) -> None:
     assert asks[1]["params"]["sessionId"] == session_id
 
 
+async def test_a_conversation_outlives_a_lingma_restart(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path) as client:
+        first = await client.call_tool("ask_lingma", {"prompt": "before the crash"})
+        session_id = first.structured_content["session_id"]
+        status = await client.call_tool("auth_status", {})
+        lingma_pid = status.structured_content["bridge"]["pid"]
+        # Lingma keeps conversations on disk (the simulator saves them shortly after).
+        store = tmp_path / "work" / "sessions.json"
+        await wait_until(lambda: store.exists() and session_id in store.read_text("utf-8"))
+        os.kill(lingma_pid, signal.SIGKILL)  # the Lingma child this test's server started
+        second = await client.call_tool(
+            "ask_lingma", {"prompt": "after the crash", "session_id": session_id}
+        )
+        after = await client.call_tool("auth_status", {})
+    assert not second.is_error, text_of(second)
+    assert after.structured_content["bridge"]["pid"] != lingma_pid
+    assert second.structured_content["session_id"] == session_id
+    assert "turn 2" in second.structured_content["answer"]
+
+
 async def test_agent_mode_with_a_model_reports_tool_events(tmp_path: Path) -> None:
     progress = Progress()
     async with mcp_server(tmp_path) as client:

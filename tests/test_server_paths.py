@@ -96,7 +96,11 @@ class FakeClient:
         return {"chat": [{"key": "auto", "displayName": "Auto"}]}
 
     async def open_chat(self, request: Any) -> FakeStream:
-        stream = FakeStream(list(self.script))
+        # A script of scripts plays one per chat (for retries); a flat script plays for each.
+        if self.script and isinstance(self.script[0], list):
+            stream = FakeStream(list(self.script.pop(0)))
+        else:
+            stream = FakeStream(list(self.script))
         self.streams.append(stream)
         return stream
 
@@ -196,3 +200,24 @@ async def test_a_status_check_waits_briefly_for_a_starting_lingma(tmp_path: Path
         result = await mcp.call_tool("auth_status", {})
     assert result.structured_content["logged_in"] is True
     assert supervisor.waits == [15.0]
+
+
+async def test_a_lingma_that_died_while_idle_is_asked_once_more(tmp_path: Path) -> None:
+    gone = LingmaConnectionLost("socket closed")
+    app, fake = make(tmp_path, [[gone], [TextDelta("fine"), Finish("success", 200, "s1")]])
+    async with Client(app) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hi"})
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["answer"] == "fine"
+    assert len(fake.streams) == 2 and fake.streams[0].closed
+
+
+async def test_a_crash_after_lingma_started_answering_is_not_retried(tmp_path: Path) -> None:
+    gone = LingmaConnectionLost("socket closed")
+    app, fake = make(
+        tmp_path, [[TextDelta("half"), gone], [TextDelta("again"), Finish("success", 200, "s")]]
+    )
+    async with Client(app) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hi"})
+    assert result.is_error and "crashed" in result.content[0].text
+    assert len(fake.streams) == 1

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 
 from ..config import MODES, Settings
-from ..errors import ChatFailed, LingmaError, LingmaNotLoggedIn
+from ..errors import ChatFailed, LingmaConnectionLost, LingmaError, LingmaNotLoggedIn
 from ..lingma.client import ChatRequest, LingmaClient
 from ..lingma.events import ChatEvent
 from .errors import AskTimedOut, ChatCancelled, InvalidArgument, error_text
@@ -294,22 +294,38 @@ class Bridge:
         stream = None
         try:
             with anyio.move_on_after(params.timeout_s) as deadline:
-                client = await self.client(params.timeout_s)
-                await self._check_auth(client)
-                if params.model is not None:
-                    await self._check_model(client, params.model, params.mode)
-                stream = await client.open_chat(
-                    ChatRequest(
-                        prompt=params.prompt,
-                        model=params.model,
-                        mode=params.mode,
-                        session_id=params.session_id,
-                        workspace=params.workspace,
-                    )
-                )
-                async for event in stream:
-                    if on_event is not None:
-                        on_event(event)
+                for attempt in (1, 2):
+                    client = await self.client(params.timeout_s)
+                    await self._check_auth(client)
+                    if params.model is not None:
+                        await self._check_model(client, params.model, params.mode)
+                    heard = False
+                    try:
+                        stream = await client.open_chat(
+                            ChatRequest(
+                                prompt=params.prompt,
+                                model=params.model,
+                                mode=params.mode,
+                                session_id=params.session_id,
+                                workspace=params.workspace,
+                            )
+                        )
+                        async for event in stream:
+                            heard = True
+                            if on_event is not None:
+                                on_event(event)
+                        break
+                    except LingmaConnectionLost:
+                        # A Lingma that died while idle is only noticed by the next question.
+                        # If it said nothing about this one, nothing ran: ask the restarted
+                        # Lingma once more. Once it has answered anything, report the crash.
+                        if heard or attempt == 2:
+                            raise
+                        log.info("Lingma went away before answering; asking once more")
+                        if stream is not None:
+                            with anyio.move_on_after(STOP_GRACE_S, shield=True):
+                                await stream.aclose()
+                            stream = None
             if deadline.cancelled_caught:
                 so_far = stream.text_so_far() if stream is not None else ""
                 raise AskTimedOut(params.timeout_s, so_far, stopped=stream is not None)
