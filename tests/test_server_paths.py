@@ -221,3 +221,17 @@ async def test_a_crash_after_lingma_started_answering_is_not_retried(tmp_path: P
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
     assert result.is_error and "crashed" in result.content[0].text
     assert len(fake.streams) == 1
+
+
+async def test_a_bug_is_reported_plainly_and_logged_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = make(tmp_path, [RuntimeError("internal detail")])
+    async with Client(app) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hi"})
+        after = await client.call_tool("ask_lingma", {"prompt": "hi"})
+    assert result.is_error and after.is_error  # and the server still answers
+    assert "failed unexpectedly (RuntimeError)" in result.content[0].text
+    assert "internal detail" not in result.content[0].text
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
+    assert logged and "internal detail" in str(logged[0].exc_info[1])

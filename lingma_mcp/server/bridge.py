@@ -21,7 +21,7 @@ from ..config import MODES, Settings
 from ..errors import ChatFailed, LingmaConnectionLost, LingmaError, LingmaNotLoggedIn
 from ..lingma.client import ChatRequest, LingmaClient
 from ..lingma.events import ChatEvent
-from .errors import AskTimedOut, ChatCancelled, InvalidArgument, error_text
+from .errors import AskTimedOut, ChatCancelled, InvalidArgument, error_text, is_expected
 from .models import AskResult, AuthInfo, BridgeState, ModelList
 from .views import (
     auth_info,
@@ -124,11 +124,17 @@ class Bridge:
         )
 
     def error_text(self, exc: BaseException) -> str:
+        """The user's text for ``exc``, with the bridge's state; logs it once, here."""
         try:
             state = self.state()
         except Exception:  # the status must never hide the error itself
             state = None
-        return error_text(exc, status=state)
+        text = error_text(exc, status=state)
+        if is_expected(exc):
+            log.info("%s: %s", type(exc).__name__, text.splitlines()[0][:300])
+        else:
+            log.error("unexpected failure, reported as: %s", text, exc_info=exc)
+        return text
 
     # -- models --------------------------------------------------------------------------
 

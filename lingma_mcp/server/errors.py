@@ -80,6 +80,11 @@ def describe_state(status: Any) -> str:
     return _sentence("; ".join(str(p).strip().rstrip(".") for p in parts))
 
 
+def is_expected(exc: BaseException) -> bool:
+    """True for failures this module has words for; anything else is a bug to log whole."""
+    return isinstance(exc, LingmaError | InvalidArgument | AskTimedOut | ChatCancelled)
+
+
 def error_text(exc: BaseException, *, status: Any = None) -> str:
     """The user-facing text for ``exc``; ``status`` is the supervisor's status, if known."""
     state = describe_state(status)
