@@ -163,3 +163,14 @@ def test_demo_tours_the_whole_path_and_exits_zero() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "streamed text equals the answer: True" in done.stdout
     assert "The whole path works" in done.stdout
+
+
+def test_the_example_host_config_starts_this_command_with_known_variables() -> None:
+    import json
+
+    example = json.loads((Path(__file__).parent.parent / "mcp.json.example").read_text("utf-8"))
+    entries = [*example["mcpServers"].values(), *example["servers"].values()]
+    for entry in entries:
+        assert entry["command"] == "lingma-mcp"
+        assert set(entry.get("env", {})) <= set(ENV_VARS.values())
+        build_parser().parse_args(entry["args"])  # every flag in it exists
