@@ -155,10 +155,9 @@ class ProgressRelay:
                     elapsed = math.floor(self._clock() - self._started_at)
                     await self._emit(status_line(f"still working ({elapsed} s)"))
                 continue
-            # The first text goes at once; later text waits out the coalescing window
-            # measured from the previous send, so nothing waits longer than the window.
-            # The window runs from the start of the previous send: after a slow send (a
-            # slow host) what piled up meanwhile goes at once, in one notification.
+            # The first text goes at once; later text waits out the coalescing window, which
+            # runs from the start of the previous send: nothing waits longer than the window,
+            # and after a slow send (a slow host) what piled up goes at once, as one message.
             if self._sent_text or not self._pending_text:
                 delay = self._coalesce_s - (self._clock() - self._send_started)
                 if delay > 0:
