@@ -153,6 +153,10 @@ class ChatStream:
     def _on_finish(self, finish: Finish) -> None:
         self.finish = finish
         self.finished_at = time.monotonic()
+        if finish.full_answer:
+            # The deltas are now a second copy of the answer; with many long answers
+            # finishing together they were a third of the bridge's peak memory.
+            self._parts = [finish.full_answer]
         self._push(finish)
         self._end(None)
 
