@@ -97,10 +97,13 @@ class Bridge:
         await self.supervisor.close()
 
     async def client(self, wait_s: float | None = None) -> LingmaClient:
-        """A ready client, waiting at most ``wait_s`` (default: the start-up timeout)."""
-        return await self.supervisor.client(
-            timeout=self.settings.startup_timeout if wait_s is None else wait_s
-        )
+        """A ready client, waiting at most ``wait_s``.
+
+        By default the supervisor's own bound applies (a little over the start-up timeout),
+        so a failed start reports its precise error (which file, port or reply it waited
+        for) instead of a generic "not ready in time".
+        """
+        return await self.supervisor.client(timeout=wait_s)
 
     def state(self) -> BridgeState:
         """The supervisor's status, as an allow-listed model."""
