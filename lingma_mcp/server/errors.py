@@ -110,7 +110,11 @@ def error_text(exc: BaseException, *, status: Any = None) -> str:
     if isinstance(exc, LingmaNotLoggedIn):
         return f"Lingma is not logged in ({exc.status_name}). {LOGIN_HINT}"
     if isinstance(exc, LingmaStartupError):
-        lines = [_sentence(f"Lingma did not start: {exc}")]
+        # The supervisor's messages already name Lingma ("Lingma did not start within
+        # 60 s: ..."); only a bare detail needs the lead-in.
+        detail = str(exc)
+        lead = "" if detail.startswith("Lingma") else "Lingma did not start: "
+        lines = [_sentence(lead + detail)]
         if exc.exit_code is not None:
             lines.append(f"It exited with code {exc.exit_code}.")
         if exc.stderr_tail:
