@@ -10,21 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import alive
 
 from lingma_mcp.lingma.process import LingmaProcess
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie waiting for a reaper counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
 
 
 async def _spawn(code: str, **kwargs: object) -> LingmaProcess:
@@ -94,7 +82,7 @@ async def test_terminate_sends_sigterm_and_reaps() -> None:
     )
     code = await proc.terminate(grace=5)
     assert code == -signal.SIGTERM
-    assert not _alive(proc.pid)  # reaped: not even a zombie holds the pid
+    assert not alive(proc.pid)  # reaped: not even a zombie holds the pid
     assert await proc.terminate() == code  # idempotent
 
 
@@ -113,7 +101,7 @@ async def test_terminate_escalates_to_sigkill_when_sigterm_is_ignored() -> None:
     code = await proc.terminate(grace=0.3)
     assert code == -signal.SIGKILL
     assert time.monotonic() - started < 3
-    assert not _alive(proc.pid)
+    assert not alive(proc.pid)
 
 
 async def test_spawning_a_missing_program_raises_oserror(tmp_path: Path) -> None:
@@ -140,11 +128,11 @@ async def test_child_dies_when_its_parent_is_sigkilled(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "parent never spawned its child"
             await asyncio.sleep(0.02)
         child = int(pidfile.read_text())
-        assert _alive(child)
+        assert alive(child)
         parent.kill()
         await parent.wait()
         deadline = time.monotonic() + 3
-        while _alive(child):
+        while alive(child):
             assert time.monotonic() < deadline, "child outlived its SIGKILLed parent"
             await asyncio.sleep(0.02)
     finally:

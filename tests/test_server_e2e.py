@@ -23,6 +23,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import ElicitResult, ListRootsResult, Root
+from procs import alive
 
 from lingma_mcp.server.progress import STATUS_PREFIX
 
@@ -552,7 +553,7 @@ async def test_a_signal_closes_lingma_and_exits(tmp_path: Path, signum: int) -> 
         with anyio.fail_after(15):
             await proc.wait()
     assert proc.returncode == 0
-    assert lingma_pid is not None and not _alive(lingma_pid)
+    assert lingma_pid is not None and not alive(lingma_pid)
 
 
 def _log(tmp_path: Path) -> str:
@@ -565,18 +566,3 @@ def _lingma_pid(tmp_path: Path) -> int | None:
 
     match = re.search(r"\(pid (\d+)", _log(tmp_path))
     return int(match.group(1)) if match else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); count it as gone only if reaped.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().split()[2] != "Z"
-    except OSError:
-        return False

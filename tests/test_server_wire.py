@@ -56,6 +56,30 @@ class RawHost:
         await self.send({"id": msg_id, "method": method, "params": params})
         return await self.until(lambda m: m.get("id") == msg_id and "method" not in m)
 
+    async def start_ask(self, client_name: str, prompt: str, token: str) -> None:
+        """Handshake, then call ask_lingma (id 2) with a progress token; do not wait."""
+        await self.request(
+            1,
+            "initialize",
+            {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": client_name, "version": "0"},
+            },
+        )
+        await self.send({"method": "notifications/initialized"})
+        await self.send(
+            {
+                "id": 2,
+                "method": "tools/call",
+                "params": {
+                    "name": "ask_lingma",
+                    "arguments": {"prompt": prompt},
+                    "_meta": {"progressToken": token},
+                },
+            }
+        )
+
 
 def _log_file(tmp_path: Path) -> Any:
     return open(tmp_path / "server.log", "w", encoding="utf-8")
@@ -156,27 +180,7 @@ async def test_a_host_that_leaves_mid_answer_stops_lingma_and_the_server_exits(
     async with process:
         host = RawHost(process)
         with anyio.fail_after(30):
-            await host.request(
-                1,
-                "initialize",
-                {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw-host", "version": "0"},
-                },
-            )
-            await host.send({"method": "notifications/initialized"})
-            await host.send(
-                {
-                    "id": 2,
-                    "method": "tools/call",
-                    "params": {
-                        "name": "ask_lingma",
-                        "arguments": {"prompt": "a long one"},
-                        "_meta": {"progressToken": "leaving"},
-                    },
-                }
-            )
+            await host.start_ask("raw-host", "a long one", "leaving")
             await host.until(
                 lambda m: (
                     m.get("method") == "notifications/progress"
@@ -204,27 +208,7 @@ async def test_a_host_that_reads_slowly_gets_coalesced_text_not_a_backlog(
     async with process:
         host = RawHost(process)
         with anyio.fail_after(40):
-            await host.request(
-                1,
-                "initialize",
-                {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "slow-host", "version": "0"},
-                },
-            )
-            await host.send({"method": "notifications/initialized"})
-            await host.send(
-                {
-                    "id": 2,
-                    "method": "tools/call",
-                    "params": {
-                        "name": "ask_lingma",
-                        "arguments": {"prompt": "a big one"},
-                        "_meta": {"progressToken": "slow"},
-                    },
-                }
-            )
+            await host.start_ask("slow-host", "a big one", "slow")
             # The behaviour under test is a host that does not read: stop reading a while,
             # so the pipe fills and the server's sends block.
             await anyio.sleep(1.0)

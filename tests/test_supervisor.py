@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from procs import alive
 
 from lingma_mcp.config import Settings
 from lingma_mcp.errors import LingmaClosed, LingmaConnectionLost, LingmaStartupError
@@ -39,18 +40,6 @@ def _children() -> set[int]:
         except FileNotFoundError:
             continue  # a thread (asyncio's child watcher) ended meanwhile
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
 
 
 @pytest.fixture(autouse=True)
@@ -115,7 +104,7 @@ async def test_starts_in_the_background_and_reports_ready(make: Factory) -> None
     client = await supervisor.client()
     status = supervisor.status()
     assert status.state is State.READY
-    assert status.pid is not None and _alive(status.pid)
+    assert status.pid is not None and alive(status.pid)
     assert status.port and status.version and status.version.startswith(SIM_VERSION_PREFIX)
     assert status.source == "simulator" and not status.attached and status.last_error is None
     assert await supervisor.client() is client  # ready: no second start
@@ -124,7 +113,7 @@ async def test_starts_in_the_background_and_reports_ready(make: Factory) -> None
 
     await supervisor.close()
     assert supervisor.status().state is State.CLOSED
-    assert not _alive(status.pid)
+    assert not alive(status.pid)
     with pytest.raises(LingmaClosed):
         await supervisor.client()
     await supervisor.close()  # idempotent
@@ -268,7 +257,7 @@ async def test_crash_mid_stream_fails_the_call_at_once_and_the_next_call_respawn
     assert time.monotonic() - started < 10
     assert fresh is not client
     assert supervisor.status().pid not in (None, first_pid)
-    assert first_pid is not None and not _alive(first_pid)
+    assert first_pid is not None and not alive(first_pid)
     assert (await _ask(fresh)).finish_reason == "success"
 
 
@@ -354,7 +343,7 @@ async def test_attach_mode_spawns_nothing_and_kills_nothing(make: Factory, tmp_p
         assert _children() == {lingma.pid}  # nothing spawned
         assert (await _ask(client)).finish_reason == "success"
         await supervisor.close()
-        assert lingma.returncode is None and _alive(lingma.pid)  # nothing killed
+        assert lingma.returncode is None and alive(lingma.pid)  # nothing killed
         assert not (tmp_path / "unused").exists()
     finally:
         lingma.terminate()
@@ -391,7 +380,7 @@ async def test_close_escalates_to_sigkill_when_lingma_ignores_sigterm(
     started = time.monotonic()
     await supervisor.close()
     assert 0.3 <= time.monotonic() - started < 5
-    assert not _alive(pid)
+    assert not alive(pid)
     assert _children() == set()
 
 
@@ -447,7 +436,7 @@ async def test_lingma_stdout_noise_never_reaches_the_server_stdout(tmp_path: Pat
     out, _ = await asyncio.wait_for(helper.communicate(), 30)
     assert helper.returncode == 0
     assert out == b""
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 @pytest.mark.parametrize("cue", ["stdin EOF", "SIGTERM"])
@@ -455,14 +444,14 @@ async def test_server_shutdown_on_eof_or_sigterm_leaves_no_lingma(tmp_path: Path
     helper, pid = await _run_helper(tmp_path, "wait")
     assert helper.stdin is not None
     try:
-        assert _alive(pid)
+        assert alive(pid)
         if cue == "SIGTERM":
             helper.send_signal(signal.SIGTERM)
         else:
             helper.stdin.close()
         out, _ = await asyncio.wait_for(helper.communicate(), 30)
         assert helper.returncode == 0 and out == b""
-        assert not _alive(pid)  # the helper reaped it: not even a zombie is left
+        assert not alive(pid)  # the helper reaped it: not even a zombie is left
     finally:
         if helper.returncode is None:
             helper.kill()
@@ -473,17 +462,17 @@ async def test_server_shutdown_on_eof_or_sigterm_leaves_no_lingma(tmp_path: Path
 async def test_a_sigkilled_server_leaves_no_lingma_behind(tmp_path: Path) -> None:
     helper, pid = await _run_helper(tmp_path, "wait")
     try:
-        assert _alive(pid)
+        assert alive(pid)
         helper.send_signal(signal.SIGKILL)
         await helper.wait()
         deadline = time.monotonic() + 3
         # No event exists for the death of a process that is not our child: poll.
-        while _alive(pid):
+        while alive(pid):
             assert time.monotonic() < deadline, "Lingma outlived its SIGKILLed server"
             await asyncio.sleep(0.02)
     finally:
         if helper.returncode is None:
             helper.kill()
             await helper.wait()
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
