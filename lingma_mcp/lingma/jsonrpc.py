@@ -54,6 +54,47 @@ Listener = Callable[[str, dict[str, Any]], None]
 CloseListener = Callable[[BaseException], None]
 
 
+def _params(message: dict[str, Any]) -> dict[str, Any]:
+    params = message.get("params")
+    if isinstance(params, dict):
+        return params
+    return {} if params is None else {"value": params}
+
+
+def _reply_frame(msg_id: Any, *, result: Any = None, error: dict[str, Any] | None = None) -> str:
+    if error is None and result is None and type(msg_id) is int:
+        # The reply to every chat delta: formatted directly, as it is the one message the
+        # bridge sends per delta Lingma streams.
+        body = f'{{"jsonrpc":"2.0","id":{msg_id},"result":null}}'
+        return f"Content-Length: {len(body)}\r\n\r\n{body}"
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id}
+    if error is None:
+        message["result"] = result
+    else:
+        message["error"] = error
+    return encode_frame_text(message)
+
+
+def _many_writer(ws: Any) -> Callable[[list[str]], Awaitable[None]] | None:
+    """A way to write several whole WebSocket messages in one socket write, if ``ws`` has one.
+
+    ``websockets``' connections queue frames on their sans-I/O ``protocol`` and flush them
+    when ``send_context`` exits; that is exactly what its own ``send()`` does for one
+    message. Anything else (a test double, another library) gets one ``send()`` per reply.
+    """
+    protocol = getattr(ws, "protocol", None)
+    send_context = getattr(ws, "send_context", None)
+    if protocol is None or send_context is None or not hasattr(protocol, "send_text"):
+        return None
+
+    async def write_many(texts: list[str]) -> None:
+        async with send_context():
+            for text in texts:  # no await in between: nothing can interleave
+                protocol.send_text(text.encode("utf-8"))
+
+    return write_many
+
+
 class WebSocketLike(Protocol):
     """What the connection needs of a WebSocket (``websockets``' client connection fits)."""
 
@@ -94,6 +135,7 @@ class RpcConnection:
         self._reader: asyncio.Task[None] | None = None
         self._handler_tasks: set[asyncio.Task[None]] = set()
         self._closed: asyncio.Future[BaseException] | None = None
+        self._write_many = _many_writer(ws)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -207,11 +249,27 @@ class RpcConnection:
         try:
             while True:
                 data = await self._ws.recv()
+                messages = []
                 for item in self._decoder.feed(data):
                     if isinstance(item, FrameError):
                         log.warning("%s: malformed frame from Lingma: %s", self._name, item)
-                        continue
-                    await self._dispatch(item)
+                    elif not isinstance(item, dict):
+                        log.warning("%s: ignoring non-object message: %.200r", self._name, item)
+                    else:
+                        messages.append(item)
+                # Every request in this message is answered before any of it is processed,
+                # in one write: Lingma streams a request per delta, and one write per reply
+                # was the largest cost per delta.
+                replies = [
+                    text
+                    for message in messages
+                    if "id" in message and isinstance(message.get("method"), str)
+                    if (text := self._reply_text(message)) is not None
+                ]
+                if replies:
+                    await self._write_replies(replies)
+                for message in messages:
+                    self._dispatch(message)
         except asyncio.CancelledError:
             reason = LingmaConnectionLost("connection to Lingma closed by the bridge")
         except Exception as exc:
@@ -220,17 +278,10 @@ class RpcConnection:
             log.info("%s: %s", self._name, reason)
         self._finish(reason)
 
-    async def _dispatch(self, message: Any) -> None:
-        if not isinstance(message, dict):
-            log.warning("%s: ignoring non-object JSON-RPC message: %.200r", self._name, message)
-            return
+    def _dispatch(self, message: dict[str, Any]) -> None:
         method = message.get("method")
         if isinstance(method, str):
-            params = message.get("params")
-            if not isinstance(params, dict):
-                params = {} if params is None else {"value": params}
-            if "id" in message:
-                await self._answer(message["id"], method, params)
+            params = _params(message)
             for listener in self._listeners:
                 try:
                     listener(method, params)
@@ -242,31 +293,38 @@ class RpcConnection:
             return
         log.warning("%s: ignoring message with neither method nor id: %.200r", self._name, message)
 
-    async def _answer(self, msg_id: Any, method: str, params: dict[str, Any]) -> None:
+    def _reply_text(self, message: dict[str, Any]) -> str | None:
+        """The framed reply to one of Lingma's requests; None if a handler answers later."""
+        msg_id, method = message["id"], message["method"]
         handler = self._handlers.get(method)
         if handler is None:
             if method in EVENT_METHODS:
-                await self._reply(msg_id, result=None)
-            else:
-                log.info(
-                    "%s: Lingma asked %s, which the bridge does not implement", self._name, method
-                )
-                await self._reply(
-                    msg_id,
-                    error={"code": METHOD_NOT_FOUND, "message": f"method not found: {method}"},
-                )
-            return
+                return _reply_frame(msg_id, result=None)
+            log.info("%s: Lingma asked %s, which the bridge does not implement", self._name, method)
+            error = {"code": METHOD_NOT_FOUND, "message": f"method not found: {method}"}
+            return _reply_frame(msg_id, error=error)
         try:
-            result = handler(params)
+            result = handler(_params(message))
         except Exception as exc:
             log.exception("%s: handler for %s failed", self._name, method)
-            await self._reply(msg_id, error={"code": INTERNAL_ERROR, "message": str(exc)})
-            return
+            return _reply_frame(msg_id, error={"code": INTERNAL_ERROR, "message": str(exc)})
         if inspect.isawaitable(result):
             # A slow handler must not hold up the deltas queued behind it.
             self._spawn(self._reply_later(msg_id, method, result), f"answer {method}")
-        else:
-            await self._reply(msg_id, result=result)
+            return None
+        return _reply_frame(msg_id, result=result)
+
+    async def _write_replies(self, texts: list[str]) -> None:
+        try:
+            if self._write_many is not None and len(texts) > 1:
+                await self._write_many(texts)
+            else:
+                for text in texts:
+                    await self._ws.send(text)
+        except Exception as exc:
+            # Nobody waits on a reply we send, and the reader will see the socket end after
+            # it has delivered what was already received, so nothing is lost by going on.
+            log.debug("%s: could not send %d replies: %s", self._name, len(texts), exc)
 
     async def _reply_later(self, msg_id: Any, method: str, pending: Awaitable[Any]) -> None:
         try:
@@ -280,24 +338,7 @@ class RpcConnection:
     async def _reply(
         self, msg_id: Any, *, result: Any = None, error: dict[str, Any] | None = None
     ) -> None:
-        if error is None and result is None and type(msg_id) is int:
-            # The reply to every chat delta: formatted directly, as it is the one message
-            # the bridge sends per delta Lingma streams.
-            body = f'{{"jsonrpc":"2.0","id":{msg_id},"result":null}}'
-            text = f"Content-Length: {len(body)}\r\n\r\n{body}"
-        else:
-            message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id}
-            if error is None:
-                message["result"] = result
-            else:
-                message["error"] = error
-            text = encode_frame_text(message)
-        try:
-            await self._ws.send(text)
-        except Exception as exc:
-            # Nobody waits on a reply we send, and the reader will see the socket end after
-            # it has delivered what was already received, so nothing is lost by going on.
-            log.debug("%s: could not reply to %r: %s", self._name, msg_id, exc)
+        await self._write_replies([_reply_frame(msg_id, result=result, error=error)])
 
     def _resolve(self, message: dict[str, Any]) -> None:
         entry = self._pending.pop(message["id"], None)
