@@ -62,6 +62,14 @@ async def test_timeout_names_the_method_and_a_late_reply_is_ignored(wired):
     assert await call == 1
 
 
+async def test_requests_that_time_out_leave_nothing_pending(wired):
+    _, conn = wired
+    for _ in range(20):
+        with pytest.raises(RpcTimeout):
+            await conn.request("never/answered", timeout=0.001)
+    assert conn.pending_requests == 0
+
+
 async def test_every_lingma_request_gets_a_reply_before_listeners_see_it(wired):
     sock, conn = wired
     order = []

@@ -149,6 +149,11 @@ class RpcConnection:
     def closed(self) -> bool:
         return self._closed is not None and self._closed.done()
 
+    @property
+    def pending_requests(self) -> int:
+        """Requests sent and not yet answered (for leak checks)."""
+        return len(self._pending)
+
     async def wait_closed(self) -> BaseException:
         """Wait until the connection has ended; return why."""
         assert self._closed is not None, "start() was not called"
@@ -189,20 +194,26 @@ class RpcConnection:
             RpcTimeout: no answer within ``timeout`` seconds.
             LingmaConnectionLost: the connection ended first.
         """
-        future = await self.send_request(method, params)
+        msg_id, future = await self._start_request(method, params)
         try:
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             raise RpcTimeout(method, timeout) from None
         finally:
-            self._forget(future)
+            # Answered, timed out or abandoned: nobody waits any more, so a late reply
+            # must find nothing to keep.
+            self._pending.pop(msg_id, None)
 
     async def send_request(self, method: str, params: Any = None) -> asyncio.Future[Any]:
         """Send a request; return the future of its result without waiting for it.
 
         For ``chat/ask``, whose reply only means "accepted": the caller streams events
-        while the reply is still on its way.
+        while the reply is still on its way. The entry is dropped when the reply comes or
+        the connection ends.
         """
+        return (await self._start_request(method, params))[1]
+
+    async def _start_request(self, method: str, params: Any) -> tuple[int, asyncio.Future[Any]]:
         if self.closed:
             raise self._closed_error()
         msg_id = next(self._ids)
@@ -215,7 +226,7 @@ class RpcConnection:
         except BaseException:
             self._pending.pop(msg_id, None)
             raise
-        return future
+        return msg_id, future
 
     async def notify(self, method: str, params: Any = None) -> None:
         """Send a notification (no reply expected)."""
@@ -231,16 +242,6 @@ class RpcConnection:
             # failing here at once spares callers a wait.
             self._finish(LingmaConnectionLost(f"connection to Lingma lost while sending: {exc}"))
             raise self._closed_error() from exc
-
-    def _forget(self, future: asyncio.Future[Any]) -> None:
-        """Drop a request nobody waits for any more, so a late reply is not kept."""
-        if future.done():
-            return
-        future.cancel()
-        for msg_id, (_, pending) in list(self._pending.items()):
-            if pending is future:
-                del self._pending[msg_id]
-                return
 
     # ------------------------------------------------------------------ incoming
 
