@@ -258,3 +258,22 @@ async def test_auth_status_never_carries_tokens(setup):
     assert status.logged_in and status.status_name == "logged in"
     assert status.whitelist_name == "whitelisted"
     assert status.expires_at.startswith("2030-01-01")
+
+
+async def test_a_chat_ask_lingma_never_answers_leaves_nothing_behind(setup):
+    client, _, sock = setup
+    for _ in range(5):
+        stream = await client.open_chat(ChatRequest(prompt="q"))
+        ask = await sock.next_sent()  # never answered
+        sock.deliver_message(
+            {
+                "jsonrpc": "2.0",
+                "id": 900 + ask["id"],
+                "method": "chat/finish",
+                "params": {"requestId": ask["params"]["requestId"], "statusCode": 200},
+            }
+        )
+        await asyncio.wait_for(collect(stream), 1)
+        await sock.next_sent()  # the reply to chat/finish
+    assert client.conn.pending_requests == 0
+    assert client.router.open_streams == 0

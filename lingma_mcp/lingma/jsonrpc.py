@@ -219,6 +219,9 @@ class RpcConnection:
         msg_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = (method, future)
+        # A caller that gives up cancels the future; its entry goes with it, whether or not
+        # Lingma ever replies (the earlier client saw chat/ask go unanswered).
+        future.add_done_callback(lambda f: f.cancelled() and self._pending.pop(msg_id, None))
         try:
             await self._send(
                 {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params or {}}

@@ -71,6 +71,7 @@ class ChatStream:
         self.finish: Finish | None = None
         self._failure: LingmaError | None = None
         self._released = False
+        self._accepted: asyncio.Future[Any] | None = None  # the reply to chat/ask
         self.started_at = time.monotonic()
         self.first_token_at: float | None = None
         self.finished_at: float | None = None
@@ -171,6 +172,8 @@ class ChatStream:
             return
         self._released = True
         self._queue.put_nowait(_END)
+        if self._accepted is not None and not self._accepted.done():
+            self._accepted.cancel()  # no reply is worth keeping for a chat that is over
         self._release(self)
 
 
@@ -224,6 +227,7 @@ class StreamRouter:
                 stream._fail(ChatRejected(f"Lingma refused the question: {message}"))
 
         accepted.add_done_callback(check)
+        stream._accepted = accepted
 
     def connection_lost(self, reason: BaseException) -> None:
         """Fail every open stream at once; nothing waits for a timeout."""
