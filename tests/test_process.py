@@ -19,6 +19,21 @@ async def _spawn(code: str, **kwargs: object) -> LingmaProcess:
     return await LingmaProcess.spawn([sys.executable, "-c", code], **kwargs)  # type: ignore[arg-type]
 
 
+async def _spawn_ignoring_sigterm() -> LingmaProcess:
+    """A child that ignores SIGTERM, returned once its handler is installed."""
+    proc = await _spawn(
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', file=sys.stderr, flush=True)\n"
+        "time.sleep(30)"
+    )
+    # Else SIGTERM could land before the handler. No event exists for "a line arrived";
+    # polling the tail is the simplest honest wait.
+    while "ready" not in proc.stderr_tail():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    return proc
+
+
 async def test_exit_code_and_stderr_tail_are_kept() -> None:
     proc = await _spawn(
         "import sys\n"
@@ -87,16 +102,7 @@ async def test_terminate_sends_sigterm_and_reaps() -> None:
 
 
 async def test_terminate_escalates_to_sigkill_when_sigterm_is_ignored() -> None:
-    proc = await _spawn(
-        "import signal, sys, time\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        "print('ready', file=sys.stderr, flush=True)\n"
-        "time.sleep(30)"
-    )
-    # Wait until the handler is installed, else SIGTERM could land before it.
-    # No event exists for "a line arrived"; polling the tail is the simplest honest wait.
-    while "ready" not in proc.stderr_tail():  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
+    proc = await _spawn_ignoring_sigterm()
     started = time.monotonic()
     code = await proc.terminate(grace=0.3)
     assert code == -signal.SIGKILL
@@ -142,14 +148,7 @@ async def test_child_dies_when_its_parent_is_sigkilled(tmp_path: Path) -> None:
 
 
 async def test_a_cancelled_terminate_still_kills_the_child() -> None:
-    proc = await _spawn(
-        "import signal, sys, time\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        "print('ready', file=sys.stderr, flush=True)\n"
-        "time.sleep(30)"
-    )
-    while "ready" not in proc.stderr_tail():  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
+    proc = await _spawn_ignoring_sigterm()
     stopping = asyncio.ensure_future(proc.terminate(grace=30))
     await asyncio.sleep(0)  # let it send SIGTERM and start its grace wait
     stopping.cancel()

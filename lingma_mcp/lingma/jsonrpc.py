@@ -314,7 +314,7 @@ class RpcConnection:
             return _reply_frame(msg_id, error={"code": INTERNAL_ERROR, "message": str(exc)})
         if inspect.isawaitable(result):
             # A slow handler must not hold up the deltas queued behind it.
-            self._spawn(self._reply_later(msg_id, method, result), f"answer {method}")
+            self._spawn(self._reply_later(msg_id, method, result))
             return None
         return _reply_frame(msg_id, result=result)
 
@@ -391,7 +391,7 @@ class RpcConnection:
             return LingmaConnectionLost(str(self._closed.result()))
         return LingmaConnectionLost("connection to Lingma is closed")
 
-    def _spawn(self, coro: Awaitable[None], what: str) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._handler_tasks.add(task)
         task.add_done_callback(self._handler_tasks.discard)

@@ -126,7 +126,7 @@ class ChatStream:
         if self._released:
             return
         unfinished = not self.done
-        self._end(None)
+        self._end()
         if unfinished and self._stop is not None:
             try:
                 await self._stop(self)
@@ -159,15 +159,15 @@ class ChatStream:
             # finishing together they were a third of the bridge's peak memory.
             self._parts = [finish.full_answer]
         self._push(finish)
-        self._end(None)
+        self._end()
 
     def _fail(self, error: LingmaError) -> None:
         if not self.done:
             self._failure = error
             self.finished_at = time.monotonic()
-        self._end(None)
+        self._end()
 
-    def _end(self, _: object) -> None:
+    def _end(self) -> None:
         if self._released:
             return
         self._released = True
