@@ -200,7 +200,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
 
 def configure_logging(level: str) -> None:
     """Everything to stderr; stdout is MCP's (serve) or the answer's (ask)."""
-    from .server.redact import SecretFilter
+    from .redact import SecretFilter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(

@@ -7,7 +7,7 @@ import time
 import anyio
 import pytest
 
-from lingma_mcp.lingma.events import Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
+from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
 from lingma_mcp.server.progress import STATUS_PREFIX, EventNarrator, ProgressRelay, status_line
 
 # Scheduling noise a loaded CI machine may add on top of the windows under test.

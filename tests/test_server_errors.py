@@ -17,9 +17,9 @@ from lingma_mcp.errors import (
     RpcError,
     RpcTimeout,
 )
+from lingma_mcp.redact import SecretFilter, redact
 from lingma_mcp.server.errors import AskTimedOut, InvalidArgument, error_text
 from lingma_mcp.server.models import BridgeState
-from lingma_mcp.server.redact import SecretFilter, redact
 
 STATE = BridgeState(
     state="reconnecting",

@@ -19,8 +19,8 @@ from mcp import Client
 
 from lingma_mcp.config import Settings
 from lingma_mcp.errors import LingmaConnectionLost
+from lingma_mcp.events import Finish, TextDelta
 from lingma_mcp.lingma.auth import AuthStatus
-from lingma_mcp.lingma.events import Finish, TextDelta
 from lingma_mcp.lingma.streams import ChatResult
 from lingma_mcp.server import progress, tools
 from lingma_mcp.server.app import build_app

@@ -17,8 +17,8 @@ from simclient import SimProcess, running_sim
 from websockets.asyncio.client import connect
 
 from lingma_mcp.errors import ChatRejected, LingmaConnectionLost
+from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolUpdate
 from lingma_mcp.lingma.client import TOOL_NOT_SUPPORTED, ChatRequest, LingmaClient
-from lingma_mcp.lingma.events import Finish, Step, TextDelta, Thinking, ToolUpdate
 from lingma_mcp.lingma.jsonrpc import RpcConnection
 from lingma_mcp.lingma.streams import ChatStream
 

@@ -8,8 +8,8 @@ import pytest
 from fakes import FakeSocket
 
 from lingma_mcp.errors import ChatRejected, LingmaConnectionLost
+from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolUpdate
 from lingma_mcp.lingma.client import TOOL_NOT_SUPPORTED, ChatRequest, LingmaClient
-from lingma_mcp.lingma.events import Finish, Step, TextDelta, Thinking, ToolUpdate
 from lingma_mcp.lingma.jsonrpc import RpcConnection
 
 

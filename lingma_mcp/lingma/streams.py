@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ChatRejected, LingmaConnectionLost, LingmaError, RpcError
-from .events import ChatEvent, Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
+from ..events import ChatEvent, Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
 from .tools import TOOL_METHODS, merge, observe
 
 log = logging.getLogger(__name__)

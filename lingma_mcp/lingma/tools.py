@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .events import ToolCall
+from ..events import ToolCall
 
 TOOL_METHODS: frozenset[str] = frozenset(
     {"tool/call/sync", "tool/invoke", "tool/call/approve", "tool/invokeResult"}

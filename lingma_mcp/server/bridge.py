@@ -19,8 +19,8 @@ import anyio
 
 from ..config import MODES, Settings
 from ..errors import ChatFailed, LingmaConnectionLost, LingmaError, LingmaNotLoggedIn
+from ..events import ChatEvent
 from ..lingma.client import ChatRequest, LingmaClient
-from ..lingma.events import ChatEvent
 from .errors import AskTimedOut, ChatCancelled, InvalidArgument, error_text, is_expected
 from .models import AskResult, AuthInfo, BridgeState, ModelList
 from .views import (

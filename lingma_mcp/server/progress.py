@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from ..lingma.events import ChatEvent, Step, TextDelta, Thinking, ToolUpdate
+from ..events import ChatEvent, Step, TextDelta, Thinking, ToolUpdate
 
 log = logging.getLogger(__name__)
 

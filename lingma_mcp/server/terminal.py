@@ -12,7 +12,7 @@ from typing import TextIO
 import anyio
 
 from ..config import Settings
-from ..lingma.events import ChatEvent, Step, TextDelta, Thinking, ToolUpdate
+from ..events import ChatEvent, Step, TextDelta, Thinking, ToolUpdate
 from .bridge import Bridge
 from .errors import InvalidArgument
 

@@ -1,4 +1,4 @@
-"""Typed events of one chat, in the words of the protocol.
+"""Typed events of one chat, the same whichever backend (IDE binary or CLI) produced them.
 
 A :class:`~lingma_mcp.lingma.streams.ChatStream` yields these in arrival order. They are
 small frozen records so a consumer can keep them without worrying that a later event
