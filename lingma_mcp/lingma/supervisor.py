@@ -227,6 +227,15 @@ class LingmaSupervisor:
             if not waiter.done():
                 waiter.cancel()
 
+    def suspect(self, reason: str) -> None:
+        """Say Lingma may be wedged (a control call timed out, a chat heard nothing).
+
+        Contract for the MCP face: non-blocking; the supervisor checks Lingma's health and
+        restarts it when the check fails. (Health checking arrives with the supervisor's
+        state-machine rework; until then this only logs.)
+        """
+        log.info("[%s] Lingma suspected unhealthy: %s", self.name, reason)
+
     async def close(self) -> None:
         """Close the connection and stop the child (SIGTERM, grace, SIGKILL, reap).
 
