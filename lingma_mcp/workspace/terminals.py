@@ -33,6 +33,10 @@ MAX_OUTPUT_LIMIT = 16 * 1024 * 1024
 COMMAND_TIMEOUT = 300.0
 # How long close() waits for killed commands to be reaped before giving up on them.
 REAP_WAIT = 5.0
+# After a command exits, how long to wait for the rest of its output. The exit and the
+# last bytes arrive as separate events in either order; the pipe normally closes at once,
+# and only stays open when something the command left running holds it.
+DRAIN_WAIT = 1.0
 
 
 @dataclass
@@ -57,7 +61,9 @@ class _Terminal:
         self.truncated = False
         self.timed_out = False
         self.transport: asyncio.SubprocessTransport | None = None
-        self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.drained: asyncio.Future[None] = loop.create_future()
         self.timer: asyncio.TimerHandle | None = None
 
     def append(self, data: bytes) -> None:
@@ -72,6 +78,12 @@ class _Terminal:
             self.timer.cancel()
         if not self.exited.done():
             self.exited.set_result(None)
+            # The output is complete when the pipe closes, or DRAIN_WAIT after the exit.
+            asyncio.get_running_loop().call_later(DRAIN_WAIT, self.mark_drained)
+
+    def mark_drained(self) -> None:
+        if not self.drained.done():
+            self.drained.set_result(None)
 
     def kill_group(self) -> None:
         if self.pid <= 0:
@@ -90,7 +102,7 @@ class _Terminal:
                 skip += 1
             data = data[skip:]
         text = data.decode("utf-8", errors="replace")
-        running = not self.exited.done()
+        running = not (self.exited.done() and self.drained.done())
         code: int | None = None
         sig: str | None = None
         if not running and self.transport is not None:
@@ -111,6 +123,9 @@ class _Protocol(asyncio.SubprocessProtocol):
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         self._terminal.append(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._terminal.mark_drained()
 
     def process_exited(self) -> None:
         self._terminal.on_exit()
@@ -211,6 +226,7 @@ class Terminals:
     async def wait(self, terminal_id: str) -> TerminalOutput:
         terminal = self._get(terminal_id)
         await asyncio.shield(terminal.exited)
+        await asyncio.shield(terminal.drained)
         return terminal.snapshot()
 
     def kill(self, terminal_id: str) -> None:
@@ -234,7 +250,7 @@ class Terminals:
             terminal.kill_group()
             if terminal.timer is not None:
                 terminal.timer.cancel()
-        pending = [t.exited for t in terminals if not t.exited.done()]
+        pending = [f for t in terminals for f in (t.exited, t.drained) if not f.done()]
         if pending:
             _, still = await asyncio.wait(pending, timeout=REAP_WAIT)
             if still:
