@@ -162,3 +162,16 @@ def test_json_and_toml_errors_are_reported() -> None:
 def test_other_files_get_no_invented_problems() -> None:
     assert check_text("a.rs", ".rs", "fn main( {") == []
     assert check_text("a.md", ".md", "# whatever") == []
+
+
+def test_yaml_is_checked_only_when_a_parser_is_at_hand(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as if no YAML parser were installed
+    assert check_text("a.yaml", ".yaml", "a: [1, 2\n") == []
+
+
+def test_yaml_errors_are_reported_with_a_parser() -> None:
+    pytest.importorskip("yaml")
+    [problem] = check_text("a.yml", ".yml", "a: [1, 2\nb: 3\n")
+    assert problem["source"] == "yaml" and problem["line"] is not None

@@ -80,7 +80,7 @@ def _toml(file: str, text: str) -> list[Problem]:
 def _yaml(file: str, text: str) -> list[Problem]:
     try:
         import yaml  # type: ignore[import-untyped]
-    except ModuleNotFoundError:
+    except ImportError:
         return []
     try:
         for _ in yaml.safe_load_all(text):
