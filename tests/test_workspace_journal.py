@@ -66,6 +66,8 @@ async def test_several_writes_to_one_file_are_one_change(tmp_path: Path, root: P
     await host.write_text("keep.txt", "b\n")
     await host.write_text("tmp.txt", "x\n")
     await host.delete("tmp.txt")  # created then deleted: no change at all
+    await host.write_text("gone.txt", "changed\n")
+    await host.write_text("gone.txt", "bye\n")  # put back as it was: no change either
     assert journal.changes("r") == [
         {"path": "keep.txt", "action": "modified", "lines_added": 1, "lines_removed": 3}
     ]

@@ -190,3 +190,15 @@ def test_containment_is_judged_by_identity_when_the_spelling_differs(
     alias.symlink_to(root, target_is_directory=True)
     assert is_inside(alias / "src" / "new.txt", root)
     assert not is_inside(outside / "key.txt", root)
+
+
+def test_a_device_inside_is_refused(layout: tuple[Path, Path]) -> None:
+    import stat
+
+    root, _ = layout
+    try:
+        os.mknod(root / "null", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs privileges")
+    with pytest.raises(OutsideWorkspace, match="a device"):
+        refuse_special("null", resolve_path("null", root))

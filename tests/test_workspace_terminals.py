@@ -162,3 +162,14 @@ async def test_host_close_kills_a_background_command(tmp_path: Path) -> None:
     await host.close()
     await wait_gone(leader)
     await wait_gone(read_pid(child))
+
+
+async def test_host_honours_a_smaller_output_limit(tmp_path: Path) -> None:
+    host = WorkspaceHost(tmp_path, ApprovalGate(parse_policy("run=allow")))
+    tid = await host.create_terminal("printf 0123456789", output_byte_limit=4, background=False)
+    out = await host.terminal_output(tid)
+    assert (out.output, out.truncated) == ("6789", True)
+    await host.release_terminal(tid)
+    with pytest.raises(WorkspaceError, match="no terminal"):
+        await host.terminal_output(tid)
+    await host.close()

@@ -131,7 +131,7 @@ class CallRecord:
             )
             if old is not None:
                 del self._changes[index]  # type: ignore[arg-type]
-            if not (change.before is None and change.after is None):  # not created+deleted
+            if change.before != change.after:  # created+deleted, or put back: no change
                 self._changes.insert(index if index is not None else len(self._changes), change)
             self._save()
 
