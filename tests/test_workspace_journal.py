@@ -175,3 +175,28 @@ async def test_a_failed_write_takes_its_record_back(
         await host.write_text("keep.txt", "new\n")
     assert journal.changes("r") == []
     assert (root / "keep.txt").read_text() == "one\ntwo\nthree\n"
+
+
+async def test_an_undone_second_write_keeps_the_first_one_revertible(
+    tmp_path: Path, root: Path, monkeypatch
+) -> None:
+    from lingma_mcp.workspace import WorkspaceError
+    from lingma_mcp.workspace import files as files_mod
+
+    journal = ChangeJournal(tmp_path / "work")
+    host = host_for(journal, root, "r")
+    await host.write_text("keep.txt", "first\n")
+    real_replace = os.replace
+
+    def fail_in_workspace(src: str, dst: str) -> None:
+        if Path(dst).parent == root:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files_mod.os, "replace", fail_in_workspace)
+    with pytest.raises(WorkspaceError):
+        await host.write_text("keep.txt", "second\n")
+    monkeypatch.undo()
+    assert "+first\n" in journal.diff("r")
+    assert journal.revert("r")["restored"] == ["keep.txt"]
+    assert (root / "keep.txt").read_text() == "one\ntwo\nthree\n"

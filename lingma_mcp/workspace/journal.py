@@ -113,6 +113,7 @@ class CallRecord:
         it returns to take the record back.
         """
         with self._journal.lock:
+            self._collect()
             index = next((i for i, c in enumerate(self._changes) if c.path == path), None)
             old = self._changes[index] if index is not None else None
             saved = list(self._changes)
@@ -158,13 +159,20 @@ class CallRecord:
     def _load(self, name: str) -> bytes:
         return (self.folder / f"{name}.blob").read_bytes()
 
-    def _save(self) -> None:
-        self._journal._ensure_folder(self.folder)
+    def _collect(self) -> None:
+        # Contents no entry refers to any more (a file written twice keeps only its first
+        # and last). Collected before the next change rather than at each save, so that an
+        # undo can still go back to the contents the previous save referred to.
+        if not self.folder.exists():
+            return
         referenced = {n for c in self._changes for n in (c.before, c.after) if n}
         for blob in self.folder.glob("*.blob"):
             if blob.stem not in referenced:
                 self.size -= blob.stat().st_size
                 blob.unlink()
+
+    def _save(self) -> None:
+        self._journal._ensure_folder(self.folder)
         payload = {
             "version": 1,
             "request_id": self.request_id,
