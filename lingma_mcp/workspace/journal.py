@@ -1,0 +1,361 @@
+"""The change journal: what every call changed, kept on disk to be shown and reverted.
+
+Layout under ``<work dir>/changes`` (folders 0700, files 0600)::
+
+    <ns since epoch, 20 digits>-<hash of request id>/
+        record.json      request id, workspace, and one entry per changed file
+        <sha256>.blob    file contents before and after, once per call
+
+An entry holds the file's content before the call's first change to it and after its last,
+so a file written three times is one change. Every file is written atomically and flushed
+before it counts; a record is written before the change it describes is made, and taken
+back if the change fails, so a crash never leaves a change without its record. Old calls
+are dropped, oldest first, past 100 calls or 200 MB.
+
+All methods do blocking file I/O: async callers run them in a thread
+(``asyncio.to_thread``); a lock makes concurrent calls safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import diffs
+from .errors import UnknownChangeRecord, WorkspaceError
+from .files import atomic_write, read_for_change, remove_file
+from .paths import resolve_path
+
+log = logging.getLogger("lingma_mcp.workspace.journal")
+
+MAX_CALLS = 100
+MAX_BYTES = 200 * 1024 * 1024
+RECORD = "record.json"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class FileChange:
+    """One file's change within a call (before the first write, after the last)."""
+
+    path: str
+    before: str | None  # blob name (content hash), None: the file did not exist
+    after: str | None  # None: the file was deleted
+    mode_before: int | None = None
+    lines_added: int = 0
+    lines_removed: int = 0
+    made_dirs: list[str] = field(default_factory=list)  # relative, top first
+    reverted: bool = False
+
+    @property
+    def action(self) -> str:
+        if self.before is None:
+            return "created"
+        return "deleted" if self.after is None else "modified"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "action": self.action,
+            "lines_added": self.lines_added,
+            "lines_removed": self.lines_removed,
+        }
+
+
+class CallRecord:
+    """The changes of one call; the workspace host records each change here."""
+
+    def __init__(
+        self,
+        journal: ChangeJournal,
+        request_id: str,
+        workspace: Path,
+        folder: Path,
+        changes: list[FileChange] | None = None,
+    ) -> None:
+        self._journal = journal
+        self.request_id = request_id
+        self.workspace = workspace
+        self.folder = folder
+        self._changes: list[FileChange] = changes or []
+        self.size = 0
+
+    def changes(self) -> list[dict[str, Any]]:
+        """``[{path, action, lines_added, lines_removed}]``, in the order first changed."""
+        with self._journal.lock:
+            return [c.summary() for c in self._changes]
+
+    def record(
+        self,
+        path: str,
+        before: bytes | None,
+        after: bytes | None,
+        *,
+        mode_before: int | None = None,
+        made_dirs: list[str] | None = None,
+    ) -> Callable[[], None]:
+        """Record (durably) that ``path`` (relative) goes from ``before`` to ``after``.
+
+        Call it just before making the change; if the change then fails, call the function
+        it returns to take the record back.
+        """
+        with self._journal.lock:
+            self._collect()
+            index = next((i for i, c in enumerate(self._changes) if c.path == path), None)
+            old = self._changes[index] if index is not None else None
+            saved = list(self._changes)
+            first_before = old.before if old is not None else self._store(before)
+            original = self._load(first_before) if first_before is not None else None
+            after_name = self._store(after)
+            added, removed = diffs.count_lines(original, after)
+            change = FileChange(
+                path,
+                first_before,
+                after_name,
+                mode_before=old.mode_before if old is not None else mode_before,
+                lines_added=added,
+                lines_removed=removed,
+                made_dirs=(old.made_dirs if old is not None else list(made_dirs or [])),
+            )
+            if old is not None:
+                del self._changes[index]  # type: ignore[arg-type]
+            if change.before != change.after:  # created+deleted, or put back: no change
+                self._changes.insert(index if index is not None else len(self._changes), change)
+            self._save()
+
+        def undo() -> None:
+            with self._journal.lock:
+                self._changes[:] = saved
+                self._save()
+
+        return undo
+
+    # -- storage, under the journal's lock ---------------------------------------------
+
+    def _store(self, data: bytes | None) -> str | None:
+        if data is None:
+            return None
+        name = _digest(data)
+        blob = self.folder / f"{name}.blob"
+        if not blob.exists():
+            self._journal._ensure_folder(self.folder)
+            atomic_write(blob, data, mode=0o600)
+            self.size += len(data)
+        return name
+
+    def _load(self, name: str) -> bytes:
+        return (self.folder / f"{name}.blob").read_bytes()
+
+    def _collect(self) -> None:
+        # Contents no entry refers to any more (a file written twice keeps only its first
+        # and last). Collected before the next change rather than at each save, so that an
+        # undo can still go back to the contents the previous save referred to.
+        if not self.folder.exists():
+            return
+        referenced = {n for c in self._changes for n in (c.before, c.after) if n}
+        for blob in self.folder.glob("*.blob"):
+            if blob.stem not in referenced:
+                self.size -= blob.stat().st_size
+                blob.unlink()
+
+    def _save(self) -> None:
+        self._journal._ensure_folder(self.folder)
+        payload = {
+            "version": 1,
+            "request_id": self.request_id,
+            "workspace": str(self.workspace),
+            "saved_at": time.time(),
+            "size": self.size,
+            "changes": [asdict(c) for c in self._changes],
+        }
+        atomic_write(self.folder / RECORD, json.dumps(payload, indent=1).encode(), mode=0o600)
+        self._journal._saved(self)
+
+
+class ChangeJournal:
+    """Every call's changes under ``<work_dir>/changes``, bounded, surviving restarts.
+
+    Args:
+        work_dir: the server's work dir; the journal lives in its ``changes`` folder.
+        max_calls, max_bytes: bounds; the oldest calls are dropped first.
+    """
+
+    def __init__(
+        self, work_dir: Path, *, max_calls: int = MAX_CALLS, max_bytes: int = MAX_BYTES
+    ) -> None:
+        self.directory = Path(work_dir) / "changes"
+        self.max_calls = max_calls
+        self.max_bytes = max_bytes
+        self.lock = threading.RLock()
+        self._records: dict[str, CallRecord] = {}
+        self._ensure_folder(self.directory.parent)
+        self._ensure_folder(self.directory)
+        self._load_all()
+
+    # -- public ------------------------------------------------------------------------
+
+    def begin(self, request_id: str, workspace: Path) -> CallRecord:
+        """The record of a call's changes; the same one again for a request id seen before.
+
+        Nothing is written until the first change.
+        """
+        with self.lock:
+            record = self._records.get(request_id)
+            if record is None:
+                stamp = f"{time.time_ns():020d}"
+                name = f"{stamp}-{_digest(request_id.encode())[:16]}"
+                record = CallRecord(self, request_id, Path(workspace), self.directory / name)
+                self._records[request_id] = record
+            return record
+
+    def request_ids(self) -> list[str]:
+        """Request ids with a record, oldest first."""
+        with self.lock:
+            return [r.request_id for r in self._ordered()]
+
+    def changes(self, request_id: str) -> list[dict[str, Any]]:
+        """``[{path, action, lines_added, lines_removed}]`` of that call.
+
+        Raises:
+            UnknownChangeRecord: no such call is recorded.
+        """
+        return self._get(request_id).changes()
+
+    def diff(self, request_id: str) -> str:
+        """That call's changes as one unified diff.
+
+        Raises:
+            UnknownChangeRecord: no such call is recorded.
+        """
+        record = self._get(request_id)
+        with self.lock:
+            parts = [
+                diffs.unified_diff(
+                    c.path,
+                    record._load(c.before) if c.before else None,
+                    record._load(c.after) if c.after else None,
+                )
+                for c in record._changes
+            ]
+        return "".join(parts)
+
+    def revert(self, request_id: str) -> dict[str, Any]:
+        """Put every file that call changed back as it was before the call.
+
+        A file changed again since (its content is not what the call left) is refused and
+        named, and left as it is. Returns ``{request_id, restored: [path], refused: [{path,
+        reason}]}``.
+
+        Raises:
+            UnknownChangeRecord: no such call is recorded.
+        """
+        record = self._get(request_id)
+        restored: list[str] = []
+        refused: list[dict[str, str]] = []
+        with self.lock:
+            root = Path(os.path.realpath(record.workspace))
+            for change in reversed(record._changes):
+                reason = self._revert_one(record, root, change)
+                if reason is None:
+                    change.reverted = True
+                    restored.append(change.path)
+                else:
+                    refused.append({"path": change.path, "reason": reason})
+            if restored:
+                record._save()
+        return {
+            "request_id": request_id,
+            "restored": list(reversed(restored)),
+            "refused": list(reversed(refused)),
+        }
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _revert_one(self, record: CallRecord, root: Path, change: FileChange) -> str | None:
+        if change.reverted:
+            return "already reverted"
+        if not root.is_dir():
+            return f"the workspace {root} no longer exists"
+        try:
+            path = resolve_path(change.path, root)
+            current = read_for_change(path, change.path)
+        except WorkspaceError as exc:
+            return str(exc)
+        expected = record._load(change.after) if change.after else None
+        if current != expected:
+            if expected is None:
+                return "created again since this call deleted it"
+            if current is None:
+                return "deleted since this call changed it"
+            return "changed since this call changed it"
+        try:
+            if change.before is None:
+                remove_file(path, change.path)
+                for rel in reversed(change.made_dirs):
+                    with contextlib.suppress(OSError):  # kept when no longer empty
+                        os.rmdir(root / rel)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                mode = change.mode_before if change.mode_before is not None else None
+                atomic_write(path, record._load(change.before), mode=mode)
+        except (WorkspaceError, OSError) as exc:
+            return f"could not be restored: {exc}"
+        return None
+
+    def _get(self, request_id: str) -> CallRecord:
+        with self.lock:
+            record = self._records.get(request_id)
+        if record is None:
+            raise UnknownChangeRecord(request_id)
+        return record
+
+    def _ensure_folder(self, folder: Path) -> None:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            if folder.stat().st_mode & 0o077 and folder != self.directory.parent:
+                os.chmod(folder, 0o700)
+
+    def _ordered(self) -> list[CallRecord]:
+        return sorted(self._records.values(), key=lambda r: r.folder.name)
+
+    def _load_all(self) -> None:
+        for folder in sorted(self.directory.iterdir()):
+            try:
+                payload = json.loads((folder / RECORD).read_text())
+                changes = [FileChange(**c) for c in payload["changes"]]
+                record = CallRecord(
+                    self, payload["request_id"], Path(payload["workspace"]), folder, changes
+                )
+                record.size = int(payload.get("size", 0))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("skipping unreadable change record %s: %s", folder.name, exc)
+                continue
+            self._records[record.request_id] = record
+
+    def _saved(self, current: CallRecord) -> None:
+        """Drop the oldest calls (never ``current``) while over either bound."""
+        on_disk = [r for r in self._ordered() if r.folder.exists()]
+        total = sum(r.size for r in on_disk)
+        for record in list(on_disk):
+            if len(on_disk) <= self.max_calls and total <= self.max_bytes:
+                break
+            if record is current:
+                continue
+            shutil.rmtree(record.folder, ignore_errors=True)
+            self._records.pop(record.request_id, None)
+            on_disk.remove(record)
+            total -= record.size
+            log.info("dropped the change record of %s (journal bounds)", record.request_id)
