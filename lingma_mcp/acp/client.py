@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from acp import PROTOCOL_VERSION, ClientSideConnection, RequestError, text_block
+from acp import PROTOCOL_VERSION, RequestError, connect_to_agent, text_block
+from acp.client.connection import ClientSideConnection
 from acp.schema import (
     ClientCapabilities,
     FileSystemCapabilities,
@@ -227,7 +228,7 @@ class AcpClient:
         self._outgoing: dict[Any, tuple[str, str | None]] = {}
         transport.observer = self._observe
         self.transport = transport
-        self.conn = ClientSideConnection(self.handlers, transport)
+        self.conn: ClientSideConnection = connect_to_agent(self.handlers, transport)
         self.init: InitializeResponse | None = None
 
     # -- raw replies the schema drops --------------------------------------------------
