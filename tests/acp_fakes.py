@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from lingma_mcp.acp import AgentHandle, start_agent
+from lingma_mcp.sim.acp import simulator_command
 
-SIM_ARGS = ["-m", "lingma_mcp.sim", "acp"]
+SIM_ARGS = simulator_command()[1:]
 
 
 @dataclass

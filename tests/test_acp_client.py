@@ -274,3 +274,16 @@ async def test_close_ends_the_whole_group_even_when_sigterm_is_ignored(workspace
     assert not alive(pid)
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
+
+
+async def test_concurrent_prompts_in_their_own_sessions_get_their_own_answers(workspace, state):
+    async with running_sim(workspace, state) as handle:
+        client = handle.client
+        sessions = await asyncio.gather(*(client.new_session(workspace) for _ in range(8)))
+
+        async def ask(i: int, session: str) -> str:
+            events = await collect(client.prompt(session, f"question {i}"))
+            return events[-1].full_answer
+
+        answers = await asyncio.gather(*(ask(i, s) for i, s in enumerate(sessions)))
+    assert answers == [f"Answer to: question {i}" for i in range(8)]

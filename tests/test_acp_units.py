@@ -173,3 +173,17 @@ def test_tool_calls_are_judged_into_actions_and_targets(tmp_path: Path):
     assert judge(escape, root).outside == "../x"
     unknown = ToolCallUpdate(tool_call_id="4", kind="other", title="Mystery")
     assert judge(unknown, root).action == "run"
+
+
+async def test_the_agents_stderr_is_logged_redacted(caplog):
+    import logging
+
+    from lingma_mcp.acp.spawn import AgentProcess
+
+    caplog.set_level(logging.DEBUG, logger="lingma_mcp.acp.stderr")
+    process = await AgentProcess.spawn(["sh", "-c", 'echo "token=abc123 failed" >&2'])
+    await process.stderr_closed
+    assert await process.exited == 0
+    assert process.stderr_tail() == ["token=*** failed"]
+    assert "abc123" not in caplog.text and "token=*** failed" in caplog.text
+    await process.terminate(0.1)

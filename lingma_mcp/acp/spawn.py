@@ -64,9 +64,12 @@ class _Protocol(SubprocessStreamProtocol):
             self._owner._stderr_line(line)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd == 2 and self._partial:
-            self._owner._stderr_line(self._partial)
-            self._partial = ""
+        if fd == 2:
+            if self._partial:
+                self._owner._stderr_line(self._partial)
+                self._partial = ""
+            if not self._owner.stderr_closed.done():
+                self._owner.stderr_closed.set_result(None)
         super().pipe_connection_lost(fd, exc)
 
     def process_exited(self) -> None:
@@ -82,7 +85,10 @@ class AgentProcess:
         self.pid = 0
         self._process: asyncio.subprocess.Process | None = None
         self._tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = loop.create_future()
+        # Resolves when stderr ends, so a tail read after an exit is whole.
+        self.stderr_closed: asyncio.Future[None] = loop.create_future()
 
     @classmethod
     async def spawn(

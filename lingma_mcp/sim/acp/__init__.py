@@ -84,3 +84,9 @@ async def _serve(opts: AcpSimOptions) -> int:
         wire.chatter("Shutting down... goodbye from Qoder CLI CN (simulated)")
     sys.stdout.flush()
     os._exit(code)  # no waiting on the stdin reader thread or pending tasks
+
+
+def simulator_command() -> list[str]:
+    """The command that runs the simulator as the CLI is run (``--acp`` is added by the
+    caller, as for the real CLI)."""
+    return [sys.executable, "-m", "lingma_mcp.sim", "acp"]
