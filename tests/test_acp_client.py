@@ -287,3 +287,17 @@ async def test_concurrent_prompts_in_their_own_sessions_get_their_own_answers(wo
 
         answers = await asyncio.gather(*(ask(i, s) for i, s in enumerate(sessions)))
     assert answers == [f"Answer to: question {i}" for i in range(8)]
+
+
+async def test_a_history_replayed_after_the_load_reply_stays_out_of_the_next_answer(
+    workspace, state
+):
+    async with running_sim(workspace, state) as handle:
+        session = await handle.client.new_session(workspace)
+        await collect(handle.client.prompt(session, "first words"))
+    async with running_sim(workspace, state, load_replay="after") as handle:
+        history = await handle.client.load_session(session, workspace)
+        again = await collect(handle.client.prompt(session, "next"))
+    assert [e.text for e in history if isinstance(e, TextDelta)] == ["Answer to: first words"]
+    deltas = "".join(e.text for e in again if isinstance(e, TextDelta))
+    assert deltas == again[-1].full_answer == "Earlier you said: first words. Answer to: next"

@@ -339,10 +339,27 @@ class AcpClient:
             timeout=self.control_timeout,
         )
         self._remember_models(session_id, reply.config_options)
+        await self._fence()
         mapper = UpdateMapper(session_id)
         history = [event for update in binding.replay for event in mapper.map(update)]
         binding.replay.clear()
         return history
+
+    async def _fence(self) -> None:
+        """One round trip, so updates the agent sent before its reply have been handled.
+
+        The CLI may replay a loaded session's history *after* answering ``session/load``;
+        left alone, a late replay would land in the next prompt's answer. The agent writes
+        its messages in order and the SDK hands them on in order, so once the reply to a
+        later request arrives, the replay is in. Any reply will do: an extension method
+        the agent does not know gets -32601 at once.
+        """
+        with contextlib.suppress(AcpRpcError):
+            await self._call(
+                "_lingma/fence",
+                self.conn.ext_method("lingma/fence", {}),
+                timeout=self.control_timeout,
+            )
 
     async def resume_session(self, session_id: str, cwd: Path) -> None:
         """``session/resume``: continue a session without replaying its history."""

@@ -22,6 +22,7 @@ from lingma_mcp.sim.acp.wire import Wire
 log = logging.getLogger("lingma_mcp.sim.acp")
 
 AUTH_REQUIRED = (-32000, "Authentication required: Authentication is required.")
+REPLAY_LAG = 0.2
 MODELS = [
     ("auto", "Auto", "Lets Lingma pick"),
     ("qwen3-coder", "Qwen3 Coder", "Coding model"),
@@ -40,6 +41,8 @@ class AcpSimAgent:
         self.store = ConversationStore(opts.state_dir)
         self.open: dict[str, Conversation] = {}
         self.turns: dict[str, TurnState] = {}
+        self.ready = asyncio.Event()  # cleared while a late replay is pending
+        self.ready.set()
         self.methods = {
             "initialize": self.initialize,
             "session/new": self.session_new,
@@ -60,6 +63,7 @@ class AcpSimAgent:
             del self.methods["session/set_config_option"]
 
     async def handle(self, message: dict[str, Any]) -> None:
+        await self.ready.wait()
         method = message["method"]
         params = message.get("params") or {}
         if "id" not in message:
@@ -196,10 +200,17 @@ class AcpSimAgent:
             raise InvalidParams("session/load is not supported")
         conversation = self._stored(params)
         if self.opts.replay_after:
-            asyncio.get_running_loop().call_soon(self._replay, conversation)
+            # Answer first, replay a moment later, and serve nothing else meanwhile: an
+            # agent that handles one message after another, as the CLI may.
+            self.ready.clear()
+            asyncio.get_running_loop().call_later(REPLAY_LAG, self._late_replay, conversation)
         else:
             self._replay(conversation)
         return self._models(conversation)
+
+    def _late_replay(self, conversation: Conversation) -> None:
+        self._replay(conversation)
+        self.ready.set()
 
     def _replay(self, conversation: Conversation) -> None:
         for turn in conversation.history:

@@ -32,7 +32,8 @@ Environment variables (all optional):
   LINGMA_SIM_ACP_NO_RESUME=1       declare and serve no session/resume
   LINGMA_SIM_ACP_NO_LOAD=1         loadSession false, session/load refused
   LINGMA_SIM_ACP_LOAD_REPLAY=before|after
-                                   replay history before answering session/load (default) or after
+                                   replay history before answering session/load (default), or
+                                   0.2 s after it, serving nothing else meanwhile
   LINGMA_SIM_ACP_CRASH_AFTER=N     exit hard (code 3) after N answer chunks of a prompt
   LINGMA_SIM_ACP_EXIT_AT_START=N   print an error on stderr and exit N before reading anything
   LINGMA_SIM_ACP_CHATTER=exit|always|none
