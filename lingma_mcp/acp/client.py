@@ -27,15 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from acp import PROTOCOL_VERSION, RequestError, connect_to_agent, text_block
+from acp import PROTOCOL_VERSION, RequestError, connect_to_agent
 from acp.client.connection import ClientSideConnection
 from acp.schema import (
     ClientCapabilities,
     FileSystemCapabilities,
     Implementation,
     InitializeResponse,
-    SessionConfigOptionSelect,
-    SessionConfigSelectGroup,
 )
 
 from lingma_mcp import __version__
@@ -46,12 +44,14 @@ from lingma_mcp.acp.errors import (
     CliNotLoggedIn,
     UnknownModel,
 )
-from lingma_mcp.acp.handlers import ClientHandlers, SessionBinding
+from lingma_mcp.acp.handlers import ClientHandlers
+from lingma_mcp.acp.models import ModelOption, ModelState, models_from_config, models_from_raw
 from lingma_mcp.acp.ports import ApprovalPort, WorkspacePort
+from lingma_mcp.acp.prompt import PromptStream
 from lingma_mcp.acp.transport import LineTransport
 from lingma_mcp.acp.updates import UpdateMapper
 from lingma_mcp.errors import LingmaConnectionLost, LingmaError, RpcTimeout
-from lingma_mcp.events import ChatEvent, Finish
+from lingma_mcp.events import ChatEvent
 
 log = logging.getLogger("lingma_mcp.acp.client")
 
@@ -72,24 +72,6 @@ class AgentInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelOption:
-    """One model the agent offers; ``key`` is what :meth:`AcpClient.set_model` takes."""
-
-    key: str
-    name: str
-    description: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelState:
-    """A session's models: through a config option (``config_id``) or ``session/set_model``."""
-
-    options: tuple[ModelOption, ...]
-    current: str | None
-    config_id: str | None  # None: the older ``models`` state, set with session/set_model
-
-
-@dataclass(frozen=True, slots=True)
 class SessionSummary:
     """One entry of ``session/list``."""
 
@@ -97,120 +79,6 @@ class SessionSummary:
     cwd: str
     title: str | None
     updated_at: str | None
-
-
-def _models_from_config(options: list[Any] | None) -> ModelState | None:
-    for option in options or []:
-        if not isinstance(option, SessionConfigOptionSelect):
-            continue
-        if option.category != "model" and option.id != "model":
-            continue
-        values: list[ModelOption] = []
-        for item in option.options:
-            group = item.options if isinstance(item, SessionConfigSelectGroup) else [item]
-            values += [ModelOption(v.value, v.name, v.description or "") for v in group]
-        return ModelState(tuple(values), option.current_value, option.id)
-    return None
-
-
-def _models_from_raw(raw: Any) -> ModelState | None:
-    if not isinstance(raw, dict) or not isinstance(raw.get("availableModels"), list):
-        return None
-    values = tuple(
-        ModelOption(
-            str(m["modelId"]), str(m.get("name") or m["modelId"]), m.get("description") or ""
-        )
-        for m in raw["availableModels"]
-        if isinstance(m, dict) and m.get("modelId")
-    )
-    current = raw.get("currentModelId")
-    return ModelState(values, str(current) if current else None, None)
-
-
-class PromptStream:
-    """The events of one ``session/prompt``, ending after :class:`Finish`.
-
-    Iterating raises :class:`CliNotLoggedIn`, :class:`AcpRpcError` or
-    :class:`LingmaConnectionLost` when the prompt fails. ``aclose()`` cancels a prompt
-    still running (``session/cancel``) and waits for its end.
-    """
-
-    def __init__(self, client: AcpClient, binding: SessionBinding) -> None:
-        self._client = client
-        self._binding = binding
-        self.session_id = binding.session_id
-        self._mapper = UpdateMapper(binding.session_id)
-        self._queue: asyncio.Queue[ChatEvent | BaseException] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._done = False
-        self.finish: Finish | None = None
-
-    def _start(self, text: str) -> None:
-        self._binding.sink = self._on_update
-        self._task = asyncio.ensure_future(self._run(text))
-
-    def _on_update(self, update: Any) -> None:
-        for event in self._mapper.map(update):
-            self._queue.put_nowait(event)
-
-    async def _run(self, text: str) -> None:
-        try:
-            reply = await self._client._call(
-                "session/prompt",
-                self._client.conn.prompt(session_id=self.session_id, prompt=[text_block(text)]),
-                timeout=None,
-            )
-            self._queue.put_nowait(self._mapper.finish(str(reply.stop_reason)))
-        except Exception as exc:
-            self._queue.put_nowait(exc)
-        finally:
-            binding = self._binding
-            binding.sink = None
-            binding.workspace = None
-            binding.approvals = None
-
-    @property
-    def answer(self) -> str:
-        """The answer text received so far."""
-        return "".join(self._mapper.answer)
-
-    @property
-    def tools(self) -> list[dict[str, Any]]:
-        """Every tool call seen, in first-seen order, as plain dicts."""
-        return [tool.as_dict() for tool in self._mapper.tools.values()]
-
-    def __aiter__(self) -> PromptStream:
-        return self
-
-    async def __anext__(self) -> ChatEvent:
-        if self._done:
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            self._done = True
-            raise item
-        if isinstance(item, Finish):
-            self._done = True
-            self.finish = item
-        return item
-
-    async def cancel(self) -> None:
-        """Ask the agent to stop this prompt; it then ends with ``cancelled``."""
-        if self._task is not None and not self._task.done():
-            await self._client.cancel(self.session_id)
-
-    async def aclose(self) -> None:
-        """Cancel the prompt if it still runs, and wait (bounded) for its end."""
-        task = self._task
-        if task is None or task.done():
-            return
-        with contextlib.suppress(LingmaError):
-            await self.cancel()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), self._client.control_timeout)
-        except asyncio.TimeoutError:
-            log.warning("session %s did not end its prompt after cancel", self.session_id)
-            task.cancel()
 
 
 class AcpClient:
@@ -246,7 +114,7 @@ class AcpClient:
         if sent is None or not isinstance(result, dict):
             return
         session_id = result.get("sessionId") or sent[1]
-        state = _models_from_raw(result.get("models"))
+        state = models_from_raw(result.get("models"))
         if session_id and state is not None:
             self._models.setdefault(str(session_id), state)
 
@@ -413,7 +281,7 @@ class AcpClient:
 
     # -- models ------------------------------------------------------------------------
     def _remember_models(self, session_id: str, config_options: list[Any] | None) -> None:
-        state = _models_from_config(config_options)
+        state = models_from_config(config_options)
         if state is not None:
             self._models[session_id] = state
 

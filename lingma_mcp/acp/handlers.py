@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +70,6 @@ def _signal_name(code: int | None) -> tuple[int | None, str | None]:
     """ACP wants a non-negative exit code, or the signal's name for a killed command."""
     if code is None or code >= 0:
         return code, None
-    import signal
-
     try:
         return None, signal.Signals(-code).name
     except ValueError:
