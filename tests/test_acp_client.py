@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 
 import pytest
-from acp_fakes import FakeGate, FakeWorkspace, received, running_sim
+from acp_fakes import SIM_ARGS, FakeGate, FakeWorkspace, received, running_sim, sim_env
 from procs import alive
 
-from lingma_mcp.acp import CliNotLoggedIn, UnknownModel
-from lingma_mcp.errors import LingmaConnectionLost
+from lingma_mcp.acp import CapabilityMissing, CliNotLoggedIn, UnknownModel, start_agent
+from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError
 from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolUpdate
 
 pytestmark = pytest.mark.timeout(120)
@@ -222,6 +223,9 @@ async def test_ids_colliding_with_the_agents_own_are_told_apart(workspace, state
     messages = received(log)
     # Our initialize was id 0; the agent's first request (the permission) was id 0 too.
     assert messages[0]["id"] == 0 and messages[0]["method"] == "initialize"
+    declared = messages[0]["params"]["clientCapabilities"]
+    assert declared["fs"] == {"readTextFile": True, "writeTextFile": True}
+    assert declared["terminal"] is True
     assert any(m.get("id") == 0 and "method" not in m for m in messages)
     assert events[-1].reason == "success" and (workspace / "b.txt").read_text() == "ok"
 
@@ -301,3 +305,69 @@ async def test_a_history_replayed_after_the_load_reply_stays_out_of_the_next_ans
     assert [e.text for e in history if isinstance(e, TextDelta)] == ["Answer to: first words"]
     deltas = "".join(e.text for e in again if isinstance(e, TextDelta))
     assert deltas == again[-1].full_answer == "Earlier you said: first words. Answer to: next"
+
+
+async def test_a_conversation_continues_by_resume_where_declared(workspace, state, tmp_path):
+    log = tmp_path / "received.jsonl"
+    async with running_sim(workspace, state) as handle:
+        session = await handle.client.new_session(workspace)
+        await collect(handle.client.prompt(session, "call me Ishmael"))
+    async with running_sim(workspace, state, log) as handle:
+        await handle.client.open_session(session, workspace)
+        events = await collect(handle.client.prompt(session, "who am I?"))
+    assert "Earlier you said: call me Ishmael" in events[-1].full_answer
+    methods = [m.get("method") for m in received(log)]
+    assert "session/resume" in methods and "session/load" not in methods
+
+
+async def test_list_sessions_is_refused_where_the_agent_has_none(workspace, state):
+    async with running_sim(workspace, state, no_list="1") as handle:
+        assert not handle.client.can_list
+        with pytest.raises(CapabilityMissing, match="list"):
+            await handle.client.list_sessions(workspace)
+
+
+async def test_an_agent_that_does_not_answer_initialize_in_time_is_ended(workspace, state):
+    with pytest.raises(LingmaStartupError, match="did not answer initialize") as caught:
+        await start_agent(
+            sys.executable,
+            extra_args=SIM_ARGS,
+            cwd=workspace,
+            env=sim_env(state, start_delay="60", sigterm_delay="-1"),
+            startup_timeout=1,
+            terminate_grace=0.2,
+        )
+    assert caught.value.waited_for == "initialize"
+    assert not any(f"LINGMA_SIM_ACP_STATE_DIR={state}" in p for p in _environs())
+
+
+async def test_an_agent_that_exits_at_start_says_why(workspace, state):
+    with pytest.raises(LingmaStartupError, match="exited") as caught:
+        await start_agent(
+            sys.executable,
+            extra_args=SIM_ARGS,
+            cwd=workspace,
+            env=sim_env(state, exit_at_start="5"),
+            startup_timeout=60,
+        )
+    assert caught.value.exit_code == 5
+    assert any("start-up failure" in line for line in caught.value.stderr_tail)
+
+
+def _environs() -> list[str]:
+    """The environments of live processes (Linux), to find a stray simulator."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and alive(int(entry.name)):
+            try:
+                found.append((entry / "environ").read_bytes().decode(errors="replace"))
+            except OSError:
+                continue
+    return found
+
+
+async def test_a_missing_cli_is_a_start_up_error_naming_it(workspace, tmp_path):
+    missing = tmp_path / "no-such-qoderclicn"
+    with pytest.raises(LingmaStartupError, match="no-such-qoderclicn") as caught:
+        await start_agent(missing, cwd=workspace)
+    assert caught.value.waited_for == "spawn"

@@ -18,7 +18,7 @@ from pathlib import Path
 from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient
 from lingma_mcp.acp.spawn import TERMINATE_GRACE, AgentProcess
 from lingma_mcp.acp.transport import LineTransport
-from lingma_mcp.errors import LingmaError, LingmaStartupError
+from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError
 
 log = logging.getLogger("lingma_mcp.acp.attempt")
 
@@ -87,33 +87,43 @@ async def start_agent(
     )
     handle = AgentHandle(process, client, terminate_grace)
     try:
-        init = asyncio.ensure_future(client.initialize())
-        await asyncio.wait(
-            {init, handle.lost}, timeout=startup_timeout, return_when="FIRST_COMPLETED"
-        )
-        if not init.done():
-            init.cancel()
-            gone = process.returncode is not None
-            raise LingmaStartupError(
-                "the Lingma CLI exited before answering initialize"
-                if gone
-                else f"the Lingma CLI did not answer initialize within {startup_timeout:g} s",
-                waited_for="initialize",
-                exit_code=process.returncode,
-                stderr_tail=process.stderr_tail(),
-            )
-        try:
-            init.result()
-        except LingmaError as exc:
-            raise LingmaStartupError(
-                f"the Lingma CLI failed its initialize: {exc}",
-                waited_for="initialize",
-                exit_code=process.returncode,
-                stderr_tail=process.stderr_tail(),
-            ) from exc
+        await _initialize(handle, startup_timeout)
     except BaseException:
         await asyncio.shield(handle.close())
         raise
     info = client.agent_info
     log.info("Lingma CLI %s %s ready (pid %d)", info.name, info.version, process.pid)
     return handle
+
+
+async def _initialize(handle: AgentHandle, startup_timeout: float) -> None:
+    """``initialize``, or a :class:`LingmaStartupError` saying how the agent failed it."""
+    process = handle.process
+    init = asyncio.ensure_future(handle.client.initialize())
+    await asyncio.wait({init, handle.lost}, timeout=startup_timeout, return_when="FIRST_COMPLETED")
+    failure: BaseException | None = None
+    if init.done():
+        failure = init.exception()
+        if failure is None:
+            return
+    else:
+        init.cancel()
+        with contextlib.suppress(BaseException):
+            await init
+    if handle.lost.done() or isinstance(failure, LingmaConnectionLost):
+        # Its stdout ended: the exit code and the last of stderr follow; wait for them.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(process.exited), 5.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(process.stderr_closed), 1.0)
+        message = f"the Lingma CLI exited before answering initialize (code {process.returncode})"
+    elif failure is not None:
+        message = f"the Lingma CLI failed its initialize: {failure}"
+    else:
+        message = f"the Lingma CLI did not answer initialize within {startup_timeout:g} s"
+    raise LingmaStartupError(
+        message,
+        waited_for="initialize",
+        exit_code=process.returncode,
+        stderr_tail=process.stderr_tail(),
+    ) from failure
