@@ -200,17 +200,20 @@ class AcpClient:
         if not self.can_load:
             raise CapabilityMissing("the Lingma CLI does not declare loadSession")
         binding = self.handlers.bind(session_id, cwd)
-        binding.replay.clear()
-        reply = await self._call(
-            "session/load",
-            self.conn.load_session(cwd=str(cwd), session_id=session_id, mcp_servers=[]),
-            timeout=self.control_timeout,
-        )
-        self._remember_models(session_id, reply.config_options)
-        await self._fence()
+        binding.replay = []
+        try:
+            reply = await self._call(
+                "session/load",
+                self.conn.load_session(cwd=str(cwd), session_id=session_id, mcp_servers=[]),
+                timeout=self.control_timeout,
+            )
+            self._remember_models(session_id, reply.config_options)
+            await self._fence()
+            replayed = binding.replay
+        finally:
+            binding.replay = None
         mapper = UpdateMapper(session_id)
-        history = [event for update in binding.replay for event in mapper.map(update)]
-        binding.replay.clear()
+        history = [event for update in replayed for event in mapper.map(update)]
         return history
 
     async def _fence(self) -> None:

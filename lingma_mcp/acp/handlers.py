@@ -50,7 +50,7 @@ class SessionBinding:
     approvals: ApprovalPort | None = None
     sink: UpdateSink | None = None  # the prompt in progress, if any
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    replay: list[Any] = field(default_factory=list)  # updates outside a prompt (load)
+    replay: list[Any] | None = None  # collects updates while a session/load runs
     terminals: set[str] = field(default_factory=set)  # started and not yet released
 
 
@@ -114,8 +114,10 @@ class ClientHandlers:
             return
         if binding.sink is not None:
             binding.sink(update)
-        else:
+        elif binding.replay is not None:
             binding.replay.append(update)
+        else:
+            log.debug("update for session %s outside any prompt dropped", session_id)
 
     # -- permission --------------------------------------------------------------------
     async def request_permission(

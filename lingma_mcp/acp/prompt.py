@@ -33,6 +33,9 @@ class PromptStream:
         self._binding = binding
         self.session_id = binding.session_id
         self._mapper = UpdateMapper(binding.session_id)
+        # Unbounded on purpose: the agent cannot be paused for one prompt (every session
+        # shares its pipe), and dropping an update would lose answer text. The consumer
+        # (progress) coalesces, so the queue stays short in practice.
         self._queue: asyncio.Queue[ChatEvent | BaseException] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._done = False
@@ -66,6 +69,11 @@ class PromptStream:
     def answer(self) -> str:
         """The answer text received so far."""
         return "".join(self._mapper.answer)
+
+    @property
+    def thinking(self) -> str:
+        """The reasoning text received so far."""
+        return "".join(self._mapper.thinking)
 
     @property
     def tools(self) -> list[dict[str, Any]]:

@@ -72,6 +72,7 @@ class UpdateMapper:
     tools: dict[str, ToolCall] = field(default_factory=dict)
     plan: dict[str, str] = field(default_factory=dict)
     answer: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
 
     def map(self, update: Any) -> list[ChatEvent]:
         if isinstance(update, AgentMessageChunk):
@@ -82,7 +83,10 @@ class UpdateMapper:
             return [TextDelta(text)]
         if isinstance(update, AgentThoughtChunk):
             text = _content_text(update.content)
-            return [Thinking(text)] if text else []
+            if not text:
+                return []
+            self.thinking.append(text)
+            return [Thinking(text)]
         if isinstance(update, (ToolCallStart, ToolCallProgress)):
             return [ToolUpdate(self._tool(update))]
         if isinstance(update, AgentPlanUpdate):
