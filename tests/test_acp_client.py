@@ -11,7 +11,13 @@ import pytest
 from acp_fakes import SIM_ARGS, FakeGate, FakeWorkspace, received, running_sim, sim_env
 from procs import alive
 
-from lingma_mcp.acp import CapabilityMissing, CliNotLoggedIn, UnknownModel, start_agent
+from lingma_mcp.acp import (
+    AcpRpcError,
+    CapabilityMissing,
+    CliNotLoggedIn,
+    UnknownModel,
+    start_agent,
+)
 from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError
 from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolUpdate
 
@@ -371,3 +377,12 @@ async def test_a_missing_cli_is_a_start_up_error_naming_it(workspace, tmp_path):
     with pytest.raises(LingmaStartupError, match="no-such-qoderclicn") as caught:
         await start_agent(missing, cwd=workspace)
     assert caught.value.waited_for == "spawn"
+
+
+async def test_an_unknown_session_is_not_taken_as_open_after_a_failed_continue(workspace, state):
+    async with running_sim(workspace, state) as handle:
+        client = handle.client
+        for _ in range(2):  # the second try asks the agent again
+            with pytest.raises(AcpRpcError, match="-32602"):
+                await client.open_session("no-such-session", workspace)
+        assert "no-such-session" not in client.handlers.sessions

@@ -199,6 +199,7 @@ class AcpClient:
         """``session/load``: continue a session of an earlier process; its history as events."""
         if not self.can_load:
             raise CapabilityMissing("the Lingma CLI does not declare loadSession")
+        known = session_id in self.handlers.sessions
         binding = self.handlers.bind(session_id, cwd)
         binding.replay = []
         try:
@@ -210,6 +211,10 @@ class AcpClient:
             self._remember_models(session_id, reply.config_options)
             await self._fence()
             replayed = binding.replay
+        except BaseException:
+            if not known:  # not open after all: the next ask must not take it as open
+                self.handlers.sessions.pop(session_id, None)
+            raise
         finally:
             binding.replay = None
         mapper = UpdateMapper(session_id)
@@ -236,12 +241,18 @@ class AcpClient:
         """``session/resume``: continue a session without replaying its history."""
         if not self.can_resume:
             raise CapabilityMissing("the Lingma CLI does not declare sessionCapabilities.resume")
+        known = session_id in self.handlers.sessions
         self.handlers.bind(session_id, cwd)
-        reply = await self._call(
-            "session/resume",
-            self.conn.resume_session(session_id=session_id, cwd=str(cwd), mcp_servers=[]),
-            timeout=self.control_timeout,
-        )
+        try:
+            reply = await self._call(
+                "session/resume",
+                self.conn.resume_session(session_id=session_id, cwd=str(cwd), mcp_servers=[]),
+                timeout=self.control_timeout,
+            )
+        except BaseException:
+            if not known:
+                self.handlers.sessions.pop(session_id, None)
+            raise
         self._remember_models(session_id, reply.config_options)
 
     async def open_session(self, session_id: str | None, cwd: Path) -> str:
