@@ -3,6 +3,7 @@
     lingma-sim start --workDir DIR [--socketPort N]   # plus the binary's other flags, ignored
     lingma-sim version
     lingma-sim status -o json --workDir DIR
+    lingma-sim acp [--acp]                            # like `qoderclicn --acp`; see its --help
 
 Behaviour and faults are chosen by environment variables (the bridge passes its
 environment to the child) or by the flags of ``start`` below, which win:
@@ -125,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["acp"]:  # the ACP stand-in has its own switches and help
+        from lingma_mcp.sim.acp import main as acp_main
+
+        return acp_main(argv[1:])
     args = _parser().parse_args(argv)
     if args.help_env:
         print(__doc__)
