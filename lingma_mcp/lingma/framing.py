@@ -28,6 +28,11 @@ DEFAULT_MAX_BODY = 64 * 1024 * 1024
 # grow our buffer without bound.
 MAX_HEADER_BYTES = 8 * 1024
 
+# The largest WebSocket message worth accepting: one whole frame at the body cap. A
+# message may carry several frames or part of one, but one larger than this cannot be
+# anything the decoder would accept.
+MAX_MESSAGE_BYTES = DEFAULT_MAX_BODY + MAX_HEADER_BYTES
+
 _HEADER_END = b"\r\n\r\n"
 _FAST_PREFIX = b"Content-Length: "
 _FAST_PREFIX_LEN = len(_FAST_PREFIX)
@@ -39,10 +44,18 @@ _LENGTH_NAME = b"content-length:"
 
 @dataclass(frozen=True, slots=True)
 class FrameError:
-    """A stretch of input that could not be decoded; it was skipped, decoding goes on."""
+    """A stretch of input that could not be decoded; it was skipped, decoding goes on.
+
+    ``fatal`` marks an error after which the decoder can no longer be trusted to find the
+    next frame: a connection should be dropped, not read on. A bad body under a good
+    header is not fatal (the header said where the next frame starts); neither is a
+    header that is not a number, since the search for the next header resumes at once and
+    skips at most :data:`MAX_HEADER_BYTES` of garbage.
+    """
 
     reason: str
     preview: bytes = b""
+    fatal: bool = False
 
     def __str__(self) -> str:
         if self.preview:
@@ -157,8 +170,18 @@ class FrameDecoder:
             if length is None:
                 return True
             if length > self._max_body:
+                # Fatal: either the peer broke the size limit or the header is garbage (a
+                # length of 10**30 would have the decoder discard every later frame), and
+                # the two cannot be told apart. The bytes are still skipped, for callers
+                # that read on regardless.
                 cap = self._max_body
-                out.append(FrameError(f"frame body of {length} bytes exceeds the {cap}-byte cap"))
+                out.append(
+                    FrameError(
+                        f"frame body of {length} bytes exceeds the {cap}-byte cap",
+                        header[:80],
+                        fatal=True,
+                    )
+                )
                 available = len(buf) - self._pos
                 if available >= length:
                     self._pos += length
