@@ -149,8 +149,12 @@ class RpcConnection:
 
     @property
     def pending_requests(self) -> int:
-        """Requests sent and not yet answered (for leak checks)."""
-        return self._rpc.pending
+        """Requests whose caller still waits for the reply (for leak checks).
+
+        A request its caller gave up on (its future cancelled) is not counted: its entry
+        goes in the callback the cancellation schedules, one loop turn later.
+        """
+        return sum(not future.done() for future in self._rpc.waiters())
 
     async def wait_closed(self) -> BaseException:
         """Wait until the connection has ended; return why."""

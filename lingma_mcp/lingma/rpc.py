@@ -184,6 +184,10 @@ class RpcProtocol(Generic[W]):
     def pending(self) -> int:
         return len(self._pending)
 
+    def waiters(self) -> list[W]:
+        """The waiters of every request still pending, oldest first."""
+        return [waiter for _, waiter in self._pending.values()]
+
     def start_request(self, method: str, params: Any, waiter: W) -> tuple[int, dict[str, Any]]:
         """Register a request; return its id and the message to send."""
         msg_id = next(self._ids)
