@@ -35,6 +35,7 @@ from .toolhost import (
     async_ack,
     invoke_response,
 )
+from .tools import observe
 
 log = logging.getLogger(__name__)
 
@@ -234,12 +235,10 @@ class LingmaClient:
         start_ms = int(time.time() * 1000)
         started = time.monotonic()
         outcome: asyncio.Future[ToolOutcome] = asyncio.get_running_loop().create_future()
-        work = self._invoke(call, stream)
-        task = stream.run(work) if stream is not None else None
+        task = stream.run(self._invoke(call, stream)) if stream is not None else None
         if task is None:
-            work.close()
-            refused = NO_CHAT if stream is None else "the chat has ended; nothing was run"
-            outcome.set_result(ToolOutcome(success=False, error_message=refused))
+            log.info("Lingma asked to run IDE tool %s for no open chat", call.name)
+            outcome.set_result(ToolOutcome(success=False, error_message=NO_CHAT))
         else:
             task.add_done_callback(lambda t: _settle(t, outcome, call))
 
@@ -272,39 +271,27 @@ class LingmaClient:
 
     def _on_event(self, method: str, params: dict[str, Any]) -> None:
         """Ask the chat's handler about a PENDING tool call, then tell Lingma."""
-        if method != "tool/call/sync" or str(params.get("toolCallStatus", "")).upper() != "PENDING":
+        if method != "tool/call/sync":
             return
-        tool_call_id = params.get("toolCallId") or params.get("tool_call_id")
-        if not isinstance(tool_call_id, str) or not tool_call_id:
-            log.warning("a PENDING tool call without a toolCallId cannot be answered")
+        seen = observe(method, params)
+        if seen is None or (seen.status or "").upper() != "PENDING":
             return
-        request_id = params.get("requestId")
-        stream = self.router.stream_for_tool(
-            request_id if isinstance(request_id, str) else None, tool_call_id
-        )
+        stream = self.router.stream_for_tool(seen.request_id, seen.id)
         if stream is None:
-            log.info("PENDING tool call %s belongs to no open chat; not answered", tool_call_id)
+            log.info("PENDING tool call %s belongs to no open chat; not answered", seen.id)
             return
-        if tool_call_id in stream._confirming:
+        if seen.id in stream._confirming:
             return  # Lingma said PENDING again; the question is already out
-        stream._confirming.add(tool_call_id)
+        stream._confirming.add(seen.id)
         session_id = params.get("sessionId")
         approve = approve_params(
             session_id=session_id if isinstance(session_id, str) else stream.session_hint or "",
             request_id=stream.request_id,
-            tool_call_id=tool_call_id,
+            tool_call_id=seen.id,
             approval=False,
         )
-        name = params.get("toolName") or params.get("name") or ""
-        parameters = params.get("parameters")
-        stream.run(
-            self._confirm(
-                stream,
-                str(name),
-                parameters if isinstance(parameters, dict) else {},
-                approve,
-            )
-        )
+        parameters = seen.input if isinstance(seen.input, dict) else {}
+        stream.run(self._confirm(stream, seen.name or "", parameters, approve))
 
     async def _confirm(
         self, stream: ChatStream, name: str, parameters: dict[str, Any], approve: dict[str, Any]
