@@ -180,3 +180,27 @@ def test_only_a_length_that_cannot_be_trusted_is_fatal():
 
 def test_the_largest_websocket_message_fits_one_frame_at_the_cap():
     assert MAX_MESSAGE_BYTES == DEFAULT_MAX_BODY + MAX_HEADER_BYTES
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(messages, min_size=1, max_size=5),
+    st.integers(min_value=1, max_value=10_000),
+    st.lists(st.integers(min_value=0), max_size=10),
+)
+def test_a_length_longer_than_its_body_does_not_swallow_the_frames_behind_it(batch, extra, cuts):
+    body = b'{"short":true}'
+    lying = b"Content-Length: %d\r\n\r\n%s" % (len(body) + extra, body)
+    data = lying + b"".join(encode_frame(m) for m in batch)
+    out = feed_in_pieces(FrameDecoder(), data, cuts)
+    assert [item for item in out if not isinstance(item, FrameError)] == batch
+    (error,) = [item for item in out if isinstance(item, FrameError)]
+    assert "longer than its body" in error.reason and not error.fatal
+
+
+def test_json_whitespace_in_a_body_is_not_taken_for_a_header():
+    body = b'{"a":\r\n\r\n1}'
+    decoder = FrameDecoder()
+    data = b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    assert decoder.feed(data[:-3]) == []
+    assert decoder.feed(data[-3:]) == [{"a": 1}]
