@@ -41,10 +41,6 @@ log = logging.getLogger(__name__)
 
 CLIENT_NAME = "lingma-mcp"
 
-# Kept under its old name for callers that show it: what a chat without a tool handler
-# tells Lingma.
-TOOL_NOT_SUPPORTED = NO_HANDLER
-
 
 @dataclass
 class ChatRequest:

@@ -42,8 +42,8 @@ class IdeToolHandler(Protocol):
 # What a chat without a tool handler says to ``tool/invoke``: the truth. A silent success
 # would tell Lingma a file was read or a command run when nothing happened.
 NO_HANDLER = (
-    "not supported in this chat: lingma-mcp runs IDE tools only for an agent-mode ask "
-    "that was given a workspace host"
+    "not supported by this host for this chat: lingma-mcp runs IDE tools only in an "
+    "agent-mode ask that has a workspace host; nothing was run"
 )
 NO_CHAT = "no open chat of this connection owns this tool call; nothing was run"
 
