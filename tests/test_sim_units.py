@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import stat
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,11 @@ import pytest
 from lingma_mcp.lingma.framing import FrameDecoder, FrameError, encode_frame
 from lingma_mcp.sim import script
 from lingma_mcp.sim.account import Account
+from lingma_mcp.sim.files import write_durably
 from lingma_mcp.sim.info import render_info
 from lingma_mcp.sim.options import OptionError, build_options
-from lingma_mcp.sim.store import ConversationStore
+from lingma_mcp.sim.state import MessageLog
+from lingma_mcp.sim.store import ConversationStore, parse_store
 from lingma_mcp.sim.wire import MALFORMED_FRAMES, Outbox
 
 
@@ -100,9 +103,70 @@ async def test_saves_inside_an_event_loop_are_batched(tmp_path: Path) -> None:
     assert len(ConversationStore(path).list(None)) == 20
 
 
-def test_an_unreadable_store_starts_empty(tmp_path: Path) -> None:
-    (tmp_path / "sessions.json").write_text("{not json")
-    assert ConversationStore(tmp_path / "sessions.json").list(None) == []
+def test_a_damaged_store_is_moved_aside_and_an_empty_one_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "sessions.json"
+    store = ConversationStore(path)
+    for n in range(5):
+        turn = store.begin(None, False, "file:///p", f"question {n}")
+        store.record(turn.session_id, f"r{n}", "FREE_INPUT", f"question {n}", "answer")
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # a crash mid-write by a careless writer
+
+    again = ConversationStore(path)
+
+    assert again.list(None) == []
+    assert again.set_aside is not None and again.set_aside.name.startswith("sessions.json.corrupt-")
+    assert again.set_aside.read_bytes() == whole[: len(whole) // 2]
+    assert not path.exists()
+    assert "damaged" in caplog.text and str(again.set_aside) in caplog.text
+    again.begin(None, False, "file:///p", "after")
+    assert len(ConversationStore(path).list(None)) == 1
+    assert again.set_aside.exists()  # the damaged file is never overwritten
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        "[]",
+        '{"sessions": {}}',
+        '{"sessions": [{"sessionId": 1}]}',
+        '{"sessions": [{"sessionId": "s", "sessionTitle": "t", "projectUri": "", '
+        '"gmtModified": 1, "chatRecords": [{"question": "no id"}]}]}',
+    ],
+)
+def test_every_kind_of_damage_is_named(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_store(text.encode())
+
+
+def test_the_store_is_private_and_leaves_no_temporary_files(tmp_path: Path) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir(mode=0o755)
+    (folder / "sessions.json.4242.tmp").write_text("half a write")
+    store = ConversationStore(folder / "sessions.json")
+    store.begin(None, False, "file:///p", "q")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "sessions.json").stat().st_mode) == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == ["sessions.json"]
+
+
+def test_a_durable_write_replaces_the_file_whole_and_keeps_it_private(tmp_path: Path) -> None:
+    path = tmp_path / "f.json"
+    path.write_text("old")
+    path.chmod(0o644)
+    write_durably(path, "new")
+    assert path.read_text() == "new" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_the_message_log_is_private(tmp_path: Path) -> None:
+    log = MessageLog(str(tmp_path / "log.jsonl"))
+    log.write("event", 1, event="x")
+    log.close()
+    assert stat.S_IMODE((tmp_path / "log.jsonl").stat().st_mode) == 0o600
 
 
 async def _through_outbox(frames: list[bytes], split: bool, seed: int = 1) -> list[str | bytes]:
