@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lingma_mcp.lingma.framing import FrameDecoder, FrameError, encode_frame
-from lingma_mcp.sim import script
+from lingma_mcp.sim import instructions, script
 from lingma_mcp.sim.account import Account
 from lingma_mcp.sim.files import write_durably
 from lingma_mcp.sim.info import render_info
@@ -224,3 +224,83 @@ def _is_cut_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+# -- the agent-mode instruction language ----------------------------------------------------
+
+
+def test_only_lines_starting_with_at_are_instructions() -> None:
+    parsed = instructions.parse("Fix it.\n  @read a.txt\nemail me @ noon\n@\n@run  ls  -l ")
+    assert [(i.verb, i.paths, i.text) for i in parsed] == [
+        ("read", ("a.txt",), ""),
+        ("run", (), "ls  -l"),
+    ]
+
+
+def test_text_runs_to_the_end_of_the_line_with_escapes() -> None:
+    (create,) = instructions.parse(r'@create "a b.txt" x\ny\tz\\n and \q')
+    assert create.paths == ("a b.txt",) and create.text == "x\ny\tz\\n and \\q"
+    (empty,) = instructions.parse("@create empty.txt")
+    assert empty.text == ""
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("@nope x", "unknown instruction"),
+        ("@read", "PATH is missing"),
+        ("@read a b", "one PATH"),
+        ('@read "unterminated', "not a JSON string"),
+        ("@problems", "at least one PATH"),
+        ("@run", "needs a COMMAND"),
+        ("@tool", "needs a NAME"),
+        ("@tool x {bad", "not JSON"),
+        ("@pending x [1]", "JSON object"),
+        ("@async yes", "one of on, off, absent"),
+        ("@spell loud", "one of content"),
+    ],
+)
+def test_a_bad_line_becomes_an_invalid_instruction_that_says_why(line: str, why: str) -> None:
+    (parsed,) = instructions.parse(line)
+    assert parsed.verb == "invalid" and why in parsed.text and parsed.source == line
+
+
+def test_paths_are_joined_to_the_workspace_but_never_normalised() -> None:
+    assert instructions.resolve("a/../b", "/ws") == "/ws/a/../b"
+    assert instructions.resolve("/etc/passwd", "/ws") == "/etc/passwd"
+    assert instructions.resolve("~/x", "/ws") == "~/x"
+
+
+def test_tool_calls_follow_the_spelling_in_force() -> None:
+    spelling = instructions.Spelling()
+    (create,) = instructions.parse("@create a.txt hi")
+    assert instructions.tool_call(create, spelling, "/ws") == (
+        "create_file_with_text",
+        {"filePath": "/ws/a.txt", "text": "hi"},
+    )
+    for line in ("@spell content", "@spell file_path", "@async absent"):
+        spelling.apply(instructions.parse(line)[0])
+    assert instructions.tool_call(create, spelling, "/ws")[1] == {
+        "file_path": "/ws/a.txt",
+        "content": "hi",
+    }
+    assert spelling.use_async is None
+    (output,) = instructions.parse("@output")
+    assert instructions.tool_call(output, spelling, "/ws", terminal="t9") == (
+        "get_terminal_output",
+        {"terminalId": "t9"},
+    )
+
+
+def test_outcome_lines_read_as_the_client_answered() -> None:
+    (run,) = instructions.parse("@run make test")
+    done = {"success": True, "result": {"exitCode": 2, "output": "\n  FAILED x\nmore"}}
+    assert instructions.describe(run, done) == "run_in_terminal make test: exit 2: FAILED x"
+    failed = {"success": False, "errorMessage": "denied by policy\nsecond line"}
+    assert (
+        instructions.describe(run, failed) == "run_in_terminal make test: failed: denied by policy"
+    )
+    assert instructions.describe(run, {}) == "run_in_terminal make test: failed: no errorMessage"
+    (read,) = instructions.parse("@read a")
+    long_line = {"success": True, "result": {"content": "x" * 500}}
+    assert len(instructions.describe(read, long_line)) == len("read_file a: ok: ") + 200
