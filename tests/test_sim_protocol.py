@@ -45,7 +45,12 @@ async def test_initialize_names_lingma_and_initialized_is_harmless(sim: SimProce
     async with SimClient.connect(await sim.wait_port()) as client:
         result = await client.result("initialize", {"processId": 1, "capabilities": {}})
         assert result["serverInfo"] == {"name": "lingma", "version": "2.5.17-sim"}
-        assert "capabilities" in result
+        # The shape of Lingma 2.11.1's result, as recorded (PROTOCOL.md section 9).
+        assert list(result) == ["capabilities", "serverInfo", "experimental"]
+        assert result["capabilities"]["workspace"]["workspaceFolders"] == {
+            "supported": True,
+            "changeNotifications": "workspace/didChangeWorkspaceFolders",
+        }
         await client.notify("initialized")
         assert (await client.result("auth/status"))["status"] == 2
     assert "workspacePath is empty" in sim.stderr()

@@ -31,6 +31,23 @@ INTERNAL_ERROR = -32603
 
 OK = {"success": True, "errorCode": None, "errorMessage": None}
 
+# The initialize result's capabilities of Lingma 2.11.1, as recorded (PROTOCOL.md section 9).
+CAPABILITIES: dict[str, Any] = {
+    "textDocumentSync": {"openClose": True, "change": 2, "save": {}},
+    "completionProvider": {"triggerCharacters": [".", " ", "\r"], "resolveProvider": True},
+    "signatureHelpProvider": {},
+    "codeLensProvider": {},
+    "documentLinkProvider": {},
+    "documentOnTypeFormattingProvider": {"firstTriggerCharacter": ""},
+    "executeCommandProvider": {"commands": []},
+    "workspace": {
+        "workspaceFolders": {
+            "supported": True,
+            "changeNotifications": "workspace/didChangeWorkspaceFolders",
+        }
+    },
+}
+
 
 def handle(conn: Connection, method: str, raw_params: Any, msg_id: Any, has_id: bool) -> None:
     """Answer one message from the client (a request when ``has_id``, else a notification).
@@ -104,13 +121,9 @@ def _initialize(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         "initialize from %s (workspace %s)", client.get("name", "unknown client"), conn.workspace
     )
     return {
-        "capabilities": {
-            "textDocumentSync": {"openClose": True, "change": 2},
-            "completionProvider": {"resolveProvider": False, "triggerCharacters": ["."]},
-            "executeCommandProvider": {"commands": []},
-            "workspace": {"workspaceFolders": {"supported": True, "changeNotifications": True}},
-        },
+        "capabilities": CAPABILITIES,
         "serverInfo": {"name": "lingma", "version": SIM_VERSION},
+        "experimental": {},
     }
 
 
