@@ -277,10 +277,10 @@ async def test_a_truncated_store_is_kept_aside_and_the_restart_says_so(tmp_path:
 async def test_leftover_temporary_files_are_removed_at_start(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    (work / "sessions.json.31337.tmp").write_text('{"sessions": [')
+    (work / "sessions.json.999999998.tmp").write_text('{"sessions": [')
     async with running_sim(tmp_path) as sim:
         await sim.wait_port()
-        assert not (work / "sessions.json.31337.tmp").exists()
+        assert not (work / "sessions.json.999999998.tmp").exists()
         assert "left by an interrupted write" in sim.stderr()
 
 

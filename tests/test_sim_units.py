@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import stat
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from lingma_mcp.lingma.framing import FrameDecoder, FrameError, encode_frame
 from lingma_mcp.sim import instructions, script
 from lingma_mcp.sim.account import Account
-from lingma_mcp.sim.files import write_durably
+from lingma_mcp.sim.files import remove_leftovers, write_durably
 from lingma_mcp.sim.info import render_info
 from lingma_mcp.sim.options import OptionError, build_options
 from lingma_mcp.sim.state import MessageLog
@@ -145,12 +146,22 @@ def test_every_kind_of_damage_is_named(text: str) -> None:
 def test_the_store_is_private_and_leaves_no_temporary_files(tmp_path: Path) -> None:
     folder = tmp_path / "work"
     folder.mkdir(mode=0o755)
-    (folder / "sessions.json.4242.tmp").write_text("half a write")
+    (folder / "sessions.json.999999997.tmp").write_text("half a write")
     store = ConversationStore(folder / "sessions.json")
     store.begin(None, False, "file:///p", "q")
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE((folder / "sessions.json").stat().st_mode) == 0o600
     assert sorted(p.name for p in folder.iterdir()) == ["sessions.json"]
+
+
+def test_a_temporary_file_of_a_running_writer_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.json"
+    live = tmp_path / f"sessions.json.{os.getppid()}.tmp"  # our parent still runs
+    dead = tmp_path / "sessions.json.999999999.tmp"
+    live.write_text("in progress")
+    dead.write_text("left behind")
+    assert remove_leftovers(path) == [dead]
+    assert live.exists()
 
 
 def test_a_durable_write_replaces_the_file_whole_and_keeps_it_private(tmp_path: Path) -> None:

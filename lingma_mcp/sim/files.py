@@ -76,9 +76,16 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def remove_leftovers(path: Path) -> list[Path]:
-    """Delete temporary files of earlier writes of ``path`` (a killed process leaves them)."""
+    """Delete temporary files of earlier writes of ``path`` (a killed process leaves them).
+
+    A temporary file whose process still runs is another simulator's write in progress
+    (two of them on one work dir): it is left alone.
+    """
     removed = []
     for leftover in path.parent.glob(f"{path.name}.*{TMP_SUFFIX}"):
+        owner = leftover.name[len(path.name) + 1 : -len(TMP_SUFFIX)]
+        if owner.isdigit() and int(owner) != os.getpid() and _alive(int(owner)):
+            continue
         try:
             leftover.unlink()
         except OSError as exc:
@@ -87,6 +94,16 @@ def remove_leftovers(path: Path) -> list[Path]:
         log.info("removed %s, left by an interrupted write", leftover)
         removed.append(leftover)
     return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # exists but is not ours, or cannot be asked: leave its file alone
+    return True
 
 
 def open_private_log(path: Path) -> IO[str]:
