@@ -188,6 +188,8 @@ class SimClient:
         self.messages: list[dict[str, Any]] = []  # everything with a method, in order
         self.arrivals: list[dict[str, Any]] = []  # every message, replies too, in order
         self.invoke_result_replies: list[dict[str, Any]] = []  # to our tool/invokeResult
+        self.unanswered: set[str] = set()  # methods this client never replies to
+        self.send_invoke_results = True  # False: ack an async tool/invoke, then say nothing
         # Per WebSocket message: ("text"|"binary", size in bytes, frames it completed,
         # bytes of an unfinished frame left in the decoder after it, valid UTF-8 alone).
         self.wire: list[tuple[str, int, int, int, bool]] = []
@@ -239,10 +241,14 @@ class SimClient:
         self.arrivals.append(msg)
         if "method" in msg:
             self.messages.append(msg)
-            if "id" in msg and self.auto_reply:
+            if "id" in msg and self.auto_reply and msg["method"] not in self.unanswered:
                 await self.reply(msg["id"], self.answer_for(msg))
                 params = msg.get("params") or {}
-                if msg["method"] == "tool/invoke" and params.get("async") is True:
+                if (
+                    msg["method"] == "tool/invoke"
+                    and params.get("async") is True
+                    and self.send_invoke_results
+                ):
                     # Acknowledged above; the outcome follows as a request of our own.
                     task = asyncio.create_task(self._invoke_result(self.tool_outcome(params)))
                     self._background.add(task)

@@ -359,6 +359,23 @@ async def test_an_unanswered_pending_call_is_cancelled_after_the_tool_timeout(
     ]
 
 
+async def test_a_tool_invoke_without_an_answer_fails_after_the_tool_timeout(
+    tmp_path: Path,
+) -> None:
+    env = {**SMALL, "LINGMA_SIM_TOOL_TIMEOUT": "0.2"}
+    async with running_sim(tmp_path, env=env) as sim:
+        async with SimClient.connect(await sim.wait_port(), on_tool=ide) as client:
+            client.unanswered.add("tool/invoke")
+            silent = await agent(client, "@read a", "req-s")
+            client.unanswered.clear()
+            client.send_invoke_results = False
+            acked = await agent(client, "@async on\n@read b", "req-a")
+    assert answer_lines(silent)[-1] == "read_file a: failed: no reply to tool/invoke within 0.2 s"
+    assert answer_lines(acked)[-1] == (
+        "read_file b: failed: no tool/invokeResult within 0.2 s of the ack"
+    )
+
+
 async def test_chat_stop_while_pending_cancels_the_chat(client: SimClient) -> None:
     await client.ask("@confirm sleep 100", "req-x", mode="agent")
     await client.wait_until(

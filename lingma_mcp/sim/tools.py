@@ -62,7 +62,7 @@ async def invoke(
         if reply is STOPPED:
             return None
         if result_future is None or reply is None or "error" in reply or _refused(reply):
-            outcome = _outcome_of_reply(reply)
+            outcome = _outcome_of_reply(reply, timeout)
         else:
             ack = reply.get("result")
             result = await until(result_future, stop, timeout)
@@ -71,7 +71,10 @@ async def invoke(
             outcome = (
                 result
                 if isinstance(result, dict)
-                else {"success": False, "errorMessage": "no tool/invokeResult after the ack"}
+                else {
+                    "success": False,
+                    "errorMessage": f"no tool/invokeResult within {timeout:g} s of the ack",
+                }
             )
     finally:
         conn.tool_results.pop(tool_id, None)
@@ -120,9 +123,9 @@ def _refused(reply: dict[str, Any]) -> bool:
     return isinstance(result, dict) and result.get("success") is False
 
 
-def _outcome_of_reply(reply: dict[str, Any] | None) -> dict[str, Any]:
+def _outcome_of_reply(reply: dict[str, Any] | None, timeout: float) -> dict[str, Any]:
     if reply is None:
-        return {"success": False, "errorMessage": "no reply to tool/invoke"}
+        return {"success": False, "errorMessage": f"no reply to tool/invoke within {timeout:g} s"}
     if "error" in reply:
         return {"success": False, "errorMessage": f"JSON-RPC error {reply['error']}"}
     if isinstance(reply.get("result"), dict):
