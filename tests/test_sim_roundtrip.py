@@ -136,7 +136,7 @@ async def test_agent_tool_invoke_reaches_the_chats_tool_handler(tmp_path: Path, 
         )
         ((name, parameters),) = handler.invoked
         assert name == "read_file" and parameters["file_path"].endswith("README.md")
-        assert "success=true" in stream.result().answer
+        assert "read_file README.md: ok: hello" in stream.result().answer
         recorded = await sim.wait_logged(lambda e: e.get("event") == "tool_invoke_reply")
         assert recorded["outcome"]["success"] is True
         assert recorded["outcome"]["result"] == {"content": "hello"}
