@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from procs import alive
 
-from lingma_mcp.lingma.process import LingmaProcess
+from lingma_mcp.process.child import ChildProcess
 
 
-async def _spawn(code: str, **kwargs: object) -> LingmaProcess:
-    return await LingmaProcess.spawn([sys.executable, "-c", code], **kwargs)  # type: ignore[arg-type]
+async def _spawn(code: str, **kwargs: object) -> ChildProcess:
+    return await ChildProcess.spawn([sys.executable, "-c", code], **kwargs)  # type: ignore[arg-type]
 
 
-async def _spawn_ignoring_sigterm() -> LingmaProcess:
+async def _spawn_ignoring_sigterm() -> ChildProcess:
     """A child that ignores SIGTERM, returned once its handler is installed."""
     proc = await _spawn(
         "import signal, sys, time\n"
@@ -112,7 +112,7 @@ async def test_terminate_escalates_to_sigkill_when_sigterm_is_ignored() -> None:
 
 async def test_spawning_a_missing_program_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(OSError):
-        await LingmaProcess.spawn([str(tmp_path / "no-such-binary"), "start"])
+        await ChildProcess.spawn([str(tmp_path / "no-such-binary"), "start"])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
@@ -120,9 +120,9 @@ async def test_child_dies_when_its_parent_is_sigkilled(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     parent_code = (
         "import asyncio, sys\n"
-        "from lingma_mcp.lingma.process import LingmaProcess\n"
+        "from lingma_mcp.process.child import ChildProcess\n"
         "async def main():\n"
-        "    p = await LingmaProcess.spawn([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "    p = await ChildProcess.spawn([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
         f"    open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
         "    await asyncio.sleep(60)\n"
         "asyncio.run(main())\n"
