@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from procs import alive
@@ -23,6 +24,7 @@ from procs import alive
 from lingma_mcp.config import Settings
 from lingma_mcp.errors import LingmaClosed, LingmaConnectionLost, LingmaStartupError
 from lingma_mcp.lingma.client import ChatRequest, LingmaClient
+from lingma_mcp.lingma.framing import FrameDecoder, encode_frame
 from lingma_mcp.lingma.info import remove_stale_info, wait_for_info
 from lingma_mcp.lingma.launch_options import LaunchOptions
 from lingma_mcp.lingma.streams import ChatResult, ChatStream
@@ -407,6 +409,57 @@ async def test_reconnects_are_bounded_then_a_call_tries_again(
         if lingma.returncode is None:
             lingma.terminate()
             await lingma.wait()
+
+
+class _FakeLingma:
+    """An in-process WebSocket Lingma that answers ``initialize`` and then, on its first
+    connection, drops it ``turns`` event-loop turns after the reply."""
+
+    def __init__(self, turns: int) -> None:
+        self.turns = turns
+        self.connections = 0
+        self.reconnected = asyncio.Event()
+
+    async def handler(self, ws: Any) -> None:
+        self.connections += 1
+        first = self.connections == 1
+        if not first:
+            self.reconnected.set()
+        decoder = FrameDecoder()
+        async for data in ws:
+            for message in decoder.feed(data):
+                if "id" not in message or "method" not in message:
+                    continue
+                reply = {"jsonrpc": "2.0", "id": message["id"], "result": {}}
+                if message["method"] == "initialize":
+                    reply["result"] = {"serverInfo": {"name": "lingma", "version": "fake"}}
+                await ws.send(encode_frame(reply).decode())
+                if first and message["method"] == "initialize":
+                    for _ in range(self.turns):
+                        await asyncio.sleep(0)
+                    ws.transport.abort()
+                    return
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+async def test_a_drop_right_after_initialize_still_schedules_a_reconnect(
+    make: Factory, tmp_path: Path, turns: int
+) -> None:
+    # Pins a race: a loss landing between initialize's reply and the hand-over to `ready`
+    # once left the state `reconnecting` with no reconnect running (seen on 3.10 and 3.11).
+    from websockets.asyncio.server import serve
+
+    fake = _FakeLingma(turns)
+    async with serve(fake.handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        supervisor = make(LaunchOptions(tmp_path / "w", workspace=tmp_path, port=port))
+        await supervisor.client()
+        # Nobody calls client() again: the supervisor must reconnect on its own.
+        await asyncio.wait_for(fake.reconnected.wait(), 20)
+        await supervisor.client()
+        status = supervisor.status()
+        assert status.state is State.READY and status.generation == 2
+        await supervisor.close()
 
 
 # ---------------------------------------------------------------------- attach mode
