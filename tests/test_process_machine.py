@@ -223,3 +223,25 @@ async def test_a_caller_with_a_short_wait_hears_the_step_in_progress() -> None:
     assert "call 1" in str(caught.value) and caught.value.log_hint == "see the logs"
     assert sup.state is State.STARTING  # the attempt goes on
     await sup.close()
+
+
+async def test_a_close_cancelled_mid_way_still_kills_at_once() -> None:
+    class SlowToClose(FakeHandle):
+        async def close(self) -> None:
+            await asyncio.Event().wait()  # a child slow to stop
+
+    class Attempt(FakeAttempt):
+        async def __call__(self, progress: Progress, previous: FakeHandle | None) -> FakeHandle:
+            handle = SlowToClose(1)
+            self.made.append(handle)
+            return handle
+
+    attempt = Attempt()
+    sup = machine(attempt)
+    await sup.client()
+    closing = asyncio.ensure_future(sup.close())
+    await asyncio.sleep(0)  # let the shutdown reach the handle's close
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert attempt.made[0].aborted and sup.state is State.CLOSED

@@ -131,6 +131,7 @@ class Supervised(Generic[C]):
         self._waiters: list[asyncio.Future[C]] = []
         self._wake = asyncio.Event()
         self._close_task: asyncio.Task[None] | None = None
+        self._closing: list[Handle[C]] = []  # being closed by close(): abort if cut short
 
     # ------------------------------------------------------------------ reading
 
@@ -233,7 +234,7 @@ class Supervised(Generic[C]):
         try:
             await asyncio.shield(self._close_task)
         except asyncio.CancelledError:
-            for handle in (self._handle, self._previous, self._doomed):
+            for handle in (self._handle, self._previous, self._doomed, *self._closing):
                 if handle is not None:
                     handle.abort()
             if self.progress.process is not None:
@@ -363,13 +364,13 @@ class Supervised(Generic[C]):
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._settle(LingmaClosed("the Lingma supervisor is closed"))
-        handles = [self._handle, self._previous, self._doomed]
+        handles = [h for h in (self._handle, self._previous, self._doomed) if h is not None]
         self._handle = self._previous = self._doomed = None
+        self._closing = handles
         for handle in handles:
-            if handle is not None:
-                try:
-                    await handle.close()
-                except BaseException:
-                    handle.abort()
-                    raise
+            try:
+                await handle.close()
+            except BaseException:
+                handle.abort()
+                raise
         log.info("[%s] closed", self.name)
