@@ -40,7 +40,7 @@ async def info_to_ready() -> float:
         try:
             await supervisor.client()
             ready_ns = time.time_ns()
-            info = Path(work) / ".info"
+            info = (supervisor.instance_dir or Path(work)) / ".info"  # this server's folder
             written_ns = info.stat().st_mtime_ns
             return (ready_ns - written_ns) / 1e6
         finally:
