@@ -620,3 +620,10 @@ async def test_a_sigkilled_server_leaves_no_lingma_behind(tmp_path: Path) -> Non
             await helper.wait()
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_supervisor_takes_only_launch_options_from_settings(tmp_path: Path) -> None:
+    settings = Settings(simulate=True, work_dir=tmp_path / "w", model="m", mode="agent")
+    supervisor = LingmaSupervisor(settings)
+    assert supervisor.options == settings.launch_options()
+    assert not hasattr(supervisor.options, "model") and not hasattr(supervisor.options, "mode")

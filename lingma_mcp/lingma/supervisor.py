@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import LingmaNotFound
 from ..process.child import TERMINATE_GRACE
@@ -67,6 +68,12 @@ class SupervisorStatus:
     generation: int = 0  # +1 each time a new connection becomes ready; 0 before the first
 
 
+class HasLaunchOptions(Protocol):
+    """Settings of a higher layer that can say what the core needs (``config.Settings``)."""
+
+    def launch_options(self) -> LaunchOptions: ...
+
+
 async def _probe(client: LingmaClient) -> object:
     # The cheapest call that needs Lingma's own work, not just its socket.
     return await client.auth_status()
@@ -76,7 +83,9 @@ class LingmaSupervisor:
     """Owns one Lingma process (or an attached one) and a ready :class:`LingmaClient`.
 
     Args:
-        options: binary, port (attach mode), work dir, workspace and timeouts.
+        options: binary or command, port (attach mode), work dir, workspace and timeouts;
+            or settings that build them (``Settings.launch_options()``), which is all
+            that is read of them.
         name: a label for log lines (pools).
         backoff_initial, backoff_max: the reconnect pause, doubling from one to the other.
         max_attempts: reconnect attempts before the state becomes ``failed``.
@@ -86,7 +95,7 @@ class LingmaSupervisor:
 
     def __init__(
         self,
-        options: LaunchOptions,
+        options: LaunchOptions | HasLaunchOptions,
         *,
         name: str = "lingma",
         backoff_initial: float = BACKOFF_INITIAL,
@@ -95,7 +104,9 @@ class LingmaSupervisor:
         terminate_grace: float = TERMINATE_GRACE,
         probe_timeout: float = PROBE_TIMEOUT,
     ) -> None:
-        self.options = options
+        if not isinstance(options, LaunchOptions):
+            options = options.launch_options()
+        self.options: LaunchOptions = options
         self.name = name
         self._instance: InstanceDir | None = None
         self._attempt = IdeAttempt(
