@@ -75,7 +75,7 @@ class Bridge:
         if supervisor is None:
             from ..lingma.supervisor import LingmaSupervisor
 
-            supervisor = LingmaSupervisor(settings.launch_options())
+            supervisor = LingmaSupervisor(settings)
         self.settings = settings
         self.supervisor = supervisor
         # "This workspace" for the sessions resource: the host's first root once a call has
