@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import stat
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -156,34 +155,35 @@ async def test_stale_info_from_a_dead_lingma_is_ignored(
     assert supervisor.status().port != 1
 
 
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-async def test_folders_of_dead_servers_are_cleaned_but_a_live_lingmas_is_kept(
+async def test_a_lone_server_keeps_the_work_dir_itself_across_restarts(
     make: Factory, settings: LaunchOptions
 ) -> None:
-    instances = settings.work_dir / "instances"
-    dead = instances / "dead-server"
-    dead.mkdir(parents=True)
-    (dead / "lock").write_text("")  # nobody holds it: its server is gone
-    (dead / ".info").write_text(f"4000\n{_dead_pid()}\n")
-    orphan = instances / "orphaned-lingma"
-    orphan.mkdir()
-    (orphan / "lock").write_text("")
-    (orphan / ".info").write_text(f"4001\n{os.getpid()}\n")  # a process that lives
+    settings.work_dir.mkdir(parents=True, mode=0o755)
+    first = make()
+    await first.client()
+    assert first.instance_dir == settings.work_dir  # Lingma's saved state stays where it was
+    assert stat.S_IMODE(settings.work_dir.stat().st_mode) == 0o700
+    await first.close()
+    again = make()
+    await again.client()
+    assert again.instance_dir == settings.work_dir
+
+
+async def test_a_free_folder_whose_lingma_still_runs_is_skipped_not_taken_over(
+    make: Factory, settings: LaunchOptions
+) -> None:
+    # A server that died hard may leave its Lingma running (no parent-death signal on
+    # macOS): its folder is free by the lock, but that Lingma must not be confused with ours.
+    settings.work_dir.mkdir(parents=True)
+    foreign = settings.work_dir / ".info"
+    foreign.write_text(f"4001\n{os.getpid()}\n")  # a live process that is not our child
     supervisor = make()
     await supervisor.client()
-    assert not dead.exists()
-    assert (orphan / ".info").exists()  # never delete a .info whose process lives
     own = supervisor.instance_dir
-    assert own is not None and own.parent == instances
-    for folder in (settings.work_dir, instances, own):
-        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
-    await supervisor.close()
-    assert not own.exists()  # a clean exit leaves nothing behind
+    assert own == settings.work_dir / "instances" / "1"
+    assert stat.S_IMODE(own.stat().st_mode) == 0o700
+    assert foreign.read_text() == f"4001\n{os.getpid()}\n"  # never deleted
+    assert supervisor.status().port != 4001
 
 
 async def test_two_servers_on_one_work_dir_never_share_or_kill_each_others_lingma(

@@ -11,8 +11,9 @@ starts a reconnect loop (the same process if it still lives, else a fresh one) w
 exponential backoff; a ``client()`` call during a pause cuts it short. A Lingma that stops
 answering (``suspect()``, or a health probe that fails) is killed and replaced.
 
-Two servers on one work dir never meet: each runs its Lingma in its own locked folder
-under ``<work_dir>/instances/`` and accepts only a ``.info`` naming its own child.
+Two servers on one work dir never meet: each runs its Lingma in its own locked folder (the
+work dir itself for the first, ``<work_dir>/instances/<n>`` for others running at the
+same time) and accepts only a ``.info`` naming its own child.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Protocol
 
 from ..errors import LingmaNotFound
 from ..process.child import TERMINATE_GRACE
-from ..process.instance import InstanceDir, clean_stale
+from ..process.instance import InstanceDir
 from ..process.machine import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
@@ -220,7 +221,7 @@ class LingmaSupervisor:
 
         Idempotent; concurrent calls share one shutdown. If the caller is cancelled
         mid-way, the child still gets SIGKILL, so a ``finally`` block may call this safely.
-        In attach mode nothing is killed. This server's folder is then removed.
+        In attach mode nothing is killed. This server's folder is then free for the next.
         """
         try:
             await self._machine.close()
@@ -232,16 +233,14 @@ class LingmaSupervisor:
     # ------------------------------------------------------------------ the work dir
 
     def _instance_dir(self) -> Path:
-        """This server's own folder, taken (and stale ones cleaned) on first use."""
+        """This server's own folder, taken on first use and held until :meth:`close`."""
         if self._instance is None:
-            work_dir = self.options.work_dir
-            removed = clean_stale_dirs(work_dir)
-            if removed:
-                log.info("[%s] removed %d stale folder(s) under %s", self.name, removed, work_dir)
-            self._instance = InstanceDir(work_dir)
+            self._instance = InstanceDir(self.options.work_dir, occupied=info_process_alive)
+            if self._instance.number:
+                log.info(
+                    "[%s] %s is in use by another server; using %s",
+                    self.name,
+                    self.options.work_dir,
+                    self._instance.path,
+                )
         return self._instance.path
-
-
-def clean_stale_dirs(work_dir: Path) -> int:
-    """Remove the folders of servers that are gone; keep one whose Lingma still runs."""
-    return len(clean_stale(work_dir, info_process_alive))

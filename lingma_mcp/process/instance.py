@@ -1,16 +1,16 @@
-"""A private folder per server under a shared work dir, held by a lock while the server lives.
+"""A folder of its own per server under a shared work dir, held by a lock while it lives.
 
 Two servers started on one work dir (a host with two entries, or two hosts) must never
-read, kill or delete each other's child. Each takes ``<work_dir>/instances/<unique>/``,
-creates it 0700 and holds an exclusive lock on its ``lock`` file for as long as it lives;
-the child gets that folder as its own work dir. The lock dies with the process that held
-it, however it died, so a folder whose lock can be taken belongs to a dead server: it is
-removed at the next start, unless a child listed in it (its ``.info``) still runs, which
-is left alone rather than orphaned further.
+read, kill or delete each other's child. Each takes a *slot*: the work dir itself first,
+then ``<work_dir>/instances/1``, ``/2`` ... and holds an exclusive lock on the slot's
+``.lingma-mcp.lock`` for as long as it lives; its child gets that folder as its work dir.
+The lock dies with the process that held it, however it died, so a slot whose lock can be
+taken is free, unless a child left in it (a ``.info`` naming a live process) still runs:
+that slot is skipped, never taken over.
 
-Taking a lock and removing a folder race: a cleaner may lock a new folder's lock file in
-the instant before its owner does. The owner therefore checks, once it holds the lock,
-that the file it locked is still the one at that path, and starts over if not.
+Slots are kept, not removed: the child keeps its own state there (the conversations it
+saved), and a lone server, the usual case, gets the work dir itself on every start, so
+nothing moves for it. Folders are 0700.
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
-import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -29,10 +26,8 @@ from typing import IO
 log = logging.getLogger(__name__)
 
 INSTANCES = "instances"
-LOCK_NAME = "lock"
-# A folder without a lock file is one being born (or one whose birth crashed): only the
-# second kind is old.
-UNBORN_AGE_S = 60.0
+LOCK_NAME = ".lingma-mcp.lock"
+MAX_SLOTS = 64
 
 
 def _try_lock(handle: IO[bytes]) -> bool:
@@ -51,90 +46,54 @@ def _try_lock(handle: IO[bytes]) -> bool:
     return True
 
 
-def _make_private(path: Path) -> None:
+def make_private(path: Path) -> None:
+    """Create ``path`` (and parents) and make it 0700, whatever the umask or its past."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
-        os.chmod(path, 0o700)  # mkdir's mode is cut by the umask, and exist_ok skips it
+        os.chmod(path, 0o700)
+
+
+def slot_path(work_dir: Path, number: int) -> Path:
+    return work_dir if number == 0 else work_dir / INSTANCES / str(number)
 
 
 class InstanceDir:
-    """This server's own folder under ``work_dir``; :meth:`release` (or exit) frees it.
+    """This server's slot under ``work_dir``; :meth:`release` (or the process's end) frees it.
+
+    Args:
+        work_dir: the shared work dir.
+        occupied: whether a free slot still holds a live child (``.info`` of a running
+            process); such a slot is skipped.
 
     Raises:
-        OSError: the work dir cannot be created or written.
+        OSError: the work dir cannot be created, or every slot is taken.
     """
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, occupied: Callable[[Path], bool]) -> None:
         self.work_dir = work_dir
-        self.root = work_dir / INSTANCES
-        _make_private(work_dir)
-        _make_private(self.root)
-        self.path, self._lock = self._take()
-
-    def _take(self) -> tuple[Path, IO[bytes]]:
-        while True:
-            path = self.root / f"{os.getpid()}-{secrets.token_hex(4)}"
-            path.mkdir(mode=0o700)
-            lock_path = path / LOCK_NAME
-            handle = open(lock_path, "a+b")
-            if _try_lock(handle):
-                try:
-                    same = os.path.samestat(os.fstat(handle.fileno()), os.stat(lock_path))
-                except OSError:
-                    same = False
-                if same:
-                    return path, handle
-            handle.close()  # a cleaner took it in between: start over with a new name
-
-    def release(self) -> None:
-        """Drop the lock and remove the folder (the child must be stopped first)."""
-        handle, self._lock = self._lock, None
-        if handle is None:
+        for number in range(MAX_SLOTS):
+            path = slot_path(work_dir, number)
+            make_private(path)
+            handle = open(path / LOCK_NAME, "a+b")
+            if not _try_lock(handle):
+                handle.close()
+                continue  # another server lives here
+            if occupied(path):
+                handle.close()
+                log.warning(
+                    "%s is free, but a child left in it still runs; using another folder", path
+                )
+                continue
+            self.number, self.path, self._lock = number, path, handle
             return
-        handle.close()  # first: Windows cannot remove a file that is open
-        shutil.rmtree(self.path, ignore_errors=True)
+        raise OSError(f"all {MAX_SLOTS} folders under {work_dir} are in use by other servers")
 
     @property
     def held(self) -> bool:
         return self._lock is not None
 
-
-def clean_stale(work_dir: Path, child_alive: Callable[[Path], bool]) -> list[Path]:
-    """Remove the folders of dead servers under ``work_dir``; return what was removed.
-
-    Args:
-        child_alive: whether a child listed in that folder still runs; such a folder
-            is kept.
-    """
-    root = work_dir / INSTANCES
-    removed: list[Path] = []
-    try:
-        entries = list(root.iterdir())
-    except OSError:
-        return removed
-    for folder in entries:
-        if not folder.is_dir():
-            continue
-        lock_path = folder / LOCK_NAME
-        try:
-            handle = open(lock_path, "r+b")
-        except FileNotFoundError:
-            with contextlib.suppress(OSError):
-                if time.time() - folder.stat().st_mtime > UNBORN_AGE_S:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    removed.append(folder)
-            continue
-        except OSError:
-            continue
-        with handle:
-            if not _try_lock(handle):
-                continue  # its server lives
-            if child_alive(folder):
-                log.warning(
-                    "%s belongs to a server that is gone, but its child still runs; left in place",
-                    folder,
-                )
-                continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
+    def release(self) -> None:
+        """Drop the lock (the child must be stopped first); the folder stays for next time."""
+        handle, self._lock = self._lock, None
+        if handle is not None:
+            handle.close()
