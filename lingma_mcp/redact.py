@@ -34,7 +34,10 @@ _MAX_VALUE = 4096
 
 _BEARER = re.compile(r"(?i)\b(?P<scheme>bearer|basic)(?P<gap>[ \t]{1,8})[A-Za-z0-9._~+/=-]{1,4096}")
 
-_KEY = r"(?:token|secret|password|passwd|pwd|api[_-]?key|access[_-]?key|authorization|cookie|credential)"
+_KEY = (
+    r"(?:token|secret|password|passwd|pwd|api[_-]?key|access[_-]?key|authorization|cookie"
+    r"|credential)"
+)
 _SECRET = re.compile(
     rf"(?i)(?P<key>{_KEY}[A-Za-z0-9_-]{{0,32}}[\\\"']{{0,3}}[ \t]{{0,8}}[:=][ \t]{{0,8}})"
     r"(?:"
