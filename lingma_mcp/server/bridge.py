@@ -382,6 +382,7 @@ class Bridge:
         stream = None
         client: LingmaClient | None = None
         result = None
+        heard = False
         with anyio.CancelScope(deadline=anyio.current_time() + params.timeout_s) as deadline:
             try:
                 for attempt in (1, 2):
@@ -445,6 +446,9 @@ class Bridge:
                     # timeout: Lingma must still hear chat/stop, but nobody waits for it.
                     self._stop_later(stream)
         if deadline.cancelled_caught and (result is None or result.finish_reason is None):
+            if stream is not None and not heard and params.timeout_s <= FIRST_EVENT_S:
+                # The silence bound was the call's own timeout: the same signal.
+                self._suspect(f"a chat heard nothing from Lingma within {params.timeout_s:g} s")
             so_far = stream.text_so_far() if stream is not None else ""
             session = stream.session_hint if stream is not None else params.session_id
             if stream is not None and stream.finish is not None:
