@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from .arguments import MAX_TIMEOUT_S
 from .bridge import Bridge
-from .errors import InvalidArgument
+from .errors import InvalidArgument, not_logged_in
 from .models import AskResult, AuthInfo, LoginInfo, ModelList
 from .progress import STATUS_PREFIX, EventNarrator, ProgressRelay
 
@@ -275,7 +275,10 @@ def auth_summary(info: AuthInfo) -> str:
         if info.expires_at:
             who += f" until {info.expires_at}"
         return f"{who}. {where}."
-    line = f"Not logged in: {info.status}. {where}."
+    if info.logged_in is None:
+        line = f"Login state unknown: {info.status}. {where}."
+    else:
+        line = f"{not_logged_in(info.status)} {where}."
     if info.problem:
         line += f"\n{info.problem}"
     return line
