@@ -32,6 +32,23 @@ log = logging.getLogger(__name__)
 SendFn = Callable[[float, str], Awaitable[None]]
 """``send(progress, message)``: deliver one progress notification."""
 
+
+class Timer:
+    """The relay's sense of time: real by default, replaced by a manual one in tests so
+    the coalescing window and keepalives are checked without waiting for them."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+    async def wait(self, event: anyio.Event, timeout: float) -> None:
+        """Until ``event`` is set or ``timeout`` passes, whichever comes first."""
+        with anyio.move_on_after(timeout):
+            await event.wait()
+
+
 STATUS_PREFIX = "[lingma] "
 """Status messages start with this; every other progress message is answer text."""
 
@@ -61,7 +78,7 @@ class ProgressRelay:
             the relay quietly (a host that went away must not fail the tool call).
         coalesce_s: the longest a piece of text waits behind the previous send.
         keepalive_s: the longest silence before a keepalive status goes out.
-        clock: monotonic clock, replaceable in tests.
+        timer: the clock and the waits, replaceable in tests (see :class:`Timer`).
     """
 
     def __init__(
@@ -70,12 +87,13 @@ class ProgressRelay:
         *,
         coalesce_s: float = DEFAULT_COALESCE_S,
         keepalive_s: float = DEFAULT_KEEPALIVE_S,
-        clock: Callable[[], float] = time.monotonic,
+        timer: Timer | None = None,
     ) -> None:
         self._send = send
         self._coalesce_s = coalesce_s
         self._keepalive_s = keepalive_s
-        self._clock = clock
+        self._timer = timer if timer is not None else Timer()
+        clock = self._clock = self._timer.now
         # What waits to be sent, in arrival order: status lines as str, and runs of answer
         # text as lists of parts joined once per send (appending stays O(1) however much
         # piles up behind a slow host; a str += would copy the pending text on every delta).
@@ -162,8 +180,7 @@ class ProgressRelay:
         while not self._closed and not self._broken:
             idle_for = self._clock() - self._last_send
             wait = max(0.0, self._keepalive_s - idle_for)
-            with anyio.move_on_after(wait):
-                await self._wake.wait()
+            await self._timer.wait(self._wake, wait)
             if self._closed or self._broken:
                 return
             if not self._has_pending():
@@ -177,7 +194,7 @@ class ProgressRelay:
             if self._sent_text or not self._has_pending_text():
                 delay = self._coalesce_s - (self._clock() - self._send_started)
                 if delay > 0:
-                    await anyio.sleep(delay)
+                    await self._timer.sleep(delay)
             await self._drain()
 
     def _has_pending(self) -> bool:
