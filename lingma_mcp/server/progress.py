@@ -43,7 +43,7 @@ class Timer:
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
 
-    async def wait(self, event: anyio.Event, timeout: float) -> None:
+    async def wait(self, event: anyio.Event, timeout: float) -> None:  # noqa: ASYNC109 - a port, not a caller bound
         """Until ``event`` is set or ``timeout`` passes, whichever comes first."""
         with anyio.move_on_after(timeout):
             await event.wait()
