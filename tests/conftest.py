@@ -8,6 +8,7 @@ The server's stderr goes to ``server.log`` in the test's folder so tests can rea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
+import pytest_asyncio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -122,3 +125,34 @@ async def inprocess_server(tmp_path: Path, **settings: Any) -> AsyncIterator[Cli
     app = build_app(Settings(**{**options, **settings}))
     async with Client(app) as client:
         yield client
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Client]:
+    """One simulated server for a module's read-only tests (mark them
+    ``@pytest.mark.asyncio(loop_scope="module")``): tool lists, model lists, validation.
+
+    The client lives in a task of its own: pytest-asyncio sets a fixture up and tears it
+    down in two different tasks, and the client's task group must be left where it was
+    entered.
+    """
+    folder = tmp_path_factory.mktemp("shared-server")
+    ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+
+    async def host() -> None:
+        try:
+            async with mcp_server(folder) as client:
+                ready.set_result(client)
+                await stop.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
+
+    task = asyncio.create_task(host())
+    try:
+        yield await ready
+    finally:
+        stop.set()
+        await task

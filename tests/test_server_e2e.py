@@ -36,11 +36,11 @@ pytestmark = pytest.mark.timeout(60)
 # -- tools --------------------------------------------------------------------------------
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotations(
-    tmp_path: Path,
+    shared_server: Any,
 ) -> None:
-    async with mcp_server(tmp_path) as client:
-        tools = {t.name: t for t in (await client.list_tools()).tools}
+    tools = {t.name: t for t in (await shared_server.list_tools()).tools}
     assert set(tools) == {"ask_lingma", "list_models", "auth_status", "login"}
     ask = tools["ask_lingma"]
     assert set(ask.input_schema["properties"]) == {
@@ -120,9 +120,11 @@ async def test_a_client_on_the_newest_protocol_gets_the_same_stream(tmp_path: Pa
     assert progress.text == result.structured_content["answer"]
 
 
-async def test_a_call_without_progress_token_simply_returns_the_result(tmp_path: Path) -> None:
-    async with mcp_server(tmp_path) as client:
-        result = await client.call_tool("ask_lingma", {"prompt": "no progress please"})
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_call_without_progress_token_simply_returns_the_result(
+    shared_server: Any,
+) -> None:
+    result = await shared_server.call_tool("ask_lingma", {"prompt": "no progress please"})
     assert not result.is_error
     assert "no progress please" in result.structured_content["answer"]
 
@@ -235,6 +237,7 @@ async def test_sixteen_concurrent_asks_each_get_their_own_answer(tmp_path: Path)
 async def test_timeout_stops_lingma_and_returns_the_answer_so_far(tmp_path: Path) -> None:
     env = {"LINGMA_SIM_DELTA_DELAY": "0.05", "LINGMA_SIM_ANSWER_SIZE": "4000"}
     async with mcp_server(tmp_path, env) as client:
+        await client.call_tool("auth_status", {})  # Lingma is up: the timeout is the answer's
         result = await client.call_tool("ask_lingma", {"prompt": "slow", "timeout_s": 0.6})
         await wait_until(lambda: sent_to_lingma(tmp_path, "chat/stop"))
         after = await client.call_tool("auth_status", {})
@@ -249,6 +252,7 @@ async def test_a_silent_lingma_times_out_with_nothing_so_far_and_is_stopped(
     tmp_path: Path,
 ) -> None:
     async with mcp_server(tmp_path, {"LINGMA_SIM_HANG": "1"}) as client:
+        await client.call_tool("auth_status", {})  # Lingma is up: the timeout is the answer's
         result = await client.call_tool("ask_lingma", {"prompt": "hang", "timeout_s": 0.5})
         await wait_until(lambda: sent_to_lingma(tmp_path, "chat/stop"))
     assert result.is_error
@@ -318,10 +322,10 @@ async def test_login_asks_a_host_with_url_elicitation_to_open_the_url(tmp_path: 
     assert asked[0].url == login.structured_content["login_url"]
 
 
-async def test_list_models_by_scene_and_an_unknown_scene(tmp_path: Path) -> None:
-    async with mcp_server(tmp_path) as client:
-        chat = await client.call_tool("list_models", {"scene": "chat"})
-        unknown = await client.call_tool("list_models", {"scene": "nope"})
+@pytest.mark.asyncio(loop_scope="module")
+async def test_list_models_by_scene_and_an_unknown_scene(shared_server: Any) -> None:
+    chat = await shared_server.call_tool("list_models", {"scene": "chat"})
+    unknown = await shared_server.call_tool("list_models", {"scene": "nope"})
     assert not chat.is_error
     assert list(chat.structured_content["scenes"]) == ["chat"]
     models = chat.structured_content["scenes"]["chat"]
@@ -505,3 +509,26 @@ async def test_lingmas_own_verbose_logging_leaks_no_token_at_debug(tmp_path: Pat
     for secret in (account._digest("refresh"), account._digest("token")):
         for start in range(len(secret) - 5):
             assert secret[start : start + 6] not in log, secret[start : start + 6]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_a_second_sigterm_during_shutdown_waits_for_lingma(tmp_path: Path) -> None:
+    # Lingma ignores SIGTERM here, so the shutdown waits its grace before SIGKILL: a host
+    # that signals again meanwhile must not kill the server before Lingma is reaped.
+    params = server_params(tmp_path, {"LINGMA_SIM_IGNORE_SIGTERM": "1"})
+    env = {**os.environ, **(params.env or {})}
+    with open_log(tmp_path) as errlog:
+        proc = await anyio.open_process(
+            [params.command, *params.args], env=env, stderr=errlog, stdin=-1, stdout=-1
+        )
+    async with proc:
+        await wait_until(lambda: "state starting -> ready" in _log(tmp_path))
+        lingma_pid = _lingma_pid(tmp_path)
+        proc.send_signal(signal.SIGTERM)
+        await wait_until(lambda: "signal SIGTERM: shutting down" in _log(tmp_path))
+        proc.send_signal(signal.SIGTERM)
+        await wait_until(lambda: "already shutting down" in _log(tmp_path))
+        with anyio.fail_after(30):
+            await proc.wait()
+    assert proc.returncode == 0
+    assert lingma_pid is not None and not alive(lingma_pid)

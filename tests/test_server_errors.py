@@ -152,3 +152,8 @@ def test_a_startup_error_redacts_lingmas_stderr() -> None:
         "Lingma exited", exit_code=1, stderr_tail=["Authorization: Bearer sekr3tt0ken99"]
     )
     assert "sekr3tt0ken99" not in error_text(error)
+
+
+def test_lingmas_own_failure_words_are_redacted() -> None:
+    text = error_text(ChatFailed("error", 500, 'upstream said {"token": "pt-abcdef1234567890"}'))
+    assert "abcdef1234567890" not in text and "upstream said" in text

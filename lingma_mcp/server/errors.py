@@ -204,18 +204,18 @@ def error_text(exc: BaseException, *, status: Any = None, audience: Audience = "
             return (
                 "Lingma is rate limited or out of quota (429). Wait a minute and try again, "
                 "or check the account's quota in the Lingma plugin. "
-                + _sentence(f"Lingma said: {exc}")
+                + _sentence(f"Lingma said: {redact(str(exc))}")
             )
         if exc.status_code in (401, 403):
-            return _sentence(f"Lingma refused the request ({exc.status_code}): {exc}") + (
-                f" {login_hint(audience)}"
-            )
+            return _sentence(
+                f"Lingma refused the request ({exc.status_code}): {redact(str(exc))}"
+            ) + (f" {login_hint(audience)}")
         return (
-            _sentence(f"Lingma ended the answer with an error: {exc}")
+            _sentence(f"Lingma ended the answer with an error: {redact(str(exc))}")
             + f" Try again; if it keeps failing, run `lingma-mcp doctor`. {state}"
         ).strip()
     if isinstance(exc, ChatRejected):
-        return _sentence(f"Lingma refused the question: {exc}") + (
+        return _sentence(f"Lingma refused the question: {redact(str(exc))}") + (
             " Try again, or run `lingma-mcp doctor`."
         )
     if isinstance(exc, ChatCancelled):
@@ -248,7 +248,7 @@ def error_text(exc: BaseException, *, status: Any = None, audience: Audience = "
             f"Lingma answered {exc.method} with an error ({exc.code}: {exc.message}). {state}"
         )
     if isinstance(exc, LingmaError):
-        return f"{_sentence(f'Lingma failed: {exc}')} {state}".strip()
+        return f"{_sentence(f'Lingma failed: {redact(str(exc))}')} {state}".strip()
     return (
         f"lingma-mcp failed unexpectedly ({type(exc).__name__}). Its log on stderr has the "
         "details; set --log-level DEBUG for more."
