@@ -241,15 +241,12 @@ class Bridge:
             await self._check_auth(client, force=True)
             return
         if model not in keys:
-            names = (
-                "`lingma-mcp doctor` lists them"
-                if self.audience == "terminal"
-                else "list_models lists them with their names"
-            )
+            # The keys are listed here; in a host, list_models adds their names.
+            more = "" if self.audience == "terminal" else " (list_models shows their names)"
             raise invalid_argument(
                 "model",
                 f"{model!r} is not a model key for {mode} mode",
-                f"one of: {', '.join(keys)} ({names})",
+                f"one of: {', '.join(keys)}{more}",
             )
 
     # -- auth ----------------------------------------------------------------------------
