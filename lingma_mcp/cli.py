@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import DEFAULT_REQUEST_TIMEOUT, DEFAULT_STARTUP_TIMEOUT, MODES, Settings
+from .config import (
+    DEFAULT_MAX_PROMPT_CHARS,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_STARTUP_TIMEOUT,
+    MODES,
+    Settings,
+)
 
 log = logging.getLogger("lingma_mcp")
 
@@ -33,9 +39,20 @@ ENV_VARS: dict[str, str] = {
     "request_timeout": "LINGMA_REQUEST_TIMEOUT",
     "log_level": "LINGMA_MCP_LOG_LEVEL",
     "simulate": "LINGMA_MCP_SIMULATE",
+    "max_prompt_chars": "LINGMA_MAX_PROMPT_CHARS",
 }
 
 COMMANDS = ("serve", "doctor", "ask", "demo")
+
+
+TTY_HINT = """\
+lingma-mcp serves MCP over stdio: an MCP host (VS Code, Claude Desktop, an agent SDK ...)
+starts it and talks to it; typed lines are not questions. To try it from this terminal:
+  lingma-mcp doctor                  check the set-up step by step
+  lingma-mcp ask "your question"     ask Lingma once
+  lingma-mcp --simulate demo         the whole MCP path against the simulator
+Press Ctrl-D (Ctrl-Z then Enter on Windows) or Ctrl-C to leave.
+"""
 
 
 class UsageError(Exception):
@@ -86,6 +103,13 @@ def _add_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         metavar="SECONDS",
         help=f"default bound on one ask (env LINGMA_REQUEST_TIMEOUT; "
         f"default {DEFAULT_REQUEST_TIMEOUT:g})",
+    )
+    g.add_argument(
+        "--max-prompt-chars",
+        default=d,
+        metavar="N",
+        help=f"refuse longer prompts before asking Lingma (env LINGMA_MAX_PROMPT_CHARS; "
+        f"default {DEFAULT_MAX_PROMPT_CHARS})",
     )
     g.add_argument(
         "--log-level",
@@ -187,6 +211,9 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     value, name = pick("request_timeout")
     if value is not None:
         settings.request_timeout = _number(name, str(value))
+    value, name = pick("max_prompt_chars")
+    if value is not None:
+        settings.max_prompt_chars = _number(name, str(value), integer=True)
     value, name = pick("log_level")
     if value:
         level = str(value).upper()
@@ -227,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     command = args.command or "serve"
     if command == "serve":
+        if args.command is None and sys.stdin.isatty():
+            sys.stderr.write(TTY_HINT)
         return _serve(settings)
     if command == "doctor":
         from .server.doctor import run_doctor

@@ -24,6 +24,9 @@ DEFAULT_REQUEST_TIMEOUT = 300.0
 # Control calls (auth/status, config/queryModels, ...) answer in milliseconds when Lingma is
 # healthy; waiting the whole chat timeout for one would only hide a hang.
 CONTROL_CALL_TIMEOUT = 30.0
+# The longest prompt sent to Lingma; a longer one is refused before asking (a frame that
+# large drops the connection and fails every concurrent question).
+DEFAULT_MAX_PROMPT_CHARS = 1_000_000
 
 
 def _state_dir() -> Path:
@@ -71,6 +74,7 @@ class Settings:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # --request-timeout
     log_level: str = "WARNING"  # --log-level / LINGMA_MCP_LOG_LEVEL
     simulate: bool = False  # --simulate: run against the bundled simulator
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS  # --max-prompt-chars
 
     @property
     def control_timeout(self) -> float:

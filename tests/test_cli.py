@@ -15,7 +15,9 @@ from lingma_mcp.cli import ENV_VARS, build_parser, main, settings_from
 pytestmark = pytest.mark.timeout(60)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 45):
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 45, encoding: str = "utf-8"
+):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LINGMA_", "LINGMA_SIM_"))}
     full_env.update({"LINGMA_SIM_DELTA_DELAY": "0.001", "LINGMA_SIM_ANSWER_SIZE": "120"})
     full_env.update(env or {})
@@ -23,7 +25,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 45):
         [sys.executable, "-m", "lingma_mcp", *args],
         capture_output=True,
         text=True,
-        encoding="utf-8",
+        encoding=encoding,
         env=full_env,
         timeout=timeout,
         check=False,
@@ -49,6 +51,7 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
         "LINGMA_REQUEST_TIMEOUT": "34",
         "LINGMA_MCP_LOG_LEVEL": "debug",
         "LINGMA_MCP_SIMULATE": "1",
+        "LINGMA_MAX_PROMPT_CHARS": "5000",
     }
     assert set(env) == set(ENV_VARS.values())
     settings = settings_from(build_parser().parse_args([]), env)
@@ -62,6 +65,7 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
     assert settings.request_timeout == 34.0
     assert settings.log_level == "DEBUG"
     assert settings.simulate is True
+    assert settings.max_prompt_chars == 5000
 
 
 def test_flags_win_over_the_environment(tmp_path: Path) -> None:
@@ -86,6 +90,7 @@ def test_defaults_without_flags_or_environment() -> None:
     settings = settings_from(build_parser().parse_args([]), {})
     assert settings.mode == "chat" and settings.model is None and settings.simulate is False
     assert settings.lingma_port is None and settings.log_level == "WARNING"
+    assert settings.max_prompt_chars == 1_000_000
 
 
 @pytest.mark.parametrize(
@@ -130,8 +135,9 @@ def test_doctor_logged_out_fails_on_the_login_step() -> None:
     done = run_cli("doctor", "--simulate", env={"LINGMA_SIM_AUTH": "logged_out"})
     assert done.returncode == 1
     assert "✓ Lingma starts" in done.stdout
-    assert "✗ Logged in: not logged in" in done.stdout
-    assert "`login` tool" in done.stdout
+    assert "✗ Logged in: Lingma is not logged in. Open this URL in a browser" in done.stdout
+    assert "https://" in done.stdout and "lingma-mcp doctor` again" in done.stdout
+    assert "`login` tool" not in done.stdout  # the terminal has no tools
 
 
 def test_ask_streams_the_answer_to_stdout_and_status_to_stderr(tmp_path: Path) -> None:
@@ -141,12 +147,61 @@ def test_ask_streams_the_answer_to_stdout_and_status_to_stderr(tmp_path: Path) -
     assert "what is up" in done.stdout
     assert "[lingma]" not in done.stdout
     assert "session_id sim-session-" in done.stderr
+    assert "continue with: lingma-mcp --simulate ask --session-id sim-session-" in done.stderr
+
+
+def test_ask_copes_with_a_stdout_that_is_not_utf8(tmp_path: Path) -> None:
+    done = run_cli(
+        "ask",
+        "--simulate",
+        "--work-dir",
+        str(tmp_path),
+        "你好 ✓",
+        env={"PYTHONIOENCODING": "cp1252"},
+        encoding="cp1252",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "UnicodeEncodeError" not in done.stderr
+    assert done.stdout.startswith("Lingma sim answer")
+
+
+def test_a_prompt_over_the_limit_is_refused_in_the_terminal(tmp_path: Path) -> None:
+    done = run_cli("ask", "--simulate", "--max-prompt-chars", "5", "a longer prompt")
+    assert done.returncode == 2
+    assert "--max-prompt-chars" in done.stderr
+
+
+def test_bare_lingma_mcp_on_a_terminal_says_what_it_is(tmp_path: Path) -> None:
+    import pty
+    import select
+
+    main_fd, child_fd = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINGMA_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lingma_mcp", "--simulate", "--work-dir", str(tmp_path)],
+        stdin=child_fd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    os.close(child_fd)
+    try:
+        assert process.stderr is not None
+        ready, _, _ = select.select([process.stderr], [], [], 30)
+        assert ready, "nothing on stderr"
+        first = os.read(process.stderr.fileno(), 4096).decode()
+        assert "serves MCP over stdio" in first
+        assert "lingma-mcp doctor" in first
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        os.close(main_fd)
 
 
 def test_ask_refuses_an_empty_prompt() -> None:
     done = run_cli("ask", "--simulate", "  ")
     assert done.returncode == 2
-    assert "prompt is empty" in done.stderr
+    assert "Invalid argument prompt: it is empty" in done.stderr
 
 
 def test_ask_reports_rate_limits_with_a_nonzero_exit(tmp_path: Path) -> None:
@@ -163,6 +218,21 @@ def test_demo_tours_the_whole_path_and_exits_zero() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "streamed text equals the answer: True" in done.stdout
     assert "The whole path works" in done.stdout
+
+
+def test_the_readme_host_snippet_matches_the_example_config() -> None:
+    import json
+    import re
+
+    root = Path(__file__).parent.parent
+    example = json.loads((root / "mcp.json.example").read_text("utf-8"))
+    readme = (root / "README.md").read_text("utf-8")
+    snippet = re.search(r"```json\n(\{.*?\})\n```", readme, re.S)
+    assert snippet, "the README shows a host config"
+    shown = json.loads(snippet.group(1))
+    for name, entry in shown["mcpServers"].items():
+        assert example["mcpServers"][name] == entry
+    assert any("--simulate" in e["args"] for e in example["servers"].values())
 
 
 def test_the_example_host_config_starts_this_command_with_known_variables() -> None:

@@ -35,7 +35,7 @@ STATE = BridgeState(
             LingmaNotFound(["/opt/Lingma (LINGMA_BIN; missing)", "Lingma on PATH"]),
             ["not found", "/opt/Lingma", "Lingma on PATH", "LINGMA_BIN", "JetBrains", "--simulate"],
         ),
-        (LingmaNotLoggedIn("login expired"), ["login expired", "`login` tool"]),
+        (LingmaNotLoggedIn("login expired"), ["login has expired", "`login` tool"]),
         (ChatFailed("error", 429, "quota exceeded"), ["rate limited", "429", "quota exceeded"]),
         (ChatFailed("error", 500, "boom"), ["ended the answer with an error", "boom", "doctor"]),
         (ChatFailed("error", 401, "no auth"), ["401", "`login` tool"]),
@@ -50,7 +50,7 @@ STATE = BridgeState(
         ),
         (
             LingmaConnectionLost("socket closed"),
-            ["crashed", "ask again", "reconnecting", "running there?", "--log-level DEBUG"],
+            ["stopped while answering", "ask again", "reconnecting", "--log-level DEBUG"],
         ),
         (RpcTimeout("auth/status", 30), ["auth/status", "30 s", "stuck"]),
         (RpcError("chat/ask", -32000, "bad"), ["chat/ask", "-32000", "bad"]),
@@ -111,3 +111,49 @@ def test_the_log_filter_masks_formatted_arguments(caplog: pytest.LogCaptureFixtu
     )
     assert handler_filter.filter(record)
     assert "abc123" not in record.getMessage()
+
+
+def test_login_states_read_as_sentences() -> None:
+    assert error_text(LingmaNotLoggedIn("not logged in")).startswith("Lingma is not logged in. ")
+    for name in ("not logged in", "login expired", "network error"):
+        text = error_text(LingmaNotLoggedIn(name))
+        assert "is login" not in text and "(not logged in)" not in text
+
+
+def test_the_terminal_is_told_a_command_not_a_tool() -> None:
+    text = error_text(LingmaNotLoggedIn("not logged in"), audience="terminal")
+    assert "`login` tool" not in text and "lingma-mcp doctor" in text
+    timeout = error_text(AskTimedOut(10, "", session_id="s-1"), audience="terminal")
+    assert "--session-id s-1" in timeout and "--timeout-s" in timeout
+
+
+def test_a_timeout_names_the_session_to_continue() -> None:
+    text = error_text(AskTimedOut(10, "half an answer", session_id="sess-42"))
+    assert "session_id='sess-42'" in text and "half an answer" in text
+
+
+def test_a_crash_says_it_once_with_exit_code_and_redacted_last_output() -> None:
+    lost = LingmaConnectionLost(
+        "Lingma stopped while answering (connection to Lingma lost: no close frame received "
+        "or sent)"
+    )
+    lost.exit_code = 2  # type: ignore[attr-defined]
+    lost.stderr_tail = ["starting", 'fatal: auth failed {"token": "pt-abcdef123456789"}']  # type: ignore[attr-defined]
+    state = BridgeState(state="reconnecting", last_error=str(lost))
+    text = error_text(lost, status=state)
+    assert text.count("stopped") == 1
+    assert "no close frame" not in text
+    assert "exit code 2" in text and "fatal: auth failed" in text
+    assert "abcdef123456789" not in text
+
+
+def test_a_startup_error_redacts_lingmas_stderr() -> None:
+    error = LingmaStartupError(
+        "Lingma exited", exit_code=1, stderr_tail=["Authorization: Bearer sekr3tt0ken99"]
+    )
+    assert "sekr3tt0ken99" not in error_text(error)
+
+
+def test_lingmas_own_failure_words_are_redacted() -> None:
+    text = error_text(ChatFailed("error", 500, 'upstream said {"token": "pt-abcdef1234567890"}'))
+    assert "abcdef1234567890" not in text and "upstream said" in text

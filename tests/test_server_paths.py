@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -18,7 +19,7 @@ import pytest
 from mcp import Client
 
 from lingma_mcp.config import Settings
-from lingma_mcp.errors import LingmaConnectionLost
+from lingma_mcp.errors import LingmaConnectionLost, RpcTimeout
 from lingma_mcp.events import Finish, TextDelta
 from lingma_mcp.lingma.auth import AuthStatus
 from lingma_mcp.lingma.streams import ChatResult
@@ -40,9 +41,21 @@ class Pause:
 class FakeStream:
     script: list[Any]
     request_id: str = "req-1"
+    session_hint: str | None = None
     closed: bool = False
+    stop_gate: anyio.Event | None = None  # set: chat/stop "replies"; None: at once
+    stop_sent: bool = False
     _parts: list[str] = field(default_factory=list)
     _finish: Finish | None = None
+    _failed: bool = False
+
+    @property
+    def finish(self) -> Finish | None:
+        return self._finish
+
+    @property
+    def done(self) -> bool:
+        return self._finish is not None or self._failed
 
     def __aiter__(self) -> FakeStream:
         return self
@@ -53,7 +66,11 @@ class FakeStream:
             if isinstance(item, Pause):
                 await anyio.sleep(item.seconds)
                 continue
+            if isinstance(item, anyio.Event):
+                await item.wait()  # silence until the test sets it
+                continue
             if isinstance(item, BaseException):
+                self._failed = True
                 raise item
             if isinstance(item, TextDelta):
                 self._parts.append(item.text)
@@ -79,6 +96,10 @@ class FakeStream:
         )
 
     async def aclose(self) -> None:
+        if not self.done:
+            self.stop_sent = True
+            if self.stop_gate is not None:
+                await self.stop_gate.wait()
         self.closed = True
 
 
@@ -87,8 +108,13 @@ class FakeClient:
         self.script = script
         self.auth = auth  # status codes returned by successive auth/status calls
         self.streams: list[FakeStream] = []
+        self.sessions: dict[str, Any] = {}
+        self.auth_hangs = False
+        self.stop_gate: anyio.Event | None = None
 
     async def auth_status(self) -> AuthStatus:
+        if self.auth_hangs:
+            raise RpcTimeout("auth/status", 30)
         status = self.auth.pop(0) if len(self.auth) > 1 else self.auth[0]
         return AuthStatus.from_reply({"status": status, "name": "me"})
 
@@ -101,8 +127,13 @@ class FakeClient:
             stream = FakeStream(list(self.script.pop(0)))
         else:
             stream = FakeStream(list(self.script))
+        stream.session_hint = request.session_id or "new-session"
+        stream.stop_gate = self.stop_gate
         self.streams.append(stream)
         return stream
+
+    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+        return self.sessions.get(session_id)
 
 
 class FakeSupervisor:
@@ -110,6 +141,7 @@ class FakeSupervisor:
         self._client = client
         self.closed = False
         self.waits: list[float | None] = []
+        self.suspicions: list[str] = []
 
     def start(self) -> None:
         pass
@@ -118,17 +150,23 @@ class FakeSupervisor:
         self.waits.append(timeout)
         return self._client
 
-    def status(self) -> dict[str, Any]:
-        return {"state": "ready", "log_hint": "the fake's logs"}
+    def status(self) -> Any:
+        return SimpleNamespace(state="ready", log_hint="the fake's logs")
+
+    def suspect(self, reason: str) -> None:
+        self.suspicions.append(reason)
 
     async def close(self) -> None:
         self.closed = True
 
 
-def make(tmp_path: Path, script: list[Any], auth: list[int] | None = None) -> tuple[Any, Any]:
+def make(
+    tmp_path: Path, script: list[Any], auth: list[int] | None = None, **options: Any
+) -> tuple[Any, Any]:
     client = FakeClient(script, auth or [2])
     supervisor = FakeSupervisor(client)
-    settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work")
+    client.supervisor = supervisor  # type: ignore[attr-defined]
+    settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work", **options)
     return build_app(settings, Bridge(settings, supervisor)), client
 
 
@@ -137,7 +175,7 @@ async def test_a_401_from_an_expired_login_says_to_call_login(tmp_path: Path) ->
     async with Client(app) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
     assert result.is_error
-    assert "login expired" in result.content[0].text
+    assert "login has expired" in result.content[0].text
     assert "`login` tool" in result.content[0].text
 
 
@@ -155,7 +193,8 @@ async def test_a_connection_lost_mid_answer_is_a_crash_with_state(tmp_path: Path
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
     assert result.is_error
     text = result.content[0].text
-    assert "crashed" in text and "Lingma state: ready" in text and "the fake's logs" in text
+    assert "stopped while answering" in text and "Lingma state: ready" in text
+    assert "the fake's logs" in text and "socket closed" not in text
     assert fake.streams[0].closed
 
 
@@ -219,7 +258,7 @@ async def test_a_crash_after_lingma_started_answering_is_not_retried(tmp_path: P
     )
     async with Client(app) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
-    assert result.is_error and "crashed" in result.content[0].text
+    assert result.is_error and "stopped while answering" in result.content[0].text
     assert len(fake.streams) == 1
 
 
@@ -235,3 +274,143 @@ async def test_a_bug_is_reported_plainly_and_logged_whole(
     assert "internal detail" not in result.content[0].text
     logged = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
     assert logged and "internal detail" in str(logged[0].exc_info[1])
+
+
+# -- continuing, wedged Lingma, timeouts ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("asked", "upstream", "continued"),
+    [("s1", "s1", True), ("stale", "s-new", False), (None, "s-new", None)],
+)
+async def test_the_result_says_whether_the_conversation_continued(
+    tmp_path: Path, asked: str | None, upstream: str, continued: bool | None
+) -> None:
+    app, _ = make(tmp_path, [TextDelta("ok"), Finish("success", 200, upstream)])
+    arguments: dict[str, Any] = {"prompt": "hi"}
+    if asked is not None:
+        arguments["session_id"] = asked
+    async with Client(app) as client:
+        result = await client.call_tool("ask_lingma", arguments)
+    assert result.structured_content["continued"] is continued
+    text = result.content[0].text
+    if continued is False:
+        assert text.startswith("[lingma] session_id stale is not known to Lingma")
+        assert "s-new" in text and text.endswith("ok")
+    else:
+        assert text == "ok"
+
+
+async def test_a_control_request_that_times_out_makes_the_supervisor_check_lingma(
+    tmp_path: Path,
+) -> None:
+    app, fake = make(tmp_path, [Finish("success", 200, "s1")])
+    fake.auth_hangs = True
+    async with Client(app) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hi"})
+    assert result.is_error and "auth/status" in result.content[0].text
+    assert fake.supervisor.suspicions and "auth/status" in fake.supervisor.suspicions[0]
+
+
+async def test_a_chat_that_hears_nothing_makes_the_supervisor_check_lingma(
+    tmp_path: Path,
+) -> None:
+    never = anyio.Event()
+    app, fake = make(tmp_path, [never])
+    async with Client(app) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "hi", "timeout_s": 0.2})
+    assert result.is_error and "timeout_s=0.2" in result.content[0].text
+    assert any("heard nothing" in r for r in fake.supervisor.suspicions)
+
+
+async def test_a_timed_out_call_returns_without_waiting_for_chat_stop(tmp_path: Path) -> None:
+    # Lingma accepts chat/stop but never replies to it: the call must not wait for that
+    # reply (it once did, for 5 s past timeout_s); the stop still goes out.
+    never = anyio.Event()
+    app, fake = make(tmp_path, [TextDelta("so far"), never])
+    fake.stop_gate = anyio.Event()
+    async with Client(app) as client:
+        result = await client.call_tool(
+            "ask_lingma", {"prompt": "hi", "timeout_s": 0.2, "session_id": "s9"}
+        )
+        stream = fake.streams[0]
+        assert stream.stop_sent and not stream.closed  # the reply is still outstanding
+        fake.stop_gate.set()
+    assert result.is_error
+    text = result.content[0].text
+    assert "so far" in text and "session_id='s9'" in text
+
+
+# -- arguments ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "must_say"),
+    [
+        ({}, ["Invalid argument prompt: it is missing", "Send the question"]),
+        ({"prompt": 5}, ["Invalid argument prompt", "Send the question"]),
+        ({"prompt": "hi", "timeout_s": True}, ["timeout_s: True is not a number", "86400"]),
+        ({"prompt": "hi", "timeout_s": "10"}, ["timeout_s: '10' is not a number", "86400"]),
+        ({"prompt": "hi", "timeout_s": 1e308}, ["timeout_s: 1e+308 is out of range"]),
+        ({"prompt": "hi", "timeout_s": -1}, ["timeout_s: -1 is out of range"]),
+        ({"prompt": "hi", "workspace": "~nosuchuser/x"}, ["Invalid argument workspace"]),
+        ({"prompt": "hi", "workspace": "/" + "a" * 5000}, ["Invalid argument workspace"]),
+    ],
+)
+async def test_every_bad_argument_says_what_was_wrong_and_what_to_send(
+    tmp_path: Path, arguments: dict[str, Any], must_say: list[str]
+) -> None:
+    app, fake = make(tmp_path, [Finish("success", 200, "s1")])
+    async with Client(app) as client:
+        result = await client.call_tool("ask_lingma", arguments)
+    assert result.is_error
+    text = result.content[0].text
+    for phrase in must_say:
+        assert phrase in text, text
+    assert "validation error" not in text and "pydantic" not in text
+    assert fake.streams == []
+
+
+async def test_a_prompt_over_the_limit_is_refused_before_asking(tmp_path: Path) -> None:
+    app, fake = make(tmp_path, [Finish("success", 200, "s1")], max_prompt_chars=10)
+    async with Client(app) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "x" * 11})
+    assert result.is_error and "--max-prompt-chars" in result.content[0].text
+    assert fake.streams == []
+
+
+# -- capabilities and resources --------------------------------------------------------------
+
+
+async def test_no_subscription_capability_is_advertised(tmp_path: Path) -> None:
+    app, _ = make(tmp_path, [])
+    for mode in ("legacy", "2026-07-28"):
+        async with Client(app, mode=mode) as client:
+            caps = client.server_capabilities
+        resources = caps.resources
+        if resources is not None:
+            assert not resources.subscribe and not resources.list_changed, mode
+        assert caps.tools is None or not caps.tools.list_changed
+
+
+async def test_an_unknown_conversation_is_resource_not_found(tmp_path: Path) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    app, _ = make(tmp_path, [])
+    async with Client(app) as client:
+        with pytest.raises(MCPError) as caught:
+            await client.read_resource("lingma://sessions/nope")
+    assert caught.value.code == -32002
+
+
+async def test_caches_follow_the_client_not_its_id(tmp_path: Path) -> None:
+    # After a reconnect the new client may get the old one's id(); the login check that
+    # was good for the old client must not be trusted for the new one.
+    first = FakeClient([], [2])
+    supervisor = FakeSupervisor(first)
+    settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work")
+    bridge = Bridge(settings, supervisor)
+    await bridge._check_auth(first)  # type: ignore[arg-type]
+    second = FakeClient([], [3])
+    with pytest.raises(Exception, match="not logged in"):
+        await bridge._check_auth(second)  # type: ignore[arg-type]

@@ -74,3 +74,20 @@ def test_session_detail_keeps_only_the_promised_fields() -> None:
         "modified": 2,
         "turns": [{"request_id": "r1", "question": "q", "answer": "a", "created": 1}],
     }
+
+
+def test_every_output_field_has_a_type() -> None:
+    # Strict hosts (the Inspector's --strict) flag a schema property without a type.
+    from lingma_mcp.server.models import AskResult, AuthInfo, LoginInfo, ModelList
+
+    def typed(prop: dict) -> bool:
+        if "type" in prop or "$ref" in prop:
+            return True
+        branches = prop.get("anyOf") or prop.get("allOf") or prop.get("oneOf")
+        return bool(branches) and all(typed(b) for b in branches)
+
+    for model in (AskResult, AuthInfo, LoginInfo, ModelList):
+        schema = model.model_json_schema()
+        for owner in [schema, *schema.get("$defs", {}).values()]:
+            for name, prop in owner.get("properties", {}).items():
+                assert typed(prop), (model.__name__, name, prop)

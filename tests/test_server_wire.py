@@ -226,3 +226,105 @@ async def test_a_host_that_reads_slowly_gets_coalesced_text_not_a_backlog(
     ]
     assert "".join(progress) == answer
     assert len(progress) < 200, f"{len(progress)} notifications for 25000 deltas"
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ('{"jsonrpc":"2.0","id":7,"method":"tools/list","params":[]}', -32600),
+        ('{"jsonrpc":"1.0","id":7,"method":"tools/list"}', -32600),
+        ("{not json", -32700),
+    ],
+)
+async def test_a_malformed_request_gets_an_error_reply(
+    tmp_path: Path, line: str, code: int
+) -> None:
+    with _log_file(tmp_path) as errlog:
+        process = await anyio.open_process(_command(tmp_path), env=dict(os.environ), stderr=errlog)
+    async with process:
+        host = RawHost(process)
+        with anyio.fail_after(30):
+            await host.request(
+                1,
+                "initialize",
+                {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
+            )
+            await host.send({"method": "notifications/initialized"})
+            assert process.stdin is not None
+            await process.stdin.send((line + "\n").encode())
+            reply = await host.until(lambda m: "error" in m)
+            assert reply["error"]["code"] == code
+            if code == -32600:
+                assert reply["id"] == 7
+            # and the server still answers
+            pong = await host.request(8, "ping", {})
+            assert pong.get("result") == {}
+            await process.stdin.aclose()
+            await process.wait()
+
+
+async def test_a_lone_surrogate_in_a_prompt_is_replaced_not_fatal(tmp_path: Path) -> None:
+    env = {**os.environ, "LINGMA_SIM_DELTA_DELAY": "0.001", "LINGMA_SIM_ANSWER_SIZE": "40"}
+    with _log_file(tmp_path) as errlog:
+        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
+    async with process:
+        host = RawHost(process)
+        with anyio.fail_after(30):
+            await host.request(
+                1,
+                "initialize",
+                {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
+            )
+            await host.send({"method": "notifications/initialized"})
+            assert process.stdin is not None
+            raw = (
+                '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"ask_lingma",'
+                '"arguments":{"prompt":"half an emoji \\ud83d"}}}\n'
+            )
+            await process.stdin.send(raw.encode())
+            reply = await host.until(lambda m: m.get("id") == 3)
+            assert reply["result"]["isError"] is False, reply
+            await process.stdin.aclose()
+            await process.wait()
+
+
+def test_a_host_that_closes_stdout_ends_the_server_quietly(tmp_path: Path) -> None:
+    # Plain pipes: closing our end of the server's stdout must really close the fd.
+    import subprocess
+
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"},
+        },
+    }
+    with _log_file(tmp_path) as errlog:
+        process = subprocess.Popen(
+            _command(tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog
+        )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write((json.dumps(hello) + "\n").encode())
+        process.stdin.flush()
+        assert json.loads(process.stdout.readline())["id"] == 1
+        process.stdout.close()  # stdin stays open
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stdin.close()
+    assert code == 0
+    log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    assert "Traceback" not in log and "BrokenPipeError" not in log

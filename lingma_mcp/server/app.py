@@ -8,14 +8,21 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.stdio import stdio_server
+from mcp.types import CallToolResult, TextContent
+from pydantic import ValidationError
 
 from .. import __version__
 from ..config import Settings
+from .arguments import arguments_text
 from .bridge import Bridge
 from .resources import register_resources
+from .stdio import CheckedLines, GuardedStdout, std_streams, wait_stdout_closed
 from .tools import register_tools
 
 log = logging.getLogger(__name__)
@@ -33,6 +40,29 @@ INSTRUCTIONS = """Lingma (Tongyi Lingma) is a coding assistant. Use ask_lingma t
 question or give it a task; pass the returned session_id to continue the conversation. If a \
 call says Lingma is not logged in, call login and show the user the URL. auth_status and \
 list_models describe the account."""
+
+
+class LingmaServer(MCPServer):
+    """The SDK's server, with refused arguments worded like every other refusal.
+
+    The SDK reports arguments that fail the input schema as pydantic's own dump; a host's
+    model reads it better as what was wrong and what to send, as the bridge says it.
+    """
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context | None = None
+    ) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                errors = exc.__cause__.errors(include_url=False)
+                log.info("tool %.60r refused its arguments", name)
+                return CallToolResult(
+                    content=[TextContent(type="text", text=arguments_text(name, errors))],
+                    is_error=True,
+                )
+            raise
 
 
 def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
@@ -56,13 +86,16 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
                 logging.shutdown()
                 os._exit(0)
 
-    app = MCPServer(
+    app = LingmaServer(
         "lingma-mcp",
         title="Lingma",
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
         log_level=_sdk_level(settings.log_level),
+        # No subscriptions/listen: nothing here notifies of changes, so neither
+        # resources.subscribe nor listChanged is advertised, on any protocol version.
+        subscriptions=False,
     )
     register_tools(app, bridge)
     register_resources(app, bridge)
@@ -75,22 +108,62 @@ def _sdk_level(level: str) -> str:
 
 
 async def serve_stdio(app: MCPServer) -> None:
-    """Serve until stdin closes, or SIGTERM / SIGINT arrive; the lifespan then closes Lingma."""
-    async with anyio.create_task_group() as tg:
+    """Serve until stdin closes, the host closes stdout, or SIGTERM / SIGINT / SIGHUP
+    arrive; the lifespan then closes Lingma.
 
-        async def serve() -> None:
-            await app.run_stdio_async()
-            tg.cancel_scope.cancel()
+    The signal receiver stays installed until the very end: a second signal during the
+    shutdown is absorbed (logged) instead of killing the server before Lingma is reaped.
+    """
+    stdin, stdout = std_streams()
+    with _signals() as signals:
+        async with anyio.create_task_group() as outer:
+            serving = anyio.CancelScope()
 
-        tg.start_soon(serve)
-        if sys.platform != "win32":
-            tg.start_soon(_stop_on_signal, tg.cancel_scope)
+            def stop() -> None:
+                _Shutdown.requested = True
+                serving.cancel()
+
+            if signals is not None:
+                outer.start_soon(_stop_on_signal, signals, stop)
+
+            async def watch_stdout() -> None:
+                await wait_stdout_closed(stdout)
+                stop()
+
+            outer.start_soon(watch_stdout)
+            lines = CheckedLines(stdin)
+            with serving:
+                async with stdio_server(
+                    stdin=lines,  # type: ignore[arg-type]
+                    stdout=GuardedStdout(stdout, stop),  # type: ignore[arg-type]
+                ) as (read_stream, write_stream):
+                    lines.reply_to = write_stream
+                    lowlevel = app._lowlevel_server
+                    await lowlevel.run(
+                        read_stream, write_stream, lowlevel.create_initialization_options()
+                    )
+            outer.cancel_scope.cancel()
 
 
-async def _stop_on_signal(scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        async for signum in signals:
-            log.info("signal %s: shutting down", signal.Signals(signum).name)
-            _Shutdown.requested = True
-            scope.cancel()
-            return
+def _signals() -> Any:
+    if sys.platform == "win32":
+        return _no_signals()
+    return anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class _no_signals:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+async def _stop_on_signal(signals: Any, stop: Any) -> None:
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if _Shutdown.requested:
+            log.info("signal %s: already shutting down, waiting for Lingma to stop", name)
+            continue
+        log.info("signal %s: shutting down", name)
+        stop()

@@ -8,9 +8,11 @@ It knows nothing of MCP; :mod:`.tools` turns what it returns (or raises) into to
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,19 @@ from typing import Any
 import anyio
 
 from ..config import MODES, Settings
-from ..errors import ChatFailed, LingmaConnectionLost, LingmaError, LingmaNotLoggedIn
+from ..errors import ChatFailed, LingmaConnectionLost, LingmaError, LingmaNotLoggedIn, RpcTimeout
 from ..events import ChatEvent
 from ..lingma.client import ChatRequest, LingmaClient
-from .errors import AskTimedOut, ChatCancelled, InvalidArgument, error_text, is_expected
+from ..redact import redact
+from .arguments import SEND, checked_timeout, checked_workspace, replace_lone_surrogates
+from .errors import (
+    AskTimedOut,
+    Audience,
+    ChatCancelled,
+    error_text,
+    invalid_argument,
+    is_expected,
+)
 from .models import AskResult, AuthInfo, BridgeState, ModelList
 from .views import (
     auth_info,
@@ -44,8 +55,13 @@ AUTH_RECHECK_S = 60.0
 MODELS_REFRESH_S = 10.0
 # The longest a status check (auth_status, lingma://status) waits for Lingma to start.
 STATUS_WAIT_S = 15.0
-# How long releasing a stream (and sending chat/stop) may take after a cancellation.
+# How long a chat/stop sent in the background may take; the call that sent it does not wait.
 STOP_GRACE_S = 5.0
+# A chat that hears nothing at all (not even a step or a thinking event) within this bound
+# (or its timeout_s, if shorter) makes the supervisor check Lingma's health: a healthy Lingma
+# sends its first step within a second, and a reasoning model's first thought within a
+# minute. The call itself keeps waiting until its own timeout_s.
+FIRST_EVENT_S = 120.0
 
 SCENE_FOR_MODE = {"chat": "chat", "agent": "developer"}
 
@@ -67,11 +83,15 @@ class Bridge:
 
     Args:
         settings: every option.
-        supervisor: anything with ``start()``, ``await client(timeout)``, ``status()`` and
-            ``await close()``; by default a :class:`LingmaSupervisor` for ``settings``.
+        supervisor: anything with ``start()``, ``await client(timeout)``, ``status()``,
+            ``suspect(reason)`` and ``await close()``; by default a
+            :class:`LingmaSupervisor` for ``settings``.
+        audience: where error texts are read ("host" names tools, "terminal" commands).
     """
 
-    def __init__(self, settings: Settings, supervisor: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, supervisor: Any = None, *, audience: Audience = "host"
+    ) -> None:
         if supervisor is None:
             from ..lingma.supervisor import LingmaSupervisor
 
@@ -81,11 +101,16 @@ class Bridge:
         # "This workspace" for the sessions resource: the host's first root once a call has
         # seen one, else --workspace.
         self.workspace: Path = settings.workspace
+        self.audience: Audience = audience
+        # The caches remember the client they came from by identity (a strong reference):
+        # an id() could be reused by a new client after a reconnect and match a stale cache.
         self._models: dict[str, list[dict[str, Any]]] | None = None
-        self._models_client: int | None = None
+        self._models_client: LingmaClient | None = None
         self._models_at = 0.0
         self._auth_ok_at: float | None = None
-        self._auth_client: int | None = None
+        self._auth_client: LingmaClient | None = None
+        # chat/stop requests on their way out; close() waits for them (bounded).
+        self._stops: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -94,7 +119,37 @@ class Bridge:
         self.supervisor.start()
 
     async def close(self) -> None:
+        if self._stops:
+            with anyio.move_on_after(STOP_GRACE_S):
+                await asyncio.gather(*self._stops, return_exceptions=True)
         await self.supervisor.close()
+
+    def _suspect(self, reason: str) -> None:
+        try:
+            self.supervisor.suspect(reason)
+        except Exception:  # a health check must never fail the call that noticed
+            log.exception("supervisor.suspect failed")
+
+    @contextmanager
+    def _watch(self) -> Iterator[None]:
+        """A control request that times out means Lingma may be wedged: say so."""
+        try:
+            yield
+        except RpcTimeout as exc:
+            self._suspect(str(exc))
+            raise
+
+    def _stop_later(self, stream: Any) -> None:
+        """Release ``stream`` and send chat/stop without waiting for the reply: the call
+        that ends must fit in its timeout_s, stop included."""
+
+        async def stop() -> None:
+            with anyio.move_on_after(STOP_GRACE_S):
+                await stream.aclose()
+
+        task = asyncio.ensure_future(stop())
+        self._stops.add(task)
+        task.add_done_callback(self._stops.discard)
 
     async def client(self, wait_s: float | None = None) -> LingmaClient:
         """A ready client, waiting at most ``wait_s``.
@@ -110,8 +165,6 @@ class Bridge:
         status = self.supervisor.status()
 
         def get(name: str) -> Any:
-            if isinstance(status, dict):
-                return status.get(name)
             return getattr(status, name, None)
 
         state = get("state")
@@ -120,7 +173,7 @@ class Bridge:
             pid=int_or_none(get("pid")),
             port=int_or_none(get("port")),
             version=str_or_none(get("version")),
-            last_error=str_or_none(get("last_error")),
+            last_error=redact(str(get("last_error"))) if get("last_error") else None,
             work_dir=str_or_none(get("work_dir")),
             log_hint=str_or_none(get("log_hint")),
             simulated=bool(self.settings.simulate),
@@ -132,7 +185,7 @@ class Bridge:
             state = self.state()
         except Exception:  # the status must never hide the error itself
             state = None
-        text = error_text(exc, status=state)
+        text = error_text(exc, status=state, audience=self.audience)
         if is_expected(exc):
             log.info("%s: %s", type(exc).__name__, text.splitlines()[0][:300])
         else:
@@ -147,10 +200,11 @@ class Bridge:
         An empty list (what Lingma says while logged out) is not cached: after a login
         the next call fetches the real one.
         """
-        if refresh or not self._models or self._models_client != id(client):
-            models = await client.query_models()
+        if refresh or not self._models or self._models_client is not client:
+            with self._watch():
+                models = await client.query_models()
             self._models = models or None
-            self._models_client = id(client)
+            self._models_client = client
             self._models_at = time.monotonic()
             return models
         return self._models
@@ -163,7 +217,9 @@ class Bridge:
             await self._check_auth(client, force=True)
         if scene is not None and scene not in by_scene:
             known = ", ".join(sorted(by_scene)) or "none (is Lingma logged in?)"
-            raise InvalidArgument(f"Unknown scene {scene!r}. Scenes Lingma offers: {known}.")
+            raise invalid_argument(
+                "scene", f"Lingma has no scene {scene!r}", f"one of: {known}, or none for all"
+            )
         scenes = {
             name: [model_info(m, self.settings.model or default_key(models)) for m in models]
             for name, models in by_scene.items()
@@ -185,9 +241,12 @@ class Bridge:
             await self._check_auth(client, force=True)
             return
         if model not in keys:
-            raise InvalidArgument(
-                f"Unknown model key {model!r} for {mode} mode. Valid keys: "
-                f"{', '.join(keys)}. Call list_models to see them with their names."
+            # The keys are listed here; in a host, list_models adds their names.
+            more = "" if self.audience == "terminal" else " (list_models shows their names)"
+            raise invalid_argument(
+                "model",
+                f"{model!r} is not a model key for {mode} mode",
+                f"one of: {', '.join(keys)}{more}",
             )
 
     # -- auth ----------------------------------------------------------------------------
@@ -195,17 +254,18 @@ class Bridge:
     async def _check_auth(self, client: LingmaClient, *, force: bool = False) -> None:
         fresh = (
             self._auth_ok_at is not None
-            and self._auth_client == id(client)
+            and self._auth_client is client
             and time.monotonic() - self._auth_ok_at < AUTH_RECHECK_S
         )
         if fresh and not force:
             return
-        status = await client.auth_status()
+        with self._watch():
+            status = await client.auth_status()
         if not status.logged_in:
             self._auth_ok_at = None
             raise LingmaNotLoggedIn(status.status_name)
         self._auth_ok_at = time.monotonic()
-        self._auth_client = id(client)
+        self._auth_client = client
 
     async def auth(self, *, wait_s: float | None = None) -> AuthInfo:
         """Login state and the bridge's own state; never raises for Lingma's failures.
@@ -217,7 +277,8 @@ class Bridge:
             wait_s = min(self.settings.startup_timeout, STATUS_WAIT_S)
         try:
             client = await self.client(wait_s)
-            status = await client.auth_status()
+            with self._watch():
+                status = await client.auth_status()
         except LingmaError as exc:
             return AuthInfo(
                 logged_in=None,
@@ -229,7 +290,8 @@ class Bridge:
 
     async def login_url(self) -> str:
         client = await self.client()
-        return await client.login_url()
+        with self._watch():
+            return await client.login_url()
 
     # -- conversations ---------------------------------------------------------------------
 
@@ -242,7 +304,9 @@ class Bridge:
         client = await self.client()
         found: dict[str, dict[str, Any]] = {}
         for folder in dict.fromkeys([self.workspace, self.settings.workspace]):
-            for raw in await client.list_sessions(folder):
+            with self._watch():
+                listed = await client.list_sessions(folder)
+            for raw in listed:
                 summary = session_summary(raw)
                 if summary["session_id"] and summary["session_id"] not in found:
                     found[summary["session_id"]] = summary
@@ -250,44 +314,53 @@ class Bridge:
 
     async def session(self, session_id: str) -> dict[str, Any] | None:
         client = await self.client()
-        raw = await client.get_session(session_id)
+        with self._watch():
+            raw = await client.get_session(session_id)
         return session_detail(raw) if raw is not None else None
 
     # -- asking ----------------------------------------------------------------------------
 
     def validate(
         self,
-        prompt: str,
+        prompt: Any,
         *,
         model: str | None = None,
         mode: str | None = None,
         session_id: str | None = None,
         workspace: str | Path | None = None,
-        timeout_s: float | None = None,
+        timeout_s: Any = None,
     ) -> AskParams:
-        """Refuse bad arguments before Lingma is asked."""
+        """Refuse bad arguments before Lingma is asked; every refusal says what to send."""
         if not isinstance(prompt, str) or not prompt.strip():
-            raise InvalidArgument("The prompt is empty: pass the question for Lingma as prompt.")
+            raise invalid_argument("prompt", "it is empty", SEND["prompt"])
+        limit = self.settings.max_prompt_chars
+        if len(prompt) > limit:
+            raise invalid_argument(
+                "prompt",
+                f"it has {len(prompt):,} characters, over this server's limit of {limit:,} "
+                "(--max-prompt-chars, LINGMA_MAX_PROMPT_CHARS)",
+                "a shorter prompt: quote only the parts of files Lingma needs, or raise the limit",
+            )
+        prompt = replace_lone_surrogates(prompt)
         mode = (mode or self.settings.mode or "chat").strip().lower()
         if mode not in MODES:
-            raise InvalidArgument(f"Unknown mode {mode!r}. Use one of: {', '.join(MODES)}.")
+            raise invalid_argument("mode", f"{mode!r} is not a mode", SEND["mode"])
         model = (model or self.settings.model or "").strip() or None
         if session_id is not None:
             session_id = session_id.strip() or None
         if timeout_s is None:
             timeout_s = self.settings.request_timeout
-        if not timeout_s > 0:
-            raise InvalidArgument(f"timeout_s must be a positive number of seconds: {timeout_s}")
-        folder = Path(workspace).expanduser() if workspace else self.settings.workspace
-        if workspace and not folder.is_dir():
-            raise InvalidArgument(f"workspace {str(folder)!r} is not a folder on this machine.")
+        timeout_s = checked_timeout(timeout_s)
+        folder = self.settings.workspace
+        if workspace:
+            folder = checked_workspace(str(workspace))
         return AskParams(
             prompt=prompt,
             model=model,
             mode=mode,
             session_id=session_id,
             workspace=folder,
-            timeout_s=float(timeout_s),
+            timeout_s=timeout_s,
         )
 
     async def ask(
@@ -295,20 +368,33 @@ class Bridge:
     ) -> AskResult:
         """Ask one question and wait for the whole answer.
 
+        Everything, the stop of an unfinished answer included, fits in ``params.timeout_s``:
+        chat/stop is sent in the background and not waited for.
+
         Raises:
             InvalidArgument: unknown model key.
             AskTimedOut: ``params.timeout_s`` passed (Lingma was asked to stop).
             LingmaError: anything the supervisor or the chat raised, typed.
         """
         stream = None
-        try:
-            with anyio.move_on_after(params.timeout_s) as deadline:
+        client: LingmaClient | None = None
+        result = None
+        heard = False
+        with anyio.CancelScope(deadline=anyio.current_time() + params.timeout_s) as deadline:
+            try:
                 for attempt in (1, 2):
                     client = await self.client(params.timeout_s)
                     await self._check_auth(client)
                     if params.model is not None:
                         await self._check_model(client, params.model, params.mode)
                     heard = False
+
+                    def seen(event: ChatEvent) -> None:
+                        nonlocal heard
+                        heard = True
+                        if on_event is not None:
+                            on_event(event)
+
                     try:
                         stream = await client.open_chat(
                             ChatRequest(
@@ -319,10 +405,7 @@ class Bridge:
                                 workspace=params.workspace,
                             )
                         )
-                        async for event in stream:
-                            heard = True
-                            if on_event is not None:
-                                on_event(event)
+                        await self._follow(stream, params.timeout_s, seen)
                         break
                     except LingmaConnectionLost:
                         # A Lingma that died while idle is only noticed by the next question.
@@ -332,38 +415,59 @@ class Bridge:
                             raise
                         log.info("Lingma went away before answering; asking once more")
                         if stream is not None:
-                            with anyio.move_on_after(STOP_GRACE_S, shield=True):
-                                await stream.aclose()
+                            self._stop_later(stream)
                             stream = None
-            if deadline.cancelled_caught:
-                so_far = stream.text_so_far() if stream is not None else ""
-                raise AskTimedOut(params.timeout_s, so_far, stopped=stream is not None)
-            assert stream is not None
-            result = stream.result()
-        finally:
-            if stream is not None:
-                # Shielded: a cancelled caller (notifications/cancelled, a host that left)
-                # must still reach Lingma with chat/stop.
-                with anyio.move_on_after(STOP_GRACE_S, shield=True):
-                    await stream.aclose()
+                assert stream is not None and client is not None
+                result = stream.result()
+                if result.finish_reason == "error" or result.status_code not in (None, 200):
+                    if result.status_code in (401, 403):
+                        await self._check_auth(client, force=True)
+                if (
+                    result.finish_reason not in ("cancelled", "error")
+                    and params.model is None
+                    and self._models is None
+                ):
+                    # Only to name Lingma's default model in the result; never fails it.
+                    try:
+                        with anyio.move_on_after(self.settings.control_timeout):
+                            await self.models(client)
+                    except LingmaError as exc:
+                        log.debug("model list unavailable: %s", exc)
+            finally:
+                if stream is not None and stream.done:
+                    # Finished: releasing it sends nothing and never waits.
+                    with anyio.CancelScope(shield=True):
+                        await stream.aclose()
+                elif stream is not None:
+                    # A cancelled caller (notifications/cancelled, a host that left) or the
+                    # timeout: Lingma must still hear chat/stop, but nobody waits for it.
+                    self._stop_later(stream)
+        if deadline.cancelled_caught and (result is None or result.finish_reason is None):
+            if stream is not None and not heard and params.timeout_s <= FIRST_EVENT_S:
+                # The silence bound was the call's own timeout: the same signal.
+                self._suspect(f"a chat heard nothing from Lingma within {params.timeout_s:g} s")
+            so_far = stream.text_so_far() if stream is not None else ""
+            session = stream.session_hint if stream is not None else params.session_id
+            if stream is not None and stream.finish is not None:
+                session = stream.finish.session_id or session
+            raise AskTimedOut(
+                params.timeout_s, so_far, stopped=stream is not None, session_id=session
+            )
+        assert result is not None
         if result.finish_reason == "cancelled":
             raise ChatCancelled()
         if result.finish_reason == "error" or result.status_code not in (None, 200):
-            if result.status_code in (401, 403):
-                await self._check_auth(client, force=True)
             raise ChatFailed(
                 result.finish_reason or "error", result.status_code, result.finish_message
             )
-        if params.model is None and self._models is None:
-            # Only to name Lingma's default model in the result; never fails the answer.
-            try:
-                with anyio.move_on_after(self.settings.control_timeout):
-                    await self.models(client)
-            except LingmaError as exc:
-                log.debug("model list unavailable: %s", exc)
+        continued = None
+        if params.session_id is not None:
+            upstream = stream.finish.session_id if stream.finish is not None else None
+            continued = None if upstream is None else upstream == params.session_id
         return AskResult(
             answer=result.answer,
             session_id=result.session_id,
+            continued=continued,
             request_id=result.request_id,
             model=params.model or default_key(self._scene_models(params.mode)),
             mode=params.mode,
@@ -374,6 +478,32 @@ class Bridge:
             first_token_ms=result.first_token_ms,
             total_ms=result.total_ms,
         )
+
+    async def _follow(
+        self,
+        stream: Any,
+        timeout_s: float,
+        on_event: Callable[[ChatEvent], None] | None,
+    ) -> None:
+        """Hand each event to ``on_event``; say Lingma may be wedged if none comes in time."""
+        quiet_bound = min(timeout_s, FIRST_EVENT_S)
+        first = True
+        while True:
+            try:
+                if first:
+                    with anyio.move_on_after(quiet_bound) as quiet:
+                        event = await stream.__anext__()
+                    if quiet.cancelled_caught:
+                        self._suspect(f"a chat heard nothing from Lingma within {quiet_bound:g} s")
+                        first = False
+                        continue
+                    first = False
+                else:
+                    event = await stream.__anext__()
+            except StopAsyncIteration:
+                return
+            if on_event is not None:
+                on_event(event)
 
     def _scene_models(self, mode: str) -> list[dict[str, Any]]:
         if not self._models:

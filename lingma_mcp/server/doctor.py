@@ -14,9 +14,9 @@ import anyio
 
 from .. import __version__
 from ..config import Settings
-from ..errors import LingmaError
+from ..errors import LingmaError, LingmaNotLoggedIn
 from .bridge import Bridge
-from .errors import error_text
+from .errors import error_text, not_logged_in
 
 
 def _marks(stream: TextIO) -> tuple[str, str]:
@@ -49,7 +49,7 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
         out.write("\nFix the step marked above and run `lingma-mcp doctor` again.\n")
         return 1
 
-    bridge = Bridge(settings)
+    bridge = Bridge(settings, audience="terminal")
     bridge.start()
     try:
         try:
@@ -78,11 +78,15 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
             extra = f", until {info.expires_at}" if info.expires_at else ""
             report(True, "Logged in", f"as {who}{extra}")
         else:
+            try:
+                url = await bridge.login_url()
+                where = f"Open this URL in a browser and log in: {url}"
+            except LingmaError:
+                where = "Log in once in the Lingma IDE plugin (VS Code or JetBrains)"
             report(
                 False,
                 "Logged in",
-                f"{info.status}. Start the server in your MCP host and call the `login` tool "
-                "(or log in once in the Lingma IDE plugin), then run doctor again.",
+                f"{not_logged_in(info.status)} {where}; then run `lingma-mcp doctor` again.",
             )
         try:
             models = await bridge.model_list()
@@ -96,6 +100,8 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
                 )
             else:
                 report(False, "Models", "Lingma lists none; it does so when not logged in.")
+        except LingmaNotLoggedIn:
+            report(False, "Models", "not listed until Lingma is logged in (see above).")
         except LingmaError as exc:
             report(False, "Models", bridge.error_text(exc))
     finally:

@@ -11,6 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+# Any JSON value, spelled out so the output schema gives every field a type (a bare Any
+# becomes a schema without one, which strict hosts and the Inspector flag).
+JsonValue = dict[str, Any] | list[Any] | str | int | float | bool | None
+
 
 class ToolEvent(BaseModel):
     """One tool call Lingma made while answering (agent mode)."""
@@ -18,8 +22,10 @@ class ToolEvent(BaseModel):
     id: str = Field(description="Lingma's tool call id.")
     name: str = Field(description="Tool name, e.g. read_file.")
     status: str = Field(description="Last known state, e.g. RUNNING, FINISHED, ERROR.")
-    input: Any = Field(default=None, description="The tool's parameters, as Lingma sent them.")
-    result: Any = Field(default=None, description="The tool's result, when Lingma sent one.")
+    input: JsonValue = Field(
+        default=None, description="The tool's parameters, as Lingma sent them."
+    )
+    result: JsonValue = Field(default=None, description="The tool's result, when Lingma sent one.")
 
 
 class AskResult(BaseModel):
@@ -27,6 +33,12 @@ class AskResult(BaseModel):
 
     answer: str = Field(description="Lingma's answer (Markdown).")
     session_id: str | None = Field(description="Pass as session_id to continue this conversation.")
+    continued: bool | None = Field(
+        default=None,
+        description="True when the session_id asked for was continued; false when Lingma did "
+        "not know it and started a new conversation (its earlier context is lost); null when "
+        "no session_id was given.",
+    )
     request_id: str = Field(description="Lingma's request id for this answer.")
     model: str | None = Field(description="The model key asked for (None: Lingma's default).")
     mode: str = Field(description="chat or agent.")
@@ -84,7 +96,9 @@ class AuthInfo(BaseModel):
     user_type: str | None = None
     org_name: str | None = None
     expires_at: str | None = Field(default=None, description="Login expiry, ISO 8601 UTC.")
-    quota: Any = Field(default=None, description="Quota as Lingma reports it, when known.")
+    quota: dict[str, float] | float | None = Field(
+        default=None, description="Quota as Lingma reports it (numbers only), when known."
+    )
     problem: str | None = Field(
         default=None, description="What is wrong and how to fix it, when something is."
     )

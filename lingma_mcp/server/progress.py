@@ -6,10 +6,14 @@ increases; a keepalive goes out while Lingma is silent so hosts that reset their
 progress keep waiting; and once :meth:`ProgressRelay.aclose` returns, nothing more is sent
 for this request (one host drops the whole connection when that happens).
 
-Plan: producers (``text``, ``status``) only append to one pending buffer and set an event;
-they never await. A single sender task drains the buffer. While a send is in flight (a slow
-host), new text keeps joining the same pending string instead of queueing notifications, so
-memory is bounded by the answer itself, not by how many deltas Lingma sent.
+Plan: producers (``text``, ``status``) only append to one pending queue, in arrival order,
+and set an event; they never await. A single sender task drains the queue. While a send is
+in flight (a slow host), new text keeps joining the last pending text instead of queueing
+notifications, so memory is bounded by the answer itself, not by how many deltas Lingma sent.
+
+The end of a call: the answer text goes out in order, and nothing closes it (no "answer
+complete" status). Some clients handle a notification that arrives just before the result
+after the result and drop it (typescript-sdk#2580); the result always holds the whole answer.
 """
 
 from __future__ import annotations
@@ -28,12 +32,30 @@ log = logging.getLogger(__name__)
 SendFn = Callable[[float, str], Awaitable[None]]
 """``send(progress, message)``: deliver one progress notification."""
 
+
+class Timer:
+    """The relay's sense of time: real by default, replaced by a manual one in tests so
+    the coalescing window and keepalives are checked without waiting for them."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+    async def wait(self, event: anyio.Event, timeout: float) -> None:  # noqa: ASYNC109 - a port, not a caller bound
+        """Until ``event`` is set or ``timeout`` passes, whichever comes first."""
+        with anyio.move_on_after(timeout):
+            await event.wait()
+
+
 STATUS_PREFIX = "[lingma] "
 """Status messages start with this; every other progress message is answer text."""
 
 DEFAULT_COALESCE_S = 0.05
 DEFAULT_KEEPALIVE_S = 10.0
 MAX_STATUS_CHARS = 200
+MAX_PENDING_STATUS = 20
 
 
 def status_line(text: str) -> str:
@@ -56,7 +78,7 @@ class ProgressRelay:
             the relay quietly (a host that went away must not fail the tool call).
         coalesce_s: the longest a piece of text waits behind the previous send.
         keepalive_s: the longest silence before a keepalive status goes out.
-        clock: monotonic clock, replaceable in tests.
+        timer: the clock and the waits, replaceable in tests (see :class:`Timer`).
     """
 
     def __init__(
@@ -65,18 +87,20 @@ class ProgressRelay:
         *,
         coalesce_s: float = DEFAULT_COALESCE_S,
         keepalive_s: float = DEFAULT_KEEPALIVE_S,
-        clock: Callable[[], float] = time.monotonic,
+        timer: Timer | None = None,
     ) -> None:
         self._send = send
         self._coalesce_s = coalesce_s
         self._keepalive_s = keepalive_s
-        self._clock = clock
-        # Parts joined once per send: appending stays O(1) however much piles up behind a
-        # slow host (a str += would copy the pending text on every delta).
-        self._pending_text: list[str] = []
-        # Statuses are few (thinking, steps, tool states); keep them in order but
-        # collapse repeats of the same line so a chatty tool cannot grow the list.
-        self._pending_status: list[str] = []
+        self._timer = timer if timer is not None else Timer()
+        clock = self._clock = self._timer.now
+        # What waits to be sent, in arrival order: status lines as str, and runs of answer
+        # text as lists of parts joined once per send (appending stays O(1) however much
+        # piles up behind a slow host; a str += would copy the pending text on every delta).
+        # Statuses are few (thinking, steps, tool states): repeats of the same line collapse
+        # and at most MAX_PENDING_STATUS wait, so a chatty tool cannot grow the queue.
+        self._pending: list[str | list[str]] = []
+        self._pending_status = 0
         self._wake = anyio.Event()
         self._progress = 0
         self._last_send = clock()  # end of the last send: keepalives count from here
@@ -94,7 +118,10 @@ class ProgressRelay:
     def text(self, delta: str) -> None:
         """Queue newly streamed answer text."""
         if delta and not self._closed:
-            self._pending_text.append(delta)
+            if self._pending and isinstance(self._pending[-1], list):
+                self._pending[-1].append(delta)
+            else:
+                self._pending.append([delta])
             self._wake.set()
 
     def status(self, line: str) -> None:
@@ -102,10 +129,17 @@ class ProgressRelay:
         if self._closed:
             return
         msg = status_line(line)
-        if not self._pending_status or self._pending_status[-1] != msg:
-            self._pending_status.append(msg)
-            if len(self._pending_status) > 20:
-                del self._pending_status[:-20]
+        if self._pending and self._pending[-1] == msg:
+            return
+        if self._pending_status >= MAX_PENDING_STATUS:
+            # Drop the oldest waiting status; text is never dropped.
+            for index, item in enumerate(self._pending):
+                if isinstance(item, str):
+                    del self._pending[index]
+                    self._pending_status -= 1
+                    break
+        self._pending.append(msg)
+        self._pending_status += 1
         self._wake.set()
 
     @property
@@ -131,8 +165,8 @@ class ProgressRelay:
     async def aclose(self) -> None:
         """Stop: drop what is pending and never send again."""
         self._closed = True
-        self._pending_text.clear()
-        self._pending_status.clear()
+        self._pending.clear()
+        self._pending_status = 0
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
@@ -146,8 +180,7 @@ class ProgressRelay:
         while not self._closed and not self._broken:
             idle_for = self._clock() - self._last_send
             wait = max(0.0, self._keepalive_s - idle_for)
-            with anyio.move_on_after(wait):
-                await self._wake.wait()
+            await self._timer.wait(self._wake, wait)
             if self._closed or self._broken:
                 return
             if not self._has_pending():
@@ -158,26 +191,29 @@ class ProgressRelay:
             # The first text goes at once; later text waits out the coalescing window, which
             # runs from the start of the previous send: nothing waits longer than the window,
             # and after a slow send (a slow host) what piled up goes at once, as one message.
-            if self._sent_text or not self._pending_text:
+            if self._sent_text or not self._has_pending_text():
                 delay = self._coalesce_s - (self._clock() - self._send_started)
                 if delay > 0:
-                    await anyio.sleep(delay)
+                    await self._timer.sleep(delay)
             await self._drain()
 
     def _has_pending(self) -> bool:
-        return bool(self._pending_text or self._pending_status)
+        return bool(self._pending)
+
+    def _has_pending_text(self) -> bool:
+        return any(isinstance(item, list) for item in self._pending)
 
     async def _drain(self) -> None:
         async with self._drain_lock:
             self._wake = anyio.Event()
-            statuses, self._pending_status = self._pending_status, []
-            text = "".join(self._pending_text)
-            self._pending_text = []
-            for line in statuses:
-                await self._emit(line)
-            if text:
-                self._sent_text = True
-                await self._emit(text)
+            items, self._pending = self._pending, []
+            self._pending_status = 0
+            for item in items:
+                if isinstance(item, str):
+                    await self._emit(item)
+                else:
+                    self._sent_text = True
+                    await self._emit("".join(item))
 
     async def _emit(self, message: str) -> None:
         if self._closed or self._broken:
@@ -192,6 +228,10 @@ class ProgressRelay:
             log.debug("progress notification failed, relay stops: %r", exc)
             self._broken = True
         self._last_send = self._clock()
+
+
+CLOSING_STEPS = frozenset({"step_end"})
+"""Steps that only say the answer is over; never sent as progress."""
 
 
 class EventNarrator:
@@ -222,6 +262,8 @@ class EventNarrator:
                 self._thinking = True
                 relay.status("thinking…")
         elif isinstance(event, Step):
+            if event.step in CLOSING_STEPS:
+                return  # the result says the call is done; a closing status only races it
             label = event.description or event.step
             relay.status(f"{label}: {event.status}" if event.status else label)
         elif isinstance(event, ToolUpdate):

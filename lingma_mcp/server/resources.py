@@ -7,10 +7,14 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.shared.exceptions import MCPError
 
 from .bridge import Bridge
 
 JSON = "application/json"
+# The protocol's code for a resource that does not exist (MCP 2025-06-18, "Resource not
+# found"); the SDK would send -32603, an internal error, for the same thing.
+RESOURCE_NOT_FOUND = -32002
 
 
 def _dump(value: Any) -> str:
@@ -75,7 +79,10 @@ def register_resources(app: MCPServer, bridge: Bridge) -> None:
         except Exception as exc:
             raise ResourceError(bridge.error_text(exc)) from exc
         if detail is None:
-            raise ResourceError(
-                f"No conversation {session_id!r}. Read lingma://sessions for the ids."
+            raise MCPError(
+                code=RESOURCE_NOT_FOUND,
+                message=f"Resource not found: no conversation {session_id!r}. Read "
+                "lingma://sessions for the ids.",
+                data={"uri": f"lingma://sessions/{session_id}"},
             )
         return _dump(detail)

@@ -42,6 +42,18 @@ class _Printer:
             self.err.write(f"[lingma] {event.tool.name}: {event.tool.status}\n")
 
 
+def _tolerant(stream: TextIO) -> TextIO:
+    """``stream``, writing what its encoding cannot hold as replacements instead of
+    failing (Windows redirects use cp1252; Lingma answers in any script)."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="replace")
+        except (ValueError, OSError):
+            pass
+    return stream
+
+
 def run_ask(
     settings: Settings,
     prompt: str,
@@ -52,8 +64,8 @@ def run_ask(
     err: TextIO | None = None,
 ) -> int:
     """Ask, stream, and print the session id to continue with. Exit code 0 on an answer."""
-    out = out or sys.stdout
-    err = err or sys.stderr
+    out = out or _tolerant(sys.stdout)
+    err = err or _tolerant(sys.stderr)
     try:
         return anyio.run(_ask, settings, prompt, session_id, timeout_s, out, err)
     except KeyboardInterrupt:  # Lingma was told to stop and closed on the way out
@@ -69,7 +81,7 @@ async def _ask(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    bridge = Bridge(settings)
+    bridge = Bridge(settings, audience="terminal")
     try:
         params = bridge.validate(prompt, session_id=session_id, timeout_s=timeout_s)
     except InvalidArgument as exc:
@@ -91,9 +103,15 @@ async def _ask(
         out.write(result.answer)  # Lingma sent only a full answer at the end
     out.write("\n")
     out.flush()
-    if result.session_id:
+    if result.continued is False:
         err.write(
-            f"[lingma] session_id {result.session_id} (continue with: lingma-mcp ask "
-            f'--session-id {result.session_id} "...")\n'
+            f"[lingma] session_id {session_id} is not known to Lingma: this answer starts a "
+            "new conversation without the earlier context\n"
+        )
+    if result.session_id:
+        simulate = " --simulate" if settings.simulate else ""
+        err.write(
+            f"[lingma] session_id {result.session_id} (continue with: lingma-mcp{simulate} "
+            f'ask --session-id {result.session_id} "...")\n'
         )
     return 0

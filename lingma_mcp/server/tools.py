@@ -22,10 +22,11 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from .arguments import MAX_TIMEOUT_S
 from .bridge import Bridge
-from .errors import InvalidArgument
+from .errors import InvalidArgument, not_logged_in
 from .models import AskResult, AuthInfo, LoginInfo, ModelList
-from .progress import EventNarrator, ProgressRelay
+from .progress import STATUS_PREFIX, EventNarrator, ProgressRelay
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
     )
     async def ask_lingma(
         ctx: Context,
-        prompt: Annotated[str, Field(description="The question or task for Lingma.")],
+        prompt: Annotated[str, Field(strict=True, description="The question or task for Lingma.")],
         model: Annotated[
             str | None,
             Field(description="A model key from list_models; default: the server's --model."),
@@ -125,7 +126,14 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
         ] = None,
         timeout_s: Annotated[
             float | None,
-            Field(description="Seconds for the whole call; default: --request-timeout."),
+            Field(
+                strict=True,
+                gt=0,
+                le=MAX_TIMEOUT_S,
+                allow_inf_nan=False,
+                description="Seconds for the whole call, at most a day (86400); default: "
+                "--request-timeout.",
+            ),
         ] = None,
     ) -> Annotated[CallToolResult, AskResult]:
         try:
@@ -150,11 +158,20 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
         try:
             async with ProgressRelay(send) as relay:
                 result = await bridge.ask(params, EventNarrator(relay))
-                # The last text goes out before the result; after the result nothing does.
+                # The last text goes out, in order, before the result; after the result
+                # nothing does, and no closing status races it.
                 await relay.flush()
         except Exception as exc:  # every failure becomes an isError result; the server lives on
             return _tool_error(bridge.error_text(exc))
-        return _tool_ok(result.answer, result)
+        text = result.answer
+        if result.continued is False:
+            # Whole ids (a status line would shorten them): the host needs the new one.
+            text = (
+                f"{STATUS_PREFIX}session_id {params.session_id} is not known to Lingma: this "
+                f"answer starts a new conversation, session_id {result.session_id}, without "
+                f"the earlier context.\n\n{text}"
+            )
+        return _tool_ok(text, result)
 
     @app.tool(
         name="list_models",
@@ -258,7 +275,10 @@ def auth_summary(info: AuthInfo) -> str:
         if info.expires_at:
             who += f" until {info.expires_at}"
         return f"{who}. {where}."
-    line = f"Not logged in: {info.status}. {where}."
+    if info.logged_in is None:
+        line = f"Login state unknown: {info.status}. {where}."
+    else:
+        line = f"{not_logged_in(info.status)} {where}."
     if info.problem:
         line += f"\n{info.problem}"
     return line

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..lingma.auth import AuthStatus
+from .errors import LOGIN_HINT, not_logged_in
 from .models import AuthInfo, BridgeState, ModelInfo, ToolEvent
 
 AUTO_MODEL = "auto"
@@ -29,7 +30,7 @@ def auth_info(status: AuthStatus, bridge: BridgeState) -> AuthInfo:
             expires = None
     problem = None
     if not status.logged_in:
-        problem = f"Lingma is {status.status_name}. Call the `login` tool and log in."
+        problem = f"{not_logged_in(status.status_name)} {LOGIN_HINT}"
     return AuthInfo(
         logged_in=status.logged_in,
         status=status.status_name,
