@@ -20,6 +20,9 @@ DEFAULT_REQUEST_TIMEOUT = 300.0
 # Control calls (auth/status, config/queryModels, ...) answer in milliseconds when Lingma is
 # healthy; waiting the whole chat timeout for one would only hide a hang.
 CONTROL_CALL_TIMEOUT = 30.0
+# Answers longer than this come back cut, the whole behind lingma://answers/{request_id}.
+DEFAULT_MAX_RESULT_CHARS = 40000
+MIN_MAX_RESULT_CHARS = 1000
 
 
 def default_work_dir() -> Path:
@@ -48,6 +51,10 @@ class Settings:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # --request-timeout
     log_level: str = "WARNING"  # --log-level / LINGMA_MCP_LOG_LEVEL
     simulate: bool = False  # --simulate: run against the bundled simulator
+    # --detach-after / LINGMA_DETACH_AFTER: seconds before a foreground ask returns and
+    # continues as a job; None: chosen per host (server/job_tools.py); 0: never.
+    detach_after: float | None = None
+    max_result_chars: int = DEFAULT_MAX_RESULT_CHARS  # --max-result-chars
 
     @property
     def control_timeout(self) -> float:

@@ -15,6 +15,7 @@ from mcp.server.mcpserver import MCPServer
 from .. import __version__
 from ..config import Settings
 from .bridge import Bridge
+from .job_tools import AskJobs, register_job_tools
 from .resources import register_resources
 from .tools import register_tools
 
@@ -32,19 +33,24 @@ class _Shutdown:
 INSTRUCTIONS = """Lingma (Tongyi Lingma) is a coding assistant. Use ask_lingma to ask it a \
 question or give it a task; pass the returned session_id to continue the conversation. If a \
 call says Lingma is not logged in, call login and show the user the URL. auth_status and \
-list_models describe the account."""
+list_models describe the account. A long ask can run as a job (background=true, or a call \
+that says it continues as a job): follow it with check_lingma_job."""
 
 
 def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
     """The MCP server: tools, resources, and a lifespan that starts and stops Lingma."""
     bridge = bridge if bridge is not None else Bridge(settings)
+    asks = AskJobs(bridge)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[dict[str, object]]:
         # start() returns at once: initialize and tools/list never wait for Lingma.
         bridge.start()
         try:
-            yield {"bridge": bridge}
+            # Every ask runs as a job; leaving ends the jobs (each tells Lingma to stop)
+            # before Lingma itself is closed.
+            async with asks.running():
+                yield {"bridge": bridge}
         finally:
             with anyio.move_on_after(CLOSE_GRACE_S, shield=True):
                 await bridge.close()
@@ -64,8 +70,9 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
         lifespan=lifespan,
         log_level=_sdk_level(settings.log_level),
     )
-    register_tools(app, bridge)
+    register_tools(app, bridge, asks)
     register_resources(app, bridge)
+    register_job_tools(app, asks)
     return app
 
 

@@ -22,10 +22,12 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from .answers import result_size_meta
 from .bridge import Bridge
 from .errors import InvalidArgument
+from .job_tools import AskJobs
 from .models import AskResult, AuthInfo, LoginInfo, ModelList
-from .progress import EventNarrator, ProgressRelay
+from .progress import ProgressRelay
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,8 @@ async def host_workspace(ctx: Context) -> Path | None:
     return None
 
 
-def register_tools(app: MCPServer, bridge: Bridge) -> None:
-    """Add the four tools to ``app``."""
+def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
+    """Add the four tools to ``app``; ``asks`` runs ask_lingma's asks as jobs."""
 
     @app.tool(
         name="ask_lingma",
@@ -96,6 +98,8 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
             idempotent_hint=False,
             open_world_hint=True,
         ),
+        # Answers longer than this come back cut (answers.py): the most this tool sends.
+        meta=result_size_meta(bridge.settings.max_result_chars),
     )
     async def ask_lingma(
         ctx: Context,
@@ -127,6 +131,13 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
             float | None,
             Field(description="Seconds for the whole call; default: --request-timeout."),
         ] = None,
+        background: Annotated[
+            bool,
+            Field(
+                description="Return at once with a job_id and follow the answer with "
+                "check_lingma_job (for hosts that cut long calls)."
+            ),
+        ] = False,
     ) -> Annotated[CallToolResult, AskResult]:
         try:
             params = bridge.validate(
@@ -147,14 +158,9 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
         async def send(progress: float, message: str) -> None:
             await ctx.report_progress(progress, None, message)
 
-        try:
-            async with ProgressRelay(send) as relay:
-                result = await bridge.ask(params, EventNarrator(relay))
-                # The last text goes out before the result; after the result nothing does.
-                await relay.flush()
-        except Exception as exc:  # every failure becomes an isError result; the server lives on
-            return _tool_error(bridge.error_text(exc))
-        return _tool_ok(result.answer, result)
+        # The ask runs as a job (job_tools.py): background, detach, big answers, errors.
+        async with ProgressRelay(send) as relay:
+            return await asks.ask(ctx, params, relay, background=background)
 
     @app.tool(
         name="list_models",
