@@ -128,6 +128,14 @@ class AskJobs:
     # -- ask_lingma ------------------------------------------------------------------------
 
     def _work(self, params: AskParams) -> Any:
+        """The job's body: the same ``bridge.ask`` a waiting call makes.
+
+        Approval hook (agent mode): an approval gate for this ask is built here from the
+        call's context (the host is asked while ``job.attached``, or where it can still be
+        asked); what it denies with no one to ask goes to ``job.note(...)``, which
+        ``check_lingma_job`` shows as ``notes``.
+        """
+
         async def work(job: Job) -> AskResult:
             # The job is the narrator's sink: it keeps the text and passes text and status
             # on to the call that follows it, if any.

@@ -40,7 +40,11 @@ its whole answer. The answer streams as progress while Lingma writes it.
 Continue a conversation by passing the session_id an earlier result returned. mode "agent" \
 lets Lingma use its tools and may change files in the workspace; "chat" (default) only \
 answers. Errors (not logged in, rate limited, Lingma not installed, timeout) come back as \
-text that says what to do."""
+text that says what to do.
+
+background=true returns at once with a job_id; a waiting call may also return early saying \
+it continues as a job. Either way, follow it with check_lingma_job(job_id). A very long \
+answer comes back cut, with a link to the whole answer (lingma://answers/{request_id})."""
 
 
 def _tool_error(text: str) -> CallToolResult:
