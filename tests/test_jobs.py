@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
 import pytest
 
-from lingma_mcp.server.job_tools import DEFAULT_HOST_DETACH_S, detach_after_for
+from lingma_mcp.config import Settings
+from lingma_mcp.server.job_tools import DEFAULT_HOST_DETACH_S, AskJobs, detach_after_for
 from lingma_mcp.server.jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
 
 
@@ -237,3 +239,28 @@ def test_detach_time_by_host_and_setting(
     name: str | None, setting: float | None, expected: float | None
 ) -> None:
     assert detach_after_for(name, setting) == expected
+
+
+async def test_a_check_waits_at_most_50_s_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float | None] = []
+
+    async def no_wait(self: Job, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        waits.append(timeout)
+        return False
+
+    bridge = SimpleNamespace(settings=Settings(), error_text=describe)
+    registry = JobRegistry(describe)
+    asks = AskJobs(bridge, registry=registry)  # type: ignore[arg-type]
+    async with registry:
+        work = Gate(["so far"])
+        job = registry.start(work)
+        await work.written.wait()
+        monkeypatch.setattr(Job, "wait", no_wait)
+        state = await asks.check(job.id, 500)
+        normal = await asks.check(job.id, 3)
+        work.release.set()
+    assert waits == [50.0, 3.0]
+    assert not state.is_error and state.structured_content["status"] == "running"
+    assert "wait_s is at most 50 s" in state.content[0].text
+    assert state.structured_content["text"] == "so far"
+    assert "at most 50" not in normal.content[0].text

@@ -237,7 +237,14 @@ class AskJobs:
         wait = DEFAULT_WAIT_S if wait_s is None else min(max(0.0, wait_s), MAX_WAIT_S)
         if not job.finished:
             await job.wait(wait)
-        return self._state(job)
+        head = None
+        if wait_s is not None and wait_s > MAX_WAIT_S and not job.finished:
+            head = (
+                f"[lingma] wait_s is at most {MAX_WAIT_S:g} s (so hosts that cut calls at "
+                f"60 s get an answer): waited {MAX_WAIT_S:g} s. Job {job.id} is still "
+                f"running ({job.elapsed_s:.0f} s); call check_lingma_job again to follow it."
+            )
+        return self._state(job, head=head)
 
     async def cancel(self, job_id: str) -> CallToolResult:
         try:
@@ -319,6 +326,8 @@ class AskJobs:
                     "text_chars": job.text_chars,
                     "unread_chars": job.unread_chars,
                     "error": job.error,
+                    # The conversation to continue, once the answer is in.
+                    "session_id": getattr(job.result, "session_id", None),
                 }
             )
         return {"jobs": jobs}
@@ -378,7 +387,7 @@ def register_job_tools(app: MCPServer, asks: AskJobs) -> None:
         title="Lingma jobs",
         description="Background ask_lingma jobs with their status (kept an hour after they "
         "finish, at most 100): job_id, status, prompt, started_at, elapsed_s, text_chars, "
-        "unread_chars, error.",
+        "unread_chars, error, session_id.",
         mime_type="application/json",
     )
     async def jobs() -> str:

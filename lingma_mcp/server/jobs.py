@@ -22,8 +22,8 @@ notes. :attr:`Job.attached` tells whether a tool call is still waiting on the jo
 host can be asked through that call).
 
 Bounds: a finished job is kept for ``keep_s`` (an hour); past ``max_jobs`` (100) jobs the
-oldest finished ones are dropped first; running jobs are never dropped. Each job holds
-its own text once, so memory is bounded by those answers.
+oldest finished ones are dropped first; running jobs are never dropped. A job holds its
+text and its result, so memory is bounded by about twice those answers.
 """
 
 from __future__ import annotations
