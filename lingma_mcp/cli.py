@@ -220,7 +220,10 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     value, name = pick("detach_after")
     if value is not None:
         # 0 is allowed here (never detach), unlike the other durations.
-        never = str(value).strip() in ("0", "0.0")
+        try:
+            never = float(str(value)) == 0
+        except ValueError:
+            never = False  # _number says what is wrong with it
         settings.detach_after = 0.0 if never else _number(name, str(value))
     value, name = pick("max_result_chars")
     if value is not None:

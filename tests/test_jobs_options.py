@@ -18,7 +18,7 @@ def test_the_defaults_detach_per_host_and_cut_at_40000() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [("0", 0.0), ("0.0", 0.0), ("2", 2.0), ("45.5", 45.5)]
+    ("value", "expected"), [("0", 0.0), ("0.00", 0.0), ("2", 2.0), ("45.5", 45.5)]
 )
 def test_detach_after_takes_seconds_and_zero_means_never(value: str, expected: float) -> None:
     assert settings("--detach-after", value).detach_after == expected
