@@ -264,3 +264,24 @@ async def test_a_check_waits_at_most_50_s_and_says_so(monkeypatch: pytest.Monkey
     assert "wait_s is at most 50 s" in state.content[0].text
     assert state.structured_content["text"] == "so far"
     assert "at most 50" not in normal.content[0].text
+
+
+async def test_a_check_of_a_long_running_text_stays_within_the_limit_and_loses_nothing() -> None:
+    bridge = SimpleNamespace(settings=Settings(max_result_chars=1000), error_text=describe)
+    registry = JobRegistry(describe)
+    asks = AskJobs(bridge, registry=registry)  # type: ignore[arg-type]
+    whole = "".join(f"line {i:04d}\n" for i in range(400))  # 4,000 characters
+    async with registry:
+        work = Gate([whole])
+        job = registry.start(work)
+        await work.written.wait()
+        checks = [await asks.check(job.id, 0) for _ in range(6)]
+        work.release.set()
+    texts = [c.structured_content["text"] for c in checks]
+    assert "".join(texts) == whole
+    for check, text in zip(checks, texts, strict=True):
+        content = check.content[0].text
+        assert len(content) <= 1000
+        assert content.startswith(text), "the content shows exactly what was read"
+    assert checks[0].structured_content["unread_chars"] > 0
+    assert "more text is waiting" in checks[0].content[0].text

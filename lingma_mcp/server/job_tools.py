@@ -30,7 +30,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from .answers import ANSWER_MIME, ANSWER_URI, AnswerStore, cut_text, result_size_meta, shape_answer
+from .answers import ANSWER_MIME, ANSWER_URI, AnswerStore, result_size_meta, shape_answer
 from .bridge import STOP_GRACE_S, AskParams, Bridge
 from .jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
 from .models import AskResult, JobState
@@ -263,14 +263,24 @@ class AskJobs:
         return self._state(job, head=head, read=False)
 
     def _state(self, job: Job, *, head: str | None = None, read: bool = True) -> CallToolResult:
-        """A job's state as a tool result; reading it moves the job's text cursor."""
-        result_content: list[Any] = []
+        """A job's state as a tool result; reading it moves the job's text cursor.
+
+        The text content stays within the limit: a done job's is the (cut) answer; any
+        other's is the new text, then one line on the state, and the new text is read only
+        as far as fits before that line, so what the content shows is what was read.
+        """
         data: dict[str, Any] | None = None
         if job.state is JobStatus.DONE and head is None:
             shaped = shape_answer(job.result, self.answers, self.limit)
-            result_content = list(shaped.content)
+            content = list(shaped.content)  # a done job's text content is the answer
             data = shaped.structured_content
-        new = job.read_new(self.limit) if read else ""
+            new = job.read_new(self.limit) if read else ""
+        else:
+            room = self.limit - len(self._state_line(job, head, more=True)) - 2
+            new = job.read_new(max(0, room)) if read else ""
+            line = self._state_line(job, head, more=job.unread_chars > 0)
+            text = f"{new}\n\n{line}" if new else line
+            content = [TextContent(type="text", text=text)]
         state = JobState(
             job_id=job.id,
             status=job.state.value,
@@ -281,20 +291,16 @@ class AskJobs:
             error=job.error,
             notes=job.notes,
         )
-        if result_content:
-            content = result_content  # a done job's text content is the answer
-        else:
-            content = [TextContent(type="text", text=self._state_text(job, new, head))]
         return CallToolResult(content=content, structured_content=state.model_dump(mode="json"))
 
-    def _state_text(self, job: Job, new: str, head: str | None) -> str:
+    def _state_line(self, job: Job, head: str | None, *, more: bool) -> str:
         elapsed = f"{job.elapsed_s:.0f} s"
         if head is not None:
             line = head
         elif job.state is JobStatus.RUNNING:
-            more = " (more text is waiting)" if job.unread_chars else ""
+            waiting = " (more text is waiting)" if more else ""
             line = (
-                f"[lingma] Job {job.id} is still running ({elapsed}){more}. Call "
+                f"[lingma] Job {job.id} is still running ({elapsed}){waiting}. Call "
                 "check_lingma_job again to follow it."
             )
         elif job.state is JobStatus.FAILED:
@@ -303,11 +309,7 @@ class AskJobs:
             line = f"Job {job.id} was cancelled after {elapsed}; Lingma was told to stop."
         if job.notes:
             line += "\nNotes:\n" + "\n".join(f"- {n}" for n in job.notes)
-        if not new:
-            return line
-        # New text first, within the limit; the status line always fits after it.
-        room = max(0, self.limit - len(line) - 2)
-        return f"{cut_text(new, room) if len(new) > room else new}\n\n{line}"
+        return line
 
     # -- lingma://jobs ---------------------------------------------------------------------
 
