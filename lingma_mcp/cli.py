@@ -17,8 +17,10 @@ from typing import Any
 from . import __version__
 from .config import (
     DEFAULT_MAX_PROMPT_CHARS,
+    DEFAULT_MAX_RESULT_CHARS,
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
+    MIN_MAX_RESULT_CHARS,
     MODES,
     Settings,
 )
@@ -40,6 +42,8 @@ ENV_VARS: dict[str, str] = {
     "log_level": "LINGMA_MCP_LOG_LEVEL",
     "simulate": "LINGMA_MCP_SIMULATE",
     "max_prompt_chars": "LINGMA_MAX_PROMPT_CHARS",
+    "detach_after": "LINGMA_DETACH_AFTER",
+    "max_result_chars": "LINGMA_MAX_RESULT_CHARS",
 }
 
 COMMANDS = ("serve", "doctor", "ask", "demo")
@@ -117,6 +121,21 @@ def _add_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         type=str.upper,
         choices=LOG_LEVELS,
         help="log level on stderr (env LINGMA_MCP_LOG_LEVEL; default WARNING)",
+    )
+    g.add_argument(
+        "--detach-after",
+        default=d,
+        metavar="SECONDS",
+        help="a foreground ask still running after this long returns its text so far and "
+        "continues as a job (env LINGMA_DETACH_AFTER; default: 45 for hosts known to cut "
+        "calls at 60 s, never for others; 0: never)",
+    )
+    g.add_argument(
+        "--max-result-chars",
+        default=d,
+        metavar="N",
+        help="longer answers come back cut, the whole behind lingma://answers/{request_id} "
+        f"(env LINGMA_MAX_RESULT_CHARS; default {DEFAULT_MAX_RESULT_CHARS})",
     )
     g.add_argument(
         "--simulate",
@@ -220,6 +239,20 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         if level not in LOG_LEVELS:
             raise UsageError(f"{name} must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
         settings.log_level = level
+    value, name = pick("detach_after")
+    if value is not None:
+        # 0 is allowed here (never detach), unlike the other durations.
+        try:
+            never = float(str(value)) == 0
+        except ValueError:
+            never = False  # _number says what is wrong with it
+        settings.detach_after = 0.0 if never else _number(name, str(value))
+    value, name = pick("max_result_chars")
+    if value is not None:
+        chars = _number(name, str(value), integer=True)
+        if chars < MIN_MAX_RESULT_CHARS:
+            raise UsageError(f"{name} must be at least {MIN_MAX_RESULT_CHARS}, not {value!r}")
+        settings.max_result_chars = chars
     flag = getattr(args, "simulate", None)
     settings.simulate = bool(flag) or _truthy(env.get(ENV_VARS["simulate"], ""))
     return settings

@@ -38,6 +38,11 @@ def _state_dir() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME") or home / ".local" / "state")
 
 
+# Answers longer than this come back cut, the whole behind lingma://answers/{request_id}.
+DEFAULT_MAX_RESULT_CHARS = 40000
+MIN_MAX_RESULT_CHARS = 1000
+
+
 def default_work_dir() -> Path:
     """A per-user state folder for Lingma's --workDir and its .info file."""
     return _state_dir() / "lingma-mcp"
@@ -75,6 +80,10 @@ class Settings:
     log_level: str = "WARNING"  # --log-level / LINGMA_MCP_LOG_LEVEL
     simulate: bool = False  # --simulate: run against the bundled simulator
     max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS  # --max-prompt-chars
+    # --detach-after / LINGMA_DETACH_AFTER: seconds before a foreground ask returns and
+    # continues as a job; None: chosen per host (server/job_tools.py); 0: never.
+    detach_after: float | None = None
+    max_result_chars: int = DEFAULT_MAX_RESULT_CHARS  # --max-result-chars
 
     @property
     def control_timeout(self) -> float:

@@ -52,6 +52,8 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
         "LINGMA_MCP_LOG_LEVEL": "debug",
         "LINGMA_MCP_SIMULATE": "1",
         "LINGMA_MAX_PROMPT_CHARS": "5000",
+        "LINGMA_DETACH_AFTER": "0",
+        "LINGMA_MAX_RESULT_CHARS": "5000",
     }
     assert set(env) == set(ENV_VARS.values())
     settings = settings_from(build_parser().parse_args([]), env)
@@ -66,6 +68,7 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
     assert settings.log_level == "DEBUG"
     assert settings.simulate is True
     assert settings.max_prompt_chars == 5000
+    assert settings.detach_after == 0.0 and settings.max_result_chars == 5000
 
 
 def test_flags_win_over_the_environment(tmp_path: Path) -> None:

@@ -41,7 +41,14 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
     shared_server: Any,
 ) -> None:
     tools = {t.name: t for t in (await shared_server.list_tools()).tools}
-    assert set(tools) == {"ask_lingma", "list_models", "auth_status", "login"}
+    assert set(tools) == {
+        "ask_lingma",
+        "list_models",
+        "auth_status",
+        "login",
+        "check_lingma_job",
+        "cancel_lingma_job",
+    }
     ask = tools["ask_lingma"]
     assert set(ask.input_schema["properties"]) == {
         "prompt",
@@ -50,6 +57,7 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
         "session_id",
         "workspace",
         "timeout_s",
+        "background",
     }
     assert ask.input_schema["required"] == ["prompt"]
     assert set(ask.output_schema["properties"]) == {
@@ -65,6 +73,10 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
         "thinking",
         "first_token_ms",
         "total_ms",
+        "job_id",
+        "status",
+        "answer_truncated",
+        "answer_chars",
     }
     assert ask.annotations.read_only_hint is False  # agent mode can change files
     assert set(tools["list_models"].input_schema["properties"]) == {"scene"}
@@ -367,7 +379,7 @@ async def test_lingma_not_found_says_where_it_looked_and_how_to_fix(tmp_path: Pa
         tools = await client.list_tools()
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
         status = await client.call_tool("auth_status", {})
-    assert len(tools.tools) == 4
+    assert len(tools.tools) == 6
     assert result.is_error
     text = text_of(result)
     assert "Lingma was not found" in text and str(tmp_path / "no" / "Lingma") in text
@@ -404,8 +416,8 @@ async def test_resources_describe_status_models_and_conversations(tmp_path: Path
         one = json.loads(
             (await client.read_resource(f"lingma://sessions/{session_id}")).contents[0].text
         )
-    assert listed == {"lingma://status", "lingma://models", "lingma://sessions"}
-    assert templates == ["lingma://sessions/{session_id}"]
+    assert listed == {"lingma://status", "lingma://models", "lingma://sessions", "lingma://jobs"}
+    assert set(templates) == {"lingma://sessions/{session_id}", "lingma://answers/{request_id}"}
     assert status["logged_in"] is True and status["bridge"]["state"] == "ready"
     assert status["bridge"]["simulated"] is True
     assert "chat" in models["scenes"] and models["default_model"] == "auto"

@@ -295,7 +295,7 @@ async def test_the_result_says_whether_the_conversation_continued(
     assert result.structured_content["continued"] is continued
     text = result.content[0].text
     if continued is False:
-        assert text.startswith("[lingma] session_id stale is not known to Lingma")
+        assert text.startswith("[lingma] the session_id asked for is not known to Lingma")
         assert "s-new" in text and text.endswith("ok")
     else:
         assert text == "ok"

@@ -203,6 +203,7 @@ async def test_a_host_that_reads_slowly_gets_coalesced_text_not_a_backlog(
     tmp_path: Path,
 ) -> None:
     env = {**os.environ, "LINGMA_SIM_ANSWER_SIZE": "200000", "LINGMA_SIM_CHUNK": "8"}
+    env["LINGMA_MAX_RESULT_CHARS"] = "1000000"  # the whole answer in the result, uncut
     with _log_file(tmp_path) as errlog:
         process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
     async with process:

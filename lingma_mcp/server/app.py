@@ -21,6 +21,7 @@ from .. import __version__
 from ..config import Settings
 from .arguments import arguments_text
 from .bridge import Bridge
+from .job_tools import AskJobs, register_job_tools
 from .resources import register_resources
 from .stdio import CheckedLines, GuardedStdout, std_streams, wait_stdout_closed
 from .tools import register_tools
@@ -39,7 +40,8 @@ class _Shutdown:
 INSTRUCTIONS = """Lingma (Tongyi Lingma) is a coding assistant. Use ask_lingma to ask it a \
 question or give it a task; pass the returned session_id to continue the conversation. If a \
 call says Lingma is not logged in, call login and show the user the URL. auth_status and \
-list_models describe the account."""
+list_models describe the account. A long ask can run as a job (background=true, or a call \
+that says it continues as a job): follow it with check_lingma_job."""
 
 
 class LingmaServer(MCPServer):
@@ -68,13 +70,17 @@ class LingmaServer(MCPServer):
 def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
     """The MCP server: tools, resources, and a lifespan that starts and stops Lingma."""
     bridge = bridge if bridge is not None else Bridge(settings)
+    asks = AskJobs(bridge)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[dict[str, object]]:
         # start() returns at once: initialize and tools/list never wait for Lingma.
         bridge.start()
         try:
-            yield {"bridge": bridge}
+            # Every ask runs as a job; leaving ends the jobs (each tells Lingma to stop)
+            # before Lingma itself is closed.
+            async with asks.running():
+                yield {"bridge": bridge}
         finally:
             with anyio.move_on_after(CLOSE_GRACE_S, shield=True):
                 await bridge.close()
@@ -97,8 +103,9 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
         # resources.subscribe nor listChanged is advertised, on any protocol version.
         subscriptions=False,
     )
-    register_tools(app, bridge)
+    register_tools(app, bridge, asks)
     register_resources(app, bridge)
+    register_job_tools(app, asks)
     return app
 
 

@@ -363,6 +363,13 @@ class Bridge:
             timeout_s=timeout_s,
         )
 
+    async def check_model(self, params: AskParams) -> None:
+        """Refuse an unknown model key now, for a caller that cannot wait for :meth:`ask`
+        (a background ask must refuse a bad argument at once, not in its job)."""
+        if params.model is not None:
+            client = await self.client(params.timeout_s)
+            await self._check_model(client, params.model, params.mode)
+
     async def ask(
         self, params: AskParams, on_event: Callable[[ChatEvent], None] | None = None
     ) -> AskResult:

@@ -7,7 +7,7 @@ token.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -29,9 +29,13 @@ class ToolEvent(BaseModel):
 
 
 class AskResult(BaseModel):
-    """The whole answer of one ``ask_lingma`` call."""
+    """One ``ask_lingma`` call: the whole answer, or (``status`` running) the text so far.
 
-    answer: str = Field(description="Lingma's answer (Markdown).")
+    A running result (a background or detached call) has ``answer`` (the text so far),
+    ``status`` and ``job_id``; every other field is null until the job is done.
+    """
+
+    answer: str = Field(description="Lingma's answer (Markdown); while running, the text so far.")
     session_id: str | None = Field(description="Pass as session_id to continue this conversation.")
     continued: bool | None = Field(
         default=None,
@@ -39,17 +43,33 @@ class AskResult(BaseModel):
         "not know it and started a new conversation (its earlier context is lost); null when "
         "no session_id was given.",
     )
-    request_id: str = Field(description="Lingma's request id for this answer.")
+    request_id: str | None = Field(description="Lingma's request id for this answer.")
     model: str | None = Field(description="The model key asked for (None: Lingma's default).")
-    mode: str = Field(description="chat or agent.")
+    mode: str | None = Field(description="chat or agent.")
     finish_reason: str | None = Field(description="How Lingma ended the answer, e.g. success.")
     status_code: int | None = Field(description="Lingma's status code (200 success).")
-    tool_events: list[ToolEvent] = Field(
+    tool_events: list[ToolEvent] | None = Field(
         default_factory=list, description="Tool calls Lingma made (agent mode)."
     )
-    thinking: str = Field(default="", description="Lingma's reasoning text, if it sent any.")
+    thinking: str | None = Field(default="", description="Lingma's reasoning text, if it sent any.")
     first_token_ms: int | None = Field(description="Milliseconds until the first answer text.")
     total_ms: int | None = Field(description="Milliseconds for the whole answer.")
+    # -- jobs and big answers (issue 11) --
+    job_id: str | None = Field(
+        default=None,
+        description="While running: the job to pass to check_lingma_job; null when done.",
+    )
+    status: Literal["done", "running"] = Field(
+        default="done", description="done, or running (the call continues as job_id)."
+    )
+    answer_truncated: bool | None = Field(
+        default=False,
+        description="True if answer was cut to --max-result-chars; the whole answer is at "
+        "lingma://answers/{request_id}.",
+    )
+    answer_chars: int | None = Field(
+        default=None, description="The whole answer's length in characters."
+    )
 
 
 class ModelInfo(BaseModel):
@@ -112,4 +132,26 @@ class LoginInfo(BaseModel):
     message: str = Field(description="What to do with the URL.")
     opened_by_host: bool = Field(
         description="True if the host accepted to open the URL for the user."
+    )
+
+
+class JobState(BaseModel):
+    """A background ``ask_lingma`` job, as ``check_lingma_job`` and ``cancel_lingma_job`` see it."""
+
+    job_id: str
+    status: Literal["running", "done", "failed", "cancelled"]
+    text: str = Field(
+        description="Answer text written since the previous check of this job (at most "
+        "--max-result-chars; the rest follows at the next check)."
+    )
+    unread_chars: int = Field(description="Answer text written but not yet returned.")
+    elapsed_s: float = Field(description="Seconds since the job started (until it ended).")
+    result: AskResult | None = Field(
+        default=None, description="When done: the whole ask_lingma result."
+    )
+    error: str | None = Field(
+        default=None, description="When failed: what went wrong and what to do."
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="What the job could not ask the person, e.g. denials."
     )

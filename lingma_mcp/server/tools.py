@@ -22,11 +22,13 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from .answers import result_size_meta
 from .arguments import MAX_TIMEOUT_S
 from .bridge import Bridge
 from .errors import InvalidArgument, not_logged_in
+from .job_tools import AskJobs
 from .models import AskResult, AuthInfo, LoginInfo, ModelList
-from .progress import STATUS_PREFIX, EventNarrator, ProgressRelay
+from .progress import ProgressRelay
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,11 @@ its whole answer. The answer streams as progress while Lingma writes it.
 Continue a conversation by passing the session_id an earlier result returned. mode "agent" \
 lets Lingma use its tools and may change files in the workspace; "chat" (default) only \
 answers. Errors (not logged in, rate limited, Lingma not installed, timeout) come back as \
-text that says what to do."""
+text that says what to do.
+
+background=true returns at once with a job_id; a waiting call may also return early saying \
+it continues as a job. Either way, follow it with check_lingma_job(job_id). A very long \
+answer comes back cut, with a link to the whole answer (lingma://answers/{request_id})."""
 
 
 def _tool_error(text: str) -> CallToolResult:
@@ -83,8 +89,8 @@ async def host_workspace(ctx: Context) -> Path | None:
     return None
 
 
-def register_tools(app: MCPServer, bridge: Bridge) -> None:
-    """Add the four tools to ``app``."""
+def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
+    """Add the four tools to ``app``; ``asks`` runs ask_lingma's asks as jobs."""
 
     @app.tool(
         name="ask_lingma",
@@ -97,6 +103,8 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
             idempotent_hint=False,
             open_world_hint=True,
         ),
+        # Answers longer than this come back cut (answers.py): the most this tool sends.
+        meta=result_size_meta(bridge.settings.max_result_chars),
     )
     async def ask_lingma(
         ctx: Context,
@@ -135,6 +143,13 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
                 "--request-timeout.",
             ),
         ] = None,
+        background: Annotated[
+            bool,
+            Field(
+                description="Return at once with a job_id and follow the answer with "
+                "check_lingma_job (for hosts that cut long calls)."
+            ),
+        ] = False,
     ) -> Annotated[CallToolResult, AskResult]:
         try:
             params = bridge.validate(
@@ -155,23 +170,9 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
         async def send(progress: float, message: str) -> None:
             await ctx.report_progress(progress, None, message)
 
-        try:
-            async with ProgressRelay(send) as relay:
-                result = await bridge.ask(params, EventNarrator(relay))
-                # The last text goes out, in order, before the result; after the result
-                # nothing does, and no closing status races it.
-                await relay.flush()
-        except Exception as exc:  # every failure becomes an isError result; the server lives on
-            return _tool_error(bridge.error_text(exc))
-        text = result.answer
-        if result.continued is False:
-            # Whole ids (a status line would shorten them): the host needs the new one.
-            text = (
-                f"{STATUS_PREFIX}session_id {params.session_id} is not known to Lingma: this "
-                f"answer starts a new conversation, session_id {result.session_id}, without "
-                f"the earlier context.\n\n{text}"
-            )
-        return _tool_ok(text, result)
+        # The ask runs as a job (job_tools.py): background, detach, big answers, errors.
+        async with ProgressRelay(send) as relay:
+            return await asks.ask(ctx, params, relay, background=background)
 
     @app.tool(
         name="list_models",

@@ -1,0 +1,410 @@
+"""Asks as jobs, for MCP: background asks, automatic detach, and the job tools.
+
+Every ``ask_lingma`` runs as a job of the :class:`~.jobs.JobRegistry` (a task owned by the
+server, not by the request), so a call can hand its ask over instead of ending it:
+
+- ``background=true``: the call returns at once with a ``job_id``;
+- a foreground call waits on its job and relays its text as progress (through the
+  call's :class:`~.progress.ProgressRelay`, which the tool owns); if the job is still
+  running after the detach time, the call returns the text so far and the ``job_id``, and
+  the ask goes on (nothing more is sent for that call);
+- ``check_lingma_job`` follows a job, ``cancel_lingma_job`` stops it, ``lingma://jobs``
+  lists them, and ``lingma://answers/{request_id}`` holds whole answers that were cut.
+
+The detach time is ``--detach-after``, or by default chosen per host from the client name
+it gives at ``initialize`` (:func:`detach_after_for`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from .answers import ANSWER_MIME, ANSWER_URI, AnswerStore, result_size_meta, shape_answer
+from .bridge import STOP_GRACE_S, AskParams, Bridge
+from .jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
+from .models import AskResult, JobState
+from .progress import EventNarrator, ProgressRelay
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT_S = 50.0
+DEFAULT_WAIT_S = 20.0
+DEFAULT_HOST_DETACH_S = 45.0
+LABEL_CHARS = 80
+
+# Hosts known to cut a tool call at about 60 s whatever progress says, by the clientInfo
+# name they send at initialize. A name matches exactly or as a prefix followed by "-"
+# (Gemini CLI appends the server's name: gemini-cli-mcp-client-<server>).
+HOSTS_THAT_CUT_CALLS: dict[str, str] = {
+    "claude-ai": "Claude Desktop",
+    "codex-mcp-client": "Codex",
+    "gemini-cli-mcp-client": "Gemini CLI",
+}
+
+
+def detach_after_for(client_name: str | None, setting: float | None) -> float | None:
+    """Seconds before a foreground ask detaches, or None for never.
+
+    ``setting`` is ``--detach-after``: a number wins for every host, 0 means never. Unset,
+    hosts known to cut calls get :data:`DEFAULT_HOST_DETACH_S`; others never detach (a
+    host that sends no progress token is not by that alone assumed to cut calls).
+    """
+    if setting is not None:
+        return None if setting <= 0 else setting
+    name = (client_name or "").strip().lower()
+    for known in HOSTS_THAT_CUT_CALLS:
+        if name == known or name.startswith(known + "-"):
+            return DEFAULT_HOST_DETACH_S
+    return None
+
+
+def client_name(ctx: Context) -> str | None:
+    """The name the host gave in ``initialize`` (None on a connection without one)."""
+    try:
+        params = ctx.session.client_params
+        return params.client_info.name if params is not None else None
+    except Exception:  # no live session: no name
+        return None
+
+
+def _error(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def _label(prompt: str) -> str:
+    line = " ".join(prompt.split())
+    return line if len(line) <= LABEL_CHARS else line[: LABEL_CHARS - 1] + "…"
+
+
+def _follow_hint(job_id: str) -> str:
+    return (
+        f'call check_lingma_job with job_id "{job_id}" to follow it (it waits up to wait_s '
+        f"seconds, at most {MAX_WAIT_S:g}, and returns the text written since the previous "
+        "check, then the whole result); cancel_lingma_job stops it"
+    )
+
+
+class AskJobs:
+    """The jobs side of ``ask_lingma`` and the job tools, for one server.
+
+    Args:
+        bridge: runs the asks and words their failures.
+        registry: where jobs run; by default one with the standard bounds.
+        answers: where whole answers that were cut are kept.
+    """
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        *,
+        registry: JobRegistry | None = None,
+        answers: AnswerStore | None = None,
+    ) -> None:
+        self.bridge = bridge
+        self.registry = registry if registry is not None else JobRegistry(bridge.error_text)
+        self.answers = answers if answers is not None else AnswerStore()
+
+    @property
+    def limit(self) -> int:
+        return self.bridge.settings.max_result_chars
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[AskJobs]:
+        """The server's lifetime: jobs can start inside; all of them end on leaving."""
+        async with self.registry:
+            yield self
+
+    # -- ask_lingma ------------------------------------------------------------------------
+
+    def _work(self, params: AskParams) -> Any:
+        """The job's body: the same ``bridge.ask`` a waiting call makes.
+
+        Approval hook (agent mode): an approval gate for this ask is built here from the
+        call's context (the host is asked while ``job.attached``, or where it can still be
+        asked); what it denies with no one to ask goes to ``job.note(...)``, which
+        ``check_lingma_job`` shows as ``notes``.
+        """
+
+        async def work(job: Job) -> AskResult:
+            # The job is the narrator's sink: it keeps the text and passes text and status
+            # on to the call that follows it, if any.
+            return await self.bridge.ask(params, EventNarrator(job))  # type: ignore[arg-type]
+
+        return work
+
+    async def ask(
+        self, ctx: Context, params: AskParams, relay: ProgressRelay, *, background: bool
+    ) -> CallToolResult:
+        """Run one validated ask: in the background, or followed through ``relay`` (the
+        call's progress) with automatic detach."""
+        label = _label(params.prompt)
+        try:
+            if background:
+                # Refused now, as a foreground call would be, not later in the job.
+                await self.bridge.check_model(params)
+                job = self.registry.start(self._work(params), label=label)
+                return self._started(job)
+            job = self.registry.start(self._work(params), label=label, listed=False)
+        except JobsClosed as exc:
+            return _error(str(exc))
+        except Exception as exc:  # an unknown model key, Lingma not found or not logged in
+            return _error(self.bridge.error_text(exc))
+        detach_after = detach_after_for(client_name(ctx), self.bridge.settings.detach_after)
+        job.follow(relay)
+        try:
+            finished = await job.wait(detach_after)
+        except BaseException:
+            # The host cancelled the call or went away: the ask ends with it, and Lingma
+            # is told to stop before this call is done.
+            job.follow(None)
+            job.cancel()
+            with anyio.move_on_after(STOP_GRACE_S + 1, shield=True):
+                await job.wait()
+            raise
+        job.follow(None)
+        if not finished:
+            self.registry.publish(job)
+        # The last text goes out before the result; after the result nothing does.
+        await relay.flush()
+        if finished:
+            return self._finished(job)
+        return self._detached(job, detach_after or 0.0)
+
+    def _started(self, job: Job) -> CallToolResult:
+        text = f"Started job {job.id}: Lingma is answering in the background. Now " + (
+            _follow_hint(job.id) + ". lingma://jobs lists the jobs."
+        )
+        return self._running(job, "", text)
+
+    def _detached(self, job: Job, after_s: float) -> CallToolResult:
+        note = (
+            f"\n\n[lingma] Lingma is still writing. This call returned after {after_s:g} s "
+            f"so the host does not cut it off; the ask continues as job {job.id}: "
+            + _follow_hint(job.id)
+            + "."
+        )
+        so_far = job.read_new(max(0, self.limit - len(note)))
+        return self._running(job, so_far, so_far + note)
+
+    def _running(self, job: Job, so_far: str, text: str) -> CallToolResult:
+        running = AskResult(
+            answer=so_far,
+            session_id=None,
+            request_id=None,
+            model=None,
+            mode=None,
+            finish_reason=None,
+            status_code=None,
+            tool_events=None,
+            thinking=None,
+            first_token_ms=None,
+            total_ms=None,
+            job_id=job.id,
+            status="running",
+            answer_truncated=None,
+            answer_chars=None,
+        )
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)],
+            structured_content=running.model_dump(mode="json"),
+        )
+
+    def _finished(self, job: Job) -> CallToolResult:
+        if job.state is JobStatus.DONE:
+            return shape_answer(job.result, self.answers, self.limit)
+        if job.state is JobStatus.FAILED:
+            return _error(job.error or "Lingma failed; the server log has the details.")
+        return _error("The ask was cancelled before it finished (the server is closing).")
+
+    # -- check_lingma_job, cancel_lingma_job -------------------------------------------------
+
+    async def check(self, job_id: str, wait_s: float | None) -> CallToolResult:
+        try:
+            job = self.registry.get(job_id)
+        except UnknownJob as exc:
+            return _error(str(exc))
+        wait = DEFAULT_WAIT_S if wait_s is None else min(max(0.0, wait_s), MAX_WAIT_S)
+        if not job.finished:
+            await job.wait(wait)
+        head = None
+        if wait_s is not None and wait_s > MAX_WAIT_S and not job.finished:
+            head = (
+                f"[lingma] wait_s is at most {MAX_WAIT_S:g} s (so hosts that cut calls at "
+                f"60 s get an answer): waited {MAX_WAIT_S:g} s. Job {job.id} is still "
+                f"running ({job.elapsed_s:.0f} s); call check_lingma_job again to follow it."
+            )
+        return self._state(job, head=head)
+
+    async def cancel(self, job_id: str) -> CallToolResult:
+        try:
+            job = self.registry.get(job_id)
+        except UnknownJob as exc:
+            return _error(str(exc))
+        if job.finished:
+            head = f"Job {job.id} had already ended ({job.state.value}); nothing to cancel."
+            return self._state(job, head=head, read=False)
+        job.cancel()
+        # The ask's own clean-up tells Lingma to stop, bounded by its grace.
+        await job.wait(STOP_GRACE_S + 1)
+        head = f"Cancelled job {job.id}; Lingma was told to stop."
+        if not job.finished:
+            head = f"Asked job {job.id} to stop; it has not ended yet (check it again)."
+        return self._state(job, head=head, read=False)
+
+    def _state(self, job: Job, *, head: str | None = None, read: bool = True) -> CallToolResult:
+        """A job's state as a tool result; reading it moves the job's text cursor.
+
+        The text content stays within the limit: a done job's is the (cut) answer; any
+        other's is the new text, then one line on the state, and the new text is read only
+        as far as fits before that line, so what the content shows is what was read.
+        """
+        data: dict[str, Any] | None = None
+        if job.state is JobStatus.DONE and head is None:
+            shaped = shape_answer(job.result, self.answers, self.limit)
+            content = list(shaped.content)  # a done job's text content is the answer
+            data = shaped.structured_content
+            new = job.read_new(self.limit) if read else ""
+        else:
+            room = self.limit - len(self._state_line(job, head, more=True)) - 2
+            new = job.read_new(max(0, room)) if read else ""
+            line = self._state_line(job, head, more=job.unread_chars > 0)
+            text = f"{new}\n\n{line}" if new else line
+            content = [TextContent(type="text", text=text)]
+        state = JobState(
+            job_id=job.id,
+            status=job.state.value,
+            text=new,
+            unread_chars=job.unread_chars,
+            elapsed_s=round(job.elapsed_s, 1),
+            result=AskResult.model_validate(data) if data is not None else None,
+            error=job.error,
+            notes=job.notes,
+        )
+        return CallToolResult(content=content, structured_content=state.model_dump(mode="json"))
+
+    def _state_line(self, job: Job, head: str | None, *, more: bool) -> str:
+        elapsed = f"{job.elapsed_s:.0f} s"
+        if head is not None:
+            line = head
+        elif job.state is JobStatus.RUNNING:
+            waiting = " (more text is waiting)" if more else ""
+            line = (
+                f"[lingma] Job {job.id} is still running ({elapsed}){waiting}. Call "
+                "check_lingma_job again to follow it."
+            )
+        elif job.state is JobStatus.FAILED:
+            line = f"Job {job.id} failed after {elapsed}: {job.error}"
+        else:
+            line = f"Job {job.id} was cancelled after {elapsed}; Lingma was told to stop."
+        if job.notes:
+            line += "\nNotes:\n" + "\n".join(f"- {n}" for n in job.notes)
+        return line
+
+    # -- lingma://jobs ---------------------------------------------------------------------
+
+    def listing(self) -> dict[str, Any]:
+        jobs = []
+        for job in self.registry.jobs():
+            jobs.append(
+                {
+                    "job_id": job.id,
+                    "status": job.state.value,
+                    "prompt": job.label,
+                    "started_at": dt.datetime.fromtimestamp(job.started_wall, dt.timezone.utc)
+                    .isoformat(timespec="seconds")
+                    .replace("+00:00", "Z"),
+                    "elapsed_s": round(job.elapsed_s, 1),
+                    "text_chars": job.text_chars,
+                    "unread_chars": job.unread_chars,
+                    "error": job.error,
+                    # The conversation to continue, once the answer is in.
+                    "session_id": getattr(job.result, "session_id", None),
+                }
+            )
+        return {"jobs": jobs}
+
+
+def register_job_tools(app: MCPServer, asks: AskJobs) -> None:
+    """Add ``check_lingma_job``, ``cancel_lingma_job``, ``lingma://jobs`` and the template
+    ``lingma://answers/{request_id}`` to ``app``."""
+
+    @app.tool(
+        name="check_lingma_job",
+        title="Check a Lingma job",
+        description="Follow a background ask_lingma job (started with background=true, or "
+        "a call that continued as a job). Waits up to wait_s seconds (at most 50) for it to "
+        "finish, then returns its status (running, done, failed, cancelled), the answer text "
+        "written since the previous check, and when done the whole result (the text content "
+        "is then the answer) or when failed the error.",
+        annotations=ToolAnnotations(
+            title="Check a Lingma job",
+            read_only_hint=True,
+            destructive_hint=False,
+            idempotent_hint=False,  # each check returns the text since the previous one
+            open_world_hint=False,
+        ),
+        meta=result_size_meta(asks.limit),
+    )
+    async def check_lingma_job(
+        job_id: Annotated[str, Field(description="The job_id ask_lingma returned.")],
+        wait_s: Annotated[
+            float,
+            Field(description="Seconds to wait for the job to finish (0 to 50; default 20)."),
+        ] = DEFAULT_WAIT_S,
+    ) -> Annotated[CallToolResult, JobState]:
+        return await asks.check(job_id, wait_s)
+
+    @app.tool(
+        name="cancel_lingma_job",
+        title="Cancel a Lingma job",
+        description="Stop a background ask_lingma job as a cancelled call would: Lingma is "
+        "told to stop. Returns the job's state.",
+        annotations=ToolAnnotations(
+            title="Cancel a Lingma job",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )
+    async def cancel_lingma_job(
+        job_id: Annotated[str, Field(description="The job_id ask_lingma returned.")],
+    ) -> Annotated[CallToolResult, JobState]:
+        return await asks.cancel(job_id)
+
+    @app.resource(
+        "lingma://jobs",
+        name="jobs",
+        title="Lingma jobs",
+        description="Background ask_lingma jobs with their status (kept an hour after they "
+        "finish, at most 100): job_id, status, prompt, started_at, elapsed_s, text_chars, "
+        "unread_chars, error, session_id.",
+        mime_type="application/json",
+    )
+    async def jobs() -> str:
+        return json.dumps(asks.listing(), indent=2, ensure_ascii=False)
+
+    @app.resource(
+        ANSWER_URI,
+        name="answer",
+        title="One whole Lingma answer",
+        description="The whole text of an answer that came back cut to --max-result-chars "
+        "(kept in memory for an hour).",
+        mime_type=ANSWER_MIME,
+    )
+    async def answer(request_id: str) -> str:
+        whole = asks.answers.get(request_id)
+        if whole is None:
+            raise ResourceError(asks.answers.missing_text(request_id))
+        return whole

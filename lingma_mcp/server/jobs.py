@@ -1,0 +1,353 @@
+"""Jobs: asks that outlive the tool call that started them.
+
+A host that cuts tool calls at about 60 s cannot wait for a long agent-mode answer. A job
+runs the ask in a task owned by the server (not by the request), keeps the text Lingma
+writes, and hands out its state on demand: ``check_lingma_job`` reads what was written
+since the previous check, then the result or the error; ``cancel_lingma_job`` stops it.
+
+This module knows nothing of MCP or of Lingma: a job runs any ``work(job)`` coroutine
+function and keeps whatever it returns. That is deliberate. MCP Tasks (the 2026-07-28
+extension) are the standard shape for the same thing (a task id, a status, a result to
+fetch later, a cancel); once the SDK implements them, a thin layer can expose these jobs
+as Tasks without changing this registry. :mod:`.job_tools` is today's thin layer.
+
+Text: the work (through :class:`~.progress.EventNarrator`) calls :meth:`Job.text` and
+:meth:`Job.status`, the same two calls a :class:`~.progress.ProgressRelay` takes, so one
+narrator feeds both. While a tool call waits on the job, it *follows* it: text and status
+also go to that call's relay, until the call returns (then nothing more is sent for it).
+
+Approvals: the work receives its :class:`Job`. An approval gate that denies something
+while no host can be asked records it with :meth:`Job.note`; ``check_lingma_job`` shows the
+notes. :attr:`Job.attached` tells whether a tool call is still waiting on the job (its
+host can be asked through that call).
+
+Bounds: a finished job is kept for ``keep_s`` (an hour); past ``max_jobs`` (100) jobs the
+oldest finished ones are dropped first; running jobs are never dropped. A job holds its
+text and its result, so memory is bounded by about twice those answers.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import anyio
+import anyio.abc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEEP_S = 3600.0
+DEFAULT_MAX_JOBS = 100
+MAX_NOTES = 50
+
+
+class JobStatus(str, enum.Enum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class UnknownJob(LookupError):
+    """No job with this id: never started here, or finished long enough ago to be dropped."""
+
+    def __init__(self, job_id: str, keep_s: float, max_jobs: int) -> None:
+        self.job_id = job_id
+        minutes = max(1, round(keep_s / 60))
+        super().__init__(
+            f"No job {job_id!r}: it is unknown to this server, or it finished more than "
+            f"{minutes} min ago (or more than {max_jobs} jobs ago) and was dropped. Jobs "
+            "also end when the server restarts. Read the lingma://jobs resource for the "
+            "jobs there are, or ask again."
+        )
+
+
+class JobsClosed(RuntimeError):
+    """The registry is not running (the server is starting up or shutting down)."""
+
+
+class Follower(Protocol):
+    """Where a job's text also goes while a tool call waits on it (a progress relay)."""
+
+    def text(self, delta: str) -> None: ...
+
+    def status(self, line: str) -> None: ...
+
+
+Work = Callable[["Job"], Awaitable[Any]]
+"""``work(job)``: the job's body; its return value becomes :attr:`Job.result`."""
+
+Describe = Callable[[BaseException], str]
+"""Turns a failure into the text a user reads (the same a foreground call gives)."""
+
+
+class Job:
+    """One ask running in the background. Created by :meth:`JobRegistry.start`."""
+
+    def __init__(self, job_id: str, label: str, clock: Callable[[], float]) -> None:
+        self.id = job_id
+        self.label = label
+        self.state = JobStatus.RUNNING
+        self.result: Any = None
+        self.error: str | None = None
+        self.started_wall = time.time()
+        self._clock = clock
+        self._started = clock()
+        self._finished: float | None = None
+        # Text as appended pieces, joined lazily when read: appending stays O(1) per delta
+        # and each read joins once, so a job costs O(answer) however often it is checked.
+        self._parts: list[str] = []
+        self._length = 0
+        self._read = 0
+        self._notes: list[str] = []
+        self._follower: Follower | None = None
+        self._done = anyio.Event()
+        self._scope: anyio.CancelScope | None = None
+        self._cancel_requested = False
+
+    # -- fed by the work (never awaits) ----------------------------------------------
+
+    def text(self, delta: str) -> None:
+        """Answer text Lingma wrote."""
+        if not delta:
+            return
+        self._parts.append(delta)
+        self._length += len(delta)
+        if self._follower is not None:
+            self._follower.text(delta)
+
+    def status(self, line: str) -> None:
+        """A status line (thinking, a step, a tool state): followed, not kept."""
+        if self._follower is not None:
+            self._follower.status(line)
+
+    def note(self, line: str) -> None:
+        """Something the person should know later, e.g. an approval that was denied."""
+        if len(self._notes) < MAX_NOTES:
+            self._notes.append(line)
+
+    # -- read by the tools -----------------------------------------------------------------
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self._notes)
+
+    @property
+    def attached(self) -> bool:
+        """True while a tool call waits on this job (it follows the text)."""
+        return self._follower is not None
+
+    @property
+    def finished(self) -> bool:
+        return self.state is not JobStatus.RUNNING
+
+    @property
+    def elapsed_s(self) -> float:
+        end = self._finished if self._finished is not None else self._clock()
+        return end - self._started
+
+    @property
+    def finished_at(self) -> float | None:
+        """Monotonic time it finished, or None while running."""
+        return self._finished
+
+    @property
+    def text_chars(self) -> int:
+        return self._length
+
+    def all_text(self) -> str:
+        """Every piece of answer text written so far."""
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def read_new(self, limit: int | None = None) -> str:
+        """Text written since the previous read, at most ``limit`` characters.
+
+        What is not returned (over the limit) stays unread, so the next read goes on from
+        exactly there.
+        """
+        new = self.all_text()[self._read :]
+        if limit is not None and len(new) > limit:
+            new = new[:limit]
+        self._read += len(new)
+        return new
+
+    def mark_read(self, chars: int) -> None:
+        """Count the first ``chars`` characters as read (a detached call returned them)."""
+        self._read = max(self._read, min(chars, self._length))
+
+    @property
+    def unread_chars(self) -> int:
+        return self._length - self._read
+
+    # -- following and waiting -------------------------------------------------------------
+
+    def follow(self, follower: Follower | None) -> None:
+        """Send text and status to ``follower`` too; ``None`` stops following."""
+        self._follower = follower
+
+    async def wait(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """Wait at most ``timeout`` seconds (``None``: no bound) for the job to finish.
+
+        (A timeout parameter, not a cancel scope around the call: "not yet" is an answer
+        here, not a failure.)
+
+        Returns:
+            True if it finished.
+        """
+        if timeout is None:
+            await self._done.wait()
+            return True
+        with anyio.move_on_after(max(0.0, timeout)):
+            await self._done.wait()
+        return self._done.is_set()
+
+    def cancel(self) -> None:
+        """Stop the work as a cancelled call would; :meth:`wait` to see it end."""
+        if self.finished:
+            return
+        self._cancel_requested = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    # -- run by the registry ---------------------------------------------------------------
+
+    async def _run(self, work: Work, describe: Describe) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self._cancel_requested:
+                    scope.cancel()
+                try:
+                    self.result = await work(self)
+                    self.state = JobStatus.DONE
+                except anyio.get_cancelled_exc_class():
+                    self.state = JobStatus.CANCELLED
+                    raise
+                except Exception as exc:  # a failed job is a state, not a server failure
+                    self.state = JobStatus.FAILED
+                    self.error = describe(exc)
+        except anyio.get_cancelled_exc_class():
+            # The server is closing: the work already told Lingma to stop (shielded).
+            self.state = JobStatus.CANCELLED
+            raise
+        finally:
+            if self.state is JobStatus.RUNNING:
+                self.state = JobStatus.CANCELLED
+            self._finished = self._clock()
+            self._follower = None
+            self._done.set()
+            log.info("job %s %s after %.1f s", self.id, self.state.value, self.elapsed_s)
+
+
+class JobRegistry:
+    """The server's jobs: started, listed, found by id, dropped when old, ended at exit.
+
+    Use as ``async with JobRegistry(...) as jobs:`` around the server's life; leaving the
+    block cancels every job still running and waits (bounded) for them to end.
+
+    Args:
+        describe: failure -> user text, for :attr:`Job.error`.
+        keep_s: how long a finished job stays readable.
+        max_jobs: how many jobs are kept at most (finished ones dropped, oldest first).
+        clock: monotonic clock, replaceable in tests.
+    """
+
+    def __init__(
+        self,
+        describe: Describe,
+        *,
+        keep_s: float = DEFAULT_KEEP_S,
+        max_jobs: int = DEFAULT_MAX_JOBS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._describe = describe
+        self.keep_s = keep_s
+        self.max_jobs = max_jobs
+        self._clock = clock
+        self._jobs: dict[str, Job] = {}  # insertion order = start order
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> JobRegistry:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel every job and wait for them to end (each stops Lingma, shielded)."""
+        if self._tg is None or self._closed:
+            return
+        self._closed = True
+        tg, self._tg = self._tg, None
+        # Each job's work tells Lingma to stop in a shielded, bounded clean-up, so waiting
+        # for the tasks to end is bounded too. The caller's exception is not handed to the
+        # task group, which would wrap it in an ExceptionGroup.
+        tg.cancel_scope.cancel()
+        await tg.__aexit__(None, None, None)
+
+    def start(self, work: Work, *, label: str = "", listed: bool = True) -> Job:
+        """Run ``work`` as a new job; returns at once.
+
+        Args:
+            listed: False for a tool call that waits on its own ask: the job is only
+                findable by id after :meth:`publish` (when the call detaches).
+
+        Raises:
+            JobsClosed: the registry is not running (outside its ``async with``).
+        """
+        if self._tg is None:
+            raise JobsClosed("lingma-mcp is shutting down; no new asks are accepted.")
+        job = Job(self._new_id(), label, self._clock)
+        if listed:
+            self.publish(job)
+        self._tg.start_soon(job._run, work, self._describe, name=f"job {job.id}")
+        return job
+
+    def publish(self, job: Job) -> None:
+        """Make ``job`` findable by id and listed."""
+        self._jobs[job.id] = job
+        self._prune()
+
+    def get(self, job_id: str) -> Job:
+        """The job with this id.
+
+        Raises:
+            UnknownJob: never started here, or dropped since it finished.
+        """
+        self._prune()
+        job = self._jobs.get(job_id.strip()) if isinstance(job_id, str) else None
+        if job is None:
+            raise UnknownJob(str(job_id), self.keep_s, self.max_jobs)
+        return job
+
+    def jobs(self) -> list[Job]:
+        """Every job kept, newest first."""
+        self._prune()
+        return list(reversed(self._jobs.values()))
+
+    def _new_id(self) -> str:
+        while True:
+            job_id = "job-" + secrets.token_hex(6)
+            if job_id not in self._jobs:
+                return job_id
+
+    def _prune(self) -> None:
+        now = self._clock()
+        for job_id, job in list(self._jobs.items()):
+            if job.finished_at is not None and now - job.finished_at > self.keep_s:
+                del self._jobs[job_id]
+        excess = len(self._jobs) - self.max_jobs
+        if excess > 0:
+            finished = [j for j in self._jobs.values() if j.finished_at is not None]
+            finished.sort(key=lambda j: j.finished_at or 0.0)
+            for job in finished[:excess]:
+                del self._jobs[job.id]
