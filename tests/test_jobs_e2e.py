@@ -142,9 +142,9 @@ async def test_a_background_ask_returns_at_once_and_check_follows_it_to_the_whol
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        ({"prompt": "   "}, "prompt is empty"),
-        ({"prompt": "hi", "mode": "yolo"}, "Unknown mode 'yolo'"),
-        ({"prompt": "hi", "model": "no-such-model"}, "Unknown model key 'no-such-model'"),
+        ({"prompt": "   "}, "Invalid argument prompt: it is empty"),
+        ({"prompt": "hi", "mode": "yolo"}, "'yolo' is not a mode"),
+        ({"prompt": "hi", "model": "no-such-model"}, "'no-such-model' is not a model key"),
     ],
 )
 async def test_a_background_ask_refuses_bad_arguments_at_once(
