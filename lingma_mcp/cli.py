@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import DEFAULT_REQUEST_TIMEOUT, DEFAULT_STARTUP_TIMEOUT, MODES, Settings
+from .config import (
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_STARTUP_TIMEOUT,
+    MODES,
+    Settings,
+)
 
 log = logging.getLogger("lingma_mcp")
 
@@ -33,6 +39,8 @@ ENV_VARS: dict[str, str] = {
     "request_timeout": "LINGMA_REQUEST_TIMEOUT",
     "log_level": "LINGMA_MCP_LOG_LEVEL",
     "simulate": "LINGMA_MCP_SIMULATE",
+    "approval": "LINGMA_APPROVAL",
+    "command_timeout": "LINGMA_COMMAND_TIMEOUT",
 }
 
 COMMANDS = ("serve", "doctor", "ask", "demo")
@@ -99,6 +107,22 @@ def _add_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         action="store_true",
         default=d if sub else None,
         help="run against the bundled Lingma simulator (env LINGMA_MCP_SIMULATE=1)",
+    )
+    g.add_argument(
+        "--approval",
+        default=d,
+        metavar="POLICY",
+        help="agent mode: what Lingma may do without asking, as class=decision pairs "
+        "(classes read, write, delete, run; decisions allow, ask, deny), e.g. "
+        "'write=allow,run=deny' (env LINGMA_APPROVAL; default "
+        "read=allow,write=ask,delete=ask,run=ask)",
+    )
+    g.add_argument(
+        "--command-timeout",
+        default=d,
+        metavar="SECONDS",
+        help="agent mode: a command Lingma runs is killed after this long "
+        f"(env LINGMA_COMMAND_TIMEOUT; default {DEFAULT_COMMAND_TIMEOUT:g})",
     )
 
 
@@ -193,6 +217,18 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         if level not in LOG_LEVELS:
             raise UsageError(f"{name} must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
         settings.log_level = level
+    value, name = pick("approval")
+    if value is not None:
+        from .workspace.policy import parse_policy
+
+        try:
+            parse_policy(str(value))
+        except ValueError as exc:
+            raise UsageError(f"{name}: {exc}") from None
+        settings.approval = str(value)
+    value, name = pick("command_timeout")
+    if value is not None:
+        settings.command_timeout = _number(name, str(value))
     flag = getattr(args, "simulate", None)
     settings.simulate = bool(flag) or _truthy(env.get(ENV_VARS["simulate"], ""))
     return settings

@@ -20,6 +20,8 @@ DEFAULT_REQUEST_TIMEOUT = 300.0
 # Control calls (auth/status, config/queryModels, ...) answer in milliseconds when Lingma is
 # healthy; waiting the whole chat timeout for one would only hide a hang.
 CONTROL_CALL_TIMEOUT = 30.0
+# Agent mode: a command Lingma runs is killed (its whole process group) after this long.
+DEFAULT_COMMAND_TIMEOUT = 300.0
 
 
 def default_work_dir() -> Path:
@@ -48,6 +50,9 @@ class Settings:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # --request-timeout
     log_level: str = "WARNING"  # --log-level / LINGMA_MCP_LOG_LEVEL
     simulate: bool = False  # --simulate: run against the bundled simulator
+    # --approval / LINGMA_APPROVAL: class=decision pairs over the default policy (agent mode).
+    approval: str | None = None
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT  # --command-timeout
 
     @property
     def control_timeout(self) -> float:

@@ -49,6 +49,8 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
         "LINGMA_REQUEST_TIMEOUT": "34",
         "LINGMA_MCP_LOG_LEVEL": "debug",
         "LINGMA_MCP_SIMULATE": "1",
+        "LINGMA_APPROVAL": "write=allow",
+        "LINGMA_COMMAND_TIMEOUT": "56",
     }
     assert set(env) == set(ENV_VARS.values())
     settings = settings_from(build_parser().parse_args([]), env)
@@ -62,6 +64,8 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
     assert settings.request_timeout == 34.0
     assert settings.log_level == "DEBUG"
     assert settings.simulate is True
+    assert settings.approval == "write=allow"
+    assert settings.command_timeout == 56.0
 
 
 def test_flags_win_over_the_environment(tmp_path: Path) -> None:
@@ -174,3 +178,22 @@ def test_the_example_host_config_starts_this_command_with_known_variables() -> N
         assert entry["command"] == "lingma-mcp"
         assert set(entry.get("env", {})) <= set(ENV_VARS.values())
         build_parser().parse_args(entry["args"])  # every flag in it exists
+
+
+def test_a_malformed_approval_setting_is_refused_at_start_with_the_syntax() -> None:
+    for argv, env in (
+        (["--approval", "write=maybe"], {}),
+        ([], {"LINGMA_APPROVAL": "everything"}),
+    ):
+        result = run_cli(*argv, "doctor", env=env)
+        assert result.returncode == 2
+        assert "class=decision" in result.stderr and "write=allow,run=deny" in result.stderr
+        assert result.stdout == ""
+
+
+def test_the_approval_flag_wins_and_the_command_timeout_is_checked() -> None:
+    args = build_parser().parse_args(["--approval", "run=deny", "--command-timeout", "7"])
+    settings = settings_from(args, {"LINGMA_APPROVAL": "run=allow"})
+    assert (settings.approval, settings.command_timeout) == ("run=deny", 7.0)
+    result = run_cli("--command-timeout", "0", "doctor")
+    assert result.returncode == 2 and "--command-timeout must be positive" in result.stderr

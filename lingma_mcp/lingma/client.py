@@ -44,6 +44,7 @@ class ChatRequest:
     workspace: Path | None = None
     tool_config: dict[str, Any] | None = None
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    tool_handler: Any = None  # serves the chat's IDE tools (agent mode); None refuses them
 
 
 class LingmaClient:

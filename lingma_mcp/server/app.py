@@ -15,6 +15,7 @@ from mcp.server.mcpserver import MCPServer
 from .. import __version__
 from ..config import Settings
 from .bridge import Bridge
+from .changes import register_changes
 from .resources import register_resources
 from .tools import register_tools
 
@@ -66,6 +67,7 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
     )
     register_tools(app, bridge)
     register_resources(app, bridge)
+    register_changes(app, bridge)
     return app
 
 

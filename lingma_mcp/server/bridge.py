@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -35,6 +35,9 @@ from .views import (
     str_or_none,
     tool_event,
 )
+
+if TYPE_CHECKING:
+    from .agent import AgentCall
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class AskParams:
     session_id: str | None
     workspace: Path
     timeout_s: float
+    agent: AgentCall | None = None  # agent mode: the call's workspace host (server/agent.py)
 
 
 class Bridge:
@@ -78,6 +82,9 @@ class Bridge:
             supervisor = LingmaSupervisor(settings)
         self.settings = settings
         self.supervisor = supervisor
+        from .agent import AgentCalls  # agent mode: approvals, workspace hosts, journal
+
+        self.agents = AgentCalls(settings)
         # "This workspace" for the sessions resource: the host's first root once a call has
         # seen one, else --workspace.
         self.workspace: Path = settings.workspace
@@ -94,6 +101,7 @@ class Bridge:
         self.supervisor.start()
 
     async def close(self) -> None:
+        await self.agents.close()
         await self.supervisor.close()
 
     async def client(self, wait_s: float | None = None) -> LingmaClient:
@@ -317,6 +325,7 @@ class Bridge:
                                 mode=params.mode,
                                 session_id=params.session_id,
                                 workspace=params.workspace,
+                                **(params.agent.request_fields() if params.agent else {}),
                             )
                         )
                         async for event in stream:
@@ -346,6 +355,9 @@ class Bridge:
                 # must still reach Lingma with chat/stop.
                 with anyio.move_on_after(STOP_GRACE_S, shield=True):
                     await stream.aclose()
+            if params.agent is not None:  # its commands die with the call, however it ends
+                with anyio.move_on_after(STOP_GRACE_S, shield=True):
+                    await params.agent.close()
         if result.finish_reason == "cancelled":
             raise ChatCancelled()
         if result.finish_reason == "error" or result.status_code not in (None, 200):
@@ -373,6 +385,7 @@ class Bridge:
             thinking=result.thinking,
             first_token_ms=result.first_token_ms,
             total_ms=result.total_ms,
+            **(params.agent.result_fields() if params.agent else {}),
         )
 
     def _scene_models(self, mode: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ token.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +22,27 @@ class ToolEvent(BaseModel):
     result: Any = Field(default=None, description="The tool's result, when Lingma sent one.")
 
 
+class FileChange(BaseModel):
+    """One file an agent-mode call changed (its first content against its last)."""
+
+    path: str = Field(description="Relative to the call's workspace.")
+    action: Literal["created", "modified", "deleted"]
+    lines_added: int
+    lines_removed: int
+
+
+class Approval(BaseModel):
+    """One decision on an action Lingma wanted to take (agent mode)."""
+
+    tool: str = Field(description="The tool, e.g. create_file_with_text or run_in_terminal.")
+    target: str = Field(description="The path (relative to the workspace) or the command.")
+    decision: Literal["allowed", "denied"]
+    by: Literal["policy", "person", "read_only", "host cannot ask"] = Field(
+        description="Who decided: the server's approval setting, the person through the "
+        "host, the call's read_only, or a denial because the host cannot ask."
+    )
+
+
 class AskResult(BaseModel):
     """The whole answer of one ``ask_lingma`` call."""
 
@@ -34,6 +55,14 @@ class AskResult(BaseModel):
     status_code: int | None = Field(description="Lingma's status code (200 success).")
     tool_events: list[ToolEvent] = Field(
         default_factory=list, description="Tool calls Lingma made (agent mode)."
+    )
+    changes: list[FileChange] = Field(
+        default_factory=list,
+        description="Files this call changed (agent mode); lingma://changes/{request_id} "
+        "shows the diff, revert_changes(request_id) puts them back.",
+    )
+    approvals: list[Approval] = Field(
+        default_factory=list, description="Every decision on an action Lingma wanted to take."
     )
     thinking: str = Field(default="", description="Lingma's reasoning text, if it sent any.")
     first_token_ms: int | None = Field(description="Milliseconds until the first answer text.")
@@ -98,4 +127,21 @@ class LoginInfo(BaseModel):
     message: str = Field(description="What to do with the URL.")
     opened_by_host: bool = Field(
         description="True if the host accepted to open the URL for the user."
+    )
+
+
+class RevertRefusal(BaseModel):
+    """A file revert_changes left as it is, and why."""
+
+    path: str
+    reason: str
+
+
+class RevertResult(BaseModel):
+    """What revert_changes put back."""
+
+    request_id: str
+    restored: list[str] = Field(description="Files put back as they were before the call.")
+    refused: list[RevertRefusal] = Field(
+        description="Files left as they are (changed again since, or already reverted)."
     )

@@ -22,10 +22,13 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from ..workspace import WorkspaceError
+from .agent import call_workspace
+from .approvals import host_asker
 from .bridge import Bridge
 from .errors import InvalidArgument
 from .models import AskResult, AuthInfo, LoginInfo, ModelList
-from .progress import EventNarrator, ProgressRelay
+from .progress import STATUS_PREFIX, EventNarrator, ProgressRelay
 
 log = logging.getLogger(__name__)
 
@@ -119,42 +122,67 @@ def register_tools(app: MCPServer, bridge: Bridge) -> None:
         workspace: Annotated[
             str | None,
             Field(
-                description="A folder for Lingma's context; default: the host's first root, "
-                "else the server's --workspace."
+                description="A folder for Lingma's context (and, in agent mode, the only one it "
+                "may change); default: the host's first root, else the server's --workspace. "
+                "It must lie inside one of those."
             ),
         ] = None,
         timeout_s: Annotated[
             float | None,
             Field(description="Seconds for the whole call; default: --request-timeout."),
         ] = None,
+        read_only: Annotated[
+            bool,
+            Field(
+                description="Agent mode: deny every write, delete and command for this call, "
+                "whatever the server's approval setting."
+            ),
+        ] = False,
     ) -> Annotated[CallToolResult, AskResult]:
+        # The folder is checked first: outside the host's roots (or --workspace) is refused
+        # before Lingma is asked.
+        try:
+            folder, from_roots = await call_workspace(ctx, workspace, bridge.settings.workspace)
+        except WorkspaceError as exc:
+            return _tool_error(str(exc))
         try:
             params = bridge.validate(
                 prompt,
                 model=model,
                 mode=mode,
                 session_id=session_id,
-                workspace=workspace,
+                workspace=folder,
                 timeout_s=timeout_s,
             )
         except InvalidArgument as exc:
             return _tool_error(str(exc))
-        if workspace is None:
-            root = await host_workspace(ctx)
-            if root is not None:
-                params.workspace = bridge.workspace = root
+        if from_roots:
+            bridge.workspace = folder
 
         async def send(progress: float, message: str) -> None:
             await ctx.report_progress(progress, None, message)
 
         try:
             async with ProgressRelay(send) as relay:
+                if params.mode == "agent":
+                    params.agent = bridge.agents.begin(
+                        params.workspace,
+                        read_only=read_only,
+                        asker=host_asker(ctx),
+                        on_note=relay.status,
+                    )
                 result = await bridge.ask(params, EventNarrator(relay))
                 # The last text goes out before the result; after the result nothing does.
                 await relay.flush()
         except Exception as exc:  # every failure becomes an isError result; the server lives on
-            return _tool_error(bridge.error_text(exc))
-        return _tool_ok(result.answer, result)
+            text = bridge.error_text(exc)
+            if params.agent is not None and params.agent.error_note():
+                text += "\n\n" + params.agent.error_note()
+            return _tool_error(text)
+        text = result.answer
+        if params.agent is not None and params.agent.result_note():
+            text += "\n\n" + STATUS_PREFIX + params.agent.result_note()
+        return _tool_ok(text, result)
 
     @app.tool(
         name="list_models",
