@@ -75,7 +75,7 @@ def test_inspector_lists_the_tools_and_calls_ask_lingma(tmp_path: Path) -> None:
     npx = _npx()
     listed = _inspector(npx, tmp_path, "--method", "tools/list")
     names = {tool["name"] for tool in listed["tools"]}
-    assert names == {"ask_lingma", "list_models", "auth_status", "login"}
+    assert names == {"ask_lingma", "list_models", "auth_status", "login", "revert_changes"}
     ask = next(tool for tool in listed["tools"] if tool["name"] == "ask_lingma")
     assert "answer" in ask["outputSchema"]["properties"]
 

@@ -125,7 +125,7 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
 ) -> None:
     async with mcp_server(tmp_path) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"ask_lingma", "list_models", "auth_status", "login"}
+    assert set(tools) == {"ask_lingma", "list_models", "auth_status", "login", "revert_changes"}
     ask = tools["ask_lingma"]
     assert set(ask.input_schema["properties"]) == {
         "prompt",
@@ -134,6 +134,7 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
         "session_id",
         "workspace",
         "timeout_s",
+        "read_only",
     }
     assert ask.input_schema["required"] == ["prompt"]
     assert set(ask.output_schema["properties"]) == {
@@ -145,6 +146,8 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
         "finish_reason",
         "status_code",
         "tool_events",
+        "changes",
+        "approvals",
         "thinking",
         "first_token_ms",
         "total_ms",
@@ -440,7 +443,7 @@ async def test_lingma_not_found_says_where_it_looked_and_how_to_fix(tmp_path: Pa
         tools = await client.list_tools()
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
         status = await client.call_tool("auth_status", {})
-    assert len(tools.tools) == 4
+    assert len(tools.tools) == 5
     assert result.is_error
     text = text_of(result)
     assert "Lingma was not found" in text and str(tmp_path / "no" / "Lingma") in text
@@ -478,7 +481,7 @@ async def test_resources_describe_status_models_and_conversations(tmp_path: Path
             (await client.read_resource(f"lingma://sessions/{session_id}")).contents[0].text
         )
     assert listed == {"lingma://status", "lingma://models", "lingma://sessions"}
-    assert templates == ["lingma://sessions/{session_id}"]
+    assert templates == ["lingma://sessions/{session_id}", "lingma://changes/{request_id}"]
     assert status["logged_in"] is True and status["bridge"]["state"] == "ready"
     assert status["bridge"]["simulated"] is True
     assert "chat" in models["scenes"] and models["default_model"] == "auto"

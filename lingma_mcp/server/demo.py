@@ -162,7 +162,8 @@ class DemoPerson:
     async def __call__(self, _: Any, params: Any) -> ElicitResult:
         self.asked += 1
         question = str(getattr(params, "message", "")).splitlines()[0]
-        self._say(f"   ? the host asks the person: {question}\n     -> approve")
+        # A new line first: the form arrives while the answer is streaming.
+        self._say(f"\n   ? the host asks the person: {question}\n     -> approve")
         return ElicitResult(action="accept", content={"decision": "approve"})
 
 
