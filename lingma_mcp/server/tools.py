@@ -11,11 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-import warnings
-from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -32,7 +28,6 @@ from .progress import STATUS_PREFIX, EventNarrator, ProgressRelay
 
 log = logging.getLogger(__name__)
 
-ROOTS_TIMEOUT_S = 5.0
 ELICIT_TIMEOUT_S = 120.0
 
 ASK_DESCRIPTION = """Ask Lingma (Alibaba Cloud's Tongyi Lingma coding assistant) and wait for \
@@ -40,7 +35,9 @@ its whole answer. The answer streams as progress while Lingma writes it.
 
 Continue a conversation by passing the session_id an earlier result returned. mode "agent" \
 lets Lingma use its tools and may change files in the workspace; "chat" (default) only \
-answers. Errors (not logged in, rate limited, Lingma not installed, timeout) come back as \
+answers. In agent mode the person approves each change through the host (unless the server \
+allows it), read_only=true forbids changes, and the result lists the files changed: \
+revert_changes(request_id) undoes them. Errors (not logged in, rate limited, Lingma not installed, timeout) come back as \
 text that says what to do."""
 
 
@@ -57,32 +54,6 @@ def _tool_ok(text: str, model: BaseModel) -> CallToolResult:
 
 def _json_text(model: BaseModel) -> str:
     return json.dumps(model.model_dump(mode="json"), indent=2, ensure_ascii=False)
-
-
-def _path_from_uri(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        return None
-    return Path(url2pathname(parsed.path))  # url2pathname also percent-decodes
-
-
-async def host_workspace(ctx: Context) -> Path | None:
-    """The first root the host offers, if it supports roots and has one on disk."""
-    try:
-        caps = ctx.client_capabilities
-        if caps is None or caps.roots is None or not ctx.session.can_send_request:
-            return None
-        with anyio.fail_after(ROOTS_TIMEOUT_S), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # roots are deprecated in the newest protocol
-            result = await ctx.session.list_roots()
-    except Exception as exc:  # a host without working roots falls back to --workspace
-        log.debug("roots/list failed, using --workspace: %r", exc)
-        return None
-    for root in result.roots:
-        path = _path_from_uri(str(root.uri))
-        if path is not None and path.is_dir():
-            return path
-    return None
 
 
 def register_tools(app: MCPServer, bridge: Bridge) -> None:
