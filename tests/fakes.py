@@ -1,4 +1,4 @@
-"""An in-memory WebSocket pair, so the RPC core is tested without a network or a process."""
+"""Test doubles for the RPC core: an in-memory WebSocket and a tool handler."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from lingma_mcp.lingma.framing import FrameDecoder, encode_frame
+from lingma_mcp.lingma.toolhost import ToolOutcome
 
 
 class Closed(Exception):
@@ -60,3 +61,49 @@ def frame(message: dict[str, Any]) -> bytes:
 
 def body_len(message: dict[str, Any]) -> int:
     return len(json.dumps(message).encode())
+
+
+class FakeToolHandler:
+    """An IdeToolHandler whose answers the test sets, and that records what it was asked.
+
+    ``gate``, when set, holds every call until the test opens it; ``started`` is set as
+    each call begins and ``cancelled`` when one is cancelled.
+    """
+
+    def __init__(
+        self,
+        outcome: ToolOutcome | None = None,
+        *,
+        approve: bool = True,
+        fail_with: Exception | None = None,
+        gate: asyncio.Event | None = None,
+    ) -> None:
+        self.outcome = outcome or ToolOutcome(success=True, result={"ok": True})
+        self.approve = approve
+        self.fail_with = fail_with
+        self.gate = gate
+        self.invoked: list[tuple[str, dict[str, Any]]] = []
+        self.confirmed: list[tuple[str, dict[str, Any], str]] = []
+        self.started = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    async def _wait(self) -> None:
+        self.started.set()
+        if self.gate is not None:
+            try:
+                await self.gate.wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    async def invoke(self, name: str, parameters: dict[str, Any]) -> ToolOutcome:
+        self.invoked.append((name, parameters))
+        await self._wait()
+        return self.outcome
+
+    async def confirm(self, tool_name: str, parameters: dict[str, Any], tool_call_id: str) -> bool:
+        self.confirmed.append((tool_name, parameters, tool_call_id))
+        await self._wait()
+        return self.approve

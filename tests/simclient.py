@@ -164,18 +164,32 @@ async def running_sim(
         sim.stop()
 
 
+# A tool/invoke params -> the outcome a test's client answers with.
+ToolHandler = Callable[[dict[str, Any]], dict[str, Any]]
+OMIT = object()  # for call_exact: send a request without a "params" member
+
+
 class SimClient:
     """A raw client: sends one frame per text message, records everything that arrives.
 
-    Requests from the simulator are answered at once with ``null`` (``tool/invoke`` with
-    :data:`TOOL_REFUSAL`) unless ``auto_reply`` is off; then the test replies by hand.
+    Requests from the simulator are answered at once with ``null`` unless ``auto_reply``
+    is off (then the test replies by hand). ``tool/invoke`` is answered with what
+    ``on_tool`` returns (default: :data:`TOOL_REFUSAL`), in the reply when ``async`` is
+    false or absent, else as an empty ack followed by a ``tool/invokeResult`` request.
     """
 
-    def __init__(self, ws: ClientConnection, *, auto_reply: bool = True) -> None:
+    def __init__(
+        self, ws: ClientConnection, *, auto_reply: bool = True, on_tool: ToolHandler | None = None
+    ) -> None:
         self.ws = ws
         self.auto_reply = auto_reply
+        self.on_tool = on_tool
         self.decoder = FrameDecoder()
         self.messages: list[dict[str, Any]] = []  # everything with a method, in order
+        self.arrivals: list[dict[str, Any]] = []  # every message, replies too, in order
+        self.invoke_result_replies: list[dict[str, Any]] = []  # to our tool/invokeResult
+        self.unanswered: set[str] = set()  # methods this client never replies to
+        self.send_invoke_results = True  # False: ack an async tool/invoke, then say nothing
         # Per WebSocket message: ("text"|"binary", size in bytes, frames it completed,
         # bytes of an unfinished frame left in the decoder after it, valid UTF-8 alone).
         self.wire: list[tuple[str, int, int, int, bool]] = []
@@ -224,23 +238,38 @@ class SimClient:
             self._changed.set()
 
     async def _route(self, msg: dict[str, Any]) -> None:
+        self.arrivals.append(msg)
         if "method" in msg:
             self.messages.append(msg)
-            if "id" in msg and self.auto_reply:
+            if "id" in msg and self.auto_reply and msg["method"] not in self.unanswered:
                 await self.reply(msg["id"], self.answer_for(msg))
                 params = msg.get("params") or {}
-                if msg["method"] == "tool/invoke" and params.get("async") is True:
+                if (
+                    msg["method"] == "tool/invoke"
+                    and params.get("async") is True
+                    and self.send_invoke_results
+                ):
                     # Acknowledged above; the outcome follows as a request of our own.
-                    outcome = {**TOOL_REFUSAL, "toolCallId": params.get("toolCallId")}
-                    task = asyncio.create_task(self.call("tool/invokeResult", outcome))
+                    task = asyncio.create_task(self._invoke_result(self.tool_outcome(params)))
                     self._background.add(task)
                     task.add_done_callback(self._background.discard)
         elif msg.get("id") in self._waiting:
             self._waiting.pop(msg["id"]).set_result(msg)
 
+    async def _invoke_result(self, outcome: dict[str, Any]) -> None:
+        self.invoke_result_replies.append(await self.call("tool/invokeResult", outcome))
+
+    def tool_outcome(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The ToolInvokeResponse this client gives for one tool/invoke."""
+        base = {**TOOL_REFUSAL, "name": params.get("name")}
+        if self.on_tool is not None:
+            base = {"success": True, "errorMessage": "", "result": {}, **self.on_tool(params)}
+            base.setdefault("name", params.get("name"))
+        return {**base, "toolCallId": params.get("toolCallId")}
+
     def answer_for(self, msg: dict[str, Any]) -> Any:
         if msg["method"] == "tool/invoke" and msg["params"].get("async") is not True:
-            return {**TOOL_REFUSAL, "toolCallId": msg["params"].get("toolCallId")}
+            return self.tool_outcome(msg["params"])
         return None
 
     async def reply(self, msg_id: Any, result: Any = None) -> None:
@@ -257,6 +286,19 @@ class SimClient:
         future = asyncio.get_running_loop().create_future()
         self._waiting[msg_id] = future
         message = {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params or {}}
+        await self.ws.send(encode_frame_text(message))
+        return await asyncio.wait_for(future, timeout)
+
+    async def call_exact(
+        self, method: str, params: Any, timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
+        """Send a request with exactly these params (:data:`OMIT`: no params member)."""
+        msg_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[msg_id] = future
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
+        if params is not OMIT:
+            message["params"] = params
         await self.ws.send(encode_frame_text(message))
         return await asyncio.wait_for(future, timeout)
 
@@ -306,6 +348,14 @@ class SimClient:
             if mine and (method is None or msg["method"] == method):
                 out.append({"method": msg["method"], **params})
         return out
+
+    def titles(self, session_id: str) -> list[dict[str, Any]]:
+        """Params of session/title/update for one conversation (they carry no requestId)."""
+        return [
+            m["params"]
+            for m in self.messages
+            if m["method"] == "session/title/update" and m["params"].get("sessionId") == session_id
+        ]
 
     def finish(self, request_id: str) -> dict[str, Any] | None:
         found = self.events(request_id, "chat/finish")

@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lingma_mcp.lingma.framing import (
+    DEFAULT_MAX_BODY,
     MAX_HEADER_BYTES,
+    MAX_MESSAGE_BYTES,
     FrameDecoder,
     FrameError,
     encode_frame,
@@ -93,6 +95,8 @@ def test_oversized_body_is_skipped_without_buffering_it():
     big = b"Content-Length: 1000000\r\n\r\n"
     out = decoder.feed(big + b"x" * 500)
     assert len(out) == 1 and "exceeds" in out[0].reason
+    # A connection must not read on after it (see the next test); the decoder still can.
+    assert out[0].fatal
     for _ in range(19):
         assert decoder.feed(b"x" * 50_000) == []
         assert decoder.buffered == 0
@@ -156,3 +160,47 @@ def test_bodies_must_be_utf8_not_another_unicode_encoding():
     )
     assert [type(o) for o in out] == [FrameError, FrameError]
     assert all("UTF-8" in o.reason for o in out)
+
+
+def test_only_a_length_that_cannot_be_trusted_is_fatal():
+    # A length above the cap (garbage or not) would have the decoder discard every later
+    # frame; anything it can recover from is not fatal.
+    decoder = FrameDecoder()
+    out = decoder.feed(
+        b"Content-Length: twelve\r\n\r\n"
+        + b"Content-Length: 3\r\n\r\n{x}"
+        + b"X-Other: 1\r\n\r\n"
+        + encode_frame({"ok": 1})
+        + b"Content-Length: 123456789012345678901234567890\r\n\r\n"
+    )
+    errors = [item for item in out if isinstance(item, FrameError)]
+    assert [e.fatal for e in errors] == [False, False, False, True]
+    assert {"ok": 1} in out
+
+
+def test_the_largest_websocket_message_fits_one_frame_at_the_cap():
+    assert MAX_MESSAGE_BYTES == DEFAULT_MAX_BODY + MAX_HEADER_BYTES
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(messages, min_size=1, max_size=5),
+    st.integers(min_value=1, max_value=10_000),
+    st.lists(st.integers(min_value=0), max_size=10),
+)
+def test_a_length_longer_than_its_body_does_not_swallow_the_frames_behind_it(batch, extra, cuts):
+    body = b'{"short":true}'
+    lying = b"Content-Length: %d\r\n\r\n%s" % (len(body) + extra, body)
+    data = lying + b"".join(encode_frame(m) for m in batch)
+    out = feed_in_pieces(FrameDecoder(), data, cuts)
+    assert [item for item in out if not isinstance(item, FrameError)] == batch
+    (error,) = [item for item in out if isinstance(item, FrameError)]
+    assert "longer than its body" in error.reason and not error.fatal
+
+
+def test_json_whitespace_in_a_body_is_not_taken_for_a_header():
+    body = b'{"a":\r\n\r\n1}'
+    decoder = FrameDecoder()
+    data = b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    assert decoder.feed(data[:-3]) == []
+    assert decoder.feed(data[-3:]) == [{"a": 1}]

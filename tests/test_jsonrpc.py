@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from fakes import FakeSocket
 
-from lingma_mcp.errors import LingmaConnectionLost, RpcError, RpcTimeout
+from lingma_mcp.errors import LingmaConnectionLost, ProtocolError, RpcError, RpcTimeout
 from lingma_mcp.lingma.framing import encode_frame
-from lingma_mcp.lingma.jsonrpc import METHOD_NOT_FOUND, RpcConnection
+from lingma_mcp.lingma.jsonrpc import INTERNAL_ERROR, METHOD_NOT_FOUND, RpcConnection
 
 
 @pytest.fixture
@@ -156,3 +156,134 @@ async def test_notifications_reach_listeners_without_a_reply(wired):
     sock.deliver_message({"jsonrpc": "2.0", "method": "session/title/update", "params": {"t": 1}})
     assert await asyncio.wait_for(seen.get(), 1) == ("session/title/update", {"t": 1})
     assert sock.sent.empty()
+
+
+async def answered(sock, conn, method):
+    """Start a request, read it off the socket, return (task, sent message)."""
+    call = asyncio.create_task(conn.request(method, timeout=60))
+    return call, await sock.next_sent()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"error": {"code": "E_BAD", "message": "a string code"}},
+        {"error": "not an object"},
+        {},
+    ],
+)
+async def test_a_malformed_reply_fails_only_its_caller_at_once(wired, reply):
+    sock, conn = wired
+    bad, sent_bad = await answered(sock, conn, "chat/stop")
+    good, sent_good = await answered(sock, conn, "auth/status")
+    sock.deliver_message({"jsonrpc": "2.0", "id": sent_bad["id"], **reply})
+    # Not its 60 s timeout: at once.
+    with pytest.raises(ProtocolError, match="chat/stop"):
+        await asyncio.wait_for(bad, 1)
+    # The connection and the other caller are untouched.
+    assert not conn.closed
+    sock.deliver_message({"jsonrpc": "2.0", "id": sent_good["id"], "result": "fine"})
+    assert await good == "fine"
+
+
+async def test_a_reply_with_an_unhashable_id_is_skipped_and_the_connection_lives(wired):
+    sock, conn = wired
+    call, sent = await answered(sock, conn, "m")
+    sock.deliver_message({"jsonrpc": "2.0", "id": [sent["id"]], "result": "odd"})
+    sock.deliver_message({"jsonrpc": "2.0", "id": {"x": 1}, "result": "odd"})
+    sock.deliver_message({"jsonrpc": "2.0", "id": sent["id"], "result": "fine"})
+    assert await call == "fine"
+    assert not conn.closed
+
+
+async def test_an_error_envelope_with_a_null_result_is_an_error(wired):
+    sock, conn = wired
+    call, sent = await answered(sock, conn, "chat/sendMessage")
+    # Lingma's own bytes, Go key order (PROTOCOL.md section 9).
+    body = (
+        b'{"jsonrpc":"2.0","result":null,"error":{"code":-32601,'
+        b'"message":"method not found: chat/sendMessage"},"id":%d}' % sent["id"]
+    )
+    sock.deliver(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    with pytest.raises(RpcError) as info:
+        await call
+    assert info.value.code == -32601
+
+
+async def test_extension_register_from_lingma_is_answered_null(wired):
+    sock, _ = wired
+    sock.deliver_message(
+        {"jsonrpc": "2.0", "id": 4, "method": "extension/register", "params": {"x": 1}}
+    )
+    assert await sock.next_sent() == {"jsonrpc": "2.0", "id": 4, "result": None}
+
+
+async def test_a_failing_handler_is_logged_whole_and_answered_internal_error(wired, caplog):
+    sock, conn = wired
+
+    def broken(params):
+        raise KeyError("the bug")
+
+    async def broken_later(params):
+        raise ValueError("the later bug")
+
+    conn.set_request_handler("now", broken)
+    conn.set_request_handler("later", broken_later)
+    sock.deliver_message({"jsonrpc": "2.0", "id": 1, "method": "now", "params": {}})
+    sock.deliver_message({"jsonrpc": "2.0", "id": 2, "method": "later", "params": {}})
+    replies = {r["id"]: r for r in [await sock.next_sent(), await sock.next_sent()]}
+    assert replies[1]["error"]["code"] == INTERNAL_ERROR
+    assert replies[2]["error"]["code"] == INTERNAL_ERROR
+    assert not conn.closed
+    tracebacks = [r.exc_info for r in caplog.records if r.exc_info]
+    assert {type(exc) for _, exc, _ in tracebacks} >= {KeyError, ValueError}
+
+
+async def test_a_failing_listener_does_not_end_the_connection(wired):
+    sock, conn = wired
+
+    def broken(method, params):
+        raise RuntimeError("listener bug")
+
+    conn.add_listener(broken)
+    sock.deliver_message({"jsonrpc": "2.0", "method": "chat/answer", "params": {}})
+    call, sent = await answered(sock, conn, "m")
+    sock.deliver_message({"jsonrpc": "2.0", "id": sent["id"], "result": 1})
+    assert await call == 1
+
+
+async def test_an_impossible_content_length_drops_the_connection(wired):
+    sock, conn = wired
+    call, _ = await answered(sock, conn, "m")
+    seen = []
+    conn.add_listener(lambda method, params: seen.append(method))
+    lost = []
+    conn.add_close_listener(lost.append)
+    # A good frame, then a header no body can match: everything after it would be lost.
+    sock.deliver(
+        encode_frame({"jsonrpc": "2.0", "method": "chat/answer", "params": {}})
+        + b"Content-Length: 99999999999999999999\r\n\r\n{}"
+    )
+    with pytest.raises(LingmaConnectionLost, match="unreadable frame"):
+        await asyncio.wait_for(call, 1)
+    assert await asyncio.wait_for(conn.wait_closed(), 1) is lost[0]
+    assert seen == ["chat/answer"]
+    assert sock.closed
+
+
+async def test_close_cancels_a_handler_still_running(wired):
+    sock, conn = wired
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def slow(params):
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    conn.set_request_handler("slow", slow)
+    sock.deliver_message({"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {}})
+    await asyncio.wait_for(started.wait(), 1)
+    await conn.close()
+    assert cancelled.is_set()

@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -248,3 +249,49 @@ async def test_the_message_log_is_off_unless_asked(tmp_path: Path) -> None:
         assert not sim.log_path.exists()
     finally:
         sim.stop()
+
+
+# -- the conversation store -------------------------------------------------------------
+
+
+async def test_a_truncated_store_is_kept_aside_and_the_restart_says_so(tmp_path: Path) -> None:
+    async with running_sim(tmp_path, env=SMALL) as sim:
+        async with SimClient.connect(await sim.wait_port()) as client:
+            for n in range(12):
+                await client.chat(f"conversation {n}", f"req-{n}")
+    store = tmp_path / "work" / "sessions.json"
+    assert len(json.loads(store.read_text("utf-8"))["sessions"]) == 12
+    whole = store.read_bytes()
+    store.write_bytes(whole[: len(whole) * 2 // 3])
+    (tmp_path / "work" / ".info").unlink()
+    async with running_sim(tmp_path, env=SMALL) as sim:
+        async with SimClient.connect(await sim.wait_port()) as client:
+            assert await client.result("chat/listAllSessions", {}) == []
+            await client.chat("a fresh start", "req-new")
+        (aside,) = (tmp_path / "work").glob("sessions.json.corrupt-*")
+        assert aside.read_bytes() == whole[: len(whole) * 2 // 3]
+        assert "damaged" in sim.stderr() and aside.name in sim.stderr()
+    assert len(json.loads(store.read_text("utf-8"))["sessions"]) == 1
+
+
+async def test_leftover_temporary_files_are_removed_at_start(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "sessions.json.999999998.tmp").write_text('{"sessions": [')
+    async with running_sim(tmp_path) as sim:
+        await sim.wait_port()
+        assert not (work / "sessions.json.999999998.tmp").exists()
+        assert "left by an interrupted write" in sim.stderr()
+
+
+async def test_store_log_and_work_dir_are_private(tmp_path: Path) -> None:
+    async with running_sim(tmp_path, env=SMALL) as sim:
+        async with SimClient.connect(await sim.wait_port()) as client:
+            await client.chat("a secret prompt", "req-1")
+        sim.signal(signal.SIGTERM)  # the store is written at the latest on shutdown
+        assert await sim.wait_exit() == 0
+    work = tmp_path / "work"
+    assert stat.S_IMODE(work.stat().st_mode) == 0o700
+    assert stat.S_IMODE((work / "sessions.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE(sim.log_path.stat().st_mode) == 0o600
+    assert not list(work.glob("*.tmp"))

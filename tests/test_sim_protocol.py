@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simclient import SimClient, SimProcess, ask_params, deltas_text, poll_until, running_sim
+from simclient import (
+    OMIT,
+    SimClient,
+    SimProcess,
+    ask_params,
+    deltas_text,
+    poll_until,
+    running_sim,
+)
 
 WORKSPACE = {"rootUri": "file:///tmp/project", "processId": 1, "capabilities": {}}
 SMALL = {"LINGMA_SIM_ANSWER_SIZE": "120", "LINGMA_SIM_CHUNK": "7"}
@@ -37,7 +45,12 @@ async def test_initialize_names_lingma_and_initialized_is_harmless(sim: SimProce
     async with SimClient.connect(await sim.wait_port()) as client:
         result = await client.result("initialize", {"processId": 1, "capabilities": {}})
         assert result["serverInfo"] == {"name": "lingma", "version": "2.5.17-sim"}
-        assert "capabilities" in result
+        # The shape of Lingma 2.11.1's result, as recorded (PROTOCOL.md section 9).
+        assert list(result) == ["capabilities", "serverInfo", "experimental"]
+        assert result["capabilities"]["workspace"]["workspaceFolders"] == {
+            "supported": True,
+            "changeNotifications": "workspace/didChangeWorkspaceFolders",
+        }
         await client.notify("initialized")
         assert (await client.result("auth/status"))["status"] == 2
     assert "workspacePath is empty" in sim.stderr()
@@ -67,8 +80,68 @@ async def test_control_methods_answer_like_the_plugin_dialect(client: SimClient)
 async def test_unknown_methods_get_method_not_found(client: SimClient) -> None:
     reply = await client.call("no/such/method", {})
     assert reply["error"]["code"] == -32601
+    # The Go encoder's envelope (PROTOCOL.md section 9): "result": null beside the error,
+    # keys in the order jsonrpc, result, error, id.
+    assert list(reply) == ["jsonrpc", "result", "error", "id"] and reply["result"] is None
+    assert reply["error"] == {"code": -32601, "message": "method not found: no/such/method"}
     # The newer dialect is not spoken: a bridge probing session/new must fall back.
     assert (await client.call("session/new", {"cwd": "/tmp"}))["error"]["code"] == -32601
+
+
+async def test_successful_replies_keep_the_go_key_order(client: SimClient) -> None:
+    reply = await client.call("auth/status", {})
+    assert list(reply) == ["jsonrpc", "result", "id"]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ([], "json: cannot unmarshal array into Go value of type map[string]interface {}"),
+        ("all", "json: cannot unmarshal string into Go value of type map[string]interface {}"),
+        (3, "json: cannot unmarshal number into Go value of type map[string]interface {}"),
+        (None, "unexpected end of JSON input"),
+        (OMIT, "unexpected end of JSON input"),
+    ],
+)
+async def test_query_models_refuses_params_that_are_not_an_object(
+    client: SimClient, params: Any, message: str
+) -> None:
+    reply = await client.call_exact("config/queryModels", params)
+    assert reply["result"] is None and reply["error"] == {"code": -32602, "message": message}
+    assert "chat" in (await client.call_exact("config/queryModels", {}))["result"]
+
+
+async def test_other_methods_refuse_params_of_the_wrong_kind_and_take_absent_as_empty(
+    client: SimClient,
+) -> None:
+    refused = await client.call_exact("auth/status", ["a"])
+    assert "cannot unmarshal array" in refused["error"]["message"]
+    assert (await client.call_exact("auth/status", OMIT))["result"]["status"] == 2
+
+
+async def test_initialize_is_followed_by_extension_register_to_every_client(
+    sim: SimProcess,
+) -> None:
+    port = await sim.wait_port()
+    async with SimClient.connect(port) as first, SimClient.connect(port) as second:
+        reply = await first.call("initialize", WORKSPACE)
+        register = await first.wait_until(
+            lambda: next((m for m in first.arrivals if m.get("method") == "extension/register"), 0)
+        )
+        # The reply first, then Lingma's request, which wants an answer like any other.
+        assert first.arrivals.index(reply) < first.arrivals.index(register)
+        assert "id" in register and isinstance(register["params"], dict)
+        assert not any(m["method"] == "extension/register" for m in second.messages)
+        await second.result("initialize", WORKSPACE)
+        await second.wait_until(lambda: second.messages)
+        # A broadcast: the first client hears of the second's handshake too.
+        await first.wait_until(
+            lambda: sum(m["method"] == "extension/register" for m in first.messages) == 2
+        )
+        replies = await sim.wait_logged(
+            lambda e: e["kind"] == "reply" and e["method"] == "extension/register"
+        )
+        assert replies["message"]["result"] is None
 
 
 async def test_params_of_a_wrong_shape_get_an_error_not_a_dead_simulator(client: SimClient) -> None:
@@ -87,8 +160,14 @@ async def test_a_message_without_header_is_logged_and_skipped(
 
 async def test_chat_round_trip_deltas_join_to_full_answer(client: SimClient) -> None:
     accepted = await client.ask("你好，模拟器 hello", "req-1")
-    assert accepted["success"] is True and accepted["isSuccess"] is True
-    assert accepted["errorCode"] is None and accepted["requestId"] == "req-1"
+    # Lingma 2.11.1's reply, recorded (PROTOCOL.md section 9): empty strings, data null.
+    assert accepted == {
+        "requestId": "",
+        "success": True,
+        "errorCode": "",
+        "errorMessage": "",
+        "data": None,
+    }
     finish = await client.wait_until(lambda: client.finish("req-1"))
     assert finish["reason"] == "success" and finish["statusCode"] == 200
     assert finish["fullAnswer"] == deltas_text(client, "req-1")
@@ -116,8 +195,40 @@ async def test_chat_ask_as_a_notification_still_streams(client: SimClient) -> No
 
 async def test_an_empty_question_is_refused(client: SimClient) -> None:
     accepted = await client.ask("   ", "req-empty")
-    assert accepted["success"] is False and accepted["isSuccess"] is False
-    assert "empty" in accepted["errorMessage"]
+    assert accepted["success"] is False and accepted["errorCode"] == "INVALID_PARAM"
+    assert "empty" in accepted["errorMessage"] and accepted["data"] is None
+
+
+async def test_the_question_is_read_from_question_text_alone(client: SimClient) -> None:
+    duplicates = {"text": "dup", "content": "dup", "message": "dup"}
+    refused = await client.ask("", "req-dup", **duplicates)
+    assert refused["success"] is False and "questionText" in refused["errorMessage"]
+    params = ask_params("the real question", "req-q")
+    params["chatContext"]["text"] = "a stale context text"
+    assert (await client.result("chat/ask", params))["success"] is True
+    finish = await client.wait_until(lambda: client.finish("req-q"))
+    assert "the real question" in finish["fullAnswer"] and "stale" not in finish["fullAnswer"]
+
+
+async def test_steps_are_done_before_the_answer_and_the_title_names_the_session(
+    client: SimClient,
+) -> None:
+    finish = await client.chat("order please", "req-o")
+    steps = client.events("req-o", "chat/process_step_callback")
+    assert [(s["step"], s["status"]) for s in steps] == [
+        ("step_start", "done"),
+        ("step_end", "done"),
+    ]
+    methods = [m["method"] for m in client.messages]
+    first_answer = methods.index("chat/answer")
+    assert methods[:first_answer] == [
+        "extension/register",
+        "chat/process_step_callback",
+        "chat/process_step_callback",
+        "session/title/update",
+    ]
+    (title,) = client.titles(finish["sessionId"])
+    assert title == {"sessionId": finish["sessionId"], "sessionTitle": "order please"}
 
 
 async def test_model_and_thinking(client: SimClient) -> None:
@@ -209,7 +320,7 @@ async def test_agent_mode_tool_events_and_tool_invoke_reply(
     assert [s["toolCallStatus"] for s in syncs] == [
         "INIT",
         "RUNNING",
-        "FINISHED",
+        "ERROR",
         "REQUEST_FINISHED",
     ]
     assert any("requestId" not in s for s in syncs)
@@ -220,7 +331,7 @@ async def test_agent_mode_tool_events_and_tool_invoke_reply(
     assert (
         invoke["parameters"] == {"file_path": "/tmp/project/README.md"} and invoke["async"] is False
     )
-    assert "success=false" in finish["fullAnswer"] and "tool not supported" in finish["fullAnswer"]
+    assert "read_file README.md: failed: tool not supported" in finish["fullAnswer"]
     recorded = await sim.wait_logged(lambda e: e.get("event") == "tool_invoke_reply")
     assert recorded["outcome"]["success"] is False
 
@@ -301,11 +412,10 @@ async def test_conversations_continue_list_and_delete(client: SimClient) -> None
     first = await client.chat("first turn", "req-1", session_id="hint-from-client")
     session_id = first["sessionId"]
     assert session_id != "hint-from-client" and "turn 1" in first["fullAnswer"]
-    titles = client.events("req-1", "session/title/update")
-    assert titles and titles[0]["sessionTitle"] == "first turn"
+    assert [t["sessionTitle"] for t in client.titles(session_id)] == ["first turn"]
     second = await client.chat("second turn", "req-2", session_id=session_id, is_reply=True)
     assert second["sessionId"] == session_id and "turn 2" in second["fullAnswer"]
-    assert not client.events("req-2", "session/title/update")
+    assert len(client.titles(session_id)) == 1  # a continued conversation keeps its title
     unrelated = await client.chat("not a reply", "req-3", session_id=session_id)
     assert unrelated["sessionId"] != session_id
 

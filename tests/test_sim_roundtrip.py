@@ -13,14 +13,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from fakes import FakeToolHandler
 from simclient import SimProcess, running_sim
 from websockets.asyncio.client import connect
 
 from lingma_mcp.errors import ChatRejected, LingmaConnectionLost
 from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolUpdate
-from lingma_mcp.lingma.client import TOOL_NOT_SUPPORTED, ChatRequest, LingmaClient
+from lingma_mcp.lingma.client import ChatRequest, LingmaClient
+from lingma_mcp.lingma.framing import MAX_MESSAGE_BYTES
 from lingma_mcp.lingma.jsonrpc import RpcConnection
 from lingma_mcp.lingma.streams import ChatStream
+from lingma_mcp.lingma.toolhost import NO_HANDLER, ToolOutcome
 
 SMALL = {"LINGMA_SIM_ANSWER_SIZE": "150", "LINGMA_SIM_CHUNK": "9"}
 TIMEOUT = 5.0
@@ -29,7 +32,7 @@ TIMEOUT = 5.0
 @asynccontextmanager
 async def core_client(sim: SimProcess, workspace: Path) -> AsyncIterator[LingmaClient]:
     port = await sim.wait_port()
-    async with connect(f"ws://127.0.0.1:{port}/", max_size=None) as ws:
+    async with connect(f"ws://127.0.0.1:{port}/", max_size=MAX_MESSAGE_BYTES) as ws:
         conn = RpcConnection(ws)
         conn.start()
         client = LingmaClient(conn, control_timeout=TIMEOUT)
@@ -108,7 +111,7 @@ async def test_agent_tool_events_are_merged_and_tool_invoke_is_refused(tmp_path:
         assert tool["name"] == "read_file" and tool["input"]["file_path"].endswith("README.md")
         assert tool["status"] == "REQUEST_FINISHED"
         assert sum(isinstance(e, ToolUpdate) for e in events) >= 3
-        assert TOOL_NOT_SUPPORTED in result.answer
+        assert NO_HANDLER in result.answer
         recorded = await sim.wait_logged(lambda e: e.get("event") == "tool_invoke_reply")
         assert recorded["outcome"]["success"] is False
 
@@ -116,11 +119,27 @@ async def test_agent_tool_events_are_merged_and_tool_invoke_is_refused(tmp_path:
 async def test_async_tool_invoke_through_the_core(tmp_path: Path) -> None:
     async with sim_and_client(tmp_path, {"LINGMA_SIM_TOOL_ASYNC": "1"}) as (sim, client):
         _, stream = await ask(client, "read it later", mode="agent")
-        assert TOOL_NOT_SUPPORTED in stream.result().answer
+        assert NO_HANDLER in stream.result().answer
         result = await sim.wait_logged(
             lambda e: e["kind"] == "request" and e["message"]["method"] == "tool/invokeResult"
         )
         assert result["message"]["params"]["success"] is False
+
+
+@pytest.mark.parametrize("use_async", ["0", "1"], ids=["sync", "async"])
+async def test_agent_tool_invoke_reaches_the_chats_tool_handler(tmp_path: Path, use_async) -> None:
+    env = {"LINGMA_SIM_TOOL_ASYNC": use_async}
+    async with sim_and_client(tmp_path, env) as (sim, client):
+        handler = FakeToolHandler(ToolOutcome(success=True, result={"content": "hello"}))
+        _, stream = await ask(
+            client, "read it", mode="agent", workspace=tmp_path / "project", tool_handler=handler
+        )
+        ((name, parameters),) = handler.invoked
+        assert name == "read_file" and parameters["file_path"].endswith("README.md")
+        assert "read_file README.md: ok: hello" in stream.result().answer
+        recorded = await sim.wait_logged(lambda e: e.get("event") == "tool_invoke_reply")
+        assert recorded["outcome"]["success"] is True
+        assert recorded["outcome"]["result"] == {"content": "hello"}
 
 
 async def test_concurrent_chats_through_the_core(tmp_path: Path) -> None:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import stat
 from pathlib import Path
 
 import pytest
 
 from lingma_mcp.lingma.framing import FrameDecoder, FrameError, encode_frame
-from lingma_mcp.sim import script
+from lingma_mcp.sim import instructions, script
 from lingma_mcp.sim.account import Account
+from lingma_mcp.sim.files import remove_leftovers, write_durably
 from lingma_mcp.sim.info import render_info
 from lingma_mcp.sim.options import OptionError, build_options
-from lingma_mcp.sim.store import ConversationStore
+from lingma_mcp.sim.state import MessageLog
+from lingma_mcp.sim.store import ConversationStore, parse_store
 from lingma_mcp.sim.wire import MALFORMED_FRAMES, Outbox
 
 
@@ -100,9 +104,80 @@ async def test_saves_inside_an_event_loop_are_batched(tmp_path: Path) -> None:
     assert len(ConversationStore(path).list(None)) == 20
 
 
-def test_an_unreadable_store_starts_empty(tmp_path: Path) -> None:
-    (tmp_path / "sessions.json").write_text("{not json")
-    assert ConversationStore(tmp_path / "sessions.json").list(None) == []
+def test_a_damaged_store_is_moved_aside_and_an_empty_one_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "sessions.json"
+    store = ConversationStore(path)
+    for n in range(5):
+        turn = store.begin(None, False, "file:///p", f"question {n}")
+        store.record(turn.session_id, f"r{n}", "FREE_INPUT", f"question {n}", "answer")
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # a crash mid-write by a careless writer
+
+    again = ConversationStore(path)
+
+    assert again.list(None) == []
+    assert again.set_aside is not None and again.set_aside.name.startswith("sessions.json.corrupt-")
+    assert again.set_aside.read_bytes() == whole[: len(whole) // 2]
+    assert not path.exists()
+    assert "damaged" in caplog.text and str(again.set_aside) in caplog.text
+    again.begin(None, False, "file:///p", "after")
+    assert len(ConversationStore(path).list(None)) == 1
+    assert again.set_aside.exists()  # the damaged file is never overwritten
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        "[]",
+        '{"sessions": {}}',
+        '{"sessions": [{"sessionId": 1}]}',
+        '{"sessions": [{"sessionId": "s", "sessionTitle": "t", "projectUri": "", '
+        '"gmtModified": 1, "chatRecords": [{"question": "no id"}]}]}',
+    ],
+)
+def test_every_kind_of_damage_is_named(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_store(text.encode())
+
+
+def test_the_store_is_private_and_leaves_no_temporary_files(tmp_path: Path) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir(mode=0o755)
+    (folder / "sessions.json.999999997.tmp").write_text("half a write")
+    store = ConversationStore(folder / "sessions.json")
+    store.begin(None, False, "file:///p", "q")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "sessions.json").stat().st_mode) == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == ["sessions.json"]
+
+
+def test_a_temporary_file_of_a_running_writer_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.json"
+    live = tmp_path / f"sessions.json.{os.getppid()}.tmp"  # our parent still runs
+    dead = tmp_path / "sessions.json.999999999.tmp"
+    live.write_text("in progress")
+    dead.write_text("left behind")
+    assert remove_leftovers(path) == [dead]
+    assert live.exists()
+
+
+def test_a_durable_write_replaces_the_file_whole_and_keeps_it_private(tmp_path: Path) -> None:
+    path = tmp_path / "f.json"
+    path.write_text("old")
+    path.chmod(0o644)
+    write_durably(path, "new")
+    assert path.read_text() == "new" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_the_message_log_is_private(tmp_path: Path) -> None:
+    log = MessageLog(str(tmp_path / "log.jsonl"))
+    log.write("event", 1, event="x")
+    log.close()
+    assert stat.S_IMODE((tmp_path / "log.jsonl").stat().st_mode) == 0o600
 
 
 async def _through_outbox(frames: list[bytes], split: bool, seed: int = 1) -> list[str | bytes]:
@@ -160,3 +235,83 @@ def _is_cut_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+# -- the agent-mode instruction language ----------------------------------------------------
+
+
+def test_only_lines_starting_with_at_are_instructions() -> None:
+    parsed = instructions.parse("Fix it.\n  @read a.txt\nemail me @ noon\n@\n@run  ls  -l ")
+    assert [(i.verb, i.paths, i.text) for i in parsed] == [
+        ("read", ("a.txt",), ""),
+        ("run", (), "ls  -l"),
+    ]
+
+
+def test_text_runs_to_the_end_of_the_line_with_escapes() -> None:
+    (create,) = instructions.parse(r'@create "a b.txt" x\ny\tz\\n and \q')
+    assert create.paths == ("a b.txt",) and create.text == "x\ny\tz\\n and \\q"
+    (empty,) = instructions.parse("@create empty.txt")
+    assert empty.text == ""
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("@nope x", "unknown instruction"),
+        ("@read", "PATH is missing"),
+        ("@read a b", "one PATH"),
+        ('@read "unterminated', "not a JSON string"),
+        ("@problems", "at least one PATH"),
+        ("@run", "needs a COMMAND"),
+        ("@tool", "needs a NAME"),
+        ("@tool x {bad", "not JSON"),
+        ("@pending x [1]", "JSON object"),
+        ("@async yes", "one of on, off, absent"),
+        ("@spell loud", "one of content"),
+    ],
+)
+def test_a_bad_line_becomes_an_invalid_instruction_that_says_why(line: str, why: str) -> None:
+    (parsed,) = instructions.parse(line)
+    assert parsed.verb == "invalid" and why in parsed.text and parsed.source == line
+
+
+def test_paths_are_joined_to_the_workspace_but_never_normalised() -> None:
+    assert instructions.resolve("a/../b", "/ws") == "/ws/a/../b"
+    assert instructions.resolve("/etc/passwd", "/ws") == "/etc/passwd"
+    assert instructions.resolve("~/x", "/ws") == "~/x"
+
+
+def test_tool_calls_follow_the_spelling_in_force() -> None:
+    spelling = instructions.Spelling()
+    (create,) = instructions.parse("@create a.txt hi")
+    assert instructions.tool_call(create, spelling, "/ws") == (
+        "create_file_with_text",
+        {"filePath": "/ws/a.txt", "text": "hi"},
+    )
+    for line in ("@spell content", "@spell file_path", "@async absent"):
+        spelling.apply(instructions.parse(line)[0])
+    assert instructions.tool_call(create, spelling, "/ws")[1] == {
+        "file_path": "/ws/a.txt",
+        "content": "hi",
+    }
+    assert spelling.use_async is None
+    (output,) = instructions.parse("@output")
+    assert instructions.tool_call(output, spelling, "/ws", terminal="t9") == (
+        "get_terminal_output",
+        {"terminalId": "t9"},
+    )
+
+
+def test_outcome_lines_read_as_the_client_answered() -> None:
+    (run,) = instructions.parse("@run make test")
+    done = {"success": True, "result": {"exitCode": 2, "output": "\n  FAILED x\nmore"}}
+    assert instructions.describe(run, done) == "run_in_terminal make test: exit 2: FAILED x"
+    failed = {"success": False, "errorMessage": "denied by policy\nsecond line"}
+    assert (
+        instructions.describe(run, failed) == "run_in_terminal make test: failed: denied by policy"
+    )
+    assert instructions.describe(run, {}) == "run_in_terminal make test: failed: no errorMessage"
+    (read,) = instructions.parse("@read a")
+    long_line = {"success": True, "result": {"content": "x" * 500}}
+    assert len(instructions.describe(read, long_line)) == len("read_file a: ok: ") + 200

@@ -1,8 +1,10 @@
 """LingmaClient: what the bridge asks of Lingma, in Lingma's plugin dialect.
 
-One client per connection. It builds the payloads the IDE plugins send, answers the
-requests Lingma makes of an IDE, and opens chat streams. It knows nothing of processes
-(the supervisor) or of MCP (the server).
+One client per connection. It builds the payloads the IDE plugins send, opens chat
+streams, and answers the requests Lingma makes of an IDE: ``tool/invoke`` and PENDING
+``tool/call/sync`` go to the tool handler of the chat they belong to (see
+:mod:`.toolhost`), as tasks of that chat, so they never hold up the read loop and end
+with the chat. It knows nothing of processes (the supervisor) or of MCP (the server).
 """
 
 from __future__ import annotations
@@ -13,24 +15,31 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import LingmaError
+from ..errors import LingmaConnectionLost, LingmaError
 from .auth import AuthStatus
 from .jsonrpc import RpcConnection
 from .streams import ChatStream, StreamRouter
+from .toolhost import (
+    NO_CHAT,
+    NO_HANDLER,
+    IdeToolHandler,
+    ToolInvoke,
+    ToolOutcome,
+    approve_params,
+    async_ack,
+    invoke_response,
+)
+from .tools import observe
 
 log = logging.getLogger(__name__)
 
 CLIENT_NAME = "lingma-mcp"
-
-# What the bridge tells Lingma when it asks the IDE to run a tool. Until the bridge hosts
-# IDE tools itself, saying "not supported" is the truth; a silent success would tell
-# Lingma a file was read or a command run when nothing happened.
-TOOL_NOT_SUPPORTED = "not supported by this host: lingma-mcp does not run IDE tools yet"
 
 
 @dataclass
@@ -44,7 +53,8 @@ class ChatRequest:
     workspace: Path | None = None
     tool_config: dict[str, Any] | None = None
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    tool_handler: Any = None  # serves the chat's IDE tools (agent mode); None refuses them
+    # Serves the IDE tools Lingma asks for during this chat; None refuses them, honestly.
+    tool_handler: IdeToolHandler | None = None
 
 
 class LingmaClient:
@@ -62,8 +72,11 @@ class LingmaClient:
         self.server_info: dict[str, Any] = {}
         self._background: set[asyncio.Task[Any]] = set()
         conn.add_listener(self.router)
+        # After the router: a PENDING tool call's owner is known by then.
+        conn.add_listener(self._on_event)
         conn.add_close_listener(self.router.connection_lost)
-        conn.set_request_handler("tool/invoke", self._refuse_tool)
+        conn.add_close_listener(self._cancel_background)
+        conn.set_request_handler("tool/invoke", self._on_tool_invoke)
 
     @property
     def version(self) -> str | None:
@@ -146,7 +159,12 @@ class LingmaClient:
         delay the first delta.
         """
         session_id = request.session_id or str(uuid.uuid4())
-        stream = self.router.open(request.request_id, session_id, stop=self._stop_stream)
+        stream = self.router.open(
+            request.request_id,
+            session_id,
+            stop=self._stop_stream,
+            tool_handler=request.tool_handler,
+        )
         try:
             accepted = await self.conn.send_request(
                 "chat/ask", self._ask_payload(request, session_id)
@@ -161,8 +179,11 @@ class LingmaClient:
         await self._call("chat/stop", {"requestId": request_id, "sessionId": session_id or ""})
 
     async def _stop_stream(self, stream: ChatStream) -> None:
+        # Sent, not awaited: see ChatStream.aclose. Cancelling the reply's future forgets
+        # the request, so a Lingma that never answers leaves nothing behind.
         if not self.conn.closed:
-            await self.stop_chat(stream.request_id, stream.session_hint)
+            params = {"requestId": stream.request_id, "sessionId": stream.session_hint or ""}
+            (await self.conn.send_request("chat/stop", params)).cancel()
 
     def _ask_payload(self, request: ChatRequest, session_id: str) -> dict[str, Any]:
         agent = request.mode == "agent"
@@ -184,8 +205,9 @@ class LingmaClient:
             "questionText": request.prompt,
             "extra": extra,
             "pluginPayloadConfig": {"isEnableAskAgent": agent, "isEnableAutoMemory": True},
+            # The question goes once, in questionText, the field the binary reads (PROTOCOL.md
+            # section 9): a copy elsewhere doubled every frame's size.
             "chatContext": {
-                "text": request.prompt,
                 "features": [],
                 "preferredLanguage": language,
                 "localeLang": language,
@@ -197,33 +219,131 @@ class LingmaClient:
 
     # ------------------------------------------------------------------ Lingma's requests
 
-    def _refuse_tool(self, params: dict[str, Any]) -> dict[str, Any] | None:
-        """Answer ``tool/invoke`` with an explicit failure (see TOOL_NOT_SUPPORTED)."""
-        failure = {
-            "toolCallId": params.get("toolCallId") or params.get("tool_call_id"),
-            "name": params.get("name") or params.get("toolName"),
-            "success": False,
-            "errorMessage": TOOL_NOT_SUPPORTED,
-            "result": {},
-            "startTime": int(time.time() * 1000),
-            "timeConsuming": 0,
-        }
-        log.info(
-            "Lingma asked to run IDE tool %s; refused (%s)", failure["name"], TOOL_NOT_SUPPORTED
-        )
-        if params.get("async") is True:
-            # Async protocol: acknowledge now, deliver the outcome as tool/invokeResult.
-            task = asyncio.ensure_future(self._send_invoke_result(failure))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            return None
-        return failure
+    def _on_tool_invoke(self, params: dict[str, Any]) -> Any:
+        """Answer ``tool/invoke``: run the tool through its chat's handler.
 
-    async def _send_invoke_result(self, failure: dict[str, Any]) -> None:
+        Without ``async`` the reply is the outcome, so the connection gets a coroutine to
+        await in a task of its own; with ``async: true`` the reply is an empty success now
+        and the outcome follows as a ``tool/invokeResult`` request.
+        """
+        call = ToolInvoke.from_params(params)
+        stream = self.router.stream_for_tool(call.request_id, call.tool_call_id)
+        start_ms = int(time.time() * 1000)
+        started = time.monotonic()
+        outcome: asyncio.Future[ToolOutcome] = asyncio.get_running_loop().create_future()
+        task = stream.run(self._invoke(call, stream)) if stream is not None else None
+        if task is None:
+            log.info("Lingma asked to run IDE tool %s for no open chat", call.name)
+            outcome.set_result(ToolOutcome(success=False, error_message=NO_CHAT))
+        else:
+            task.add_done_callback(lambda t: _settle(t, outcome, call))
+
+        async def response() -> dict[str, Any]:
+            done = await outcome
+            elapsed = round((time.monotonic() - started) * 1000)
+            return invoke_response(call, done, start_ms=start_ms, time_ms=elapsed)
+
+        if not call.is_async:
+            return response()
+        self._spawn(self._send_invoke_result(response()))
+        return async_ack(call)
+
+    async def _invoke(self, call: ToolInvoke, stream: ChatStream | None) -> ToolOutcome:
+        handler = stream.tool_handler if stream is not None else None
+        if handler is None:
+            log.info("Lingma asked to run IDE tool %s in a chat without a tool host", call.name)
+            return ToolOutcome(success=False, error_message=NO_HANDLER)
+        return await handler.invoke(call.name, call.parameters)
+
+    async def _send_invoke_result(self, response: Awaitable[dict[str, Any]]) -> None:
         try:
-            await self.conn.send_request("tool/invokeResult", failure)
+            await self.conn.request(
+                "tool/invokeResult", await response, timeout=self.control_timeout
+            )
+        except LingmaConnectionLost as exc:
+            log.debug("could not deliver tool/invokeResult: %s", exc)
         except LingmaError as exc:
-            log.debug("could not send tool/invokeResult: %s", exc)
+            log.warning("could not deliver tool/invokeResult: %s", exc)
+
+    def _on_event(self, method: str, params: dict[str, Any]) -> None:
+        """Ask the chat's handler about a PENDING tool call, then tell Lingma."""
+        if method != "tool/call/sync":
+            return
+        seen = observe(method, params)
+        if seen is None or (seen.status or "").upper() != "PENDING":
+            return
+        stream = self.router.stream_for_tool(seen.request_id, seen.id)
+        if stream is None:
+            log.info("PENDING tool call %s belongs to no open chat; not answered", seen.id)
+            return
+        if seen.id in stream._confirming:
+            return  # Lingma said PENDING again; the question is already out
+        stream._confirming.add(seen.id)
+        session_id = params.get("sessionId")
+        approve = approve_params(
+            session_id=session_id if isinstance(session_id, str) else stream.session_hint or "",
+            request_id=stream.request_id,
+            tool_call_id=seen.id,
+            approval=False,
+        )
+        parameters = seen.input if isinstance(seen.input, dict) else {}
+        stream.run(self._confirm(stream, seen.name or "", parameters, approve))
+
+    async def _confirm(
+        self, stream: ChatStream, name: str, parameters: dict[str, Any], approve: dict[str, Any]
+    ) -> None:
+        tool_call_id = approve["toolCallId"]
+        handler = stream.tool_handler
+        approval = False
+        try:
+            if handler is None:
+                log.info("PENDING tool call %s in a chat without a tool host: denied", tool_call_id)
+            else:
+                approval = await handler.confirm(name, parameters, tool_call_id) is True
+        except asyncio.CancelledError:
+            # The chat ended while the person was being asked: that is a no. Told in a
+            # task of the client's, since this one is being cancelled.
+            self._spawn(self._approve({**approve, "approval": False}))
+            raise
+        except Exception:
+            log.exception("confirming tool call %s failed; denied", tool_call_id)
+        await self._approve({**approve, "approval": approval})
+
+    async def _approve(self, params: dict[str, Any]) -> None:
+        try:
+            await self.conn.request("tool/call/approve", params, timeout=self.control_timeout)
+        except LingmaConnectionLost as exc:
+            log.debug("could not send tool/call/approve: %s", exc)
+        except LingmaError as exc:
+            log.warning("could not send tool/call/approve for %s: %s", params["toolCallId"], exc)
+
+    def _cancel_background(self, reason: BaseException) -> None:
+        # Nothing sent from here can arrive any more.
+        for task in list(self._background):
+            task.cancel()
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _settle(
+    task: asyncio.Task[ToolOutcome], outcome: asyncio.Future[ToolOutcome], call: ToolInvoke
+) -> None:
+    """Turn the handler task's end into the outcome Lingma hears, whatever the end was."""
+    if outcome.done():
+        return
+    if task.cancelled():
+        result = ToolOutcome(success=False, error_message="cancelled: the chat ended first")
+    elif (error := task.exception()) is not None:
+        log.error("IDE tool %s failed in the tool host", call.name, exc_info=error)
+        result = ToolOutcome(
+            success=False, error_message=f"the tool host failed running {call.name}: {error}"
+        )
+    else:
+        result = task.result()
+    outcome.set_result(result)
 
 
 def _preferred_language() -> str:

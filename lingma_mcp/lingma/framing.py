@@ -12,7 +12,13 @@ Cost: worst case O(n) in the bytes fed. The plan that gets there:
   never searched again while a header trickles in;
 - a body is copied once, into the ``str`` that the JSON decoder reads; frames with the
   canonical ``Content-Length: N`` header (all real traffic) take a tight loop that keeps
-  its state in locals, everything else the general parser.
+  its state in locals, everything else the general parser;
+- while a body is incomplete, its new bytes are searched once for the next frame's header,
+  which no JSON body can contain: a length longer than its body then costs that one body,
+  not every frame behind it.
+
+What cannot be recovered from is marked ``fatal`` (a length above the cap): the reader
+should drop the connection rather than read on.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ DEFAULT_MAX_BODY = 64 * 1024 * 1024
 # grow our buffer without bound.
 MAX_HEADER_BYTES = 8 * 1024
 
+# The largest WebSocket message worth accepting: one whole frame at the body cap. A
+# message may carry several frames or part of one, but one larger than this cannot be
+# anything the decoder would accept.
+MAX_MESSAGE_BYTES = DEFAULT_MAX_BODY + MAX_HEADER_BYTES
+
 _HEADER_END = b"\r\n\r\n"
 _FAST_PREFIX = b"Content-Length: "
 _FAST_PREFIX_LEN = len(_FAST_PREFIX)
@@ -39,10 +50,18 @@ _LENGTH_NAME = b"content-length:"
 
 @dataclass(frozen=True, slots=True)
 class FrameError:
-    """A stretch of input that could not be decoded; it was skipped, decoding goes on."""
+    """A stretch of input that could not be decoded; it was skipped, decoding goes on.
+
+    ``fatal`` marks an error after which the decoder can no longer be trusted to find the
+    next frame: a connection should be dropped, not read on. A bad body under a good
+    header is not fatal (the header said where the next frame starts); neither is a
+    header that is not a number, since the search for the next header resumes at once and
+    skips at most :data:`MAX_HEADER_BYTES` of garbage.
+    """
 
     reason: str
     preview: bytes = b""
+    fatal: bool = False
 
     def __str__(self) -> str:
         if self.preview:
@@ -157,8 +176,18 @@ class FrameDecoder:
             if length is None:
                 return True
             if length > self._max_body:
+                # Fatal: either the peer broke the size limit or the header is garbage (a
+                # length of 10**30 would have the decoder discard every later frame), and
+                # the two cannot be told apart. The bytes are still skipped, for callers
+                # that read on regardless.
                 cap = self._max_body
-                out.append(FrameError(f"frame body of {length} bytes exceeds the {cap}-byte cap"))
+                out.append(
+                    FrameError(
+                        f"frame body of {length} bytes exceeds the {cap}-byte cap",
+                        header[:80],
+                        fatal=True,
+                    )
+                )
                 available = len(buf) - self._pos
                 if available >= length:
                     self._pos += length
@@ -171,20 +200,66 @@ class FrameDecoder:
             self._body_len = length
         length = self._body_len
         if len(buf) - self._pos < length:
-            return False
+            # While a body trickles in, watch for the next frame's header inside it: a
+            # length larger than the body it announces would otherwise swallow every frame
+            # behind it, up to the cap.
+            return self._resync_inside_body(len(buf), length, out)
         body = bytes(buf[self._pos : self._pos + length])
-        self._pos += length
-        self._scan_from = self._pos
-        self._body_len = None
         try:
             # Decode first: json.loads on bytes would guess UTF-16 or UTF-32 and accept
             # what Lingma, which only speaks UTF-8, never sends.
-            out.append(json.loads(body.decode("utf-8")))
+            value = json.loads(body.decode("utf-8"))
         except UnicodeDecodeError:
-            out.append(FrameError("frame body is not valid UTF-8; skipped", body[:80]))
+            error = FrameError("frame body is not valid UTF-8; skipped", body[:80])
         except ValueError:
-            out.append(FrameError("frame body is not JSON; skipped", body[:80]))
+            error = FrameError("frame body is not JSON; skipped", body[:80])
+        else:
+            self._pos += length
+            self._scan_from = self._pos
+            self._body_len = None
+            out.append(value)
+            return True
+        # A header inside a body that is not JSON: its length was too long, and the frame
+        # behind it (whose blank line may not even be here yet) starts there. The header's
+        # name may begin in the body and end after it, so look a little past the body, and
+        # wait for those bytes if they are not here yet and the body ends like the name.
+        reach = self._pos + length + len(_LENGTH_NAME) - 1
+        window = bytes(buf[self._pos : reach]).lower()
+        inside = window.find(_LENGTH_NAME)
+        if inside < 0 and len(buf) < reach and _ends_like_header(window):
+            return False
+        if 0 <= inside < length:
+            out.append(_too_long(length, inside, body))
+            self._pos += inside
+            self._scan_from = self._pos
+            self._body_len = None
+            return True
+        out.append(error)
+        self._pos += length
+        self._scan_from = self._pos
+        self._body_len = None
         return True
+
+    def _resync_inside_body(self, end: int, length: int, out: list[Any | FrameError]) -> bool:
+        """If a whole frame header lies in ``buf[_pos:end]``, skip to it and say so; else False.
+
+        ``Content-Length: N`` followed by a blank line cannot occur in a JSON body: raw CR
+        and LF are not allowed inside a JSON string, and the header's words are not JSON
+        outside one. So a header found inside a body means the body's length was wrong,
+        and the frame it starts is whole. Each byte is searched once (``_scan_from``).
+        """
+        buf = self._buf
+        hit = buf.find(_HEADER_END, max(self._pos, self._scan_from), end)
+        while hit >= 0:
+            start = _header_start_before(buf, self._pos, hit)
+            if start >= 0:
+                out.append(_too_long(length, start - self._pos, bytes(buf[self._pos : start])))
+                self._pos = self._scan_from = start
+                self._body_len = None
+                return True
+            hit = buf.find(_HEADER_END, hit + 1, end)
+        self._scan_from = max(self._pos, end - len(_HEADER_END) + 1)
+        return False
 
     def _compact(self) -> None:
         if self._pos == len(self._buf):
@@ -196,6 +271,34 @@ class FrameDecoder:
             self._scan_from -= self._pos
             self._pos = 0
         self._scan_from = max(self._scan_from, 0)
+
+
+def _ends_like_header(data: bytes) -> bool:
+    """Whether ``data`` (lower case) ends with the start of ``content-length:``."""
+    return any(data.endswith(_LENGTH_NAME[:n]) for n in range(1, len(_LENGTH_NAME)))
+
+
+def _too_long(length: int, body_bytes: int, body: bytes) -> FrameError:
+    return FrameError(
+        f"Content-Length {length} is longer than its body: a frame header came after "
+        f"{body_bytes} bytes; body skipped",
+        body[:80],
+    )
+
+
+def _header_start_before(buf: bytearray, floor: int, blank_line: int) -> int:
+    """Where ``Content-Length: <digits>`` ends right at ``blank_line``; -1 if it does not."""
+    at = blank_line
+    while at > floor and 0x30 <= buf[at - 1] <= 0x39:
+        at -= 1
+    if at == blank_line:
+        return -1
+    while at > floor and buf[at - 1] == 0x20:
+        at -= 1
+    start = at - len(_LENGTH_NAME)
+    if start < floor or bytes(buf[start:at]).lower() != _LENGTH_NAME:
+        return -1
+    return start
 
 
 def _parse_header(header: bytes, out: list[Any | FrameError]) -> int | None:

@@ -1,77 +1,76 @@
-"""JSON-RPC 2.0 over one WebSocket to Lingma: requests, replies, notifications.
+"""JSON-RPC 2.0 over one WebSocket to Lingma: the asyncio shell around :mod:`.rpc`.
 
-This module knows requests, responses and who is waiting for what; it knows nothing of
-chats. Messages Lingma sends with a method are handed to listeners (the stream router)
-after they have been answered.
+The bookkeeping (ids, pending requests, what each message is, what to answer) lives in
+:class:`~.rpc.RpcProtocol`, without I/O; this module reads and writes the socket, keeps
+one future per request, and runs handlers. It knows nothing of chats. Messages Lingma
+sends with a method are handed to listeners (the stream router) after they were answered.
 
 Lingma declares its chat events (``chat/answer``, ``chat/finish``, ``tool/call/sync`` ...)
 as *requests*: each carries an id and Lingma may stall until it gets a reply. So every
 message with an id is answered at once, before it is processed further, and the answer
 says the truth: ``null`` for events that expect nothing, a handler's result for requests
 that ask something (``tool/invoke``), and "method not found" for the rest.
+
+What ends a connection: the socket closing, a failed write, or a frame after which the
+decoder cannot find the next one (:attr:`FrameError.fatal`). Nothing else does: a
+malformed message is logged and skipped (its waiter, if any, gets a
+:class:`ProtocolError` at once), and a failing handler or listener is a bug, logged whole
+and answered with -32603.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from ..errors import LingmaConnectionLost, RpcError, RpcTimeout
+from ..errors import LingmaConnectionLost, ProtocolError, RpcTimeout
 from .framing import DEFAULT_MAX_BODY, FrameDecoder, FrameError, encode_frame_text
-
-log = logging.getLogger(__name__)
-
-# Methods Lingma sends as requests only so that it hears back; a null reply is the truth
-# for them (the IDE plugins and every public gateway answer these with null or {}).
-EVENT_METHODS: frozenset[str] = frozenset(
-    {
-        "chat/answer",
-        "chat/think",
-        "chat/finish",
-        "chat/process_step_callback",
-        "chat/summary",
-        "tool/call/sync",
-        "tool/call/approve",
-        "tool/call/results",
-        "tool/invokeResult",
-        "session/title/update",
-        "session/update",
-        "window/logMessage",
-        "window/showMessage",
-        "$/progress",
-    }
+from .rpc import (
+    EVENT_METHODS,
+    INTERNAL_ERROR,
+    METHOD_NOT_FOUND,
+    ErrorResponse,
+    Malformed,
+    Notification,
+    Request,
+    Response,
+    RpcProtocol,
+    Unmatched,
+    error_message,
+    notification_message,
+    result_message,
+    unhandled_answer,
 )
 
-METHOD_NOT_FOUND = -32601
-INTERNAL_ERROR = -32603
+__all__ = [
+    "EVENT_METHODS",
+    "INTERNAL_ERROR",
+    "METHOD_NOT_FOUND",
+    "RpcConnection",
+    "WebSocketLike",
+]
+
+log = logging.getLogger(__name__)
 
 RequestHandler = Callable[[dict[str, Any]], Any | Awaitable[Any]]
 Listener = Callable[[str, dict[str, Any]], None]
 CloseListener = Callable[[BaseException], None]
 
 
-def _params(message: dict[str, Any]) -> dict[str, Any]:
-    params = message.get("params")
-    if isinstance(params, dict):
-        return params
-    return {} if params is None else {"value": params}
-
-
-def _reply_frame(msg_id: Any, *, result: Any = None, error: dict[str, Any] | None = None) -> str:
-    if error is None and result is None and type(msg_id) is int:
+def _frame(message: dict[str, Any]) -> str:
+    if (
+        "result" in message
+        and message["result"] is None
+        and type(message.get("id")) is int
+        and len(message) == 3
+    ):
         # The reply to every chat delta: formatted directly, as it is the one message the
         # bridge sends per delta Lingma streams.
-        body = f'{{"jsonrpc":"2.0","id":{msg_id},"result":null}}'
+        body = f'{{"jsonrpc":"2.0","id":{message["id"]},"result":null}}'
         return f"Content-Length: {len(body)}\r\n\r\n{body}"
-    message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id}
-    if error is None:
-        message["result"] = result
-    else:
-        message["error"] = error
     return encode_frame_text(message)
 
 
@@ -127,9 +126,8 @@ class RpcConnection:
         self._ws = ws
         self._name = name
         self._decoder = FrameDecoder(max_body=max_body)
+        self._rpc: RpcProtocol[asyncio.Future[Any]] = RpcProtocol()
         self._handlers: dict[str, RequestHandler] = dict(request_handlers or {})
-        self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._listeners: list[Listener] = []
         self._close_listeners: list[CloseListener] = []
         self._reader: asyncio.Task[None] | None = None
@@ -151,8 +149,12 @@ class RpcConnection:
 
     @property
     def pending_requests(self) -> int:
-        """Requests sent and not yet answered (for leak checks)."""
-        return len(self._pending)
+        """Requests whose caller still waits for the reply (for leak checks).
+
+        A request its caller gave up on (its future cancelled) is not counted: its entry
+        goes in the callback the cancellation schedules, one loop turn later.
+        """
+        return sum(not future.done() for future in self._rpc.waiters())
 
     async def wait_closed(self) -> BaseException:
         """Wait until the connection has ended; return why."""
@@ -160,15 +162,18 @@ class RpcConnection:
         return await asyncio.shield(self._closed)
 
     async def close(self, reason: str = "closed by the bridge") -> None:
-        """Close the socket and fail everything still waiting on it."""
+        """Close the socket, fail everything still waiting on it, end every task it ran."""
         self._finish(LingmaConnectionLost(f"connection to Lingma {reason}"))
         try:
             await self._ws.close()
         except Exception as exc:  # a socket already gone has nothing left to close
             log.debug("%s: error closing socket: %s", self._name, exc)
+        tasks = [task for task in self._handler_tasks if task is not asyncio.current_task()]
         if self._reader is not None and self._reader is not asyncio.current_task():
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+            tasks.append(self._reader)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(method, params)`` for every method message Lingma sends."""
@@ -191,6 +196,7 @@ class RpcConnection:
 
         Raises:
             RpcError: Lingma answered with an error object.
+            ProtocolError: Lingma's reply was not a well-formed JSON-RPC response.
             RpcTimeout: no answer within ``timeout`` seconds.
             LingmaConnectionLost: the connection ended first.
         """
@@ -202,32 +208,30 @@ class RpcConnection:
         finally:
             # Answered, timed out or abandoned: nobody waits any more, so a late reply
             # must find nothing to keep.
-            self._pending.pop(msg_id, None)
+            self._rpc.forget(msg_id)
 
     async def send_request(self, method: str, params: Any = None) -> asyncio.Future[Any]:
         """Send a request; return the future of its result without waiting for it.
 
-        For ``chat/ask``, whose reply only means "accepted": the caller streams events
-        while the reply is still on its way. The entry is dropped when the reply comes or
-        the connection ends.
+        For ``chat/ask``, whose reply only means "accepted", and ``chat/stop``, whose reply
+        nobody needs: the caller goes on while the reply is still on its way. Cancel the
+        future to forget the request; its entry also goes when the reply comes or the
+        connection ends.
         """
         return (await self._start_request(method, params))[1]
 
     async def _start_request(self, method: str, params: Any) -> tuple[int, asyncio.Future[Any]]:
         if self.closed:
             raise self._closed_error()
-        msg_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[msg_id] = (method, future)
+        msg_id, message = self._rpc.start_request(method, params, future)
         # A caller that gives up cancels the future; its entry goes with it, whether or not
         # Lingma ever replies (the earlier client saw chat/ask go unanswered).
-        future.add_done_callback(lambda f: f.cancelled() and self._pending.pop(msg_id, None))
+        future.add_done_callback(lambda f: f.cancelled() and self._rpc.forget(msg_id))
         try:
-            await self._send(
-                {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params or {}}
-            )
+            await self._send(message)
         except BaseException:
-            self._pending.pop(msg_id, None)
+            self._rpc.forget(msg_id)
             raise
         return msg_id, future
 
@@ -235,7 +239,7 @@ class RpcConnection:
         """Send a notification (no reply expected)."""
         if self.closed:
             raise self._closed_error()
-        await self._send({"jsonrpc": "2.0", "method": method, "params": params or {}})
+        await self._send(notification_message(method, params))
 
     async def _send(self, message: dict[str, Any]) -> None:
         try:
@@ -249,74 +253,102 @@ class RpcConnection:
     # ------------------------------------------------------------------ incoming
 
     async def _read_loop(self) -> None:
-        reason: BaseException
+        reason: LingmaConnectionLost | None = None
         try:
-            while True:
+            while reason is None:
                 data = await self._ws.recv()
-                messages = []
-                for item in self._decoder.feed(data):
-                    if isinstance(item, FrameError):
-                        log.warning("%s: malformed frame from Lingma: %s", self._name, item)
-                    elif not isinstance(item, dict):
-                        log.warning("%s: ignoring non-object message: %.200r", self._name, item)
-                    else:
-                        messages.append(item)
-                # Every request in this message is answered before any of it is processed,
-                # in one write: Lingma streams a request per delta, and one write per reply
-                # was the largest cost per delta.
-                replies = [
-                    text
-                    for message in messages
-                    if "id" in message and isinstance(message.get("method"), str)
-                    if (text := self._reply_text(message)) is not None
-                ]
-                if replies:
-                    await self._write_replies(replies)
-                for message in messages:
-                    self._dispatch(message)
+                try:
+                    reason = await self._take(data)
+                except Exception:
+                    # Our bug, not a lost connection: say so loudly and read on.
+                    log.exception("%s: failed to process a message from Lingma", self._name)
         except asyncio.CancelledError:
             reason = LingmaConnectionLost("connection to Lingma closed by the bridge")
         except Exception as exc:
             # ConnectionClosed and friends: the normal way a connection ends.
             reason = LingmaConnectionLost(f"connection to Lingma lost: {exc}")
             log.info("%s: %s", self._name, reason)
+        else:
+            # A fatal frame: fail everyone at once, then let go of the socket, so the
+            # supervisor sees a lost connection and starts a new one.
+            log.warning("%s: %s; dropping the connection", self._name, reason)
+            self._finish(reason)
+            try:
+                await self._ws.close()
+            except Exception as exc:
+                log.debug("%s: error closing socket: %s", self._name, exc)
         self._finish(reason)
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        method = message.get("method")
-        if isinstance(method, str):
-            params = _params(message)
-            for listener in self._listeners:
-                try:
-                    listener(method, params)
-                except Exception:
-                    log.exception("%s: listener failed on %s", self._name, method)
-            return
-        if "id" in message:
-            self._resolve(message)
-            return
-        log.warning("%s: ignoring message with neither method nor id: %.200r", self._name, message)
+    async def _take(self, data: str | bytes) -> LingmaConnectionLost | None:
+        """Handle one WebSocket message; return why to stop reading, if it was fatal."""
+        events: list[Any] = []
+        fatal: LingmaConnectionLost | None = None
+        for item in self._decoder.feed(data):
+            if isinstance(item, FrameError):
+                if item.fatal:
+                    # What was decoded before it is still good and is delivered below.
+                    fatal = LingmaConnectionLost(f"Lingma sent an unreadable frame: {item}")
+                    break
+                log.warning("%s: malformed frame from Lingma: %s", self._name, item)
+            else:
+                events.append(self._rpc.receive(item))
+        # Every request in this message is answered before any of it is processed, in one
+        # write: Lingma streams a request per delta, and one write per reply was the
+        # largest cost per delta.
+        replies = [answer for event in events if (answer := self._answer_now(event)) is not None]
+        if replies:
+            await self._write_replies(replies)
+        for event in events:
+            self._dispatch(event)
+        return fatal
 
-    def _reply_text(self, message: dict[str, Any]) -> str | None:
-        """The framed reply to one of Lingma's requests; None if a handler answers later."""
-        msg_id, method = message["id"], message["method"]
-        handler = self._handlers.get(method)
+    def _answer_now(self, event: Any) -> str | None:
+        """The framed reply owed for this event now; None if none (or a handler answers later)."""
+        if isinstance(event, Malformed):
+            return _frame(event.answer) if event.answer is not None else None
+        if not isinstance(event, Request):
+            return None
+        handler = self._handlers.get(event.method)
         if handler is None:
-            if method in EVENT_METHODS:
-                return _reply_frame(msg_id, result=None)
-            log.info("%s: Lingma asked %s, which the bridge does not implement", self._name, method)
-            error = {"code": METHOD_NOT_FOUND, "message": f"method not found: {method}"}
-            return _reply_frame(msg_id, error=error)
+            if event.method not in EVENT_METHODS:
+                log.info(
+                    "%s: Lingma asked %s, which the bridge does not implement",
+                    self._name,
+                    event.method,
+                )
+            return _frame(unhandled_answer(event))
         try:
-            result = handler(_params(message))
+            result = handler(event.params)
         except Exception as exc:
-            log.exception("%s: handler for %s failed", self._name, method)
-            return _reply_frame(msg_id, error={"code": INTERNAL_ERROR, "message": str(exc)})
+            log.exception("%s: handler for %s failed", self._name, event.method)
+            return _frame(error_message(event.id, INTERNAL_ERROR, str(exc)))
         if inspect.isawaitable(result):
             # A slow handler must not hold up the deltas queued behind it.
-            self._spawn(self._reply_later(msg_id, method, result))
+            self._spawn(self._reply_later(event, result))
             return None
-        return _reply_frame(msg_id, result=result)
+        return _frame(result_message(event.id, result))
+
+    def _dispatch(self, event: Any) -> None:
+        if isinstance(event, (Request, Notification)):
+            for listener in self._listeners:
+                try:
+                    listener(event.method, event.params)
+                except Exception:
+                    log.exception("%s: listener failed on %s", self._name, event.method)
+        elif isinstance(event, Response):
+            if not event.waiter.done():
+                event.waiter.set_result(event.result)
+        elif isinstance(event, ErrorResponse):
+            if not event.waiter.done():
+                event.waiter.set_exception(event.error)
+        elif isinstance(event, Malformed):
+            log.warning("%s: malformed message from Lingma skipped: %s", self._name, event.reason)
+            if event.waiter is not None and not event.waiter.done():
+                event.waiter.set_exception(
+                    ProtocolError(f"Lingma's reply to {event.method} was malformed: {event.reason}")
+                )
+        elif isinstance(event, Unmatched):
+            log.debug("%s: reply to unknown or abandoned request id %.80r", self._name, event.id)
 
     async def _write_replies(self, texts: list[str]) -> None:
         try:
@@ -330,42 +362,17 @@ class RpcConnection:
             # it has delivered what was already received, so nothing is lost by going on.
             log.debug("%s: could not send %d replies: %s", self._name, len(texts), exc)
 
-    async def _reply_later(self, msg_id: Any, method: str, pending: Awaitable[Any]) -> None:
+    async def _reply_later(self, request: Request, pending: Awaitable[Any]) -> None:
         try:
             result = await pending
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
-            log.exception("%s: handler for %s failed", self._name, method)
-            await self._reply(msg_id, error={"code": INTERNAL_ERROR, "message": str(exc)})
+            log.exception("%s: handler for %s failed", self._name, request.method)
+            reply = error_message(request.id, INTERNAL_ERROR, str(exc))
         else:
-            await self._reply(msg_id, result=result)
-
-    async def _reply(
-        self, msg_id: Any, *, result: Any = None, error: dict[str, Any] | None = None
-    ) -> None:
-        await self._write_replies([_reply_frame(msg_id, result=result, error=error)])
-
-    def _resolve(self, message: dict[str, Any]) -> None:
-        entry = self._pending.pop(message["id"], None)
-        if entry is None:
-            log.debug("%s: reply to unknown or abandoned request id %r", self._name, message["id"])
-            return
-        method, future = entry
-        if future.done():
-            return
-        error = message.get("error")
-        if error is not None:
-            if not isinstance(error, dict):
-                error = {"code": INTERNAL_ERROR, "message": str(error)}
-            future.set_exception(
-                RpcError(
-                    method,
-                    int(error.get("code", INTERNAL_ERROR)),
-                    str(error.get("message", "")),
-                    error.get("data"),
-                )
-            )
-        else:
-            future.set_result(message.get("result"))
+            reply = result_message(request.id, result)
+        await self._write_replies([_frame(reply)])
 
     # ------------------------------------------------------------------ ending
 
@@ -374,8 +381,7 @@ class RpcConnection:
         if self._closed is None or self._closed.done():
             return
         self._closed.set_result(reason)
-        pending, self._pending = self._pending, {}
-        for _, future in pending.values():
+        for future in self._rpc.fail_all():
             if not future.done():
                 future.set_exception(LingmaConnectionLost(str(reason)))
                 future.exception()  # mark retrieved: a caller may have given up on it

@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ChatRejected, LingmaConnectionLost, LingmaError, RpcError
 from ..events import ChatEvent, Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
 from .tools import TOOL_METHODS, merge, observe
+
+if TYPE_CHECKING:
+    from .toolhost import IdeToolHandler
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ class ChatResult:
     first_token_ms: int | None = None
     total_ms: int | None = None
     finish_message: str = ""
+    title: str | None = None  # the conversation's title, if Lingma named it
 
 
 class ChatStream:
@@ -56,11 +60,17 @@ class ChatStream:
         *,
         release: Callable[[ChatStream], None],
         stop: Callable[[ChatStream], Awaitable[None]] | None = None,
+        tool_handler: IdeToolHandler | None = None,
     ) -> None:
         self.request_id = request_id
         self.session_hint = session_hint
+        self.tool_handler = tool_handler
+        self.title: str | None = None
         self._release = release
         self._stop = stop
+        # Work done for this chat's tool requests: it ends when the chat does.
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._confirming: set[str] = set()  # PENDING tool calls already put to the handler
         # Unbounded on purpose: Lingma cannot be paused, so the only alternative to
         # queueing is dropping text. Each item is one small delta, and the consumer (the
         # progress relay) coalesces what piles up.
@@ -119,10 +129,15 @@ class ChatStream:
             first_token_ms=_ms(self.started_at, self.first_token_at),
             total_ms=_ms(self.started_at, self.finished_at),
             finish_message=finish.message if finish is not None else "",
+            title=self.title,
         )
 
     async def aclose(self) -> None:
-        """Release the stream; if Lingma is still answering, ask it to stop."""
+        """Release the stream; if Lingma is still answering, ask it to stop.
+
+        The stop is sent, not waited for: nothing the caller does depends on Lingma's
+        reply, and a wedged Lingma would hold every cancelled call for a whole timeout.
+        """
         if self._released:
             return
         unfinished = not self.done
@@ -132,6 +147,19 @@ class ChatStream:
                 await self._stop(self)
             except LingmaError as exc:
                 log.debug("chat/stop for %s failed: %s", self.request_id, exc)
+
+    def run(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
+        """Run ``work`` for this chat; it is cancelled when the chat ends or is released.
+
+        Returns None (and never starts ``work``) if the chat is already over.
+        """
+        if self._released:
+            work.close()
+            return None
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # ------------------------------------------------------------------ router side
 
@@ -174,6 +202,8 @@ class ChatStream:
         self._queue.put_nowait(_END)
         if self._accepted is not None and not self._accepted.done():
             self._accepted.cancel()  # no reply is worth keeping for a chat that is over
+        for task in list(self._tasks):
+            task.cancel()
         self._release(self)
 
 
@@ -198,12 +228,15 @@ class StreamRouter:
         request_id: str,
         session_hint: str | None,
         stop: Callable[[ChatStream], Awaitable[None]] | None = None,
+        tool_handler: IdeToolHandler | None = None,
     ) -> ChatStream:
         if self._lost is not None:
             raise LingmaConnectionLost(str(self._lost))
         if request_id in self._streams:
             raise ValueError(f"a chat with requestId {request_id} is already open")
-        stream = ChatStream(request_id, session_hint, release=self._release, stop=stop)
+        stream = ChatStream(
+            request_id, session_hint, release=self._release, stop=stop, tool_handler=tool_handler
+        )
         self._streams[request_id] = stream
         return stream
 
@@ -234,6 +267,14 @@ class StreamRouter:
         self._lost = LingmaConnectionLost(f"Lingma stopped while answering ({reason})")
         for stream in list(self._streams.values()):
             stream._fail(self._lost)
+
+    def stream_for_tool(self, request_id: str | None, tool_call_id: str) -> ChatStream | None:
+        """The open chat a tool request belongs to: by request id, else by the tool call's
+        first-seen request."""
+        if request_id is not None and request_id in self._streams:
+            return self._streams[request_id]
+        owner = self._tool_owner.get(tool_call_id)
+        return self._streams.get(owner) if owner is not None else None
 
     def _release(self, stream: ChatStream) -> None:
         if self._streams.get(stream.request_id) is stream:
@@ -279,6 +320,13 @@ class StreamRouter:
             stream = self._stream_for(params)
             if stream is not None:
                 stream._on_finish(_finish(params))
+        elif method == "session/title/update":
+            # Names a conversation, not a request: every open chat of that session.
+            session_id, title = params.get("sessionId"), params.get("sessionTitle")
+            if isinstance(session_id, str) and isinstance(title, str):
+                for stream in self._streams.values():
+                    if stream.session_hint == session_id:
+                        stream.title = title
         else:
             log.debug("no chat handles %s", method)
 

@@ -1,9 +1,11 @@
 """One chat from ``chat/ask`` to ``chat/finish``: the events, their order, and the faults.
 
-The order a client sees (events interleave freely with other chats'):
-  process_step_callback (doing) -> [think start.. done] -> [session/title/update]
-  -> answer deltas -> [agent: tool/call/sync INIT, tool/invoke, RUNNING, FINISHED,
-  more deltas, REQUEST_FINISHED] -> process_step_callback (done) -> chat/finish.
+The order a client sees (events interleave freely with other chats'), as Lingma 2.11.1
+was recorded sending it (PROTOCOL.md section 9):
+  process_step_callback step_start (done) -> process_step_callback step_end (done)
+  -> [session/title/update {sessionId, sessionTitle}] -> [think start.. done]
+  -> answer deltas -> [agent mode: the tool calls of :mod:`lingma_mcp.sim.agent`, with
+  more deltas] -> chat/finish.
 Every one of them is a request with an id and counts against the connection's window.
 
 The hot path is the delta loop: with ``LINGMA_SIM_DELTAS=20000`` and no delay it sends as
@@ -20,11 +22,12 @@ import sys
 import time
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _json_str  # C speed, ensure_ascii=False
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from lingma_mcp.sim import script, tools
+from lingma_mcp.sim import script
+from lingma_mcp.sim.agent import AgentRun
 from lingma_mcp.sim.state import noise
+from lingma_mcp.sim.tools import ChatStopped
 from lingma_mcp.sim.wire import MALFORMED_FRAMES
 
 if TYPE_CHECKING:
@@ -53,10 +56,6 @@ class ChatSpec:
     workspace: str
 
 
-class ChatStopped(Exception):
-    """``chat/stop`` arrived: finish with reason ``cancelled``."""
-
-
 class ChatAbandoned(Exception):
     """The simulator dropped the connection on purpose: nothing more to send."""
 
@@ -68,7 +67,7 @@ class ChatRun:
         self.conn = conn
         self.spec = spec
         self.options = conn.options
-        self._stop = asyncio.Event()
+        self.stopped = asyncio.Event()
         self._deltas_sent = 0
         self._parts: list[str] = []
         self.turn = conn.state.store.begin(
@@ -77,7 +76,11 @@ class ChatRun:
         self.session_id = self.turn.session_id
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopped.set()
+
+    async def say(self, text: str) -> None:
+        """Stream ``text`` as answer deltas (the agent's cards and outcome lines)."""
+        await self._stream(script.cut_deltas(text, self.options.chunk))
 
     async def run(self) -> None:
         try:
@@ -94,31 +97,26 @@ class ChatRun:
         spec, options = self.spec, self.options
         if options.hang:
             log.warning("chat %s accepted; hanging (LINGMA_SIM_HANG)", spec.request_id)
-            await self._stop.wait()
+            await self.stopped.wait()
             raise ChatStopped
         if options.rate_limit:
             await self._finish("error", 429, message=RATE_LIMIT_MESSAGE)
             return
-        await self._step("step_start", "doing", "分析问题 Understanding the question")
+        await self._step("step_start", "分析问题 Understanding the question")
+        await self._step("step_end", "准备回答 Ready to answer")
+        if self.turn.is_new:
+            await self.event(
+                "session/title/update",
+                {"sessionId": self.session_id, "sessionTitle": self.turn.title},
+            )
         if options.think or "thinking" in spec.model:
             await self._think()
-        if self.turn.is_new:
-            await self._event(
-                "session/title/update",
-                {
-                    "sessionId": self.session_id,
-                    "sessionTitle": self.turn.title,
-                    "requestId": spec.request_id,
-                },
-            )
         answer = script.compose_answer(
             spec.question, spec.model, self.turn.number, options.answer_size
         )
+        await self._stream(self._plan(answer))
         if spec.agent:
-            await self._agent(answer)
-        else:
-            await self._stream(self._plan(answer))
-        await self._step("step_end", "done", "回答完成 Answer complete")
+            await AgentRun(self).run(spec.question)
         await self._finish("success", 200)
 
     def _plan(self, text: str) -> list[str]:
@@ -144,7 +142,7 @@ class ChatRun:
             + ',"text":'
         )
         for text in deltas:
-            if self._stop.is_set():
+            if self.stopped.is_set():
                 raise ChatStopped
             await conn.wait_window()
             if options.stamp and text:
@@ -183,7 +181,7 @@ class ChatRun:
             raise ChatAbandoned
         if options.delta_delay > 0:
             try:
-                await asyncio.wait_for(self._stop.wait(), options.delta_delay)
+                await asyncio.wait_for(self.stopped.wait(), options.delta_delay)
             except asyncio.TimeoutError:
                 pass
         elif count % _YIELD_EVERY == 0:
@@ -202,20 +200,21 @@ class ChatRun:
 
     # -- other events ---------------------------------------------------------------------
 
-    async def _event(self, method: str, params: dict[str, Any]) -> None:
-        if self._stop.is_set():
+    async def event(self, method: str, params: dict[str, Any]) -> None:
+        """Send one event of this chat, unless it was stopped."""
+        if self.stopped.is_set():
             raise ChatStopped
         await self.conn.request(method, params)
 
-    async def _step(self, step: str, status: str, description: str) -> None:
-        await self._event(
+    async def _step(self, step: str, description: str) -> None:
+        await self.event(
             "chat/process_step_callback",
             {
                 "requestId": self.spec.request_id,
                 "sessionId": self.session_id,
                 "step": step,
                 "description": description,
-                "status": status,
+                "status": "done",
                 "result": None,
                 "message": description,
             },
@@ -224,89 +223,8 @@ class ChatRun:
     async def _think(self) -> None:
         common = {"requestId": self.spec.request_id, "sessionId": self.session_id}
         for text in ("先理解问题。", " Then answer it."):
-            await self._event("chat/think", {**common, "text": text, "step": "start"})
-        await self._event("chat/think", {**common, "text": "", "step": "done"})
-
-    async def _agent(self, answer: str) -> None:
-        """Answer with one ``read_file`` tool call, routed partly by tool id alone."""
-        spec = self.spec
-        tool_id = f"sim-tool-{spec.request_id}-1"
-        file_path = str(PurePath(spec.workspace, "README.md"))  # workspace is absolute
-        await self._stream(self._plan(answer + script.tool_card("read_file", tool_id)))
-        common = {
-            "sessionId": self.session_id,
-            "projectPath": spec.workspace,
-            "toolCallId": tool_id,
-        }
-        await self._tool_sync(
-            {
-                **common,
-                "requestId": spec.request_id,
-                "toolCallStatus": "INIT",
-                "name": "read_file",
-                "parameters": {"file_path": file_path},
-                "results": [],
-            }
-        )
-        outcome = await self._invoke_tool(tool_id, file_path)
-        # Later events carry only the tool call id, with other field spellings.
-        await self._tool_sync(
-            {
-                **common,
-                "toolCallStatus": "RUNNING",
-                "toolName": "read_file",
-                "input": {"file_path": file_path},
-                "results": [],
-            }
-        )
-        failed = not outcome.get("success")
-        await self._tool_sync(
-            {
-                **common,
-                "toolCallStatus": "FINISHED",
-                "name": "read_file",
-                "parameters": {"file_path": file_path},
-                "results": [{"toolCallId": tool_id, "name": "read_file", "result": outcome}],
-                "errorCode": "TOOL_FAILED" if failed else None,
-                "errorMsg": outcome.get("errorMessage") if failed else None,
-            }
-        )
-        note = (
-            "\n工具结果 tool/invoke read_file replied: "
-            f"success={str(bool(outcome.get('success'))).lower()}, "
-            f"errorMessage={outcome.get('errorMessage')}\n"
-        )
-        await self._stream(script.cut_deltas(note, self.options.chunk))
-        await self._tool_sync(
-            {
-                **common,
-                "requestId": spec.request_id,
-                "toolCallStatus": "REQUEST_FINISHED",
-                "name": "read_file",
-                "results": [],
-            }
-        )
-
-    async def _tool_sync(self, params: dict[str, Any]) -> None:
-        params.setdefault("errorCode", None)
-        params.setdefault("errorMsg", None)
-        await self._event("tool/call/sync", params)
-
-    async def _invoke_tool(self, tool_id: str, file_path: str) -> dict[str, Any]:
-        if self._stop.is_set():
-            raise ChatStopped
-        outcome = await tools.invoke(
-            self.conn,
-            self._stop,
-            request_id=self.spec.request_id,
-            tool_id=tool_id,
-            name="read_file",
-            parameters={"file_path": file_path},
-            use_async=self.options.tool_async,
-        )
-        if outcome is None:
-            raise ChatStopped
-        return outcome
+            await self.event("chat/think", {**common, "text": text, "step": "start"})
+        await self.event("chat/think", {**common, "text": "", "step": "done"})
 
     # -- the end --------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
     lingma-sim start --workDir DIR [--socketPort N]   # plus the binary's other flags, ignored
     lingma-sim version
     lingma-sim status -o json --workDir DIR
+    lingma-sim acp [--acp]                            # like `qoderclicn --acp`; see its --help
 
 Behaviour and faults are chosen by environment variables (the bridge passes its
 environment to the child) or by the flags of ``start`` below, which win:
@@ -25,12 +26,19 @@ environment to the child) or by the flags of ``start`` below, which win:
     LINGMA_SIM_DROP_AFTER=N        drop the WebSocket after N deltas (once per process)
     LINGMA_SIM_MALFORMED=1         malformed frames between good ones
     LINGMA_SIM_TOOL_ASYNC=1        tool/invoke with async: true (outcome via tool/invokeResult)
+    LINGMA_SIM_TOOL_TIMEOUT=S      wait S s for a tool/invoke answer or approval (default 30)
     LINGMA_SIM_IGNORE_SIGTERM=1    ignore SIGTERM (a supervisor must SIGKILL)
     LINGMA_SIM_LOG=PATH            one JSON line per message received, flushed
     LINGMA_SIM_SPLIT=0             one frame per text message (default: split and merge)
     LINGMA_SIM_SEED=N              seed of the split points (default 0)
     LINGMA_SIM_WINDOW=N            unanswered requests before stalling (default 64)
     LINGMA_SIM_VERBOSE=1           debug logging on stderr (every reply received)
+
+Files: <workDir>/sessions.json holds the conversations (0600, in a 0700 work dir,
+replaced atomically); a damaged one is moved aside as sessions.json.corrupt-<time>.
+LINGMA_SIM_LOG is written 0600.
+
+Agent mode is scripted by the prompt: `lingma-sim --help-agent` lists the instructions.
 """
 
 from __future__ import annotations
@@ -74,6 +82,7 @@ _START_FLAGS: dict[str, tuple[str, bool]] = {
     "--drop-after": ("drop_after", True),
     "--malformed": ("malformed", False),
     "--tool-async": ("tool_async", False),
+    "--tool-timeout": ("tool_timeout", True),
     "--ignore-sigterm": ("ignore_sigterm", False),
     "--log": ("log_path", True),
     "--seed": ("seed", True),
@@ -89,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Environment variables: see `python -m lingma_mcp.sim --help-env`.",
     )
     parser.add_argument("--help-env", action="store_true", help="list the LINGMA_SIM_* variables")
+    parser.add_argument(
+        "--help-agent", action="store_true", help="list the agent-mode prompt instructions"
+    )
     commands = parser.add_subparsers(dest="command")
 
     start = commands.add_parser("start", help="run the simulator")
@@ -125,9 +137,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["acp"]:  # the ACP stand-in has its own switches and help
+        from lingma_mcp.sim.acp import main as acp_main
+
+        return acp_main(argv[1:])
     args = _parser().parse_args(argv)
     if args.help_env:
         print(__doc__)
+        return 0
+    if args.help_agent:
+        from lingma_mcp.sim.instructions import HELP
+
+        print(HELP)
         return 0
     if args.command == "version":
         print(SIM_VERSION)

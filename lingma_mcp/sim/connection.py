@@ -52,6 +52,9 @@ class Connection:
         self.project_uri = ""
         self.chats: dict[str, Any] = {}  # requestId -> chat.ChatRun
         self.tool_results: dict[str, asyncio.Future[Any]] = {}  # toolCallId -> async outcome
+        # toolCallId -> (sessionId, requestId, decision) of a PENDING call awaiting approval
+        self.approvals: dict[str, tuple[str, str, asyncio.Future[bool]]] = {}
+        self.initialized = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._decoder = FrameDecoder()
         self._next_id = 0
@@ -70,12 +73,14 @@ class Connection:
         """Read messages until the client goes; then end every chat of this connection."""
         log.info("connection %d opened from %s", self.id, self.ws.remote_address)
         writer = asyncio.create_task(self._write())
+        self.state.live.add(self)
         try:
             async for message in self.ws:
                 self._on_message(message)
         except ConnectionClosed:
             pass
         finally:
+            self.state.live.discard(self)
             for task in list(self._tasks):
                 task.cancel()
             self.outbox.close()
@@ -85,6 +90,8 @@ class Connection:
             for _, future in self._pending.values():
                 if future is not None and not future.done():
                     future.cancel()
+            for *_, decision in self.approvals.values():
+                decision.cancel()
             log.info("connection %d closed (%d replies received)", self.id, self.replies_received)
 
     async def _write(self) -> None:
@@ -127,9 +134,7 @@ class Connection:
             self.state.messages.write(
                 "request" if "id" in msg else "notification", self.id, message=msg
             )
-            params = msg.get("params")
-            params = params if isinstance(params, dict) else {}
-            methods.handle(self, method, params, msg.get("id"), "id" in msg)
+            methods.handle(self, method, msg.get("params"), msg.get("id"), "id" in msg)
         elif "id" in msg and ("result" in msg or "error" in msg):
             self._on_reply(msg)
         else:
@@ -156,12 +161,17 @@ class Connection:
 
     # -- outgoing -----------------------------------------------------------------------
 
+    # Replies keep the key order of the binary's Go encoder (PROTOCOL.md section 9): an
+    # error carries "result": null beside it, so a client that looks for "result" first
+    # and ignores "error" is caught out here as it would be by the binary.
     def reply(self, msg_id: Any, result: Any) -> None:
-        self.outbox.put(encode_frame({"jsonrpc": "2.0", "id": msg_id, "result": result}))
+        self.outbox.put(encode_frame({"jsonrpc": "2.0", "result": result, "id": msg_id}))
 
     def reply_error(self, msg_id: Any, code: int, message: str) -> None:
         error = {"code": code, "message": message}
-        self.outbox.put(encode_frame({"jsonrpc": "2.0", "id": msg_id, "error": error}))
+        self.outbox.put(
+            encode_frame({"jsonrpc": "2.0", "result": None, "error": error, "id": msg_id})
+        )
 
     async def wait_window(self) -> None:
         """Return once another request may be sent (stalling while the window is full).

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 
+from lingma_mcp.sim.files import remove_leftovers, write_durably
 from lingma_mcp.sim.options import InfoFormat
 
 # Long enough that a reader polling every few tens of milliseconds sees the half file.
 TORN_PAUSE = 0.3
+# A port and a pid, no secret: readable as the binary leaves it.
+INFO_MODE = 0o644
 
 
 def info_path(work_dir: Path, info_format: InfoFormat) -> Path:
@@ -48,9 +50,8 @@ def render_info(port: int, pid: int, info_format: InfoFormat, work_dir: Path) ->
 
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` so that a reader sees either no file or the whole of it."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    remove_leftovers(path)
+    write_durably(path, text, mode=INFO_MODE)
 
 
 async def write_info(

@@ -26,31 +26,81 @@ if TYPE_CHECKING:
 log = logging.getLogger("lingma_mcp.sim")
 
 METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 
 OK = {"success": True, "errorCode": None, "errorMessage": None}
 
+# The initialize result's capabilities of Lingma 2.11.1, as recorded (PROTOCOL.md section 9).
+CAPABILITIES: dict[str, Any] = {
+    "textDocumentSync": {"openClose": True, "change": 2, "save": {}},
+    "completionProvider": {"triggerCharacters": [".", " ", "\r"], "resolveProvider": True},
+    "signatureHelpProvider": {},
+    "codeLensProvider": {},
+    "documentLinkProvider": {},
+    "documentOnTypeFormattingProvider": {"firstTriggerCharacter": ""},
+    "executeCommandProvider": {"commands": []},
+    "workspace": {
+        "workspaceFolders": {
+            "supported": True,
+            "changeNotifications": "workspace/didChangeWorkspaceFolders",
+        }
+    },
+}
 
-def handle(
-    conn: Connection, method: str, params: dict[str, Any], msg_id: Any, has_id: bool
-) -> None:
-    """Answer one message from the client (a request when ``has_id``, else a notification)."""
+
+def handle(conn: Connection, method: str, raw_params: Any, msg_id: Any, has_id: bool) -> None:
+    """Answer one message from the client (a request when ``has_id``, else a notification).
+
+    Params must be a JSON object, as the binary's Go handlers decode them into structs:
+    anything else gets the error Go's decoder gives (PROTOCOL.md section 9 saw it for an
+    array sent to ``config/queryModels``). Absent params are taken as ``{}``, except by
+    ``config/queryModels``, which the binary is known to insist on ``{}`` for.
+    """
     handler = _CHAT.get(method) or _CONTROL.get(method)
-    if handler is not None:
-        try:
-            result = handler(conn, params)
-        except Exception as exc:  # params of an unexpected shape: say so, keep serving
-            log.warning("%s failed on params %r: %r", method, params, exc)
-            if has_id:
-                conn.reply_error(msg_id, INTERNAL_ERROR, f"{method} failed: {exc!r}")
-            return
-    else:
+    if handler is None:
         log.warning("unknown method: %s", method)
         if has_id:
             conn.reply_error(msg_id, METHOD_NOT_FOUND, f"method not found: {method}")
         return
+    refusal = _params_refusal(method, raw_params)
+    if refusal is not None:
+        log.warning("%s refused: %s", method, refusal)
+        if has_id:
+            conn.reply_error(msg_id, INVALID_PARAMS, refusal)
+        return
+    params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
+    try:
+        result = handler(conn, params)
+    except Exception as exc:  # params of an unexpected shape: say so, keep serving
+        log.warning("%s failed on params %r: %r", method, params, exc)
+        if has_id:
+            conn.reply_error(msg_id, INTERNAL_ERROR, f"{method} failed: {exc!r}")
+        return
     if has_id:
         conn.reply(msg_id, result)
+    after = _AFTER_REPLY.get(method)
+    if after is not None:
+        after(conn)
+
+
+_GO_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "bool"),
+    (int, "number"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+)
+
+
+def _params_refusal(method: str, raw: Any) -> str | None:
+    """Go's decoding error for params that are not an object, or ``None`` if they are."""
+    if isinstance(raw, dict):
+        return None
+    if raw is None:
+        return "unexpected end of JSON input" if method in _OBJECT_REQUIRED else None
+    kind = next((name for typ, name in _GO_KINDS if isinstance(raw, typ)), "value")
+    return f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
 
 
 # -- handshake and account ----------------------------------------------------------------
@@ -71,14 +121,23 @@ def _initialize(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         "initialize from %s (workspace %s)", client.get("name", "unknown client"), conn.workspace
     )
     return {
-        "capabilities": {
-            "textDocumentSync": {"openClose": True, "change": 2},
-            "completionProvider": {"resolveProvider": False, "triggerCharacters": ["."]},
-            "executeCommandProvider": {"commands": []},
-            "workspace": {"workspaceFolders": {"supported": True, "changeNotifications": True}},
-        },
+        "capabilities": CAPABILITIES,
         "serverInfo": {"name": "lingma", "version": SIM_VERSION},
+        "experimental": {},
     }
+
+
+def _broadcast_register(conn: Connection) -> None:
+    """After a handshake, send ``extension/register`` to every initialized client.
+
+    The binary broadcasts this request to its clients (PROTOCOL.md section 9); its params
+    were not recorded, so the simulator sends an empty extension list. A client must answer
+    it (any reply, an error included) like every request, or its window fills.
+    """
+    conn.initialized = True
+    for other in conn.state.live_connections():
+        if other.initialized:
+            other.spawn(other.request("extension/register", {"extensions": []}))
 
 
 def _auth_status(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
@@ -115,9 +174,42 @@ def _update_endpoint(conn: Connection, params: dict[str, Any]) -> dict[str, Any]
     return dict(OK)
 
 
-def _ack(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-    """``tool/call/approve``: acknowledged, recorded in the log."""
+def _approve(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """``tool/call/approve {sessionId, requestId, toolCallId, approval}`` for a PENDING call.
+
+    The decision reaches the chat waiting for it only when the ids match the PENDING
+    event and ``approval`` is a boolean; otherwise the reply says what was wrong and the
+    call keeps waiting. (The binary's reply is unrecorded; this one has the shape of the
+    ``tool/invokeResult`` acknowledgement.)
+    """
+    tool_id = str(params.get("toolCallId") or "")
+    waiting = conn.approvals.get(tool_id)
+    if waiting is None:
+        log.warning("tool/call/approve for %r, which no chat is waiting for", tool_id)
+        return _tool_error("TOOL_CALL_NOT_FOUND", f"no tool call {tool_id!r} awaits approval")
+    session_id, request_id, decision = waiting
+    approval = params.get("approval")
+    wrong = [
+        name
+        for name, expected in (("sessionId", session_id), ("requestId", request_id))
+        if params.get(name) != expected
+    ]
+    if wrong or not isinstance(approval, bool):
+        problem = (
+            f"{' and '.join(wrong)} do not match the PENDING tool/call/sync"
+            if wrong
+            else f"approval must be true or false, got {approval!r}"
+        )
+        log.warning("tool/call/approve for %s refused: %s", tool_id, problem)
+        return _tool_error("INVALID_PARAM", problem)
+    del conn.approvals[tool_id]
+    if not decision.done():
+        decision.set_result(approval)
     return {"errorCode": None, "errorMessage": None}
+
+
+def _tool_error(code: str, message: str) -> dict[str, Any]:
+    return {"errorCode": code, "errorMessage": message}
 
 
 def _tool_invoke_result(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
@@ -217,26 +309,29 @@ def _chat_stop_session(conn: Connection, params: dict[str, Any]) -> dict[str, An
 def _accepted(
     request_id: str, ok: bool, code: str | None = None, message: str | None = None
 ) -> dict[str, Any]:
-    """The chat/ask reply, in both spellings seen (the binary's and the plugin class's)."""
+    """The chat/ask reply, as Lingma 2.11.1 sent it (PROTOCOL.md section 9).
+
+    On success the binary sent ``{"requestId":"","success":true,"errorCode":"",
+    "errorMessage":"","data":null}``: empty strings, not nulls, and an empty requestId. A
+    refusal was not recorded; it keeps that shape with a code and a message.
+    """
     return {
+        "requestId": "",
         "success": ok,
-        "errorCode": code,
-        "errorMessage": message,
-        "requestId": request_id,
-        "isSuccess": ok,
-        "status": "accepted" if ok else "failed",
+        "errorCode": code or "",
+        "errorMessage": message or "",
+        "data": None,
     }
 
 
 def _question_of(params: dict[str, Any]) -> str:
-    for key in ("questionText", "text", "content", "message"):
-        value = params.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-    context = params.get("chatContext")
-    if isinstance(context, dict) and isinstance(context.get("text"), str):
-        return context["text"]
-    return ""
+    """The question: ``questionText`` alone, the one field the binary reads.
+
+    A client that puts the prompt only in ``text``, ``content``, ``message`` or
+    ``chatContext.text`` (duplicates the seed client used to send) gets "question is empty".
+    """
+    value = params.get("questionText")
+    return value if isinstance(value, str) else ""
 
 
 def _uri_to_path(uri: str) -> str:
@@ -264,6 +359,12 @@ _CONTROL: dict[str, Handler] = {
     "chat/deleteSessionById": _delete_session,
     "chat/deleteChatById": _delete_chat,
     "chat/clearAllSessions": _clear_sessions,
-    "tool/call/approve": _ack,
+    "tool/call/approve": _approve,
     "tool/invokeResult": _tool_invoke_result,
 }
+
+# Run after the reply is queued, so the client sees the reply first.
+_AFTER_REPLY: dict[str, Callable[[Connection], None]] = {
+    "initialize": _broadcast_register,
+}
+_OBJECT_REQUIRED = frozenset({"config/queryModels"})

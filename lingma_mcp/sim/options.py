@@ -24,6 +24,9 @@ AUTH_STATES: tuple[str, ...] = ("logged_in", "logged_out", "expired")
 # replies promptly never to notice it, and small enough that one that forgets stalls fast.
 DEFAULT_WINDOW = 64
 DEFAULT_CHUNK = 8
+# How long an agent-mode chat waits for the client's answer to a tool/invoke or a PENDING
+# call before going on without it.
+DEFAULT_TOOL_TIMEOUT = 30.0
 
 
 class OptionError(ValueError):
@@ -54,6 +57,7 @@ class SimOptions:
     drop_after: int | None = None
     malformed: bool = False
     tool_async: bool = False
+    tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     ignore_sigterm: bool = False
     log_path: Path | None = None
     split: bool = True
@@ -123,6 +127,7 @@ ENV_OPTIONS: dict[str, tuple[str, object]] = {
     "LINGMA_SIM_DROP_AFTER": ("drop_after", _count),
     "LINGMA_SIM_MALFORMED": ("malformed", _flag),
     "LINGMA_SIM_TOOL_ASYNC": ("tool_async", _flag),
+    "LINGMA_SIM_TOOL_TIMEOUT": ("tool_timeout", _seconds),
     "LINGMA_SIM_IGNORE_SIGTERM": ("ignore_sigterm", _flag),
     "LINGMA_SIM_LOG": ("log_path", Path),
     "LINGMA_SIM_SPLIT": ("split", _flag),

@@ -39,7 +39,7 @@ async def run_server(options: SimOptions) -> int:
         )
         sys.stderr.flush()
         return options.exit_at_start
-    options.work_dir.mkdir(parents=True, exist_ok=True)
+    options.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     stop = asyncio.Event()
     _install_signal_handlers(stop, ignore_sigterm=options.ignore_sigterm)
     if options.start_delay:

@@ -10,10 +10,12 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from lingma_mcp.sim.account import Account
+from lingma_mcp.sim.files import open_private_log
 from lingma_mcp.sim.options import SimOptions
 from lingma_mcp.sim.store import ConversationStore
 
@@ -31,7 +33,8 @@ class MessageLog:
     def __init__(self, path: str | None) -> None:
         self._fh: IO[str] | None = None
         if path:
-            self._fh = open(path, "a", encoding="utf-8")
+            # It holds every prompt and answer that crossed the wire: private (0600).
+            self._fh = open_private_log(Path(path))
 
     @property
     def enabled(self) -> bool:
@@ -74,6 +77,7 @@ class SimState:
     messages: MessageLog
     dropped_once: bool = False
     connections: int = 0
+    live: set[Any] = field(default_factory=set)  # the open connection.Connection objects
 
     @classmethod
     def create(cls, options: SimOptions) -> SimState:
@@ -87,3 +91,7 @@ class SimState:
     def next_connection_id(self) -> int:
         self.connections += 1
         return self.connections
+
+    def live_connections(self) -> list[Any]:
+        """Open connections, oldest first (for broadcasts)."""
+        return sorted(self.live, key=lambda conn: conn.id)

@@ -3,6 +3,12 @@
 Kept in ``<workDir>/sessions.json`` so a restarted simulator with the same work dir still
 has them, as the binary keeps its conversations (the bridge promises conversations
 outlive a restart "where Lingma keeps them"). Shapes follow PROTOCOL.md section 5.
+
+The file holds prompts and answers: it is 0600 in a 0700 folder and written durably
+(:mod:`lingma_mcp.sim.files`). A store that cannot be parsed (truncated by a crash, or
+edited by hand) is never silently replaced: it is moved aside as
+``sessions.json.corrupt-<UTC time>``, the move is logged on stderr, and an empty store
+starts; the damaged file stays for whoever wants to recover it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lingma_mcp.sim.info import write_atomically
+from lingma_mcp.sim.files import private_folder, remove_leftovers, write_durably
 
 log = logging.getLogger("lingma_mcp.sim")
 
@@ -49,12 +55,49 @@ class ConversationStore:
         self._path = path
         self._sessions: dict[str, dict[str, Any]] = {}
         self._save_pending = False
-        if path is not None and path.exists():
+        self.set_aside: Path | None = None  # where a damaged store was moved, if one was
+        if path is not None:
+            private_folder(path.parent)
+            remove_leftovers(path)
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            # Unreadable is not damaged: never overwrite what we could not read.
+            log.error(
+                "cannot read the conversation store %s (%s); conversations of this run "
+                "will not be saved. Fix the file's permissions and restart.",
+                path,
+                exc,
+            )
+            self._path = None
+            return
+        try:
+            self._sessions = parse_store(raw)
+        except ValueError as exc:
             try:
-                loaded = json.loads(path.read_text(encoding="utf-8"))
-                self._sessions = {s["sessionId"]: s for s in loaded.get("sessions", [])}
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                log.warning("ignoring unreadable %s: %s", path, exc)
+                self.set_aside = _move_aside(path)
+            except OSError as move_error:
+                log.error(
+                    "the conversation store %s is damaged (%s) and cannot be moved aside "
+                    "(%s); conversations of this run will not be saved",
+                    path,
+                    exc,
+                    move_error,
+                )
+                self._path = None
+                return
+            log.error(
+                "the conversation store %s is damaged (%s): moved it to %s and started an "
+                "empty one. The damaged file is kept; its conversations are not loaded.",
+                path,
+                exc,
+                self.set_aside,
+            )
 
     def begin(
         self, session_hint: str | None, is_reply: bool, project_uri: str, question: str
@@ -156,9 +199,54 @@ class ConversationStore:
         if self._path is None:
             return
         try:
-            write_atomically(
+            write_durably(
                 self._path,
                 json.dumps({"sessions": list(self._sessions.values())}, ensure_ascii=False),
             )
         except OSError as exc:
             log.warning("could not save conversations to %s: %s", self._path, exc)
+
+
+def parse_store(raw: bytes) -> dict[str, dict[str, Any]]:
+    """The sessions of a store file by id.
+
+    Raises:
+        ValueError: the file is not a whole, well-shaped store (says what is wrong).
+    """
+    try:
+        loaded = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    sessions = loaded.get("sessions") if isinstance(loaded, dict) else None
+    if not isinstance(sessions, list):
+        raise ValueError('no "sessions" list at the top')
+    out: dict[str, dict[str, Any]] = {}
+    for index, session in enumerate(sessions):
+        if not (
+            isinstance(session, dict)
+            and isinstance(session.get("sessionId"), str)
+            and isinstance(session.get("sessionTitle"), str)
+            and isinstance(session.get("projectUri"), str)
+            and isinstance(session.get("gmtModified"), int)
+            and isinstance(session.get("chatRecords"), list)
+            and all(
+                isinstance(r, dict) and isinstance(r.get("requestId"), str)
+                for r in session["chatRecords"]
+            )
+        ):
+            raise ValueError(f"session {index} is not a well-formed conversation")
+        out[session["sessionId"]] = session
+    return out
+
+
+def _move_aside(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    serial = 1
+    while target.exists():
+        serial += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{serial}")
+    path.rename(target)
+    return target

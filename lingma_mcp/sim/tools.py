@@ -4,8 +4,9 @@ Two ways an IDE answers (PROTOCOL.md, agent mode): with ``async: false`` the rep
 ``tool/invoke`` carries the outcome ``{toolCallId, name, success, errorMessage, result}``;
 with ``async: true`` the reply is only an acknowledgement and the outcome follows as a
 ``tool/invokeResult`` request. Which one the binary uses per tool is unknown, so the
-simulator does either (``LINGMA_SIM_TOOL_ASYNC``). Whatever the client answered is
-returned, logged, and written to the message log so tests can see it.
+simulator does either (``LINGMA_SIM_TOOL_ASYNC``, or ``@async`` in a prompt), or leaves
+the field out, when the client must answer as for ``false``. Whatever the client answered
+is returned, logged, and written to the message log so tests can see it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lingma_mcp.sim")
 
-TOOL_REPLY_TIMEOUT = 30.0
+
+class ChatStopped(Exception):
+    """``chat/stop`` arrived (or the connection went): finish with reason ``cancelled``."""
 
 
 async def invoke(
@@ -30,19 +33,24 @@ async def invoke(
     tool_id: str,
     name: str,
     parameters: dict[str, Any],
-    use_async: bool,
+    use_async: bool | None,
+    timeout: float,
 ) -> dict[str, Any] | None:
     """Send ``tool/invoke`` and return the client's outcome; ``None`` if the chat was stopped.
 
-    A client that never answers gets a stand-in failure after :data:`TOOL_REPLY_TIMEOUT`.
+    Args:
+        use_async: the ``async`` field; ``None`` leaves it out.
+        timeout: seconds to wait for each answer before a stand-in failure is used.
     """
-    params = {
+    params: dict[str, Any] = {
         "requestId": request_id,
         "toolCallId": tool_id,
         "name": name,
         "parameters": parameters,
-        "async": use_async,
     }
+    if use_async is not None:
+        params["async"] = use_async
+    ack: Any = None
     result_future: asyncio.Future[Any] | None = None
     if use_async:
         result_future = asyncio.get_running_loop().create_future()
@@ -50,50 +58,63 @@ async def invoke(
     try:
         reply_future = await conn.request("tool/invoke", params, want_reply=True)
         assert reply_future is not None
-        reply = await _until(reply_future, stop)
-        if reply is _STOPPED:
+        reply = await until(reply_future, stop, timeout)
+        if reply is STOPPED:
             return None
         if result_future is None or reply is None or "error" in reply or _refused(reply):
-            outcome = _outcome_of_reply(reply)
+            outcome = _outcome_of_reply(reply, timeout)
         else:
-            result = await _until(result_future, stop)
-            if result is _STOPPED:
+            ack = reply.get("result")
+            result = await until(result_future, stop, timeout)
+            if result is STOPPED:
                 return None
             outcome = (
                 result
                 if isinstance(result, dict)
-                else {"success": False, "errorMessage": "no tool/invokeResult after the ack"}
+                else {
+                    "success": False,
+                    "errorMessage": f"no tool/invokeResult within {timeout:g} s of the ack",
+                }
             )
     finally:
         conn.tool_results.pop(tool_id, None)
     log.info(
         "tool/invoke %s (%s) answered: success=%s errorMessage=%s",
         tool_id,
-        "async" if use_async else "sync",
+        {True: "async", False: "sync", None: "no async field"}[use_async],
         outcome.get("success"),
         outcome.get("errorMessage"),
     )
+    form = {True: "async", False: "sync", None: "absent"}[use_async]
     conn.state.messages.write(
-        "event", conn.id, event="tool_invoke_reply", toolCallId=tool_id, outcome=outcome
+        "event",
+        conn.id,
+        event="tool_invoke_reply",
+        toolCallId=tool_id,
+        form=form,
+        ack=ack,
+        outcome=outcome,
     )
     return outcome
 
 
-_STOPPED = object()
+STOPPED = object()
 
 
-async def _until(future: asyncio.Future[Any], stop: asyncio.Event) -> Any:
-    """The future's result, ``None`` on timeout, or ``_STOPPED`` if the chat was stopped."""
+async def until(future: asyncio.Future[Any], stop: asyncio.Event, timeout: float) -> Any:
+    """The future's result, ``None`` on timeout, or :data:`STOPPED` if the chat was stopped."""
     stopped = asyncio.ensure_future(stop.wait())
     try:
         done, _ = await asyncio.wait(
-            {future, stopped}, timeout=TOOL_REPLY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            {future, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
     finally:
         stopped.cancel()
+    if future.cancelled():  # the connection went: as good as stopped
+        return STOPPED
     if future in done:
         return future.result()
-    return _STOPPED if stop.is_set() else None
+    return STOPPED if stop.is_set() else None
 
 
 def _refused(reply: dict[str, Any]) -> bool:
@@ -102,9 +123,9 @@ def _refused(reply: dict[str, Any]) -> bool:
     return isinstance(result, dict) and result.get("success") is False
 
 
-def _outcome_of_reply(reply: dict[str, Any] | None) -> dict[str, Any]:
+def _outcome_of_reply(reply: dict[str, Any] | None, timeout: float) -> dict[str, Any]:
     if reply is None:
-        return {"success": False, "errorMessage": "no reply to tool/invoke"}
+        return {"success": False, "errorMessage": f"no reply to tool/invoke within {timeout:g} s"}
     if "error" in reply:
         return {"success": False, "errorMessage": f"JSON-RPC error {reply['error']}"}
     if isinstance(reply.get("result"), dict):

@@ -1,0 +1,35 @@
+"""The CLI backend: ``qoderclicn --acp`` spoken to over the Agent Client Protocol.
+
+Layers, lowest first: ``spawn`` (the child process and its group), ``transport`` (ACP
+lines on its stdio), ``updates``, ``permissions`` and ``models`` (pure mappings),
+``handlers`` (the agent's requests to us), ``prompt`` (one prompt's event stream),
+``client`` (sessions, prompts, models), ``attempt`` (one start-up: spawn + initialize).
+``ports`` names what the workspace host and approval gate provide.
+"""
+
+from __future__ import annotations
+
+from lingma_mcp.acp.attempt import AgentHandle, start_agent
+from lingma_mcp.acp.client import AcpClient, AgentInfo, SessionSummary
+from lingma_mcp.acp.errors import AcpRpcError, CapabilityMissing, CliNotLoggedIn, UnknownModel
+from lingma_mcp.acp.models import ModelOption, ModelState
+from lingma_mcp.acp.ports import ApprovalPort, TerminalOutput, WorkspacePort
+from lingma_mcp.acp.prompt import PromptStream
+
+__all__ = [
+    "AcpClient",
+    "AcpRpcError",
+    "AgentHandle",
+    "AgentInfo",
+    "ApprovalPort",
+    "CapabilityMissing",
+    "CliNotLoggedIn",
+    "ModelOption",
+    "ModelState",
+    "PromptStream",
+    "SessionSummary",
+    "TerminalOutput",
+    "UnknownModel",
+    "WorkspacePort",
+    "start_agent",
+]

@@ -1,0 +1,129 @@
+"""One start-up attempt of the CLI backend: spawn ``qoderclicn --acp``, then ``initialize``.
+
+The supervisor (states, backoff, restarts) lives elsewhere and calls :func:`start_agent`
+once per attempt; an attempt keeps no state of its own. It returns an :class:`AgentHandle`
+exposing the client, a future that resolves when the agent is lost, and ``close()``; or
+it raises with everything already cleaned up (no child is left behind by a failed attempt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient
+from lingma_mcp.acp.spawn import TERMINATE_GRACE, AgentProcess
+from lingma_mcp.acp.transport import LineTransport
+from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError
+
+log = logging.getLogger("lingma_mcp.acp.attempt")
+
+ACP_FLAG = "--acp"
+
+
+@dataclass
+class AgentHandle:
+    """A running, initialized agent: its client, its loss, its end."""
+
+    process: AgentProcess
+    client: AcpClient
+    terminate_grace: float = TERMINATE_GRACE
+    lost: asyncio.Future[None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.lost = loop.create_future()
+        for source in (self.process.exited, self.client.transport.eof):
+            source.add_done_callback(self._on_lost)
+
+    def _on_lost(self, _: asyncio.Future[object]) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def close(self) -> int | None:
+        """Close the connection, then end the agent's whole process group. Idempotent."""
+        try:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.client.close(), 2.0)
+        finally:
+            code = await self.process.terminate(self.terminate_grace)
+        return code
+
+
+async def start_agent(
+    cli_bin: str | Path,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    startup_timeout: float = 30.0,
+    control_timeout: float = CONTROL_TIMEOUT,
+    terminate_grace: float = TERMINATE_GRACE,
+) -> AgentHandle:
+    """Spawn ``cli_bin --acp`` and complete ``initialize`` within ``startup_timeout``.
+
+    Raises:
+        LingmaStartupError: it could not be started, exited, or did not answer in time
+            (with its exit code and the last lines of its stderr).
+    """
+    argv = [str(cli_bin), *extra_args, ACP_FLAG]
+    try:
+        process = await AgentProcess.spawn(argv, cwd=cwd, env=env)
+    except OSError as exc:
+        raise LingmaStartupError(
+            f"could not start the Lingma CLI {cli_bin}: {exc.strerror or exc}",
+            waited_for="spawn",
+        ) from exc
+    client = AcpClient(
+        LineTransport(process.reader, process.writer), control_timeout=control_timeout
+    )
+    handle = AgentHandle(process, client, terminate_grace)
+    try:
+        await _initialize(handle, startup_timeout)
+    except BaseException:
+        await asyncio.shield(handle.close())
+        raise
+    info = client.agent_info
+    log.info("Lingma CLI %s %s ready (pid %d)", info.name, info.version, process.pid)
+    return handle
+
+
+async def _initialize(handle: AgentHandle, startup_timeout: float) -> None:
+    """``initialize``, or a :class:`LingmaStartupError` saying how the agent failed it."""
+    process = handle.process
+    init = asyncio.ensure_future(handle.client.initialize())
+    await asyncio.wait({init, handle.lost}, timeout=startup_timeout, return_when="FIRST_COMPLETED")
+    failure: BaseException | None = None
+    if init.done():
+        failure = init.exception()
+        if failure is None:
+            return
+    else:
+        init.cancel()
+        with contextlib.suppress(BaseException):
+            await init
+    if handle.lost.done() or isinstance(failure, LingmaConnectionLost):
+        # Its stdout ended: the exit code and the last of stderr follow; wait for them.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(process.exited), 5.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(process.stderr_closed), 1.0)
+        message = f"the Lingma CLI exited before answering initialize (code {process.returncode})"
+    elif failure is not None:
+        message = f"the Lingma CLI failed its initialize: {failure}"
+    else:
+        message = f"the Lingma CLI did not answer initialize within {startup_timeout:g} s"
+    raise LingmaStartupError(
+        message,
+        waited_for="initialize",
+        exit_code=process.returncode,
+        stderr_tail=process.stderr_tail(),
+    ) from failure

@@ -1,0 +1,98 @@
+"""The real Lingma CLI (``@qodercn-ai/qoderclicn``) for tests, installed once into a cache.
+
+Tests call :func:`installed_cli` (it skips, saying why, where Node, npm or the registry is
+not available) and :func:`empty_home_env` (a HOME with no login in it). CI prepares the
+cache ahead of the tests with ``python tests/real_cli.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = "@qodercn-ai/qoderclicn"
+CACHE = (
+    Path(os.environ.get("LINGMA_TEST_CACHE") or Path.home() / ".cache" / "lingma-mcp-tests")
+    / "qoderclicn"
+)
+BIN = CACHE / "node_modules" / ".bin" / "qoderclicn"
+INSTALL_TIMEOUT = 300
+
+
+def _works(binary: Path) -> bool:
+    try:
+        probe = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0 and bool(probe.stdout.strip())
+
+
+def install() -> tuple[Path | None, str]:
+    """The CLI's path, installing it into the cache if needed; else (None, why not)."""
+    if BIN.exists() and _works(BIN):
+        return BIN, ""
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        return None, f"Node.js and npm are needed to install {PACKAGE}"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", PACKAGE],
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"npm install {PACKAGE} took over {INSTALL_TIMEOUT} s (no registry?)"
+    if done.returncode != 0:
+        return None, f"npm install {PACKAGE} failed: {done.stderr.strip()[-300:]}"
+    if not _works(BIN):
+        return None, f"{PACKAGE} installed but `qoderclicn --version` fails (Node >= 20 needed)"
+    return BIN, ""
+
+
+def installed_cli() -> Path:
+    """The installed CLI, or a pytest skip that says why there is none."""
+    import pytest
+
+    binary, why = install()
+    if binary is None:
+        pytest.skip(why)
+    return binary
+
+
+def empty_home_env(home: Path) -> dict[str, str]:
+    """An environment whose HOME holds no login (and no token variable)."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QODERCN_")}
+    env["HOME"] = str(home)
+    env.pop("XDG_CONFIG_HOME", None)
+    return env
+
+
+def processes_with_home(home: Path) -> list[int]:
+    """Pids of live processes whose environment has HOME=``home`` (Linux /proc)."""
+    needle = f"HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if needle in environ.split(b"\0") and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+if __name__ == "__main__":  # CI: fetch it once, never fail the build over it
+    path, reason = install()
+    print(path or f"skipped: {reason}", file=sys.stderr)

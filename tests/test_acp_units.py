@@ -1,0 +1,189 @@
+"""The ACP client's pure parts: the stdio transport, update mapping, permission judging."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from acp.schema import (
+    AgentMessageChunk,
+    AgentPlanUpdate,
+    AgentThoughtChunk,
+    PermissionOption,
+    PlanEntry,
+    TextContentBlock,
+    ToolCallLocation,
+    ToolCallProgress,
+    ToolCallStart,
+    ToolCallUpdate,
+)
+
+from lingma_mcp.acp.permissions import choose_option, judge
+from lingma_mcp.acp.transport import LineTransport
+from lingma_mcp.acp.updates import UpdateMapper, finish_for
+from lingma_mcp.events import Step, TextDelta, Thinking, ToolUpdate
+
+
+class _NullWriter:
+    def write(self, data: bytes) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+async def _received(data: bytes) -> tuple[list[dict], LineTransport]:
+    reader = asyncio.StreamReader(limit=64)
+    reader.feed_data(data)
+    reader.feed_eof()
+    transport = LineTransport(reader, _NullWriter())  # type: ignore[arg-type]
+    messages = []
+    while (message := await transport.receive()) is not None:
+        messages.append(message)
+    return messages, transport
+
+
+async def test_lines_that_are_not_acp_messages_are_skipped():
+    data = (
+        b"Shutting down...\n"
+        b'{"jsonrpc":"2.0","id":0,"result":{}}\n'
+        b"\n"
+        b"42\n"
+        b'{"no":"method or id"}\n'
+        b'{"jsonrpc":"2.0","method":"session/update","params":{}}'  # no final newline
+    )
+    messages, transport = await _received(data)
+    assert messages == [
+        {"jsonrpc": "2.0", "id": 0, "result": {}},
+        {"jsonrpc": "2.0", "method": "session/update", "params": {}},
+    ]
+    assert transport.skipped == 3 and transport.eof.done()
+
+
+async def test_an_over_long_line_is_dropped_and_reading_goes_on():
+    data = b'{"x": "' + b"a" * 500 + b'"}\n{"jsonrpc":"2.0","id":1,"result":null}\n'
+    messages, _ = await _received(data)
+    assert messages == [{"jsonrpc": "2.0", "id": 1, "result": None}]
+
+
+def test_updates_become_the_shared_chat_events():
+    mapper = UpdateMapper("s1")
+    message = AgentMessageChunk(
+        session_update="agent_message_chunk", content=TextContentBlock(type="text", text="Hi")
+    )
+    thought = AgentThoughtChunk(
+        session_update="agent_thought_chunk", content=TextContentBlock(type="text", text="hmm")
+    )
+    assert mapper.map(message) == [TextDelta("Hi")]
+    assert mapper.map(thought) == [Thinking("hmm")]
+    start = ToolCallStart(
+        session_update="tool_call",
+        tool_call_id="c1",
+        title="Write a.txt",
+        kind="edit",
+        status="pending",
+        raw_input={"path": "a.txt"},
+    )
+    (first,) = mapper.map(start)
+    assert isinstance(first, ToolUpdate)
+    assert (first.tool.name, first.tool.status, first.tool.input) == (
+        "Write a.txt",
+        "pending",
+        {"path": "a.txt"},
+    )
+    failed = ToolCallProgress(
+        session_update="tool_call_update", tool_call_id="c1", status="failed", raw_output="no"
+    )
+    (second,) = mapper.map(failed)
+    # A later update without a title or input keeps what the first one said.
+    assert (second.tool.name, second.tool.status, second.tool.input) == (
+        "Write a.txt",
+        "failed",
+        {"path": "a.txt"},
+    )
+    assert second.tool.error == "no"
+    assert mapper.finish("end_turn").full_answer == "Hi"
+
+
+def test_a_plan_yields_a_step_per_new_or_changed_entry():
+    mapper = UpdateMapper("s1")
+
+    def plan(*statuses):
+        return AgentPlanUpdate(
+            session_update="plan",
+            entries=[
+                PlanEntry(content=f"step {i}", priority="medium", status=s)
+                for i, s in enumerate(statuses)
+            ],
+        )
+
+    assert mapper.map(plan("in_progress", "pending")) == [
+        Step("step 0", status="doing"),
+        Step("step 1", status=""),
+    ]
+    assert mapper.map(plan("completed", "pending")) == [Step("step 0", status="done")]
+
+
+def test_stop_reasons_map_to_finish_reasons():
+    assert (finish_for("end_turn", "s", "").reason, finish_for("end_turn", "s", "").ok) == (
+        "success",
+        True,
+    )
+    assert finish_for("cancelled", "s", "").reason == "cancelled"
+    assert finish_for("max_tokens", "s", "").ok
+    refused = finish_for("refusal", "s", "")
+    assert refused.reason == "error" and not refused.ok and refused.message
+
+
+OPTIONS = [
+    PermissionOption(option_id="proceed_always", name="Always", kind="allow_always"),
+    PermissionOption(option_id="proceed_once", name="Once", kind="allow_once"),
+    PermissionOption(option_id="cancel", name="No", kind="reject_once"),
+]
+
+
+def test_options_are_chosen_by_kind_never_allow_always():
+    assert choose_option(OPTIONS, allow=True) == "proceed_once"
+    assert choose_option(OPTIONS, allow=False) == "cancel"
+    assert choose_option(OPTIONS[:1], allow=True) is None
+
+
+def test_tool_calls_are_judged_into_actions_and_targets(tmp_path: Path):
+    root = tmp_path.resolve()
+    edit = ToolCallUpdate(
+        tool_call_id="1",
+        kind="edit",
+        title="Write",
+        locations=[ToolCallLocation(path=str(root / "a.txt"))],
+        raw_input={"content": "body"},
+    )
+    seen = judge(edit, root)
+    assert (seen.action, seen.target, seen.preview, seen.outside) == (
+        "write",
+        str(root / "a.txt"),
+        "body",
+        None,
+    )
+    run = ToolCallUpdate(tool_call_id="2", kind="execute", raw_input={"command": "ls -la"})
+    assert (judge(run, root).action, judge(run, root).target) == ("run", "ls -la")
+    escape = ToolCallUpdate(tool_call_id="3", kind="delete", raw_input={"path": "../x"})
+    assert judge(escape, root).outside == "../x"
+    unknown = ToolCallUpdate(tool_call_id="4", kind="other", title="Mystery")
+    assert judge(unknown, root).action == "run"
+
+
+async def test_the_agents_stderr_is_logged_redacted(caplog):
+    import logging
+
+    from lingma_mcp.acp.spawn import AgentProcess
+
+    caplog.set_level(logging.DEBUG, logger="lingma_mcp.acp.stderr")
+    process = await AgentProcess.spawn(["sh", "-c", 'echo "token=abc123 failed" >&2'])
+    await process.stderr_closed
+    assert await process.exited == 0
+    assert process.stderr_tail() == ["token=*** failed"]
+    assert "abc123" not in caplog.text and "token=*** failed" in caplog.text
+    await process.terminate(0.1)
