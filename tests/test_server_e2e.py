@@ -251,6 +251,8 @@ async def test_a_conversation_outlives_a_lingma_restart(tmp_path: Path) -> None:
 
 async def test_agent_mode_with_a_model_reports_tool_events(tmp_path: Path) -> None:
     progress = Progress()
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "README.md").write_text("read me\n")
     async with mcp_server(tmp_path) as client:
         result = await client.call_tool(
             "ask_lingma",
@@ -269,8 +271,11 @@ async def test_agent_mode_with_a_model_reports_tool_events(tmp_path: Path) -> No
     assert tool["input"]["file_path"].endswith("README.md")
     statuses = [m for _, _, m in progress.messages if m.startswith(STATUS_PREFIX)]
     assert f"{STATUS_PREFIX}read_file: RUNNING" in statuses
-    # Lingma asked the host to run read_file; the bridge said it cannot, never a silent yes.
-    assert "not supported by this host" in data["answer"]
+    # Lingma asked the host to run read_file; the bridge read the file in the workspace.
+    assert "README.md: ok: read me" in data["answer"]
+    assert data["approvals"] == [
+        {"tool": "read_file", "target": "README.md", "decision": "allowed", "by": "policy"}
+    ]
 
 
 async def test_cancellation_sends_chat_stop_and_the_next_call_works(tmp_path: Path) -> None:

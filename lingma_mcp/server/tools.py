@@ -37,8 +37,8 @@ Continue a conversation by passing the session_id an earlier result returned. mo
 lets Lingma use its tools and may change files in the workspace; "chat" (default) only \
 answers. In agent mode the person approves each change through the host (unless the server \
 allows it), read_only=true forbids changes, and the result lists the files changed: \
-revert_changes(request_id) undoes them. Errors (not logged in, rate limited, Lingma not installed, timeout) come back as \
-text that says what to do."""
+revert_changes(request_id) undoes them. Errors (not logged in, rate limited, Lingma not \
+installed, timeout) come back as text that says what to do."""
 
 
 def _tool_error(text: str) -> CallToolResult:
