@@ -567,3 +567,9 @@ async def test_the_server_closing_kills_the_commands_of_calls_in_flight(
 def test_a_malformed_setting_is_refused_when_the_server_is_built(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="class=decision"):
         Bridge(Settings(work_dir=tmp_path, approval="write=maybe"), FakeSupervisor(FakeClient([])))
+
+
+def test_the_journal_lives_in_the_shared_work_dir_also_by_default(tmp_path: Path) -> None:
+    for settings in (Settings(work_dir=tmp_path), Settings(), Settings(simulate=True)):
+        bridge = Bridge(settings, FakeSupervisor(FakeClient([])))
+        assert bridge.agents.work_dir == settings.resolved_work_dir  # nothing opened yet

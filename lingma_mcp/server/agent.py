@@ -166,14 +166,16 @@ class AgentCalls:
 
     Args:
         settings: ``approval`` (checked here: a malformed setting raises ``ValueError``
-            with the syntax), ``command_timeout`` and ``work_dir`` (the journal lives in
-            its ``changes`` folder).
+            with the syntax), ``command_timeout`` and the work dir (the journal lives in
+            its ``changes`` folder, opened on first use).
     """
 
     def __init__(self, settings: Settings) -> None:
         self.policy = parse_policy(settings.approval)
         self.command_timeout = settings.command_timeout
-        self._work_dir = Path(settings.work_dir)
+        # The shared work dir, not this server's instance folder: a restarted server (in
+        # whichever slot) finds the calls made before.
+        self.work_dir = settings.resolved_work_dir
         self._journal: ChangeJournal | None = None
         self._live: dict[str, AgentCall] = {}
 
@@ -181,7 +183,7 @@ class AgentCalls:
     def journal(self) -> ChangeJournal:
         """The change journal, opened (and its records read from disk) on first use."""
         if self._journal is None:
-            self._journal = ChangeJournal(self._work_dir)
+            self._journal = ChangeJournal(self.work_dir)
         return self._journal
 
     def is_running(self, request_id: str) -> bool:
