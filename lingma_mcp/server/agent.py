@@ -135,7 +135,8 @@ class AgentCall:
         more = f" and {len(records) - 5} more" if len(records) > 5 else ""
         return (
             f"{len(records)} action(s) needed the person's approval, but this MCP host cannot "
-            f"ask (no form elicitation), so they were denied: {denied}{more}. To allow them "
+            "ask (it offers no form elicitation, or its protocol lets no question reach it "
+            f"during a call), so they were denied: {denied}{more}. To allow them "
             f"without asking, start lingma-mcp with LINGMA_APPROVAL={setting} (or --approval "
             f"{setting}); to be asked instead, use a host that supports elicitation."
         )
