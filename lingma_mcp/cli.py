@@ -21,6 +21,7 @@ from .config import (
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
     MIN_MAX_RESULT_CHARS,
+    DEFAULT_COMMAND_TIMEOUT,
     MODES,
     Settings,
 )
@@ -44,6 +45,8 @@ ENV_VARS: dict[str, str] = {
     "max_prompt_chars": "LINGMA_MAX_PROMPT_CHARS",
     "detach_after": "LINGMA_DETACH_AFTER",
     "max_result_chars": "LINGMA_MAX_RESULT_CHARS",
+    "approval": "LINGMA_APPROVAL",
+    "command_timeout": "LINGMA_COMMAND_TIMEOUT",
 }
 
 COMMANDS = ("serve", "doctor", "ask", "demo")
@@ -142,6 +145,22 @@ def _add_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         action="store_true",
         default=d if sub else None,
         help="run against the bundled Lingma simulator (env LINGMA_MCP_SIMULATE=1)",
+    )
+    g.add_argument(
+        "--approval",
+        default=d,
+        metavar="POLICY",
+        help="agent mode: what Lingma may do without asking, as class=decision pairs "
+        "(classes read, write, delete, run; decisions allow, ask, deny), e.g. "
+        "'write=allow,run=deny' (env LINGMA_APPROVAL; default "
+        "read=allow,write=ask,delete=ask,run=ask)",
+    )
+    g.add_argument(
+        "--command-timeout",
+        default=d,
+        metavar="SECONDS",
+        help="agent mode: a command Lingma runs is killed after this long "
+        f"(env LINGMA_COMMAND_TIMEOUT; default {DEFAULT_COMMAND_TIMEOUT:g})",
     )
 
 
@@ -253,6 +272,15 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         if chars < MIN_MAX_RESULT_CHARS:
             raise UsageError(f"{name} must be at least {MIN_MAX_RESULT_CHARS}, not {value!r}")
         settings.max_result_chars = chars
+    value, name = pick("approval")
+        from .workspace.policy import parse_policy
+
+            parse_policy(str(value))
+        except ValueError as exc:
+            raise UsageError(f"{name}: {exc}") from None
+        settings.approval = str(value)
+    value, name = pick("command_timeout")
+        settings.command_timeout = _number(name, str(value))
     flag = getattr(args, "simulate", None)
     settings.simulate = bool(flag) or _truthy(env.get(ENV_VARS["simulate"], ""))
     return settings

@@ -27,6 +27,8 @@ CONTROL_CALL_TIMEOUT = 30.0
 # The longest prompt sent to Lingma; a longer one is refused before asking (a frame that
 # large drops the connection and fails every concurrent question).
 DEFAULT_MAX_PROMPT_CHARS = 1_000_000
+# Agent mode: a command Lingma runs is killed (its whole process group) after this long.
+DEFAULT_COMMAND_TIMEOUT = 300.0
 
 
 def _state_dir() -> Path:
@@ -84,6 +86,9 @@ class Settings:
     # continues as a job; None: chosen per host (server/job_tools.py); 0: never.
     detach_after: float | None = None
     max_result_chars: int = DEFAULT_MAX_RESULT_CHARS  # --max-result-chars
+    # --approval / LINGMA_APPROVAL: class=decision pairs over the default policy (agent mode).
+    approval: str | None = None
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT  # --command-timeout
 
     @property
     def control_timeout(self) -> float:

@@ -54,6 +54,8 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
         "LINGMA_MAX_PROMPT_CHARS": "5000",
         "LINGMA_DETACH_AFTER": "0",
         "LINGMA_MAX_RESULT_CHARS": "5000",
+        "LINGMA_APPROVAL": "write=allow",
+        "LINGMA_COMMAND_TIMEOUT": "56",
     }
     assert set(env) == set(ENV_VARS.values())
     settings = settings_from(build_parser().parse_args([]), env)
@@ -69,6 +71,8 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
     assert settings.simulate is True
     assert settings.max_prompt_chars == 5000
     assert settings.detach_after == 0.0 and settings.max_result_chars == 5000
+    assert settings.approval == "write=allow"
+    assert settings.command_timeout == 56.0
 
 
 def test_flags_win_over_the_environment(tmp_path: Path) -> None:
@@ -247,3 +251,22 @@ def test_the_example_host_config_starts_this_command_with_known_variables() -> N
         assert entry["command"] == "lingma-mcp"
         assert set(entry.get("env", {})) <= set(ENV_VARS.values())
         build_parser().parse_args(entry["args"])  # every flag in it exists
+
+
+def test_a_malformed_approval_setting_is_refused_at_start_with_the_syntax() -> None:
+    for argv, env in (
+        (["--approval", "write=maybe"], {}),
+        ([], {"LINGMA_APPROVAL": "everything"}),
+    ):
+        result = run_cli(*argv, "doctor", env=env)
+        assert result.returncode == 2
+        assert "class=decision" in result.stderr and "write=allow,run=deny" in result.stderr
+        assert result.stdout == ""
+
+
+def test_the_approval_flag_wins_and_the_command_timeout_is_checked() -> None:
+    args = build_parser().parse_args(["--approval", "run=deny", "--command-timeout", "7"])
+    settings = settings_from(args, {"LINGMA_APPROVAL": "run=allow"})
+    assert (settings.approval, settings.command_timeout) == ("run=deny", 7.0)
+    result = run_cli("--command-timeout", "0", "doctor")
+    assert result.returncode == 2 and "--command-timeout must be positive" in result.stderr

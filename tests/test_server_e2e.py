@@ -48,6 +48,7 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
         "login",
         "check_lingma_job",
         "cancel_lingma_job",
+        "revert_changes",
     }
     ask = tools["ask_lingma"]
     assert set(ask.input_schema["properties"]) == {
@@ -58,6 +59,7 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
         "workspace",
         "timeout_s",
         "background",
+        "read_only",
     }
     assert ask.input_schema["required"] == ["prompt"]
     assert set(ask.output_schema["properties"]) == {
@@ -70,6 +72,8 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
         "finish_reason",
         "status_code",
         "tool_events",
+        "changes",
+        "approvals",
         "thinking",
         "first_token_ms",
         "total_ms",
@@ -180,6 +184,8 @@ async def test_a_conversation_outlives_a_lingma_restart(tmp_path: Path) -> None:
 
 async def test_agent_mode_with_a_model_reports_tool_events(tmp_path: Path) -> None:
     progress = Progress()
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "README.md").write_text("read me\n")
     async with mcp_server(tmp_path) as client:
         result = await client.call_tool(
             "ask_lingma",
@@ -198,8 +204,11 @@ async def test_agent_mode_with_a_model_reports_tool_events(tmp_path: Path) -> No
     assert tool["input"]["file_path"].endswith("README.md")
     statuses = [m for _, _, m in progress.messages if m.startswith(STATUS_PREFIX)]
     assert f"{STATUS_PREFIX}read_file: RUNNING" in statuses
-    # Lingma asked the host to run read_file; the bridge said it cannot, never a silent yes.
-    assert "not supported by this host" in data["answer"]
+    # Lingma asked the host to run read_file; the bridge read the file in the workspace.
+    assert "README.md: ok: read me" in data["answer"]
+    assert data["approvals"] == [
+        {"tool": "read_file", "target": "README.md", "decision": "allowed", "by": "policy"}
+    ]
 
 
 async def test_cancellation_sends_chat_stop_and_the_next_call_works(tmp_path: Path) -> None:
@@ -379,7 +388,7 @@ async def test_lingma_not_found_says_where_it_looked_and_how_to_fix(tmp_path: Pa
         tools = await client.list_tools()
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
         status = await client.call_tool("auth_status", {})
-    assert len(tools.tools) == 6
+    assert len(tools.tools) == 7
     assert result.is_error
     text = text_of(result)
     assert "Lingma was not found" in text and str(tmp_path / "no" / "Lingma") in text
@@ -417,7 +426,11 @@ async def test_resources_describe_status_models_and_conversations(tmp_path: Path
             (await client.read_resource(f"lingma://sessions/{session_id}")).contents[0].text
         )
     assert listed == {"lingma://status", "lingma://models", "lingma://sessions", "lingma://jobs"}
-    assert set(templates) == {"lingma://sessions/{session_id}", "lingma://answers/{request_id}"}
+    assert set(templates) == {
+        "lingma://sessions/{session_id}",
+        "lingma://answers/{request_id}",
+        "lingma://changes/{request_id}",
+    }
     assert status["logged_in"] is True and status["bridge"]["state"] == "ready"
     assert status["bridge"]["simulated"] is True
     assert "chat" in models["scenes"] and models["default_model"] == "auto"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -116,6 +117,21 @@ async def test_close_kills_every_group_the_call_started(tmp_path: Path) -> None:
         await wait_gone(pid)
     with pytest.raises(WorkspaceError, match="ended"):
         await terminals.start(shell_argv("true"), cwd=tmp_path)
+
+
+async def test_a_command_still_starting_when_the_call_ends_is_killed(tmp_path: Path) -> None:
+    terminals = Terminals()
+    child = tmp_path / "child.pid"
+    start = asyncio.ensure_future(
+        terminals.start(shell_argv(f"sleep 60 & echo $! > {child}; wait"), cwd=tmp_path)
+    )
+    await wait_for_file(child)  # running, though start() may not have returned yet
+    await terminals.close()
+    # start() ends either way: refused (the call ended first) or with its id; the command
+    # dies either way.
+    with contextlib.suppress(WorkspaceError):
+        await start
+    await wait_gone(read_pid(child))
 
 
 async def test_exit_is_seen_while_a_grandchild_holds_the_output(tmp_path: Path) -> None:

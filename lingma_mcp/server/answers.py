@@ -145,6 +145,7 @@ def shape_answer(result: AskResult, store: AnswerStore, limit: int) -> CallToolR
     """
     whole = result.answer
     notice = continued_notice(result)
+    after = f"\n\n{STATUS_PREFIX}{result.note}" if result.note else ""
     data = result.model_copy(
         update={
             "job_id": None,
@@ -155,7 +156,7 @@ def shape_answer(result: AskResult, store: AnswerStore, limit: int) -> CallToolR
     )
     if len(whole) <= limit:
         return CallToolResult(
-            content=[TextContent(type="text", text=notice + whole)],
+            content=[TextContent(type="text", text=notice + whole + after)],
             structured_content=data.model_dump(mode="json"),
         )
     links: list[ResourceLink] = []
@@ -186,6 +187,6 @@ def shape_answer(result: AskResult, store: AnswerStore, limit: int) -> CallToolR
     data.answer = head
     data.answer_truncated = True
     return CallToolResult(
-        content=[TextContent(type="text", text=notice + head + note), *links],
+        content=[TextContent(type="text", text=notice + head + note + after), *links],
         structured_content=data.model_dump(mode="json"),
     )

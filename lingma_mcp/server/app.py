@@ -21,6 +21,7 @@ from .. import __version__
 from ..config import Settings
 from .arguments import arguments_text
 from .bridge import Bridge
+from .changes import register_changes
 from .job_tools import AskJobs, register_job_tools
 from .resources import register_resources
 from .stdio import CheckedLines, GuardedStdout, std_streams, wait_stdout_closed
@@ -106,6 +107,7 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
     register_tools(app, bridge, asks)
     register_resources(app, bridge)
     register_job_tools(app, asks)
+    register_changes(app, bridge)
     return app
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -28,6 +28,7 @@ from .arguments import SEND, checked_timeout, checked_workspace, replace_lone_su
 from .errors import (
     AskTimedOut,
     Audience,
+    ChangedThenFailed,
     ChatCancelled,
     error_text,
     invalid_argument,
@@ -46,6 +47,9 @@ from .views import (
     str_or_none,
     tool_event,
 )
+
+if TYPE_CHECKING:
+    from .agent import AgentCall
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,7 @@ class AskParams:
     session_id: str | None
     workspace: Path
     timeout_s: float
+    agent: AgentCall | None = None  # agent mode: the call's workspace host (server/agent.py)
 
 
 class Bridge:
@@ -98,6 +103,9 @@ class Bridge:
             supervisor = LingmaSupervisor(settings)
         self.settings = settings
         self.supervisor = supervisor
+        from .agent import AgentCalls  # agent mode: approvals, workspace hosts, journal
+
+        self.agents = AgentCalls(settings)
         # "This workspace" for the sessions resource: the host's first root once a call has
         # seen one, else --workspace.
         self.workspace: Path = settings.workspace
@@ -122,6 +130,7 @@ class Bridge:
         if self._stops:
             with anyio.move_on_after(STOP_GRACE_S):
                 await asyncio.gather(*self._stops, return_exceptions=True)
+        await self.agents.close()
         await self.supervisor.close()
 
     def _suspect(self, reason: str) -> None:
@@ -373,6 +382,26 @@ class Bridge:
     async def ask(
         self, params: AskParams, on_event: Callable[[ChatEvent], None] | None = None
     ) -> AskResult:
+        """Ask one question and wait for the whole answer (see :meth:`_ask`).
+
+        In agent mode the result carries what the person should know beyond the answer
+        (actions denied because the host cannot ask, and how to allow them); a failure
+        after files changed says which, and how to see and undo them.
+        """
+        try:
+            result = await self._ask(params, on_event)
+        except Exception as exc:
+            note = params.agent.error_note() if params.agent is not None else ""
+            if note:
+                raise ChangedThenFailed(exc, note) from exc
+            raise
+        if params.agent is not None:
+            result.set_note(params.agent.result_note())
+        return result
+
+    async def _ask(
+        self, params: AskParams, on_event: Callable[[ChatEvent], None] | None = None
+    ) -> AskResult:
         """Ask one question and wait for the whole answer.
 
         Everything, the stop of an unfinished answer included, fits in ``params.timeout_s``:
@@ -410,6 +439,7 @@ class Bridge:
                                 mode=params.mode,
                                 session_id=params.session_id,
                                 workspace=params.workspace,
+                                **(params.agent.request_fields() if params.agent else {}),
                             )
                         )
                         await self._follow(stream, params.timeout_s, seen)
@@ -449,6 +479,10 @@ class Bridge:
                     # A cancelled caller (notifications/cancelled, a host that left) or the
                     # timeout: Lingma must still hear chat/stop, but nobody waits for it.
                     self._stop_later(stream)
+                if params.agent is not None:
+                    # Its commands die with the call, however it ends.
+                    with anyio.move_on_after(STOP_GRACE_S, shield=True):
+                        await params.agent.close()
         if deadline.cancelled_caught and (result is None or result.finish_reason is None):
             if stream is not None and not heard and params.timeout_s <= FIRST_EVENT_S:
                 # The silence bound was the call's own timeout: the same signal.
@@ -484,6 +518,7 @@ class Bridge:
             thinking=result.thinking,
             first_token_ms=result.first_token_ms,
             total_ms=result.total_ms,
+            **(params.agent.result_fields() if params.agent else {}),
         )
 
     async def _follow(

@@ -2,8 +2,9 @@
 
 It starts ``lingma-mcp --simulate`` as a real MCP stdio server through the SDK's client (as
 a host would), lists the tools, reads the login and the models, asks a question with its
-answer streamed as progress, continues the conversation with the returned session_id, and
-prints a summary. Exit code 0 when every step worked.
+answer streamed as progress, continues the conversation with the returned session_id, then
+has Lingma edit a file in agent mode (the demo answers the approval form as a person would),
+shows the diff and reverts it, and prints a summary. Exit code 0 when every step worked.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.types import ElicitResult
 
 from ..config import Settings
 from .progress import STATUS_PREFIX
@@ -40,7 +43,9 @@ def run_demo(settings: Settings, out: TextIO | None = None) -> int:
         return 1
 
 
-def server_command(work_dir: str, log_level: str) -> StdioServerParameters:
+def server_command(
+    work_dir: str, log_level: str, workspace: str | None = None
+) -> StdioServerParameters:
     """How a host would start this server against the simulator."""
     env = {k: v for k, v in os.environ.items() if k.startswith(("LINGMA_SIM_", "PYTHON"))}
     for key, value in DEMO_ENV.items():
@@ -55,6 +60,7 @@ def server_command(work_dir: str, log_level: str) -> StdioServerParameters:
             work_dir,
             "--log-level",
             log_level,
+            *(["--workspace", workspace] if workspace else []),
         ],
         env=env,
     )
@@ -67,10 +73,13 @@ async def _demo(settings: Settings, out: TextIO) -> int:
 
     steps: list[tuple[str, bool]] = []
     with tempfile.TemporaryDirectory(prefix="lingma-mcp-demo-") as work_dir:
-        params = server_command(work_dir, settings.log_level)
+        project = Path(work_dir) / "project"
+        project.mkdir()
+        params = server_command(str(Path(work_dir) / "state"), settings.log_level, str(project))
         say(f"$ {' '.join(['lingma-mcp', *params.args[2:]])}   (started as an MCP stdio server)")
         started = time.monotonic()
-        async with Client(params, mode="legacy") as client:
+        person = DemoPerson(say)
+        async with Client(params, mode="legacy", elicitation_callback=person) as client:
             say(f"connected in {time.monotonic() - started:.2f} s\n")
 
             tools = await client.list_tools()
@@ -78,8 +87,7 @@ async def _demo(settings: Settings, out: TextIO) -> int:
             for tool in tools.tools:
                 args = ", ".join((tool.input_schema or {}).get("properties", {}))
                 say(f"   - {tool.name}({args})")
-            core = {"ask_lingma", "list_models", "auth_status", "login"}
-            steps.append(("tools/list", core <= {t.name for t in tools.tools}))
+            steps.append(("tools/list", EXPECTED_TOOLS <= {t.name for t in tools.tools}))
 
             say("\n2. auth_status")
             result = await client.call_tool("auth_status", {})
@@ -119,6 +127,8 @@ async def _demo(settings: Settings, out: TextIO) -> int:
             say(f"\n6. lingma://sessions lists {len(sessions)} conversation(s)")
             steps.append(("resources", bool(sessions)))
 
+            steps.extend(await _agent_tour(client, project, person, out))
+
     say("\nSummary")
     for name, ok in steps:
         say(f"   {'ok  ' if ok else 'FAIL'} {name}")
@@ -130,6 +140,77 @@ async def _demo(settings: Settings, out: TextIO) -> int:
         else "\nSome steps failed; run with --log-level DEBUG to see why."
     )
     return 0 if all_ok else 1
+
+
+EXPECTED_TOOLS = {"ask_lingma", "list_models", "auth_status", "login", "revert_changes"}
+
+NOTES = "# Notes\n\nlingma-mcp drives Lingma from any MCP host.\n"
+EDIT_PROMPT = (
+    "Add a line about agent mode to notes.txt.\n"
+    "@replace notes.txt # Notes\\n\\nlingma-mcp drives Lingma from any MCP host.\\n"
+    "In agent mode it edits files, after you approve.\\n"
+)
+
+
+class DemoPerson:
+    """Answers the approval form as a person would (approve), saying what was asked."""
+
+    def __init__(self, say: Any) -> None:
+        self._say = say
+        self.asked = 0
+
+    async def __call__(self, _: Any, params: Any) -> ElicitResult:
+        self.asked += 1
+        question = str(getattr(params, "message", "")).splitlines()[0]
+        # A new line first: the form arrives while the answer is streaming.
+        self._say(f"\n   ? the host asks the person: {question}\n     -> approve")
+        return ElicitResult(action="accept", content={"decision": "approve"})
+
+
+async def _agent_tour(
+    client: Client, project: Path, person: DemoPerson, out: TextIO
+) -> list[tuple[str, bool]]:
+    """Steps 7-9: an approved edit in agent mode, its diff, its revert."""
+
+    def say(text: str = "") -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    notes = project / "notes.txt"
+    notes.write_text(NOTES, encoding="utf-8")
+    say(f"\n7. ask_lingma in agent mode: Lingma edits {notes.name} in {project}")
+    data = await _ask(client, {"prompt": EDIT_PROMPT, "mode": "agent"}, out)
+    changed = notes.read_text(encoding="utf-8") != NOTES
+    if data is not None:
+        for change in data.get("changes", []):
+            say(
+                f"   changed: {change['path']} {change['action']} "
+                f"(+{change['lines_added']} -{change['lines_removed']})"
+            )
+        for approval in data.get("approvals", []):
+            say(
+                f"   approval: {approval['tool']} {approval['target']}: {approval['decision']} "
+                f"by {approval['by']}"
+            )
+    ok = data is not None and changed and person.asked > 0 and bool(data.get("changes"))
+    steps = [("agent edit, approved", ok)]
+    if data is None or not data.get("changes"):
+        return [*steps, ("diff", False), ("revert", False)]
+
+    request_id = data["request_id"]
+    say(f"\n8. lingma://changes/{request_id}")
+    result = await client.read_resource(f"lingma://changes/{request_id}")
+    diff = getattr(result.contents[0], "text", "")
+    say(_indent(diff.rstrip("\n")))
+    steps.append(("diff", "+In agent mode" in diff))
+
+    say(f"\n9. revert_changes(request_id={request_id!r})")
+    reverted = await client.call_tool("revert_changes", {"request_id": request_id})
+    say(_indent(reverted.content[0].text))
+    back = notes.read_text(encoding="utf-8") == NOTES
+    say(f"   {notes.name} is back as it was: {back}")
+    steps.append(("revert", not reverted.is_error and back))
+    return steps
 
 
 async def _ask(client: Client, arguments: dict[str, Any], out: TextIO) -> dict[str, Any] | None:

@@ -83,6 +83,15 @@ class AskTimedOut(Exception):
         super().__init__(f"no complete answer within {timeout_s:g} s")
 
 
+class ChangedThenFailed(Exception):
+    """An agent-mode call failed after it had changed files; ``note`` names them."""
+
+    def __init__(self, cause: Exception, note: str) -> None:
+        self.cause = cause
+        self.note = note
+        super().__init__(str(cause))
+
+
 class ChatCancelled(Exception):
     """Lingma ended the answer as cancelled without this bridge asking."""
 
@@ -117,6 +126,8 @@ def describe_state(status: Any, *, with_last_error: bool = True) -> str:
 
 def is_expected(exc: BaseException) -> bool:
     """True for failures this module has words for; anything else is a bug to log whole."""
+    if isinstance(exc, ChangedThenFailed):
+        return is_expected(exc.cause)
     return isinstance(exc, LingmaError | InvalidArgument | AskTimedOut | ChatCancelled)
 
 
@@ -149,6 +160,8 @@ def error_text(exc: BaseException, *, status: Any = None, audience: Audience = "
     ``audience`` picks the next step's wording: a tool to call in a host, a command to run
     in a terminal.
     """
+    if isinstance(exc, ChangedThenFailed):
+        return error_text(exc.cause, status=status, audience=audience) + "\n\n" + exc.note
     state = describe_state(status)
     if isinstance(exc, InvalidArgument):
         return str(exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 # Any JSON value, spelled out so the output schema gives every field a type (a bare Any
 # becomes a schema without one, which strict hosts and the Inspector flag).
@@ -26,6 +26,27 @@ class ToolEvent(BaseModel):
         default=None, description="The tool's parameters, as Lingma sent them."
     )
     result: JsonValue = Field(default=None, description="The tool's result, when Lingma sent one.")
+
+
+class FileChange(BaseModel):
+    """One file an agent-mode call changed (its first content against its last)."""
+
+    path: str = Field(description="Relative to the call's workspace.")
+    action: Literal["created", "modified", "deleted"]
+    lines_added: int
+    lines_removed: int
+
+
+class Approval(BaseModel):
+    """One decision on an action Lingma wanted to take (agent mode)."""
+
+    tool: str = Field(description="The tool, e.g. create_file_with_text or run_in_terminal.")
+    target: str = Field(description="The path (relative to the workspace) or the command.")
+    decision: Literal["allowed", "denied"]
+    by: Literal["policy", "person", "read_only", "host cannot ask"] = Field(
+        description="Who decided: the server's approval setting, the person through the "
+        "host, the call's read_only, or a denial because the host cannot ask."
+    )
 
 
 class AskResult(BaseModel):
@@ -51,6 +72,14 @@ class AskResult(BaseModel):
     tool_events: list[ToolEvent] | None = Field(
         default_factory=list, description="Tool calls Lingma made (agent mode)."
     )
+    changes: list[FileChange] = Field(
+        default_factory=list,
+        description="Files this call changed (agent mode); lingma://changes/{request_id} "
+        "shows the diff, revert_changes(request_id) puts them back.",
+    )
+    approvals: list[Approval] = Field(
+        default_factory=list, description="Every decision on an action Lingma wanted to take."
+    )
     thinking: str | None = Field(default="", description="Lingma's reasoning text, if it sent any.")
     first_token_ms: int | None = Field(description="Milliseconds until the first answer text.")
     total_ms: int | None = Field(description="Milliseconds for the whole answer.")
@@ -70,6 +99,16 @@ class AskResult(BaseModel):
     answer_chars: int | None = Field(
         default=None, description="The whole answer's length in characters."
     )
+    # Text for the person beside the answer (e.g. what was denied and how to allow it);
+    # shown after the answer in the text content, never part of the structured result.
+    _note: str = PrivateAttr(default="")
+
+    @property
+    def note(self) -> str:
+        return self._note
+
+    def set_note(self, note: str) -> None:
+        self._note = note
 
 
 class ModelInfo(BaseModel):
@@ -154,4 +193,21 @@ class JobState(BaseModel):
     )
     notes: list[str] = Field(
         default_factory=list, description="What the job could not ask the person, e.g. denials."
+    )
+
+
+class RevertRefusal(BaseModel):
+    """A file revert_changes left as it is, and why."""
+
+    path: str
+    reason: str
+
+
+class RevertResult(BaseModel):
+    """What revert_changes put back."""
+
+    request_id: str
+    restored: list[str] = Field(description="Files put back as they were before the call.")
+    refused: list[RevertRefusal] = Field(
+        description="Files left as they are (changed again since, or already reverted)."
     )

@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-import warnings
-from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from ..workspace import WorkspaceError
+from .agent import call_workspace
 from .answers import result_size_meta
+from .approvals import host_asker
 from .arguments import MAX_TIMEOUT_S
 from .bridge import Bridge
 from .errors import InvalidArgument, not_logged_in
@@ -32,7 +31,6 @@ from .progress import ProgressRelay
 
 log = logging.getLogger(__name__)
 
-ROOTS_TIMEOUT_S = 5.0
 ELICIT_TIMEOUT_S = 120.0
 
 ASK_DESCRIPTION = """Ask Lingma (Alibaba Cloud's Tongyi Lingma coding assistant) and wait for \
@@ -40,8 +38,10 @@ its whole answer. The answer streams as progress while Lingma writes it.
 
 Continue a conversation by passing the session_id an earlier result returned. mode "agent" \
 lets Lingma use its tools and may change files in the workspace; "chat" (default) only \
-answers. Errors (not logged in, rate limited, Lingma not installed, timeout) come back as \
-text that says what to do.
+answers. In agent mode the person approves each change through the host (unless the server \
+allows it), read_only=true forbids changes, and the result lists the files changed: \
+revert_changes(request_id) undoes them. Errors (not logged in, rate limited, Lingma not \
+installed, timeout) come back as text that says what to do.
 
 background=true returns at once with a job_id; a waiting call may also return early saying \
 it continues as a job. Either way, follow it with check_lingma_job(job_id). A very long \
@@ -61,32 +61,6 @@ def _tool_ok(text: str, model: BaseModel) -> CallToolResult:
 
 def _json_text(model: BaseModel) -> str:
     return json.dumps(model.model_dump(mode="json"), indent=2, ensure_ascii=False)
-
-
-def _path_from_uri(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        return None
-    return Path(url2pathname(parsed.path))  # url2pathname also percent-decodes
-
-
-async def host_workspace(ctx: Context) -> Path | None:
-    """The first root the host offers, if it supports roots and has one on disk."""
-    try:
-        caps = ctx.client_capabilities
-        if caps is None or caps.roots is None or not ctx.session.can_send_request:
-            return None
-        with anyio.fail_after(ROOTS_TIMEOUT_S), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # roots are deprecated in the newest protocol
-            result = await ctx.session.list_roots()
-    except Exception as exc:  # a host without working roots falls back to --workspace
-        log.debug("roots/list failed, using --workspace: %r", exc)
-        return None
-    for root in result.roots:
-        path = _path_from_uri(str(root.uri))
-        if path is not None and path.is_dir():
-            return path
-    return None
 
 
 def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
@@ -128,8 +102,9 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
         workspace: Annotated[
             str | None,
             Field(
-                description="A folder for Lingma's context; default: the host's first root, "
-                "else the server's --workspace."
+                description="A folder for Lingma's context (and, in agent mode, the only one it "
+                "may change); default: the host's first root, else the server's --workspace. "
+                "It must lie inside one of those."
             ),
         ] = None,
         timeout_s: Annotated[
@@ -150,28 +125,48 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
                 "check_lingma_job (for hosts that cut long calls)."
             ),
         ] = False,
+        read_only: Annotated[
+            bool,
+            Field(
+                description="Agent mode: deny every write, delete and command for this call, "
+                "whatever the server's approval setting."
+            ),
+        ] = False,
     ) -> Annotated[CallToolResult, AskResult]:
+        # The folder is checked first: outside the host's roots (or --workspace) is refused
+        # before Lingma is asked.
+        try:
+            folder, from_roots = await call_workspace(ctx, workspace, bridge.settings.workspace)
+        except WorkspaceError as exc:
+            return _tool_error(str(exc))
         try:
             params = bridge.validate(
                 prompt,
                 model=model,
                 mode=mode,
                 session_id=session_id,
-                workspace=workspace,
+                workspace=folder,
                 timeout_s=timeout_s,
             )
         except InvalidArgument as exc:
             return _tool_error(str(exc))
-        if workspace is None:
-            root = await host_workspace(ctx)
-            if root is not None:
-                params.workspace = bridge.workspace = root
+        if from_roots:
+            bridge.workspace = folder
 
         async def send(progress: float, message: str) -> None:
             await ctx.report_progress(progress, None, message)
 
         # The ask runs as a job (job_tools.py): background, detach, big answers, errors.
         async with ProgressRelay(send) as relay:
+            if params.mode == "agent":
+                # Its gate asks through this call while the call lasts; a job that outlives
+                # the call (background, detached) gets the policy's fallback instead.
+                params.agent = bridge.agents.begin(
+                    params.workspace,
+                    read_only=read_only,
+                    asker=host_asker(ctx),
+                    on_note=relay.status,
+                )
             return await asks.ask(ctx, params, relay, background=background)
 
     @app.tool(

@@ -194,6 +194,9 @@ class Terminals:
         terminal.transport = transport
         terminal.pid = transport.get_pid()
         self._terminals[terminal.id] = terminal
+        if self._closed:  # the call ended while the command was starting: it dies too
+            terminal.kill_group()
+            raise WorkspaceError("this call has ended; no more commands can be started")
         if transport.get_returncode() is not None:
             terminal.on_exit()
         else:

@@ -1,0 +1,214 @@
+"""Agent mode at the MCP face: each call's workspace, approval gate, host and record.
+
+An agent-mode ``ask_lingma`` lets Lingma read, write, delete and run inside one folder.
+This module sets that up per call and takes it down again: it checks the folder against
+what the server may serve (the host's roots, else ``--workspace``), makes the call's
+:class:`~lingma_mcp.workspace.ApprovalGate` (the server's setting, the call's
+``read_only``, the person reached through elicitation), its
+:class:`~lingma_mcp.workspace.WorkspaceHost` recording into the server's
+:class:`~lingma_mcp.workspace.ChangeJournal`, and the plugin-dialect tool handler the
+chat is opened with. The work itself belongs to the workspace package; MCP's side of
+asking belongs to :mod:`.approvals`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import anyio
+from mcp.server.mcpserver import Context
+
+from ..config import Settings
+from ..lingma.ide_tools import IdeTools
+from ..workspace import (
+    ACTIONS,
+    ApprovalGate,
+    Asker,
+    ChangeJournal,
+    WorkspaceHost,
+    check_workspace,
+    parse_policy,
+)
+from ..workspace.gate import BY_CANNOT_ASK
+
+log = logging.getLogger(__name__)
+
+ROOTS_TIMEOUT_S = 5.0
+# How long closing a call may take (killing its commands' process groups).
+CLOSE_GRACE_S = 5.0
+
+
+# -- the call's workspace ----------------------------------------------------------------
+
+
+def _path_from_uri(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return None
+    return Path(url2pathname(parsed.path))  # url2pathname also percent-decodes
+
+
+async def host_roots(ctx: Context) -> list[Path]:
+    """Every folder the host offers as a root (existing ones), or ``[]`` without roots."""
+    try:
+        caps = ctx.client_capabilities
+        if caps is None or caps.roots is None or not ctx.session.can_send_request:
+            return []
+        with anyio.fail_after(ROOTS_TIMEOUT_S), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # roots are deprecated in the newest protocol
+            result = await ctx.session.list_roots()
+    except Exception as exc:  # a host without working roots falls back to --workspace
+        log.debug("roots/list failed, using --workspace: %r", exc)
+        return []
+    roots = [_path_from_uri(str(root.uri)) for root in result.roots]
+    return [p for p in roots if p is not None and p.is_dir()]
+
+
+async def call_workspace(ctx: Context, requested: str | None, default: Path) -> tuple[Path, bool]:
+    """The call's workspace and whether it came from the host's roots.
+
+    Without ``requested``: the host's first root, else ``default`` (``--workspace``). With
+    it: that folder (relative to the first allowed folder), which must lie inside one of
+    the host's roots when the host offers roots, else inside ``default``.
+
+    Raises:
+        WorkspaceNotAllowed: ``requested`` lies outside every allowed folder (the message
+            names them).
+        WorkspaceError: ``requested`` does not exist or is not a folder.
+    """
+    roots = await host_roots(ctx)
+    if requested is None or not requested.strip():
+        return (roots[0], True) if roots else (default, False)
+    return _checked(requested, roots or [default]), False
+
+
+def _checked(requested: str, allowed: list[Path]) -> Path:
+    candidate = Path(os.path.expanduser(requested))
+    if not candidate.is_absolute():
+        candidate = allowed[0] / candidate
+    return check_workspace(candidate, allowed)
+
+
+# -- one call ----------------------------------------------------------------------------
+
+
+class AgentCall:
+    """One agent-mode call: its request id, host, tool handler, changes and approvals.
+
+    Made by :meth:`AgentCalls.begin`; :meth:`close` (idempotent) ends it and kills every
+    command it started.
+    """
+
+    def __init__(self, owner: AgentCalls, request_id: str, host: WorkspaceHost) -> None:
+        self._owner = owner
+        self.request_id = request_id
+        self.host = host
+        self.tool_handler = IdeTools(host)
+
+    def request_fields(self) -> dict[str, Any]:
+        """What the chat request carries: the request id the journal knows, the handler."""
+        return {"request_id": self.request_id, "tool_handler": self.tool_handler}
+
+    def result_fields(self) -> dict[str, Any]:
+        """What the call's result lists: ``changes`` and ``approvals``."""
+        return {"changes": self.host.changes, "approvals": self.host.approvals}
+
+    def result_note(self) -> str:
+        """Text for the call's result when the host could not ask, saying how to allow.
+
+        Empty when nothing was denied for that reason.
+        """
+        records = [r for r in self.host.gate.records if r.by == BY_CANNOT_ASK]
+        if not records:
+            return ""
+        classes = [a for a in ACTIONS if any(r.action == a for r in records)]
+        setting = ",".join(f"{a}=allow" for a in classes)
+        denied = "; ".join(f"{r.tool} {r.target}" for r in records[:5])
+        more = f" and {len(records) - 5} more" if len(records) > 5 else ""
+        return (
+            f"{len(records)} action(s) needed the person's approval, but this MCP host cannot "
+            "ask (it offers no form elicitation, or its protocol lets no question reach it "
+            f"during a call), so they were denied: {denied}{more}. To allow them "
+            f"without asking, start lingma-mcp with LINGMA_APPROVAL={setting} (or --approval "
+            f"{setting}); to be asked instead, use a host that supports elicitation."
+        )
+
+    def error_note(self) -> str:
+        """For a call that failed after changing files: which, and how to undo them."""
+        changes = self.host.changes
+        if not changes:
+            return ""
+        names = ", ".join(f"{c['path']} ({c['action']})" for c in changes[:10])
+        more = f" and {len(changes) - 10} more" if len(changes) > 10 else ""
+        return (
+            f"Before it ended, this call changed {names}{more}. See the diff at "
+            f"lingma://changes/{self.request_id}; undo with revert_changes(request_id="
+            f'"{self.request_id}").'
+        )
+
+    async def close(self) -> None:
+        """End the call: kill its commands (whole process groups). Idempotent."""
+        try:
+            await self.host.close()
+        finally:
+            self._owner._live.pop(self.request_id, None)
+
+
+class AgentCalls:
+    """Agent mode for one server: the setting, the journal and the calls in flight.
+
+    Args:
+        settings: ``approval`` (checked here: a malformed setting raises ``ValueError``
+            with the syntax), ``command_timeout`` and the work dir (the journal lives in
+            its ``changes`` folder, opened on first use).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.policy = parse_policy(settings.approval)
+        self.command_timeout = settings.command_timeout
+        # The shared work dir, not this server's instance folder: a restarted server (in
+        # whichever slot) finds the calls made before.
+        self.work_dir = settings.resolved_work_dir
+        self._journal: ChangeJournal | None = None
+        self._live: dict[str, AgentCall] = {}
+
+    @property
+    def journal(self) -> ChangeJournal:
+        """The change journal, opened (and its records read from disk) on first use."""
+        if self._journal is None:
+            self._journal = ChangeJournal(self.work_dir)
+        return self._journal
+
+    def is_running(self, request_id: str) -> bool:
+        return request_id in self._live
+
+    def begin(
+        self,
+        root: Path,
+        *,
+        read_only: bool = False,
+        asker: Asker | None = None,
+        on_note: Callable[[str], None] | None = None,
+    ) -> AgentCall:
+        """Set up one call in ``root`` (already checked with :func:`call_workspace`)."""
+        request_id = str(uuid.uuid4())
+        gate = ApprovalGate(self.policy, read_only=read_only, asker=asker, on_note=on_note)
+        record = self.journal.begin(request_id, Path(os.path.realpath(root)))
+        host = WorkspaceHost(root, gate, record, command_timeout=self.command_timeout)
+        call = AgentCall(self, request_id, host)
+        self._live[request_id] = call
+        return call
+
+    async def close(self) -> None:
+        """The server is stopping: end every call still in flight."""
+        for call in list(self._live.values()):
+            with anyio.move_on_after(CLOSE_GRACE_S, shield=True):
+                await call.close()
