@@ -16,12 +16,12 @@ from typing import Any
 
 from . import __version__
 from .config import (
+    DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_MAX_PROMPT_CHARS,
     DEFAULT_MAX_RESULT_CHARS,
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
     MIN_MAX_RESULT_CHARS,
-    DEFAULT_COMMAND_TIMEOUT,
     MODES,
     Settings,
 )
@@ -273,13 +273,16 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
             raise UsageError(f"{name} must be at least {MIN_MAX_RESULT_CHARS}, not {value!r}")
         settings.max_result_chars = chars
     value, name = pick("approval")
+    if value is not None:
         from .workspace.policy import parse_policy
 
+        try:
             parse_policy(str(value))
         except ValueError as exc:
             raise UsageError(f"{name}: {exc}") from None
         settings.approval = str(value)
     value, name = pick("command_timeout")
+    if value is not None:
         settings.command_timeout = _number(name, str(value))
     flag = getattr(args, "simulate", None)
     settings.simulate = bool(flag) or _truthy(env.get(ENV_VARS["simulate"], ""))
