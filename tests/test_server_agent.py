@@ -66,6 +66,15 @@ class FakeStream:
     closed: bool = False
     _parts: list[str] = field(default_factory=list)
     _finish: Finish | None = None
+    session_hint: str | None = None
+
+    @property
+    def finish(self) -> Finish | None:
+        return self._finish
+
+    @property
+    def done(self) -> bool:
+        return self._finish is not None
 
     def __aiter__(self) -> FakeStream:
         return self

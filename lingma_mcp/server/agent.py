@@ -33,6 +33,7 @@ from ..workspace import (
     ApprovalGate,
     Asker,
     ChangeJournal,
+    WorkspaceError,
     WorkspaceHost,
     check_workspace,
     parse_policy,
@@ -91,7 +92,12 @@ async def call_workspace(ctx: Context, requested: str | None, default: Path) -> 
 
 
 def _checked(requested: str, allowed: list[Path]) -> Path:
-    candidate = Path(os.path.expanduser(requested))
+    try:
+        candidate = Path(requested).expanduser()
+    except RuntimeError:  # "~nosuchuser": no such user to expand
+        raise WorkspaceError(
+            f"{requested!r} starts with '~' but names no user on this machine"
+        ) from None
     if not candidate.is_absolute():
         candidate = allowed[0] / candidate
     return check_workspace(candidate, allowed)

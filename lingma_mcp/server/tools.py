@@ -22,9 +22,9 @@ from ..workspace import WorkspaceError
 from .agent import call_workspace
 from .answers import result_size_meta
 from .approvals import host_asker
-from .arguments import MAX_TIMEOUT_S
+from .arguments import MAX_TIMEOUT_S, SEND
 from .bridge import Bridge
-from .errors import InvalidArgument, not_logged_in
+from .errors import InvalidArgument, invalid_argument, not_logged_in
 from .job_tools import AskJobs
 from .models import AskResult, AuthInfo, LoginInfo, ModelList
 from .progress import ProgressRelay
@@ -138,7 +138,8 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
         try:
             folder, from_roots = await call_workspace(ctx, workspace, bridge.settings.workspace)
         except WorkspaceError as exc:
-            return _tool_error(str(exc))
+            problem = str(exc).rstrip(".")
+            return _tool_error(str(invalid_argument("workspace", problem, SEND["workspace"])))
         try:
             params = bridge.validate(
                 prompt,
