@@ -36,11 +36,11 @@ async def time_to_initialize(args: list[str]) -> float:
 async def info_to_ready() -> float:
     """Milliseconds from the .info file's write time to the supervisor saying ready."""
     with tempfile.TemporaryDirectory() as work:
-        supervisor = LingmaSupervisor(Settings(simulate=True, work_dir=Path(work)))
+        supervisor = LingmaSupervisor(Settings(simulate=True, work_dir=Path(work)).launch_options())
         try:
             await supervisor.client()
             ready_ns = time.time_ns()
-            info = Path(work) / ".info"
+            info = (supervisor.instance_dir or Path(work)) / ".info"  # this server's folder
             written_ns = info.stat().st_mtime_ns
             return (ready_ns - written_ns) / 1e6
         finally:

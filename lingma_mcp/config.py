@@ -1,7 +1,9 @@
-"""Settings shared by the command line, the supervisor and the MCP face.
+"""Settings of the command line and the MCP face, and the narrower options the core takes.
 
 Every option has a flag and an environment variable (the names are a contract: users' MCP
 configs set them). Flags win over the environment, the environment over the defaults.
+The Lingma side never sees these: it takes :class:`LaunchOptions` built by
+:meth:`Settings.launch_options`, where ``--simulate`` becomes a command like any binary's.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from .lingma.launch_options import LaunchOptions
 
 Mode = Literal["chat", "agent"]
 MODES: tuple[str, ...] = ("chat", "agent")
@@ -22,16 +26,34 @@ DEFAULT_REQUEST_TIMEOUT = 300.0
 CONTROL_CALL_TIMEOUT = 30.0
 
 
-def default_work_dir() -> Path:
-    """A per-user state folder for Lingma's --workDir and its .info file."""
+def _state_dir() -> Path:
     home = Path.home()
     if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_STATE_HOME") or home / ".local" / "state")
-    return base / "lingma-mcp"
+        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support"
+    return Path(os.environ.get("XDG_STATE_HOME") or home / ".local" / "state")
+
+
+def default_work_dir() -> Path:
+    """A per-user state folder for Lingma's --workDir and its .info file."""
+    return _state_dir() / "lingma-mcp"
+
+
+def default_simulator_work_dir() -> Path:
+    """The simulator's own work dir: it never shares the real Lingma's."""
+    return _state_dir() / "lingma-mcp" / "simulator"
+
+
+def simulator_command() -> tuple[str, ...]:
+    """The bundled simulator, run exactly like the binary (``<argv> start --workDir X``)."""
+    return (sys.executable, "-m", "lingma_mcp.sim")
+
+
+def _package_parent() -> Path:
+    # `-m lingma_mcp.sim` run from here resolves to this very package even when it is not
+    # installed.
+    return Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -40,7 +62,8 @@ class Settings:
 
     lingma_bin: str | None = None  # --lingma-bin / LINGMA_BIN
     lingma_port: int | None = None  # --lingma-port / LINGMA_PORT (attach mode)
-    work_dir: Path = field(default_factory=default_work_dir)  # --work-dir / LINGMA_WORK_DIR
+    # --work-dir / LINGMA_WORK_DIR; None: default_work_dir(), or the simulator's own folder
+    work_dir: Path | None = None
     workspace: Path = field(default_factory=Path.cwd)  # --workspace / LINGMA_WORKSPACE
     model: str | None = None  # --model / LINGMA_MODEL
     mode: Mode = "chat"  # --mode / LINGMA_MODE
@@ -52,3 +75,23 @@ class Settings:
     @property
     def control_timeout(self) -> float:
         return min(CONTROL_CALL_TIMEOUT, self.request_timeout)
+
+    @property
+    def resolved_work_dir(self) -> Path:
+        if self.work_dir is not None:
+            return self.work_dir
+        return default_simulator_work_dir() if self.simulate else default_work_dir()
+
+    def launch_options(self) -> LaunchOptions:
+        """What the Lingma side needs; ``--simulate`` becomes the simulator's command."""
+        return LaunchOptions(
+            work_dir=self.resolved_work_dir,
+            workspace=self.workspace,
+            binary=None if self.simulate else self.lingma_bin,
+            command=simulator_command() if self.simulate else None,
+            command_source="simulator" if self.simulate else "command line",
+            command_cwd=_package_parent() if self.simulate else None,
+            port=self.lingma_port,
+            startup_timeout=self.startup_timeout,
+            control_timeout=self.control_timeout,
+        )

@@ -7,7 +7,11 @@ from pathlib import Path
 
 
 def alive(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie waiting for a reaper counts as gone."""
+    """True while ``pid`` runs; a zombie waiting for a reaper counts as gone.
+
+    The zombie check reads ``/proc`` (Linux); where there is none, signal 0 is all there
+    is, and a zombie counts as running.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -40,7 +40,7 @@ async def _stdin_eof_or_sigterm() -> asyncio.Event:
 
 async def main(base: Path, mode: str) -> int:
     settings = Settings(simulate=True, work_dir=base / "work", workspace=base, startup_timeout=20.0)
-    supervisor = LingmaSupervisor(settings)
+    supervisor = LingmaSupervisor(settings.launch_options())
     stop = await _stdin_eof_or_sigterm() if mode == "wait" else None
     try:
         supervisor.start()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from lingma_mcp.lingma.info import (
     LingmaInfo,
+    is_ours,
     parse_info,
     read_info,
     remove_stale_info,
@@ -43,12 +47,41 @@ def test_read_info_of_a_missing_file_is_none(tmp_path: Path) -> None:
     assert read_info(tmp_path / ".info") is None
 
 
+def _dead_pid() -> int:
+    """A pid that ran a moment ago and is gone (reaped), for files naming a dead Lingma."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_remove_stale_info_removes_both_names(tmp_path: Path) -> None:
-    (tmp_path / ".info").write_text("1\n2\n")
+    (tmp_path / ".info").write_text(f"1\n{_dead_pid()}\n")
     (tmp_path / ".info.json").write_text("{}")
     remove_stale_info(tmp_path)
     remove_stale_info(tmp_path)  # and is quiet when nothing is there
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_info_whose_process_lives_is_never_deleted(tmp_path: Path) -> None:
+    (tmp_path / ".info").write_text(f"4000\n{os.getpid()}\n")  # a live process: us
+    assert remove_stale_info(tmp_path) == []
+    assert (tmp_path / ".info").exists()
+
+
+async def test_with_our_pid_an_info_naming_another_process_is_never_taken(tmp_path: Path) -> None:
+    (tmp_path / ".info").write_text(f"5000\n{os.getpid()}\n")  # some other live Lingma
+    waiting = asyncio.ensure_future(wait_for_info(tmp_path, expected_pid=_dead_pid()))
+    await asyncio.sleep(0.05)  # several polls: it must still be waiting
+    assert not waiting.done()
+    waiting.cancel()
+
+
+def test_a_pid_in_our_childs_process_group_counts_as_ours() -> None:
+    assert is_ours(1234, 1234)
+    assert not is_ours(None, 1234)
+    assert not is_ours(os.getpid(), _dead_pid())
+    if sys.platform != "win32":
+        assert is_ours(os.getpid(), os.getpgid(0))
 
 
 def _write_later(path: Path, text: str, delay: float) -> asyncio.Future[float]:

@@ -9,9 +9,9 @@ Order, first hit wins:
 3. the newest version folder under ``~/.lingma/bin`` (versions compared numerically);
 4. ``Lingma`` on ``PATH``.
 
-With ``Settings.simulate`` the command is the bundled simulator, invoked exactly like the
-binary. The home folder, platform and ``PATH`` are parameters so the macOS, Linux and
-Windows naming rules can be tested anywhere.
+A whole command given in ``LaunchOptions.command`` is run as it is, without a search: the
+command line uses it for anything that speaks like Lingma. The home folder, platform and
+``PATH`` are parameters so the macOS, Linux and Windows naming rules can be tested anywhere.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import json
 import os
 import platform
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lingma_mcp.config import Settings
 from lingma_mcp.errors import LingmaNotFound
+
+from .launch_options import LaunchOptions
 
 NOT_FOUND_HINT = (
     "Install the Lingma plugin in an IDE (VS Code or JetBrains) and log in once; it puts "
@@ -51,8 +51,8 @@ class LingmaCommand:
     """How to start Lingma: ``argv`` is the prefix before ``start --workDir DIR``."""
 
     argv: tuple[str, ...]
-    cwd: Path
-    source: str  # "LINGMA_BIN", "config.json", "newest version", "PATH", "simulator"
+    cwd: Path | None
+    source: str  # "LINGMA_BIN", "config.json", "newest version", "PATH", or the command's
 
     def start_argv(self, work_dir: Path) -> list[str]:
         return [*self.argv, "start", "--workDir", str(work_dir)]
@@ -93,7 +93,7 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 
 
 def find_lingma(
-    settings: Settings,
+    options: LaunchOptions,
     *,
     home: Path | None = None,
     system: str | None = None,
@@ -103,25 +103,22 @@ def find_lingma(
     """Find how to start Lingma, or raise :class:`LingmaNotFound` listing every place looked.
 
     Args:
-        settings: ``lingma_bin`` and ``simulate`` are read.
+        options: ``command``, ``command_cwd`` and ``binary`` are read.
         home, system, machine, path_env: the user's home folder, ``platform.system()``,
             ``platform.machine()`` and ``PATH``; defaults are the real ones (tests inject).
 
     Raises:
         LingmaNotFound: with ``places`` (every place looked) and ``hint`` (how to fix).
     """
-    if settings.simulate:
-        # The package's parent folder: `-m lingma_mcp.sim` then resolves to this very
-        # package even when it is not installed.
-        root = Path(__file__).resolve().parents[2]
-        return LingmaCommand((sys.executable, "-m", "lingma_mcp.sim"), root, "simulator")
+    if options.command:
+        return LingmaCommand(tuple(options.command), options.command_cwd, options.command_source)
 
     is_windows = os_name(system) == "windows"
     name = binary_name(system)
     places: list[str] = []
 
-    if settings.lingma_bin:
-        found = _explicit(Path(settings.lingma_bin).expanduser(), name, is_windows, places)
+    if options.binary:
+        found = _explicit(Path(options.binary).expanduser(), name, is_windows, places)
         if found is not None:
             return found
         raise _not_found(places)

@@ -11,6 +11,11 @@ Lingma may be caught mid-write. A torn JSON file does not parse, so it is never 
 torn line file can look whole (``37010\\n140`` of ``37010\\n14060``), so the waiter takes a
 line file only once two reads a poll apart agree, or at once when its pid is the one we
 spawned. That costs one poll interval (~15 ms), well inside the 100 ms budget.
+
+Whose file it is: when we spawned the Lingma, a file is taken only if its pid is our child
+or a process in our child's process group (a binary that forks its server keeps the
+group); any other pid is another Lingma's, however it got there. A ``.info`` is deleted
+only when the process it names no longer runs.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ import asyncio
 import contextlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..process.child import pid_alive
 
 INFO_NAMES = (".info", ".info.json")
 POLL_INTERVAL = 0.015
@@ -39,11 +47,43 @@ def info_paths(work_dir: Path) -> list[Path]:
     return [work_dir / name for name in INFO_NAMES]
 
 
-def remove_stale_info(work_dir: Path) -> None:
-    """Delete ``.info`` files a previous Lingma left, so we never read its dead port."""
+def remove_stale_info(work_dir: Path) -> list[Path]:
+    """Delete ``.info`` files a dead Lingma left, so we never read its port; return them.
+
+    A file whose pid still runs is kept: it is some live Lingma's, not ours to break.
+    """
+    removed: list[Path] = []
     for path in info_paths(work_dir):
+        info = read_info(path)
+        if info is not None and info.pid is not None and pid_alive(info.pid):
+            continue
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+            removed.append(path)
+    return removed
+
+
+def info_process_alive(work_dir: Path) -> bool:
+    """Whether a ``.info`` in ``work_dir`` names a process that still runs."""
+    for path in info_paths(work_dir):
+        info = read_info(path)
+        if info is not None and info.pid is not None and pid_alive(info.pid):
+            return True
+    return False
+
+
+def is_ours(pid: int | None, child: int) -> bool:
+    """Whether ``pid`` is our ``child`` or in its process group (the child leads one)."""
+    if pid is None:
+        return False
+    if pid == child:
+        return True
+    if sys.platform == "win32":
+        return False
+    try:
+        return os.getpgid(pid) == child
+    except OSError:
+        return False
 
 
 def _port(value: object) -> int | None:
@@ -125,10 +165,12 @@ async def wait_for_info(
 
     Args:
         work_dir: the ``--workDir`` Lingma was started with.
-        expected_pid: the pid we spawned; a line file with this pid is taken at once.
-        shared: files other instances may write too (``~/.lingma/.info``); one is taken
-            only when its pid is ``expected_pid``, so another Lingma's port is never used.
-            They are never deleted: they may belong to an IDE's Lingma.
+        expected_pid: the pid we spawned. When given, a file is taken only if its pid is
+            this child or in its process group (another Lingma's port is never used), and
+            then at once.
+        shared: files other instances may write too (``~/.lingma/.info``); read only with
+            ``expected_pid``, under the same rule. They are never deleted: they may
+            belong to an IDE's Lingma.
         interval: seconds between polls.
 
     Never returns on its own if the file never comes: the caller bounds it (a timeout, or a
@@ -153,10 +195,10 @@ async def wait_for_info(
                 return candidate[path]
             seen[path] = stamp
             info = read_info(path)
-            if info is None or (path not in own and info.pid != expected_pid):
+            if info is None or (expected_pid is not None and not is_ours(info.pid, expected_pid)):
                 candidate.pop(path, None)
                 continue
-            if path.suffix == ".json" or (expected_pid is not None and info.pid == expected_pid):
+            if path.suffix == ".json" or expected_pid is not None:
                 return info
             candidate[path] = info
         await asyncio.sleep(interval)

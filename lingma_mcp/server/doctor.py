@@ -115,7 +115,7 @@ def _find_binary(settings: Settings, report: Callable[[bool, str, str], None]) -
         report(True, "Lingma binary", f"not needed: attaching to port {settings.lingma_port}")
         return True
     try:
-        command = find_lingma(settings)
+        command = find_lingma(settings.launch_options())
     except LingmaError as exc:
         report(False, "Lingma binary", error_text(exc))
         return False

@@ -1,8 +1,15 @@
-"""Spawning, draining and reaping the Lingma child process.
+"""Spawning, draining and reaping one supervised child process (any protocol).
 
-The child gets stdin closed and stdout discarded: our stdout is the MCP stream, and
-Lingma (like the simulator) prints there. Its stderr is read as it arrives, logged line by
-line at DEBUG and kept in a small ring buffer so a start-up failure can quote its last lines.
+By default the child gets stdin closed and stdout discarded: our stdout is the MCP stream,
+and the IDE binary (like the simulator) prints there. With ``pipes=True`` stdin and stdout
+are kept for a protocol spoken over stdio (the official CLI speaks ACP that way): bytes
+written with :meth:`ChildProcess.write` go to its stdin, and its stdout feeds
+:attr:`ChildProcess.stdout`. Stderr is read as it arrives, redacted, logged line by line at
+DEBUG and kept in a small ring buffer so a start-up failure can quote its last lines.
+
+The child leads its own session and process group, so stopping it stops whatever it
+started too: SIGTERM goes to the whole group, then after a grace SIGKILL to the whole
+group, then the exit is reaped. Nothing it forked is left behind as an orphan.
 
 We use a plain ``asyncio.SubprocessProtocol`` rather than ``create_subprocess_exec``:
 ``Process.wait()`` resolves only once the child has exited *and* its pipes are closed, so a
@@ -14,7 +21,7 @@ so a server killed with SIGKILL takes Lingma with it. The signal is tied to the 
 that forked, so spawn from the event loop thread (which ``loop.subprocess_exec`` does). On
 macOS and Windows there is no such switch: a SIGKILLed server leaves Lingma running until
 it is killed by hand or the next start finds it; an orderly exit (EOF, SIGTERM, SIGINT)
-always reaps it through :meth:`LingmaProcess.terminate`.
+always reaps it through :meth:`ChildProcess.terminate`.
 """
 
 from __future__ import annotations
@@ -31,7 +38,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-log = logging.getLogger("lingma_mcp.lingma.process")
+from ..redact import redact
+
+log = logging.getLogger("lingma_mcp.process")
+# Kept under the old name: users raise this one logger to DEBUG to see Lingma's stderr.
 stderr_log = logging.getLogger("lingma_mcp.lingma.stderr")
 
 STDERR_TAIL_LINES = 50
@@ -64,13 +74,51 @@ def _parent_death_signal_hook() -> Callable[[], None] | None:
     return hook
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs (a zombie counts as gone where it can be told).
+
+    Never signals on Windows, where ``os.kill`` would terminate the process.
+    """
+    if pid <= 0:
+        return False
+    if sys.platform == "win32":
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        try:
+            kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        finally:
+            kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): signal 0 is all there is
+    return state not in ("Z", "X")
+
+
 class _Protocol(asyncio.SubprocessProtocol):
-    def __init__(self, owner: LingmaProcess) -> None:
+    def __init__(self, owner: ChildProcess) -> None:
         self._owner = owner
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._partial = ""
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 1:
+            if self._owner.stdout is not None:
+                self._owner.stdout.feed_data(data)
+            return
         if fd != 2:
             return
         text = self._partial + self._decoder.decode(data)
@@ -82,6 +130,8 @@ class _Protocol(asyncio.SubprocessProtocol):
             self._owner._stderr_line(line)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1 and self._owner.stdout is not None:
+            self._owner.stdout.feed_eof()
         if fd == 2:
             rest = self._partial + self._decoder.decode(b"", final=True)
             self._partial = ""
@@ -94,8 +144,8 @@ class _Protocol(asyncio.SubprocessProtocol):
         self._owner._on_exit()
 
 
-class LingmaProcess:
-    """One running child. Create with :meth:`spawn`."""
+class ChildProcess:
+    """One running child, leading its own process group. Create with :meth:`spawn`."""
 
     def __init__(self, name: str, tail_lines: int) -> None:
         self.name = name
@@ -105,6 +155,8 @@ class LingmaProcess:
         loop = asyncio.get_running_loop()
         self._exited: asyncio.Future[int] = loop.create_future()
         self._stderr_closed: asyncio.Future[None] = loop.create_future()
+        self._group = False
+        self.stdout: asyncio.StreamReader | None = None
 
     @classmethod
     async def spawn(
@@ -113,27 +165,36 @@ class LingmaProcess:
         *,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
-        name: str = "lingma",
+        name: str = "child",
         tail_lines: int = STDERR_TAIL_LINES,
-    ) -> LingmaProcess:
-        """Start ``argv``: stdin closed, stdout discarded, stderr drained.
+        pipes: bool = False,
+    ) -> ChildProcess:
+        """Start ``argv`` in a new session: stderr drained; stdin and stdout per ``pipes``.
 
         Must run on the event loop's thread (see the module note on the parent-death signal).
+
+        Args:
+            pipes: keep stdin and stdout for a protocol spoken over stdio; without it
+                stdin is closed and stdout discarded.
 
         Raises:
             OSError: the program could not be started (missing, not executable, bad cwd).
         """
         loop = asyncio.get_running_loop()
         self = cls(name, tail_lines)
+        if pipes:
+            self.stdout = asyncio.StreamReader()
         kwargs: dict[str, object] = {}
         hook = _parent_death_signal_hook()
         if hook is not None:
             kwargs["preexec_fn"] = hook
+        if sys.platform != "win32":
+            kwargs["start_new_session"] = True
         transport, _ = await loop.subprocess_exec(
             lambda: _Protocol(self),
             *argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if pipes else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             cwd=str(cwd) if cwd is not None else None,
             env=env,
@@ -141,7 +202,8 @@ class LingmaProcess:
         )
         self._transport = transport
         self.pid = transport.get_pid()
-        log.debug("[%s] spawned pid %d: %s", name, self.pid, " ".join(argv))
+        self._group = sys.platform != "win32"
+        log.debug("[%s] spawned pid %d: %s", name, self.pid, redact(" ".join(argv)))
         # A very fast child may already have exited before the transport was handed back.
         if transport.get_returncode() is not None:
             self._on_exit()
@@ -149,7 +211,8 @@ class LingmaProcess:
 
     # -- called by the protocol ----------------------------------------------------------
     def _stderr_line(self, line: str) -> None:
-        line = line.rstrip("\r")[:MAX_LINE_CHARS]
+        # Redacted before it is kept: the tail reaches error texts the host sees.
+        line = redact(line.rstrip("\r")[:MAX_LINE_CHARS])
         self._tail.append(line)
         stderr_log.debug("[%s %d] %s", self.name, self.pid, line)
 
@@ -186,14 +249,26 @@ class LingmaProcess:
             await asyncio.wait_for(asyncio.shield(self._stderr_closed), timeout)
 
     def stderr_tail(self) -> list[str]:
-        """The last lines Lingma wrote to stderr (at most ``tail_lines``)."""
+        """The last lines the child wrote to stderr, redacted (at most ``tail_lines``)."""
         return list(self._tail)
 
-    async def terminate(self, grace: float = TERMINATE_GRACE) -> int | None:
-        """SIGTERM, wait ``grace`` seconds, SIGKILL, reap. Idempotent; returns the exit code.
+    def write(self, data: bytes) -> None:
+        """Send ``data`` to the child's stdin (only with ``pipes=True``).
 
-        On Windows ``terminate`` is already a hard kill. If the caller is cancelled while
-        waiting, the child gets SIGKILL at once: a shutdown cut short never leaves it running.
+        Raises:
+            RuntimeError: the child was spawned without pipes, or its stdin is closed.
+        """
+        transport = self._transport.get_pipe_transport(0) if self._transport else None
+        if transport is None or transport.is_closing():
+            raise RuntimeError(f"{self.name}: no stdin to write to")
+        transport.write(data)  # type: ignore[attr-defined]
+
+    async def terminate(self, grace: float = TERMINATE_GRACE) -> int | None:
+        """SIGTERM to the group, wait ``grace`` s, SIGKILL to the group, reap. Idempotent.
+
+        Returns the exit code. On Windows ``terminate`` is already a hard kill. If the caller
+        is cancelled while waiting, the group gets SIGKILL at once: a shutdown cut short
+        never leaves anything running.
         """
         transport = self._transport
         if transport is None:
@@ -203,13 +278,16 @@ class LingmaProcess:
         except asyncio.CancelledError:
             self.kill_now()
             raise
+        # The leader is gone; whatever it started and left behind goes with it.
+        self._signal_group(signal.SIGKILL if self._group else None)
         transport.close()
         return self.returncode
 
     async def _stop(self, transport: asyncio.SubprocessTransport, grace: float) -> None:
         if not self._exited.done():
-            with contextlib.suppress(ProcessLookupError):
-                transport.terminate()
+            self._signal(signal.SIGTERM)
+            # A stopped (SIGSTOP) child would hold SIGTERM pending until the grace ran out.
+            self._signal(getattr(signal, "SIGCONT", None))
             try:
                 await asyncio.wait_for(asyncio.shield(self._exited), grace)
             except asyncio.TimeoutError:
@@ -219,14 +297,37 @@ class LingmaProcess:
                     self.pid,
                     grace,
                 )
-                with contextlib.suppress(ProcessLookupError):
-                    transport.kill()
+                self.kill_now()
                 # After SIGKILL the exit is a matter of the kernel; bound it anyway.
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(self._exited), 5.0)
 
+    def _signal(self, sig: int | None) -> None:
+        if sig is None or self._transport is None:
+            return
+        if self._group:
+            self._signal_group(sig)
+        elif sig == signal.SIGTERM:
+            with contextlib.suppress(ProcessLookupError):
+                self._transport.terminate()
+        elif not self._exited.done():
+            with contextlib.suppress(ProcessLookupError):
+                self._transport.send_signal(sig)
+
+    def _signal_group(self, sig: int | None) -> None:
+        if sig is None or not self._group or self.pid <= 0:
+            return
+        # The group id is the leader's pid. Linux never hands out a pid still in use as a
+        # group id, so this cannot reach a stranger's group once ours has emptied.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
     def kill_now(self) -> None:
-        """Send SIGKILL without waiting (for last-resort cleanup paths that cannot await)."""
-        if self._transport is not None and not self._exited.done():
+        """SIGKILL the whole group without waiting (for cleanup paths that cannot await)."""
+        if self._transport is None:
+            return
+        if self._group:
+            self._signal_group(signal.SIGKILL)
+        elif not self._exited.done():
             with contextlib.suppress(ProcessLookupError):
                 self._transport.kill()
