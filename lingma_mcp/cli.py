@@ -33,9 +33,12 @@ ENV_VARS: dict[str, str] = {
     "request_timeout": "LINGMA_REQUEST_TIMEOUT",
     "log_level": "LINGMA_MCP_LOG_LEVEL",
     "simulate": "LINGMA_MCP_SIMULATE",
+    "backend": "LINGMA_BACKEND",
+    "cli_bin": "LINGMA_CLI_BIN",
 }
 
 COMMANDS = ("serve", "doctor", "ask", "demo")
+BACKENDS = ("auto", "ide", "cli")
 
 
 class UsageError(Exception):
@@ -93,6 +96,21 @@ def _add_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         type=str.upper,
         choices=LOG_LEVELS,
         help="log level on stderr (env LINGMA_MCP_LOG_LEVEL; default WARNING)",
+    )
+    g.add_argument(
+        "--backend",
+        default=d,
+        choices=BACKENDS,
+        help="what serves: ide (the IDE plugin's Lingma binary), cli (the Lingma CLI, "
+        "qoderclicn --acp) or auto: ide when its binary is found, else cli "
+        "(env LINGMA_BACKEND; default auto)",
+    )
+    g.add_argument(
+        "--cli-bin",
+        default=d,
+        metavar="PATH",
+        help="the Lingma CLI (env LINGMA_CLI_BIN; default qoderclicn or qodercli on PATH, "
+        "then the npm global bin folder)",
     )
     g.add_argument(
         "--simulate",
@@ -193,6 +211,15 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         if level not in LOG_LEVELS:
             raise UsageError(f"{name} must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
         settings.log_level = level
+    value, name = pick("backend")
+    if value:
+        backend = str(value).strip().lower()
+        if backend not in BACKENDS:
+            raise UsageError(f"{name} must be one of {', '.join(BACKENDS)}, not {value!r}")
+        settings.backend = backend
+    value, _ = pick("cli_bin")
+    if value:
+        settings.cli_bin = str(value)
     flag = getattr(args, "simulate", None)
     settings.simulate = bool(flag) or _truthy(env.get(ENV_VARS["simulate"], ""))
     return settings

@@ -71,6 +71,8 @@ class Settings:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # --request-timeout
     log_level: str = "WARNING"  # --log-level / LINGMA_MCP_LOG_LEVEL
     simulate: bool = False  # --simulate: run against the bundled simulator
+    backend: str = "auto"  # --backend / LINGMA_BACKEND: auto | ide | cli (server/backends.py)
+    cli_bin: str | None = None  # --cli-bin / LINGMA_CLI_BIN: the Lingma CLI (qoderclicn)
 
     @property
     def control_timeout(self) -> float:

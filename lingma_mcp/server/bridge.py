@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 
 from ..config import MODES, Settings
-from ..errors import ChatFailed, LingmaConnectionLost, LingmaError, LingmaNotLoggedIn
+from ..errors import ChatFailed, LingmaConnectionLost, LingmaError
 from ..events import ChatEvent
 from ..lingma.client import ChatRequest, LingmaClient
 from .errors import AskTimedOut, ChatCancelled, InvalidArgument, error_text, is_expected
@@ -73,9 +73,9 @@ class Bridge:
 
     def __init__(self, settings: Settings, supervisor: Any = None) -> None:
         if supervisor is None:
-            from ..lingma.supervisor import LingmaSupervisor
+            from .backends import make_backend  # the IDE binary or the CLI, per --backend
 
-            supervisor = LingmaSupervisor(settings)
+            supervisor = make_backend(settings)
         self.settings = settings
         self.supervisor = supervisor
         # "This workspace" for the sessions resource: the host's first root once a call has
@@ -124,6 +124,7 @@ class Bridge:
             work_dir=str_or_none(get("work_dir")),
             log_hint=str_or_none(get("log_hint")),
             simulated=bool(self.settings.simulate),
+            backend=getattr(self.supervisor, "kind", None),
         )
 
     def error_text(self, exc: BaseException) -> str:
@@ -203,7 +204,7 @@ class Bridge:
         status = await client.auth_status()
         if not status.logged_in:
             self._auth_ok_at = None
-            raise LingmaNotLoggedIn(status.status_name)
+            raise status.not_logged_in()
         self._auth_ok_at = time.monotonic()
         self._auth_client = id(client)
 

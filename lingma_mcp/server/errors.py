@@ -88,6 +88,8 @@ def is_expected(exc: BaseException) -> bool:
 def error_text(exc: BaseException, *, status: Any = None) -> str:
     """The user-facing text for ``exc``; ``status`` is the supervisor's status, if known."""
     state = describe_state(status)
+    if isinstance(exc, LingmaError) and exc.instructions:
+        return exc.instructions
     if isinstance(exc, InvalidArgument):
         return str(exc)
     if isinstance(exc, AskTimedOut):

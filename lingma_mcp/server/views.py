@@ -29,7 +29,10 @@ def auth_info(status: AuthStatus, bridge: BridgeState) -> AuthInfo:
             expires = None
     problem = None
     if not status.logged_in:
-        problem = f"Lingma is {status.status_name}. Call the `login` tool and log in."
+        # A backend whose login is not a URL (the CLI) words its own instructions.
+        problem = status.not_logged_in().instructions or (
+            f"Lingma is {status.status_name}. Call the `login` tool and log in."
+        )
     return AuthInfo(
         logged_in=status.logged_in,
         status=status.status_name,
