@@ -49,6 +49,8 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
         "LINGMA_REQUEST_TIMEOUT": "34",
         "LINGMA_MCP_LOG_LEVEL": "debug",
         "LINGMA_MCP_SIMULATE": "1",
+        "LINGMA_BACKEND": "CLI",
+        "LINGMA_CLI_BIN": "/opt/qoderclicn",
     }
     assert set(env) == set(ENV_VARS.values())
     settings = settings_from(build_parser().parse_args([]), env)
@@ -62,6 +64,7 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
     assert settings.request_timeout == 34.0
     assert settings.log_level == "DEBUG"
     assert settings.simulate is True
+    assert settings.backend == "cli" and settings.cli_bin == "/opt/qoderclicn"
 
 
 def test_flags_win_over_the_environment(tmp_path: Path) -> None:
