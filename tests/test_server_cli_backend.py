@@ -347,3 +347,22 @@ async def test_the_agent_is_ended_when_the_server_exits(tmp_path: Path) -> None:
         status = await client.call_tool("auth_status", {})
         agent_pid = status.structured_content["bridge"]["pid"]
     await wait_until(lambda: not alive(agent_pid))
+
+
+async def test_a_crashed_agent_is_restarted_and_the_conversation_continues(
+    tmp_path: Path,
+) -> None:
+    async with server(tmp_path) as client:
+        first = await client.call_tool("ask_lingma", {"prompt": "before the crash"})
+        session_id = first.structured_content["session_id"]
+        status = await client.call_tool("auth_status", {})
+        agent_pid = status.structured_content["bridge"]["pid"]
+        os.kill(agent_pid, signal.SIGKILL)
+        await wait_until(lambda: not alive(agent_pid))
+        second = await client.call_tool(
+            "ask_lingma", {"prompt": "after the crash", "session_id": session_id}
+        )
+        after = await client.call_tool("auth_status", {})
+    assert not second.is_error, text_of(second)
+    assert after.structured_content["bridge"]["pid"] not in (None, agent_pid)
+    assert "Earlier you said: before the crash" in second.structured_content["answer"]
