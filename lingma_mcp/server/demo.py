@@ -118,6 +118,10 @@ async def _demo(settings: Settings, out: TextIO) -> int:
             say(f"\n6. lingma://sessions lists {len(sessions)} conversation(s)")
             steps.append(("resources", bool(sessions)))
 
+    from .demo_cli import cli_tour  # the second backend, on the ACP simulator
+
+    steps += await cli_tour(settings, out, _ask)
+
     say("\nSummary")
     for name, ok in steps:
         say(f"   {'ok  ' if ok else 'FAIL'} {name}")

@@ -1,4 +1,4 @@
-"""``lingma-mcp doctor`` with two backends: which serves and why, and the fix for each."""
+"""``doctor`` and ``demo`` with two backends: which serves and why, each fix, both tours."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def doctor(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    return run("doctor", "--work-dir", str(tmp_path / "w"), *args, env=env)
+
+
+def run(*args: str, env: dict[str, str] | None = None):
     full = {k: v for k, v in os.environ.items() if not k.startswith("LINGMA_")}
     full.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "lingma_mcp", "doctor", "--work-dir", str(tmp_path / "w"), *args],
+        [sys.executable, "-m", "lingma_mcp", *args],
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -49,3 +53,11 @@ def test_doctor_with_nothing_installed_names_both_fixes(tmp_path: Path) -> None:
     assert "Backend: ide (neither" in done.stdout
     assert "Install the Lingma (Tongyi Lingma) plugin" in done.stdout
     assert "npm install -g @qodercn-ai/qoderclicn" in done.stdout
+
+
+def test_demo_tours_both_backends() -> None:
+    done = run("demo")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "backend cli, CLI version 1.1.52-sim" in done.stdout
+    assert "ok   cli: ask_lingma" in done.stdout and "ok   cli: follow-up" in done.stdout
+    assert done.stdout.count("streamed text equals the answer: True") >= 4
