@@ -194,6 +194,7 @@ async def test_two_servers_on_one_work_dir_never_share_or_kill_each_others_lingm
     a, b = first.status(), second.status()
     assert a.pid and b.pid and a.pid != b.pid and a.port != b.port
     assert first.instance_dir != second.instance_dir
+    assert (a.work_dir, b.work_dir) == (first.instance_dir, second.instance_dir)
     assert (await _ask(client_b)).finish_reason == "success"
 
     await first.close()

@@ -170,7 +170,8 @@ class LingmaSupervisor:
             port=self._last_port,
             version=self._last_version,
             last_error=str(error) if error is not None else None,
-            work_dir=self.options.work_dir,
+            # The folder this server's Lingma really uses, once it has one.
+            work_dir=self.instance_dir or self.options.work_dir,
             attached=self.attached,
             log_hint=self.log_hint,
             source=self._attempt.source,
