@@ -73,6 +73,8 @@ async def test_mcp_on_the_real_cli_logged_out_says_how_to_log_in_and_leaves_noth
     cli_pid = data["bridge"]["pid"]
     assert asked.is_error and asked.content[0].text == NOT_LOGGED_IN_MESSAGE
     assert "qoderclicn login" in login.content[0].text
-    # The server ended the CLI's whole group before it exited: nothing is left.
-    assert not alive(cli_pid)
-    assert processes_with_home(home) == []
+    # Nothing is left: the server ended the CLI's group as it closed (or, if the host had
+    # to kill the server first, the CLI died with it). Only /proc shows it: poll, bounded.
+    with anyio.fail_after(10):
+        while alive(cli_pid) or processes_with_home(home):  # noqa: ASYNC110 - /proc only
+            await anyio.sleep(0.05)

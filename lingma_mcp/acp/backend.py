@@ -27,7 +27,6 @@ from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient
 from lingma_mcp.acp.discovery import CliCommand, CliNotFound, find_cli
 from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
 from lingma_mcp.acp.prompt import PromptStream
-from lingma_mcp.acp.spawn import TERMINATE_GRACE
 from lingma_mcp.errors import LingmaConnectionLost, LingmaError
 from lingma_mcp.events import ChatEvent, TextDelta
 from lingma_mcp.lingma.auth import AuthStatus
@@ -51,6 +50,7 @@ LOGIN_INSTRUCTIONS = (
     "The Lingma CLI has no login URL: run `qoderclicn login` in a terminal, "
     "or set QODERCN_PERSONAL_ACCESS_TOKEN, then ask again"
 )
+CLI_TERMINATE_GRACE = 1.5
 # The scenes the face asks about: chat mode and agent mode ("developer") list the same
 # models, the CLI having one list for everything.
 SCENES = ("chat", "developer")
@@ -92,7 +92,10 @@ class CliOptions:
     work_dir: Path | None = None
     startup_timeout: float = 60.0
     control_timeout: float = CONTROL_TIMEOUT
-    terminate_grace: float = TERMINATE_GRACE
+    # The CLI takes ~8.5 s over SIGTERM; hosts on the MCP SDK give a server 2 s after
+    # closing its stdin before they signal it. The group gets SIGKILL after this grace so
+    # the whole close fits in that window; the CLI saves its sessions as it goes.
+    terminate_grace: float = CLI_TERMINATE_GRACE
 
     def find(self) -> CliCommand:
         """The command to start, or :class:`CliNotFound`."""
