@@ -366,3 +366,43 @@ async def test_a_crashed_agent_is_restarted_and_the_conversation_continues(
     assert not second.is_error, text_of(second)
     assert after.structured_content["bridge"]["pid"] not in (None, agent_pid)
     assert "Earlier you said: before the crash" in second.structured_content["answer"]
+
+
+async def test_without_session_list_the_login_check_session_serves_the_first_ask(
+    tmp_path: Path,
+) -> None:
+    async with server(tmp_path, {"LINGMA_SIM_ACP_NO_LIST": "1"}) as client:
+        status = await client.call_tool("auth_status", {})
+        result = await client.call_tool("ask_lingma", {"prompt": "first"})
+        with pytest.raises(Exception) as listing:
+            await client.read_resource("lingma://sessions")
+    assert status.structured_content["logged_in"] is True
+    assert not result.is_error, text_of(result)
+    assert len(sent_to_agent(tmp_path, "session/new")) == 1  # the check's session, reused
+    assert "session/list" in str(listing.value)
+
+
+async def test_an_agent_without_resume_continues_by_session_load(tmp_path: Path) -> None:
+    env = {"LINGMA_SIM_ACP_NO_RESUME": "1"}
+    async with server(tmp_path, env) as client:
+        first = await client.call_tool("ask_lingma", {"prompt": "my name is Ada"})
+    session_id = first.structured_content["session_id"]
+    async with server(tmp_path, env) as client:
+        again = await client.call_tool(
+            "ask_lingma", {"prompt": "who am I", "session_id": session_id}
+        )
+    assert not again.is_error, text_of(again)
+    assert again.structured_content["answer"].startswith("Earlier you said: my name is Ada")
+    assert [m["params"]["sessionId"] for m in sent_to_agent(tmp_path, "session/load")] == [
+        session_id
+    ]
+
+
+async def test_models_of_the_older_kind_are_chosen_with_set_model(tmp_path: Path) -> None:
+    async with server(tmp_path, {"LINGMA_SIM_ACP_MODELS": "legacy"}) as client:
+        listing = await client.call_tool("list_models", {})
+        keys = [m["key"] for m in listing.structured_content["scenes"]["developer"]]
+        result = await client.call_tool("ask_lingma", {"prompt": "hi", "model": keys[-1]})
+    assert not result.is_error, text_of(result)
+    [chosen] = sent_to_agent(tmp_path, "session/set_model")
+    assert chosen["params"]["modelId"] == keys[-1]
