@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from benchmarks import (
+    bench_acp_throughput,
     bench_framing,
     bench_latency,
     bench_memory,
@@ -26,6 +27,7 @@ SUITES = (
     ("1. Framing", bench_framing),
     ("2. Added latency", bench_latency),
     ("3. Throughput", bench_throughput),
+    ("3b. Throughput, CLI backend (ACP)", bench_acp_throughput),
     ("4. Start-up", bench_startup),
     ("5. Memory", bench_memory),
 )

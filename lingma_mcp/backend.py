@@ -1,8 +1,10 @@
 """The interface both ways of reaching Lingma implement; the MCP face knows only this.
 
 Two backends: the IDE plugin's binary (``lingma/``, JSON-RPC in LSP frames over a
-WebSocket) and the official CLI (``acp/``, the Agent Client Protocol over stdio). Each is
-a supervised process (``process/``) plus, once it is ready, a client for one connection.
+WebSocket; :class:`~lingma_mcp.lingma.supervisor.LingmaSupervisor`) and the official CLI
+(``acp/``, the Agent Client Protocol over stdio; :class:`~lingma_mcp.acp.backend.CliBackend`).
+Each is a supervised process (``process/``) plus, once it is ready, a client for one
+connection; ``server/backends.py`` chooses which serves.
 The face asks the :class:`Backend` for a ready :class:`BackendClient` and talks to that; a
 restart hands out a new client, so anything cached per client is keyed by
 ``status().generation``.
@@ -20,6 +22,22 @@ from typing import Any, Literal, Protocol
 from .events import ChatEvent
 
 BackendKind = Literal["ide", "cli"]
+
+
+class ChatRequestLike(Protocol):
+    """One question, as both backends read it (``lingma.client.ChatRequest``).
+
+    For agent mode a backend also looks for a workspace host: the CLI backend takes
+    ``host`` if the request has one, else the ``host`` of its ``tool_handler``.
+    """
+
+    prompt: str
+    model: str | None
+    mode: str
+    session_id: str | None
+    workspace: Path | None
+    request_id: str
+    tool_handler: Any
 
 
 class ChatStreamLike(Protocol):
@@ -55,7 +73,7 @@ class BackendClient(Protocol):
 
     async def get_session(self, session_id: str) -> dict[str, Any] | None: ...
 
-    async def open_chat(self, request: Any) -> ChatStreamLike:
+    async def open_chat(self, request: ChatRequestLike) -> ChatStreamLike:
         """Start one question (a ``ChatRequest``) and stream its events."""
         ...
 

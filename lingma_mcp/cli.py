@@ -47,9 +47,12 @@ ENV_VARS: dict[str, str] = {
     "max_result_chars": "LINGMA_MAX_RESULT_CHARS",
     "approval": "LINGMA_APPROVAL",
     "command_timeout": "LINGMA_COMMAND_TIMEOUT",
+    "backend": "LINGMA_BACKEND",
+    "cli_bin": "LINGMA_CLI_BIN",
 }
 
 COMMANDS = ("serve", "doctor", "ask", "demo")
+BACKENDS = ("auto", "ide", "cli")
 
 
 TTY_HINT = """\
@@ -139,6 +142,21 @@ def _add_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         metavar="N",
         help="longer answers come back cut, the whole behind lingma://answers/{request_id} "
         f"(env LINGMA_MAX_RESULT_CHARS; default {DEFAULT_MAX_RESULT_CHARS})",
+    )
+    g.add_argument(
+        "--backend",
+        default=d,
+        choices=BACKENDS,
+        help="what serves: ide (the IDE plugin's Lingma binary), cli (the Lingma CLI, "
+        "qoderclicn --acp) or auto: ide when its binary is found, else cli "
+        "(env LINGMA_BACKEND; default auto)",
+    )
+    g.add_argument(
+        "--cli-bin",
+        default=d,
+        metavar="PATH",
+        help="the Lingma CLI (env LINGMA_CLI_BIN; default qoderclicn or qodercli on PATH, "
+        "then the npm global bin folder)",
     )
     g.add_argument(
         "--simulate",
@@ -284,6 +302,15 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     value, name = pick("command_timeout")
     if value is not None:
         settings.command_timeout = _number(name, str(value))
+    value, name = pick("backend")
+    if value:
+        backend = str(value).strip().lower()
+        if backend not in BACKENDS:
+            raise UsageError(f"{name} must be one of {', '.join(BACKENDS)}, not {value!r}")
+        settings.backend = backend
+    value, _ = pick("cli_bin")
+    if value:
+        settings.cli_bin = str(value)
     flag = getattr(args, "simulate", None)
     settings.simulate = bool(flag) or _truthy(env.get(ENV_VARS["simulate"], ""))
     return settings

@@ -89,6 +89,8 @@ class Settings:
     # --approval / LINGMA_APPROVAL: class=decision pairs over the default policy (agent mode).
     approval: str | None = None
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT  # --command-timeout
+    backend: str = "auto"  # --backend / LINGMA_BACKEND: auto | ide | cli (server/backends.py)
+    cli_bin: str | None = None  # --cli-bin / LINGMA_CLI_BIN: the Lingma CLI (qoderclicn)
 
     @property
     def control_timeout(self) -> float:

@@ -13,6 +13,10 @@ from typing import Any
 class LingmaError(Exception):
     """Base class for everything that can go wrong talking to Lingma."""
 
+    # Set where the error's own text is already complete instructions for the person
+    # (the CLI backend's login, say); the MCP face then shows it as it is.
+    instructions: str | None = None
+
 
 class LingmaNotFound(LingmaError):
     """No Lingma binary was found in any of the places looked."""

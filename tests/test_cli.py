@@ -56,6 +56,8 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
         "LINGMA_MAX_RESULT_CHARS": "5000",
         "LINGMA_APPROVAL": "write=allow",
         "LINGMA_COMMAND_TIMEOUT": "56",
+        "LINGMA_BACKEND": "CLI",
+        "LINGMA_CLI_BIN": "/opt/qoderclicn",
     }
     assert set(env) == set(ENV_VARS.values())
     settings = settings_from(build_parser().parse_args([]), env)
@@ -73,6 +75,7 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
     assert settings.detach_after == 0.0 and settings.max_result_chars == 5000
     assert settings.approval == "write=allow"
     assert settings.command_timeout == 56.0
+    assert settings.backend == "cli" and settings.cli_bin == "/opt/qoderclicn"
 
 
 def test_flags_win_over_the_environment(tmp_path: Path) -> None:

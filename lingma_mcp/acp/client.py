@@ -237,6 +237,10 @@ class AcpClient:
                 timeout=self.control_timeout,
             )
 
+    async def ping(self) -> None:
+        """One round trip the agent answers at once, logged in or not (a health probe)."""
+        await self._fence()
+
     async def resume_session(self, session_id: str, cwd: Path) -> None:
         """``session/resume``: continue a session without replaying its history."""
         if not self.can_resume:

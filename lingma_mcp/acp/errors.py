@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lingma_mcp.errors import LingmaError, RpcError
+from lingma_mcp.errors import LingmaError, LingmaNotLoggedIn, RpcError
 
 # JSON-RPC code ACP reserves for "Authentication required" (the CLI sends it logged out).
 AUTH_REQUIRED = -32000
@@ -19,12 +19,18 @@ NOT_LOGGED_IN_MESSAGE = (
 )
 
 
-class CliNotLoggedIn(LingmaError):
-    """The CLI answered -32000 "Authentication required": nobody is logged in."""
+class CliNotLoggedIn(LingmaNotLoggedIn):
+    """The CLI answered -32000 "Authentication required": nobody is logged in.
+
+    Its text is complete instructions (``instructions``): the CLI logs in from a terminal
+    or a token, not through a URL, so the face's usual login hint does not apply.
+    """
 
     def __init__(self, method: str = "session/new") -> None:
         self.method = method
-        super().__init__(NOT_LOGGED_IN_MESSAGE)
+        super().__init__("not logged in")
+        self.instructions = NOT_LOGGED_IN_MESSAGE
+        self.args = (NOT_LOGGED_IN_MESSAGE,)
 
 
 class AcpRpcError(RpcError):

@@ -28,7 +28,6 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-# Shared with the IDE binary's spawner until both move to lingma_mcp.process.
 from lingma_mcp.process.child import _parent_death_signal_hook
 from lingma_mcp.redact import redact
 

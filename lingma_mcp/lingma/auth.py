@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import LingmaNotLoggedIn
+
 STATUS_NAMES: dict[int, str] = {
     1: "not logged in",
     2: "logged in",
@@ -68,6 +70,10 @@ class AuthStatus(BaseModel):
     @property
     def logged_in(self) -> bool:
         return self.status == LOGGED_IN
+
+    def not_logged_in(self) -> LingmaNotLoggedIn:
+        """The error for a question asked while logged out (a backend's status may say more)."""
+        return LingmaNotLoggedIn(self.status_name)
 
     @property
     def status_name(self) -> str:

@@ -94,6 +94,8 @@ class LingmaSupervisor:
         probe_timeout: how long the health probe of :meth:`suspect` may take.
     """
 
+    kind = "ide"  # the Backend interface's name for this backend
+
     def __init__(
         self,
         options: LaunchOptions | HasLaunchOptions,

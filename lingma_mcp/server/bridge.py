@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..config import MODES, Settings
-from ..errors import ChatFailed, LingmaConnectionLost, LingmaError, LingmaNotLoggedIn, RpcTimeout
+from ..errors import ChatFailed, LingmaConnectionLost, LingmaError, RpcTimeout
 from ..events import ChatEvent
 from ..lingma.client import ChatRequest, LingmaClient
 from ..redact import redact
@@ -98,9 +98,9 @@ class Bridge:
         self, settings: Settings, supervisor: Any = None, *, audience: Audience = "host"
     ) -> None:
         if supervisor is None:
-            from ..lingma.supervisor import LingmaSupervisor
+            from .backends import make_backend  # the IDE binary or the CLI, per --backend
 
-            supervisor = LingmaSupervisor(settings)
+            supervisor = make_backend(settings)
         self.settings = settings
         self.supervisor = supervisor
         from .agent import AgentCalls  # agent mode: approvals, workspace hosts, journal
@@ -186,6 +186,7 @@ class Bridge:
             work_dir=str_or_none(get("work_dir")),
             log_hint=str_or_none(get("log_hint")),
             simulated=bool(self.settings.simulate),
+            backend=getattr(self.supervisor, "kind", None),
         )
 
     def error_text(self, exc: BaseException) -> str:
@@ -272,7 +273,7 @@ class Bridge:
             status = await client.auth_status()
         if not status.logged_in:
             self._auth_ok_at = None
-            raise LingmaNotLoggedIn(status.status_name)
+            raise status.not_logged_in()
         self._auth_ok_at = time.monotonic()
         self._auth_client = client
 

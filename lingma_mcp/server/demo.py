@@ -129,6 +129,10 @@ async def _demo(settings: Settings, out: TextIO) -> int:
 
             steps.extend(await _agent_tour(client, project, person, out))
 
+    from .demo_cli import cli_tour  # the second backend, on the ACP simulator
+
+    steps += await cli_tour(settings, out, _ask)
+
     say("\nSummary")
     for name, ok in steps:
         say(f"   {'ok  ' if ok else 'FAIL'} {name}")

@@ -44,7 +44,11 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
         out.flush()
 
     out.write(f"lingma-mcp {__version__} doctor\n")
-    found = _find_binary(settings, report)
+    from .backends import choose
+
+    choice = choose(settings)
+    out.write(f"Backend: {choice.kind} ({choice.reason})\n")
+    found = _find_programs(settings, choice.kind, report, out)
     if not found:
         out.write("\nFix the step marked above and run `lingma-mcp doctor` again.\n")
         return 1
@@ -55,11 +59,17 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
         try:
             await bridge.client()
         except LingmaError as exc:
-            step = "Lingma answers" if settings.lingma_port else "Lingma starts"
+            step = "Lingma answers" if settings.lingma_port else f"{_serving(choice.kind)} starts"
             report(False, step, bridge.error_text(exc))
             return 1
         state = bridge.state()
-        if settings.lingma_port:
+        if choice.kind == "cli":
+            report(
+                True,
+                "Lingma CLI starts",
+                f"version {state.version or 'unknown'}, pid {state.pid} (ACP over stdio)",
+            )
+        elif settings.lingma_port:
             report(
                 True,
                 "Lingma answers",
@@ -77,6 +87,13 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
             who = info.user_name or "unknown user"
             extra = f", until {info.expires_at}" if info.expires_at else ""
             report(True, "Logged in", f"as {who}{extra}")
+        elif choice.kind == "cli":
+            report(
+                False,
+                "Logged in",
+                f"{info.status}. Run `qoderclicn login` in a terminal (or set "
+                "QODERCN_PERSONAL_ACCESS_TOKEN for the server), then run doctor again.",
+            )
         else:
             try:
                 url = await bridge.login_url()
@@ -129,4 +146,45 @@ def _find_binary(settings: Settings, report: Callable[[bool, str, str], None]) -
         report(True, "Lingma binary", "the bundled simulator (--simulate)")
     else:
         report(True, "Lingma binary", f"{command.argv[0]} (found by {command.source})")
+    return True
+
+
+def _serving(kind: str) -> str:
+    return "Lingma CLI" if kind == "cli" else "Lingma"
+
+
+def _find_programs(
+    settings: Settings, kind: str, report: Callable[[bool, str, str], None], out: TextIO
+) -> bool:
+    """Check both programs; only the one that serves can fail the run, the other is noted
+    with its fix so a person can switch."""
+    if kind == "cli":
+        found = _find_cli(settings, report)
+        _find_binary(settings, _note(out, "IDE binary (not serving)"))
+    else:
+        found = _find_binary(settings, report)
+        if not settings.simulate and not settings.lingma_port:
+            _find_cli(settings, _note(out, "Lingma CLI (not serving)"))
+    return found
+
+
+def _note(out: TextIO, step: str) -> Callable[[bool, str, str], None]:
+    def note(ok: bool, _: str, detail: str) -> None:
+        out.write(f"- {step}: {detail if ok else 'missing. ' + detail}\n")
+
+    return note
+
+
+def _find_cli(settings: Settings, report: Callable[[bool, str, str], None]) -> bool:
+    from .backends import find_cli_for
+
+    try:
+        command = find_cli_for(settings)
+    except LingmaError as exc:
+        report(False, "Lingma CLI", error_text(exc))
+        return False
+    if command.source == "simulator":
+        report(True, "Lingma CLI", "the bundled ACP simulator (--simulate --backend cli)")
+    else:
+        report(True, "Lingma CLI", f"{command.argv[0]} (found by {command.source})")
     return True

@@ -163,6 +163,8 @@ def error_text(exc: BaseException, *, status: Any = None, audience: Audience = "
     if isinstance(exc, ChangedThenFailed):
         return error_text(exc.cause, status=status, audience=audience) + "\n\n" + exc.note
     state = describe_state(status)
+    if isinstance(exc, LingmaError) and exc.instructions:
+        return exc.instructions
     if isinstance(exc, InvalidArgument):
         return str(exc)
     if isinstance(exc, AskTimedOut):

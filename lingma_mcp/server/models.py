@@ -143,6 +143,11 @@ class BridgeState(BaseModel):
     work_dir: str | None = Field(default=None, description="Lingma's --workDir.")
     log_hint: str | None = Field(default=None, description="Where Lingma's logs are.")
     simulated: bool = Field(default=False, description="Running against the simulator.")
+    backend: str | None = Field(
+        default=None,
+        description="What serves: ide (the IDE plugin's Lingma binary) or cli (the official "
+        "Lingma CLI, qoderclicn); version is then that program's version.",
+    )
 
 
 class AuthInfo(BaseModel):

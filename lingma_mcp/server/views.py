@@ -30,7 +30,10 @@ def auth_info(status: AuthStatus, bridge: BridgeState) -> AuthInfo:
             expires = None
     problem = None
     if not status.logged_in:
-        problem = f"{not_logged_in(status.status_name)} {LOGIN_HINT}"
+        # A backend whose login is not a URL (the CLI) words its own instructions.
+        problem = status.not_logged_in().instructions or (
+            f"{not_logged_in(status.status_name)} {LOGIN_HINT}"
+        )
     return AuthInfo(
         logged_in=status.logged_in,
         status=status.status_name,

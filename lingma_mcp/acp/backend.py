@@ -1,0 +1,517 @@
+"""The CLI backend: ``qoderclicn --acp`` kept alive, behind the face's Backend interface.
+
+- :class:`CliAttempt` is the process machine's :class:`~lingma_mcp.process.Attempt` for
+  the CLI: find it, spawn it, ``initialize`` (:func:`~lingma_mcp.acp.start_agent`), and
+  hand over a :class:`CliHandle`. States, backoff, waiters, health probe and reaping are
+  the shared :class:`~lingma_mcp.process.Supervised`; nothing of it is repeated here.
+- :class:`CliBackend` is the :class:`~lingma_mcp.backend.Backend` the face holds.
+- :class:`CliClient` is the :class:`~lingma_mcp.backend.BackendClient` for one process:
+  the login read from the agent's answer to a session call (-32000 = logged out), models
+  as scenes, sessions from ``session/list``, and chats as :class:`CliChatStream`, whose
+  result has the same fields as the IDE binary's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lingma_mcp.acp.attempt import AgentHandle, start_agent
+from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient
+from lingma_mcp.acp.discovery import CliCommand, CliNotFound, find_cli
+from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
+from lingma_mcp.acp.prompt import PromptStream
+from lingma_mcp.errors import LingmaConnectionLost, LingmaError
+from lingma_mcp.events import ChatEvent, TextDelta
+from lingma_mcp.lingma.auth import AuthStatus
+from lingma_mcp.process.machine import (
+    BACKOFF_INITIAL,
+    BACKOFF_MAX,
+    MAX_RECONNECT_ATTEMPTS,
+    PROBE_TIMEOUT,
+    Progress,
+    Supervised,
+)
+from lingma_mcp.process.states import State
+
+log = logging.getLogger("lingma_mcp.acp.backend")
+
+LOG_HINT = (
+    "The Lingma CLI's stderr is logged at DEBUG: run with --log-level DEBUG "
+    "(LINGMA_MCP_LOG_LEVEL=DEBUG) to see it; it keeps its own state in ~/.qoder-cn."
+)
+LOGIN_INSTRUCTIONS = (
+    "The Lingma CLI has no login URL: run `qoderclicn login` in a terminal, "
+    "or set QODERCN_PERSONAL_ACCESS_TOKEN, then ask again"
+)
+CLI_TERMINATE_GRACE = 1.5
+# The scenes the face asks about: chat mode and agent mode ("developer") list the same
+# models, the CLI having one list for everything.
+SCENES = ("chat", "developer")
+
+
+class CliLoginInstructions(LingmaError):
+    """The CLI logs in from a terminal, not a URL; the text says how."""
+
+    def __init__(self) -> None:
+        self.instructions = LOGIN_INSTRUCTIONS
+        super().__init__(LOGIN_INSTRUCTIONS)
+
+
+class CliAuthStatus(AuthStatus):
+    """The login state as the CLI shows it: logged in or not, nothing more is known."""
+
+    def not_logged_in(self) -> CliNotLoggedIn:
+        return CliNotLoggedIn()
+
+
+@dataclass(frozen=True)
+class CliOptions:
+    """What starting the CLI needs.
+
+    Args:
+        workspace: the default folder for sessions (``session/new {cwd}``).
+        cli_bin: ``--cli-bin``; searched when None (see :func:`find_cli`).
+        command: a whole command to run instead (the simulator), before ``--acp``.
+        command_cwd: the folder ``command`` runs in.
+        env: the child's environment (None: ours).
+    """
+
+    workspace: Path
+    cli_bin: str | None = None
+    command: tuple[str, ...] | None = None
+    command_source: str = "command line"
+    command_cwd: Path | None = None
+    env: dict[str, str] | None = None
+    work_dir: Path | None = None
+    startup_timeout: float = 60.0
+    control_timeout: float = CONTROL_TIMEOUT
+    # The CLI takes ~8.5 s over SIGTERM; hosts on the MCP SDK give a server 2 s after
+    # closing its stdin before they signal it. The group gets SIGKILL after this grace so
+    # the whole close fits in that window; the CLI saves its sessions as it goes.
+    terminate_grace: float = CLI_TERMINATE_GRACE
+
+    def find(self) -> CliCommand:
+        """The command to start, or :class:`CliNotFound`."""
+        if self.command:
+            return CliCommand(tuple(self.command), self.command_source, self.command_cwd)
+        found = find_cli(self.cli_bin)
+        return CliCommand(found.argv, found.source, self.command_cwd)
+
+
+@dataclass(frozen=True)
+class CliStatus:
+    """A snapshot for the face, with the fields of the IDE supervisor's status."""
+
+    state: State
+    pid: int | None
+    version: str | None  # the CLI's own version (agentInfo.version)
+    last_error: str | None
+    work_dir: Path | None
+    log_hint: str
+    source: str | None = None
+    last_exception: BaseException | None = None
+    generation: int = 0
+    port: int | None = None  # no port: ACP runs over the child's stdio
+    attached: bool = False
+    backend: str = "cli"
+    agent: str | None = None  # agentInfo.name, e.g. qoder-cli-cn
+
+
+# -- the attempt and its handle --------------------------------------------------------
+
+
+class CliHandle:
+    """A running, initialized CLI: the :class:`~lingma_mcp.process.Handle` it hands over."""
+
+    def __init__(self, agent: AgentHandle, client: CliClient, source: str) -> None:
+        self.agent = agent
+        self._client = client
+        self.source = source
+
+    @property
+    def client(self) -> CliClient:
+        return self._client
+
+    @property
+    def pid(self) -> int:
+        return self.agent.pid
+
+    def on_lost(self, callback: Callable[[BaseException], None]) -> None:
+        process = self.agent.process
+
+        def lost(_: asyncio.Future[None]) -> None:
+            code = process.returncode
+            detail = f"exit code {code}" if code is not None else "its output ended"
+            callback(LingmaConnectionLost(f"the Lingma CLI stopped ({detail})"))
+
+        self.agent.lost.add_done_callback(lost)
+
+    async def close(self) -> None:
+        await self.agent.close()
+
+    def abort(self) -> None:
+        self.agent.process.kill_now()
+
+
+class CliAttempt:
+    """One try: find the CLI, spawn ``<cli> --acp`` in its own group, ``initialize``."""
+
+    def __init__(self, options: CliOptions) -> None:
+        self.options = options
+        self.source: str | None = None
+
+    async def __call__(self, progress: Progress, previous: Any) -> CliHandle:
+        if previous is not None:
+            # A stdio child cannot be reconnected to: end what is left of it first.
+            await previous.close()
+        progress.step = "the Lingma CLI to be found"
+        command = self.options.find()
+        self.source = command.source
+        progress.step = "the Lingma CLI to start and answer initialize"
+        agent = await start_agent(
+            command.argv[0],
+            extra_args=command.argv[1:],
+            cwd=command.cwd,
+            env=self.options.env,
+            startup_timeout=self.options.startup_timeout,
+            control_timeout=self.options.control_timeout,
+            terminate_grace=self.options.terminate_grace,
+        )
+        progress.process = agent.process  # type: ignore[assignment]  # same surface
+        client = CliClient(agent.client, self.options.workspace)
+        return CliHandle(agent, client, command.source)
+
+
+async def _probe(client: CliClient) -> object:
+    # One round trip the agent answers at once, logged in or not.
+    return await client.acp.ping()
+
+
+class CliBackend:
+    """The official CLI, supervised: started in the background, restarted when lost.
+
+    Same surface as :class:`~lingma_mcp.lingma.supervisor.LingmaSupervisor`, so the face
+    holds either as a :class:`~lingma_mcp.backend.Backend`.
+    """
+
+    kind = "cli"
+
+    def __init__(
+        self,
+        options: CliOptions,
+        *,
+        name: str = "lingma-cli",
+        backoff_initial: float = BACKOFF_INITIAL,
+        backoff_max: float = BACKOFF_MAX,
+        max_attempts: int = MAX_RECONNECT_ATTEMPTS,
+        probe_timeout: float = PROBE_TIMEOUT,
+    ) -> None:
+        self.options = options
+        self.name = name
+        self._attempt = CliAttempt(options)
+        self._machine: Supervised[CliClient] = Supervised(
+            self._attempt,
+            name=name,
+            startup_timeout=options.startup_timeout,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            max_attempts=max_attempts,
+            probe=_probe,
+            probe_timeout=probe_timeout,
+            give_up_on=(CliNotFound,),
+            log_hint=LOG_HINT,
+        )
+        self._last_version: str | None = None
+        self._last_agent: str | None = None
+
+    @property
+    def state(self) -> State:
+        return self._machine.state
+
+    @property
+    def log_hint(self) -> str:
+        return LOG_HINT
+
+    def status(self) -> CliStatus:
+        machine = self._machine
+        handle = machine.handle
+        pid = None
+        if isinstance(handle, CliHandle):
+            info = handle.client.acp.agent_info
+            self._last_version, self._last_agent = info.version or None, info.name or None
+            pid = handle.pid
+        error = machine.last_error
+        return CliStatus(
+            state=machine.state,
+            pid=pid,
+            version=self._last_version,
+            last_error=str(error) if error is not None else None,
+            work_dir=self.options.work_dir,
+            log_hint=LOG_HINT,
+            source=self._attempt.source,
+            last_exception=error,
+            generation=machine.generation,
+            agent=self._last_agent,
+        )
+
+    def start(self) -> None:
+        """Begin start-up in the background; returns at once (call from the event loop)."""
+        self._machine.start()
+
+    async def client(self, timeout: float | None = None) -> CliClient:
+        """A ready client, starting, waiting or restarting as needed (see ``Supervised``)."""
+        client = await self._machine.client(timeout)
+        self.status()
+        return client
+
+    def suspect(self, reason: str) -> None:
+        self._machine.suspect(reason)
+
+    async def check_health(self, reason: str) -> bool:
+        return await self._machine.check_health(reason)
+
+    async def close(self) -> None:
+        """End the connection and the CLI's whole process group. Idempotent."""
+        await self._machine.close()
+
+
+# -- the client the face talks to ------------------------------------------------------
+
+
+def _millis(stamp: str | None) -> int | None:
+    """An ISO 8601 time as milliseconds, so the face sorts it like Lingma's stamps."""
+    if not stamp:
+        return None
+    try:
+        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+class CliClient:
+    """What the face asks of one running CLI (a :class:`~lingma_mcp.backend.BackendClient`).
+
+    Args:
+        acp: the initialized ACP connection.
+        workspace: the folder for sessions opened without a chat (login check, models).
+    """
+
+    def __init__(self, acp: AcpClient, workspace: Path) -> None:
+        self.acp = acp
+        self.workspace = workspace
+        # A session opened to read the login or the models, handed to the next new chat
+        # in the same folder rather than wasted.
+        self._spare: tuple[str, Path] | None = None
+
+    @property
+    def version(self) -> str | None:
+        return self.acp.agent_info.version or None
+
+    async def _spare_session(self, cwd: Path) -> str:
+        if self._spare is None or self._spare[1] != cwd:
+            self._spare = (await self.acp.new_session(cwd), cwd)
+        return self._spare[0]
+
+    def _take_spare(self, cwd: Path) -> str | None:
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[1] == cwd:
+            return spare[0]
+        self._spare = spare
+        return None
+
+    async def auth_status(self) -> CliAuthStatus:
+        """Logged in or not, read from a session call: the CLI answers -32000 logged out.
+
+        ``session/list`` where the agent has it (no session is made), else ``session/new``
+        (kept for the next chat). ``authenticate`` is never sent: the CLI never answers it.
+        """
+        try:
+            if self.acp.can_list:
+                await self.acp.list_sessions(self.workspace)
+            else:
+                await self._spare_session(self.workspace)
+        except CliNotLoggedIn:
+            return CliAuthStatus(status=1)
+        return CliAuthStatus(status=2)
+
+    async def query_models(self) -> dict[str, list[dict[str, Any]]]:
+        """The agent's models, under each scene the face asks for; ``{}`` if it offers none.
+
+        Raises:
+            CliNotLoggedIn: the session the models come from could not be opened.
+        """
+        state = self.acp.models()
+        if state is None:
+            state = self.acp.models(await self._spare_session(self.workspace))
+        if state is None or not state.options:
+            return {}
+        models = [
+            {
+                "key": option.key,
+                "displayName": option.name or option.key,
+                "description": option.description,
+                "isDefault": option.key == state.current,
+            }
+            for option in state.options
+        ]
+        return {scene: [dict(m) for m in models] for scene in SCENES}
+
+    async def login_url(self) -> str:
+        raise CliLoginInstructions()
+
+    async def list_sessions(self, project: Path) -> list[dict[str, Any]]:
+        """This folder's sessions from ``session/list``, in the IDE binary's shape.
+
+        Raises:
+            CapabilityMissing: the agent has no ``session/list`` (the text says so).
+        """
+        if not self.acp.can_list:
+            raise CapabilityMissing(
+                "this Lingma CLI cannot list its conversations (it has no session/list); "
+                "continue one with the session_id an answer returned"
+            )
+        sessions = await self.acp.list_sessions(project)
+        return [
+            {
+                "sessionId": s.session_id,
+                "sessionTitle": s.title,
+                "gmtModified": _millis(s.updated_at),
+                "cwd": s.cwd,
+            }
+            for s in sessions
+        ]
+
+    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+        """The session's summary from ``session/list``; ACP has no call returning its turns,
+        so ``chatRecords`` stays empty."""
+        if not self.acp.can_list:
+            raise CapabilityMissing(
+                "this Lingma CLI cannot list its conversations (it has no session/list)"
+            )
+        for s in await self.acp.list_sessions(None):
+            if s.session_id == session_id:
+                return {
+                    "sessionId": s.session_id,
+                    "sessionTitle": s.title,
+                    "gmtModified": _millis(s.updated_at),
+                    "chatRecords": [],
+                }
+        return None
+
+    async def open_chat(self, request: Any) -> CliChatStream:
+        """Open (or continue) the session and start ``session/prompt``.
+
+        ``request`` is a ``ChatRequest``. In agent mode its workspace host (``request.host``,
+        or the host behind ``request.tool_handler``) serves the agent's ``fs/*`` and
+        ``terminal/*`` requests and its permission requests; without one the chat is
+        chat-only and those are refused.
+
+        Raises:
+            CliNotLoggedIn, UnknownModel, CapabilityMissing, AcpRpcError, RpcTimeout.
+        """
+        cwd = Path(request.workspace or self.workspace)
+        session_id = request.session_id
+        if session_id is None:
+            session_id = self._take_spare(cwd) or await self.acp.new_session(cwd)
+        else:
+            session_id = await self.acp.open_session(session_id, cwd)
+        if request.model:
+            await self.acp.set_model(session_id, request.model)
+        host = getattr(request, "host", None)
+        if host is None:
+            host = getattr(getattr(request, "tool_handler", None), "host", None)
+        started = time.monotonic()
+        prompt = self.acp.prompt(session_id, request.prompt, workspace=host, approvals=host)
+        return CliChatStream(prompt, str(request.request_id), started)
+
+
+# -- one chat --------------------------------------------------------------------------
+
+
+@dataclass
+class CliChatResult:
+    """Everything a finished chat produced: the fields of the IDE binary's ``ChatResult``."""
+
+    answer: str
+    session_id: str | None
+    request_id: str
+    finish_reason: str | None
+    status_code: int | None
+    tool_events: list[dict[str, Any]] = field(default_factory=list)
+    thinking: str = ""
+    first_token_ms: int | None = None
+    total_ms: int | None = None
+    finish_message: str = ""
+    title: str | None = None
+
+
+class CliChatStream:
+    """One prompt's events (a :class:`~lingma_mcp.backend.ChatStreamLike`)."""
+
+    def __init__(self, prompt: PromptStream, request_id: str, started: float) -> None:
+        self.prompt = prompt
+        self.request_id = request_id
+        self._started = started
+        self._first_token_ms: int | None = None
+        self._total_ms: int | None = None
+
+    def __aiter__(self) -> AsyncIterator[ChatEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[ChatEvent]:
+        async for event in self.prompt:
+            if isinstance(event, TextDelta) and self._first_token_ms is None:
+                self._first_token_ms = self._elapsed()
+            yield event
+        self._total_ms = self._elapsed()
+
+    def _elapsed(self) -> int:
+        return int((time.monotonic() - self._started) * 1000)
+
+    @property
+    def session_id(self) -> str:
+        return self.prompt.session_id
+
+    def text_so_far(self) -> str:
+        return self.prompt.answer
+
+    def result(self) -> CliChatResult:
+        finish = self.prompt.finish
+        return CliChatResult(
+            answer=self.prompt.answer or (finish.full_answer or "" if finish else ""),
+            session_id=self.prompt.session_id,
+            request_id=self.request_id,
+            finish_reason=finish.reason if finish else None,
+            status_code=finish.status_code if finish else None,
+            tool_events=self.prompt.tools,
+            thinking=self.prompt.thinking,
+            first_token_ms=self._first_token_ms,
+            total_ms=self._total_ms if self._total_ms is not None else self._elapsed(),
+            finish_message=finish.message if finish else "",
+        )
+
+    async def aclose(self) -> None:
+        """Cancel the prompt (``session/cancel``) if it still runs; bounded."""
+        await self.prompt.aclose()
+
+
+__all__ = [
+    "NOT_LOGGED_IN_MESSAGE",
+    "CliAttempt",
+    "CliAuthStatus",
+    "CliBackend",
+    "CliChatResult",
+    "CliChatStream",
+    "CliClient",
+    "CliHandle",
+    "CliLoginInstructions",
+    "CliOptions",
+    "CliStatus",
+]

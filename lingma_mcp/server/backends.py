@@ -1,0 +1,111 @@
+"""Choosing what serves: the IDE plugin's Lingma binary or the official Lingma CLI.
+
+``--backend ide`` and ``--backend cli`` are taken at their word. ``auto`` (the default)
+prefers the IDE binary when one is found (or named: ``--lingma-bin``, ``--lingma-port``),
+else the CLI when one is found; with neither it stays with the IDE backend, whose error
+says where it looked (``doctor`` names the fix for both). ``--simulate`` runs the IDE
+simulator, or the ACP simulator with ``--backend cli``, each started as its program is.
+
+The face receives a :class:`~lingma_mcp.backend.Backend` and never asks which one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..acp.backend import CliBackend, CliOptions
+from ..acp.discovery import CliCommand, find_cli
+from ..backend import Backend, BackendKind
+from ..config import Settings, _package_parent
+from ..errors import LingmaNotFound
+
+log = logging.getLogger(__name__)
+
+SIM_STATE_ENV = "LINGMA_SIM_ACP_STATE_DIR"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which backend serves, and why (shown by ``doctor`` and logged at start)."""
+
+    kind: BackendKind
+    reason: str
+
+
+def acp_simulator_command() -> tuple[str, ...]:
+    """The bundled ACP simulator, run as the CLI is (``--acp`` is added)."""
+    return (sys.executable, "-m", "lingma_mcp.sim", "acp")
+
+
+def choose(settings: Settings, *, find_ide: bool = True, run_npm: bool = True) -> Choice:
+    """The backend ``settings`` ask for, looking for the programs only under ``auto``."""
+    requested = (settings.backend or "auto").lower()
+    if requested == "ide":
+        return Choice("ide", "--backend ide")
+    if requested == "cli":
+        return Choice("cli", "--backend cli")
+    if settings.simulate:
+        return Choice("ide", "--simulate without --backend cli runs the IDE simulator")
+    if settings.lingma_port:
+        return Choice("ide", "--lingma-port attaches to a running Lingma")
+    if settings.lingma_bin:
+        return Choice("ide", "--lingma-bin names the IDE binary")
+    if find_ide:
+        from ..lingma.discovery import find_lingma
+
+        try:
+            found = find_lingma(settings.launch_options())
+            return Choice("ide", f"the IDE plugin's Lingma binary was found ({found.argv[0]})")
+        except LingmaNotFound:
+            pass
+    try:
+        cli = find_cli(settings.cli_bin, run_npm=run_npm)
+    except LingmaNotFound:
+        return Choice("ide", "neither the IDE plugin's Lingma binary nor the Lingma CLI was found")
+    return Choice("cli", f"no IDE plugin binary; the Lingma CLI was found ({cli.argv[0]})")
+
+
+def cli_options(settings: Settings) -> CliOptions:
+    """What the CLI backend needs; ``--simulate`` becomes the ACP simulator's command."""
+    work_dir = settings.resolved_work_dir
+    env: dict[str, str] | None = None
+    if settings.simulate:
+        # The simulator keeps its conversations beside the IDE simulator's state, so a
+        # restarted server continues them (session/load), and never in the real CLI's.
+        env = dict(os.environ)
+        env.setdefault(SIM_STATE_ENV, str(work_dir / "acp"))
+    return CliOptions(
+        workspace=settings.workspace,
+        cli_bin=settings.cli_bin,
+        command=acp_simulator_command() if settings.simulate else None,
+        command_source="simulator" if settings.simulate else "command line",
+        command_cwd=_package_parent() if settings.simulate else _cwd(settings.workspace),
+        env=env,
+        work_dir=Path(env[SIM_STATE_ENV]) if env else None,
+        startup_timeout=settings.startup_timeout,
+        control_timeout=settings.control_timeout,
+    )
+
+
+def _cwd(workspace: Path) -> Path | None:
+    return workspace if workspace.is_dir() else None
+
+
+def find_cli_for(settings: Settings) -> CliCommand:
+    """The CLI ``settings`` would start (the simulator's command under ``--simulate``)."""
+    return cli_options(settings).find()
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend that serves, per ``--backend`` (see :func:`choose`)."""
+    choice = choose(settings)
+    log.info("backend: %s (%s)", choice.kind, choice.reason)
+    if choice.kind == "cli":
+        return CliBackend(cli_options(settings))
+    from ..lingma.supervisor import LingmaSupervisor
+
+    return LingmaSupervisor(settings)
