@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from .events import ChatEvent
+from .events import ChatEvent, Finish
 
 BackendKind = Literal["ide", "cli"]
 
@@ -44,6 +44,23 @@ class ChatStreamLike(Protocol):
     """One chat's events, ending after ``Finish``; raises if Lingma goes away."""
 
     def __aiter__(self) -> AsyncIterator[ChatEvent]: ...
+
+    async def __anext__(self) -> ChatEvent: ...
+
+    @property
+    def done(self) -> bool:
+        """Finished or failed: releasing it sends nothing upstream."""
+        ...
+
+    @property
+    def finish(self) -> Finish | None:
+        """The ``Finish`` event once read (its ``session_id`` is the one to continue)."""
+        ...
+
+    @property
+    def session_hint(self) -> str | None:
+        """The session this chat was asked in, before Lingma confirms one."""
+        ...
 
     def result(self) -> Any:
         """The ``ChatResult`` once finished (answer, session_id, request_id, ...)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from lingma_mcp.acp.discovery import CliCommand, CliNotFound, find_cli
 from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
 from lingma_mcp.acp.prompt import PromptStream
 from lingma_mcp.errors import LingmaConnectionLost, LingmaError
-from lingma_mcp.events import ChatEvent, TextDelta
+from lingma_mcp.events import ChatEvent, Finish, TextDelta
 from lingma_mcp.lingma.auth import AuthStatus
 from lingma_mcp.process.machine import (
     BACKOFF_INITIAL,
@@ -462,15 +462,35 @@ class CliChatStream:
         self._first_token_ms: int | None = None
         self._total_ms: int | None = None
 
-    def __aiter__(self) -> AsyncIterator[ChatEvent]:
-        return self._events()
+    def __aiter__(self) -> CliChatStream:
+        return self
 
-    async def _events(self) -> AsyncIterator[ChatEvent]:
-        async for event in self.prompt:
-            if isinstance(event, TextDelta) and self._first_token_ms is None:
-                self._first_token_ms = self._elapsed()
-            yield event
-        self._total_ms = self._elapsed()
+    async def __anext__(self) -> ChatEvent:
+        try:
+            event = await self.prompt.__anext__()
+        except StopAsyncIteration:
+            if self._total_ms is None:
+                self._total_ms = self._elapsed()
+            raise
+        if isinstance(event, TextDelta) and self._first_token_ms is None:
+            self._first_token_ms = self._elapsed()
+        if isinstance(event, Finish):
+            self._total_ms = self._elapsed()
+        return event
+
+    @property
+    def done(self) -> bool:
+        """Finished or failed: releasing it sends nothing upstream."""
+        return self.prompt.done
+
+    @property
+    def finish(self) -> Finish | None:
+        return self.prompt.finish
+
+    @property
+    def session_hint(self) -> str:
+        """The session this prompt runs in (ACP sessions keep their id)."""
+        return self.prompt.session_id
 
     def _elapsed(self) -> int:
         return int((time.monotonic() - self._started) * 1000)

@@ -80,6 +80,11 @@ class PromptStream:
         """Every tool call seen, in first-seen order, as plain dicts."""
         return [tool.as_dict() for tool in self._mapper.tools.values()]
 
+    @property
+    def done(self) -> bool:
+        """The prompt ended (finished or failed) and its end was read."""
+        return self._done
+
     def __aiter__(self) -> PromptStream:
         return self
 
