@@ -102,7 +102,9 @@ def find_cli_for(settings: Settings) -> CliCommand:
 
 def make_backend(settings: Settings) -> Backend:
     """The backend that serves, per ``--backend`` (see :func:`choose`)."""
-    choice = choose(settings)
+    # Made while the server starts, before it answers initialize: no program is run to
+    # decide (npm's global prefix is read from its config and the usual places instead).
+    choice = choose(settings, run_npm=False)
     log.info("backend: %s (%s)", choice.kind, choice.reason)
     if choice.kind == "cli":
         return CliBackend(cli_options(settings))
