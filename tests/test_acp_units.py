@@ -178,11 +178,13 @@ def test_tool_calls_are_judged_into_actions_and_targets(tmp_path: Path):
 async def test_the_agents_stderr_is_logged_redacted(caplog):
     import logging
 
-    from lingma_mcp.acp.spawn import AgentProcess
+    from lingma_mcp.process.child import ChildProcess, stderr_log
 
-    caplog.set_level(logging.DEBUG, logger="lingma_mcp.acp.stderr")
-    process = await AgentProcess.spawn(["sh", "-c", 'echo "token=abc123 failed" >&2'])
-    await process.stderr_closed
+    caplog.set_level(logging.DEBUG, logger=stderr_log.name)
+    process = await ChildProcess.spawn(
+        ["sh", "-c", 'echo "token=abc123 failed" >&2'], name="qoderclicn", pipes=True
+    )
+    await process.stderr_drained(30)
     assert await process.exited == 0
     assert process.stderr_tail() == ["token=*** failed"]
     assert "abc123" not in caplog.text and "token=*** failed" in caplog.text

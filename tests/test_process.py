@@ -133,6 +133,42 @@ async def test_pipes_carry_a_protocol_over_stdio() -> None:
     assert await proc.stdout.read() == b""
 
 
+async def test_a_line_up_to_the_stdout_limit_is_read_whole() -> None:
+    # A protocol line (an ACP file write) can be far longer than asyncio's 64 KiB default.
+    size = 1024 * 1024
+    proc = await _spawn(
+        f"import sys; sys.stdout.write('x' * {size} + '\\n'); sys.stdout.flush()",
+        pipes=True,
+        stdout_limit=2 * size,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readuntil(b"\n"), 30)
+    assert len(line) == size + 1
+    await proc.terminate()
+
+
+async def test_stdin_waits_for_room_then_closes_as_end_of_input() -> None:
+    # More than a pipe holds: writing it all means waiting for the child to read.
+    size = 4 * 1024 * 1024
+    proc = await _spawn(
+        "import sys\n"
+        "n = len(sys.stdin.buffer.read())\n"
+        "print(n, flush=True)\n"
+        "sys.stdin.close()\n"
+        "import time; time.sleep(30)",
+        pipes=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    for _ in range(size // 65536):
+        proc.stdin.write(b"y" * 65536)
+        await asyncio.wait_for(proc.stdin.drain(), 30)
+    proc.stdin.close()
+    assert await asyncio.wait_for(proc.stdout.readline(), 30) == f"{size}\n".encode()
+    with pytest.raises(ConnectionResetError, match="stdin is closed"):
+        proc.write(b"late")
+    await proc.terminate(0.5)
+
+
 async def test_without_pipes_there_is_no_stdin_to_write_to() -> None:
     proc = await _spawn("import time; time.sleep(30)")
     assert proc.stdout is None

@@ -1,9 +1,10 @@
 """The CLI backend: ``qoderclicn --acp`` spoken to over the Agent Client Protocol.
 
-Layers, lowest first: ``spawn`` (the child process and its group), ``transport`` (ACP
-lines on its stdio), ``updates``, ``permissions`` and ``models`` (pure mappings),
-``handlers`` (the agent's requests to us), ``prompt`` (one prompt's event stream),
-``client`` (sessions, prompts, models), ``attempt`` (one start-up: spawn + initialize).
+Layers, lowest first: ``transport`` (ACP lines on the stdio of the shared
+:class:`~lingma_mcp.process.ChildProcess`), ``updates``, ``permissions`` and ``models``
+(pure mappings), ``handlers`` (the agent's requests to us), ``prompt`` (one prompt's event
+stream), ``client`` (sessions, prompts, models), ``attempt`` (one start-up: spawn +
+initialize).
 ``ports`` names what the workspace host and approval gate provide.
 """
 

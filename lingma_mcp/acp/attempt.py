@@ -4,6 +4,11 @@ The supervisor (states, backoff, restarts) lives elsewhere and calls :func:`star
 once per attempt; an attempt keeps no state of its own. It returns an :class:`AgentHandle`
 exposing the client, a future that resolves when the agent is lost, and ``close()``; or
 it raises with everything already cleaned up (no child is left behind by a failed attempt).
+
+The child itself is a :class:`~lingma_mcp.process.ChildProcess` with pipes, like the IDE
+binary's: its own process group (the CLI is a Node program that may start helpers, and it
+does **not** exit when its stdin closes, so ending it means SIGTERM, a grace, then SIGKILL
+to the whole group), stderr drained into DEBUG logs redacted, SIGKILL on the parent's death.
 """
 
 from __future__ import annotations
@@ -16,20 +21,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient
-from lingma_mcp.acp.spawn import TERMINATE_GRACE, AgentProcess
 from lingma_mcp.acp.transport import LineTransport
 from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError
+from lingma_mcp.process.child import ChildProcess
 
 log = logging.getLogger("lingma_mcp.acp.attempt")
 
 ACP_FLAG = "--acp"
+CHILD_NAME = "qoderclicn"
+# SIGTERM to SIGKILL by default (1.1.52 takes ~8.5 s to exit; the backend passes less).
+TERMINATE_GRACE = 10.0
+# One ACP line may carry a whole file (fs/write_text_file); the reader must hold it.
+STDOUT_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass
 class AgentHandle:
     """A running, initialized agent: its client, its loss, its end."""
 
-    process: AgentProcess
+    process: ChildProcess
     client: AcpClient
     terminate_grace: float = TERMINATE_GRACE
     lost: asyncio.Future[None] = field(init=False)
@@ -76,15 +86,17 @@ async def start_agent(
     """
     argv = [str(cli_bin), *extra_args, ACP_FLAG]
     try:
-        process = await AgentProcess.spawn(argv, cwd=cwd, env=env)
+        process = await ChildProcess.spawn(
+            argv, cwd=cwd, env=env, name=CHILD_NAME, pipes=True, stdout_limit=STDOUT_LIMIT
+        )
     except OSError as exc:
         raise LingmaStartupError(
             f"could not start the Lingma CLI {cli_bin}: {exc.strerror or exc}",
             waited_for="spawn",
         ) from exc
-    client = AcpClient(
-        LineTransport(process.reader, process.writer), control_timeout=control_timeout
-    )
+    assert process.stdout is not None and process.stdin is not None  # pipes=True
+    transport = LineTransport(process.stdout, process.stdin)
+    client = AcpClient(transport, control_timeout=control_timeout)
     handle = AgentHandle(process, client, terminate_grace)
     try:
         await _initialize(handle, startup_timeout)
@@ -114,8 +126,7 @@ async def _initialize(handle: AgentHandle, startup_timeout: float) -> None:
         # Its stdout ended: the exit code and the last of stderr follow; wait for them.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(process.exited), 5.0)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(process.stderr_closed), 1.0)
+        await process.stderr_drained(1.0)
         message = f"the Lingma CLI exited before answering initialize (code {process.returncode})"
     elif failure is not None:
         message = f"the Lingma CLI failed its initialize: {failure}"

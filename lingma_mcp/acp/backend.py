@@ -184,7 +184,7 @@ class CliAttempt:
             control_timeout=self.options.control_timeout,
             terminate_grace=self.options.terminate_grace,
         )
-        progress.process = agent.process  # type: ignore[assignment]  # same surface
+        progress.process = agent.process
         client = CliClient(agent.client, self.options.workspace)
         return CliHandle(agent, client, command.source)
 

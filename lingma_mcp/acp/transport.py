@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from lingma_mcp.redact import redact
 
@@ -29,13 +29,23 @@ _PREVIEW = 200
 Observer = Callable[[str, dict[str, Any]], None]
 
 
+class Writer(Protocol):
+    """The agent's stdin as this transport uses it (a ``StreamWriter`` or a ``StdinPipe``)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class LineTransport:
     """An ``acp`` ``Transport``: one JSON-RPC message a line, both ways."""
 
     def __init__(
         self,
         reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        writer: Writer,
         observer: Observer | None = None,
     ) -> None:
         self._reader = reader

@@ -3,9 +3,10 @@
 By default the child gets stdin closed and stdout discarded: our stdout is the MCP stream,
 and the IDE binary (like the simulator) prints there. With ``pipes=True`` stdin and stdout
 are kept for a protocol spoken over stdio (the official CLI speaks ACP that way): bytes
-written with :meth:`ChildProcess.write` go to its stdin, and its stdout feeds
-:attr:`ChildProcess.stdout`. Stderr is read as it arrives, redacted, logged line by line at
-DEBUG and kept in a small ring buffer so a start-up failure can quote its last lines.
+written with :meth:`ChildProcess.write` (or :attr:`ChildProcess.stdin`, which also waits for
+room and closes) go to its stdin, and its stdout feeds :attr:`ChildProcess.stdout`. Stderr
+is read as it arrives, redacted, logged line by line at DEBUG and kept in a small ring
+buffer so a start-up failure can quote its last lines.
 
 The child leads its own session and process group, so stopping it stops whatever it
 started too: SIGTERM goes to the whole group, then after a grace SIGKILL to the whole
@@ -46,6 +47,8 @@ stderr_log = logging.getLogger("lingma_mcp.lingma.stderr")
 
 STDERR_TAIL_LINES = 50
 TERMINATE_GRACE = 5.0
+# asyncio's own default: how long a line ``StreamReader.readuntil`` may hold on stdout.
+STDOUT_LIMIT = 64 * 1024
 # A line longer than this is cut: one runaway line must not grow memory without bound.
 MAX_LINE_CHARS = 8192
 
@@ -108,6 +111,55 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+class StdinPipe:
+    """The child's stdin for a protocol: write, wait for room with :meth:`drain`, close.
+
+    The shape of a ``StreamWriter`` that a line protocol needs, without a stream protocol
+    under it: the flow control comes from the subprocess protocol's pause/resume.
+    """
+
+    def __init__(self, name: str, transport: asyncio.WriteTransport) -> None:
+        self._name = name
+        self._transport = transport
+        self._room = asyncio.Event()
+        self._room.set()
+        self._lost = False
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for the child's stdin.
+
+        Raises:
+            ConnectionResetError: stdin is closed (by us, or the child closed its end).
+        """
+        if self._lost or self._transport.is_closing():
+            raise ConnectionResetError(f"{self._name}: its stdin is closed")
+        self._transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the child reads slower than we write (the pipe's buffer is full).
+
+        Raises:
+            ConnectionResetError: stdin closed before the buffer emptied.
+        """
+        await self._room.wait()
+        if self._lost:
+            raise ConnectionResetError(f"{self._name}: its stdin is closed")
+
+    def close(self) -> None:
+        """Close stdin (EOF for the child; a child that ignores EOF keeps running)."""
+        self._transport.close()
+
+    def _pause(self) -> None:
+        self._room.clear()
+
+    def _resume(self) -> None:
+        self._room.set()
+
+    def _lose(self) -> None:
+        self._lost = True
+        self._room.set()  # wake writers waiting for room: there will be none
+
+
 class _Protocol(asyncio.SubprocessProtocol):
     def __init__(self, owner: ChildProcess) -> None:
         self._owner = owner
@@ -129,7 +181,18 @@ class _Protocol(asyncio.SubprocessProtocol):
         for line in lines:
             self._owner._stderr_line(line)
 
+    # The subprocess transport relays stdin's flow control here: the only pipe we write.
+    def pause_writing(self) -> None:
+        if self._owner.stdin is not None:
+            self._owner.stdin._pause()
+
+    def resume_writing(self) -> None:
+        if self._owner.stdin is not None:
+            self._owner.stdin._resume()
+
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 0 and self._owner.stdin is not None:
+            self._owner.stdin._lose()
         if fd == 1 and self._owner.stdout is not None:
             self._owner.stdout.feed_eof()
         if fd == 2:
@@ -157,6 +220,7 @@ class ChildProcess:
         self._stderr_closed: asyncio.Future[None] = loop.create_future()
         self._group = False
         self.stdout: asyncio.StreamReader | None = None
+        self.stdin: StdinPipe | None = None
 
     @classmethod
     async def spawn(
@@ -168,6 +232,7 @@ class ChildProcess:
         name: str = "child",
         tail_lines: int = STDERR_TAIL_LINES,
         pipes: bool = False,
+        stdout_limit: int = STDOUT_LIMIT,
     ) -> ChildProcess:
         """Start ``argv`` in a new session: stderr drained; stdin and stdout per ``pipes``.
 
@@ -176,6 +241,7 @@ class ChildProcess:
         Args:
             pipes: keep stdin and stdout for a protocol spoken over stdio; without it
                 stdin is closed and stdout discarded.
+            stdout_limit: the longest line ``stdout.readuntil`` may hold (with ``pipes``).
 
         Raises:
             OSError: the program could not be started (missing, not executable, bad cwd).
@@ -183,7 +249,7 @@ class ChildProcess:
         loop = asyncio.get_running_loop()
         self = cls(name, tail_lines)
         if pipes:
-            self.stdout = asyncio.StreamReader()
+            self.stdout = asyncio.StreamReader(limit=stdout_limit)
         kwargs: dict[str, object] = {}
         hook = _parent_death_signal_hook()
         if hook is not None:
@@ -201,6 +267,9 @@ class ChildProcess:
             **kwargs,
         )
         self._transport = transport
+        stdin = transport.get_pipe_transport(0)
+        if pipes and stdin is not None:
+            self.stdin = StdinPipe(name, stdin)  # type: ignore[arg-type]
         self.pid = transport.get_pid()
         self._group = sys.platform != "win32"
         log.debug("[%s] spawned pid %d: %s", name, self.pid, redact(" ".join(argv)))
@@ -256,12 +325,12 @@ class ChildProcess:
         """Send ``data`` to the child's stdin (only with ``pipes=True``).
 
         Raises:
-            RuntimeError: the child was spawned without pipes, or its stdin is closed.
+            RuntimeError: the child was spawned without pipes.
+            ConnectionResetError: its stdin is closed.
         """
-        transport = self._transport.get_pipe_transport(0) if self._transport else None
-        if transport is None or transport.is_closing():
+        if self.stdin is None:
             raise RuntimeError(f"{self.name}: no stdin to write to")
-        transport.write(data)  # type: ignore[attr-defined]
+        self.stdin.write(data)
 
     async def terminate(self, grace: float = TERMINATE_GRACE) -> int | None:
         """SIGTERM to the group, wait ``grace`` s, SIGKILL to the group, reap. Idempotent.
