@@ -27,6 +27,8 @@ CONTROL_CALL_TIMEOUT = 30.0
 # The longest prompt sent to Lingma; a longer one is refused before asking (a frame that
 # large drops the connection and fails every concurrent question).
 DEFAULT_MAX_PROMPT_CHARS = 1_000_000
+# The longest silence on a call's progress before a keepalive goes out (server/progress.py).
+DEFAULT_KEEPALIVE_S = 10.0
 
 
 def _state_dir() -> Path:
@@ -84,6 +86,8 @@ class Settings:
     # continues as a job; None: chosen per host (server/job_tools.py); 0: never.
     detach_after: float | None = None
     max_result_chars: int = DEFAULT_MAX_RESULT_CHARS  # --max-result-chars
+    # Not an option: a seam so tests see keepalives without waiting the default's 10 s.
+    keepalive_s: float = DEFAULT_KEEPALIVE_S
 
     @property
     def control_timeout(self) -> float:

@@ -171,7 +171,7 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
             await ctx.report_progress(progress, None, message)
 
         # The ask runs as a job (job_tools.py): background, detach, big answers, errors.
-        async with ProgressRelay(send) as relay:
+        async with ProgressRelay(send, keepalive_s=bridge.settings.keepalive_s) as relay:
             return await asks.ask(ctx, params, relay, background=background)
 
     @app.tool(
