@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from anyio.streams.text import TextReceiveStream
+from conftest import server_params
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,9 +35,10 @@ class RawHost:
         assert self.process.stdin is not None
         await self.process.stdin.send((json.dumps({"jsonrpc": "2.0", **message}) + "\n").encode())
 
-    async def until(self, predicate: Any) -> dict[str, Any]:
-        """Read lines until one message matches; every line must be JSON-RPC."""
-        for message in self.messages:
+    async def until(self, predicate: Any, seen: int = 0) -> dict[str, Any]:
+        """Read lines until one message matches (skipping the first ``seen`` messages);
+        every line must be JSON-RPC."""
+        for message in self.messages[seen:]:
             if predicate(message):
                 return message
         while True:
@@ -56,9 +57,9 @@ class RawHost:
         await self.send({"id": msg_id, "method": method, "params": params})
         return await self.until(lambda m: m.get("id") == msg_id and "method" not in m)
 
-    async def start_ask(self, client_name: str, prompt: str, token: str) -> None:
-        """Handshake, then call ask_lingma (id 2) with a progress token; do not wait."""
-        await self.request(
+    async def handshake(self, client_name: str = "raw") -> dict[str, Any]:
+        """initialize (id 1) and initialized; returns the initialize reply."""
+        reply = await self.request(
             1,
             "initialize",
             {
@@ -68,6 +69,11 @@ class RawHost:
             },
         )
         await self.send({"method": "notifications/initialized"})
+        return reply
+
+    async def start_ask(self, client_name: str, prompt: str, token: str) -> None:
+        """Handshake, then call ask_lingma (id 2) with a progress token; do not wait."""
+        await self.handshake(client_name)
         await self.send(
             {
                 "id": 2,
@@ -86,19 +92,8 @@ def _log_file(tmp_path: Path) -> Any:
 
 
 def _command(tmp_path: Path) -> list[str]:
-    (tmp_path / "project").mkdir(exist_ok=True)
-    return [
-        sys.executable,
-        "-m",
-        "lingma_mcp",
-        "--simulate",
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--workspace",
-        str(tmp_path / "project"),
-        "--log-level",
-        "DEBUG",
-    ]
+    params = server_params(tmp_path)  # conftest's launcher; the environment is each test's
+    return [params.command, *params.args]
 
 
 async def test_stdout_is_only_json_rpc_and_no_progress_follows_a_result(tmp_path: Path) -> None:
@@ -113,17 +108,8 @@ async def test_stdout_is_only_json_rpc_and_no_progress_follows_a_result(tmp_path
     async with process:
         host = RawHost(process)
         with anyio.fail_after(30):
-            init = await host.request(
-                1,
-                "initialize",
-                {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw-host", "version": "0"},
-                },
-            )
+            init = await host.handshake("raw-host")
             assert init["result"]["serverInfo"]["name"] == "lingma-mcp"
-            await host.send({"method": "notifications/initialized"})
             for n in range(3):
                 call_id = 10 + n
                 token = f"tok-{n}"
@@ -229,41 +215,33 @@ async def test_a_host_that_reads_slowly_gets_coalesced_text_not_a_backlog(
     assert len(progress) < 200, f"{len(progress)} notifications for 25000 deltas"
 
 
-@pytest.mark.parametrize(
-    ("line", "code"),
-    [
-        ('{"jsonrpc":"2.0","id":7,"method":"tools/list","params":[]}', -32600),
-        ('{"jsonrpc":"1.0","id":7,"method":"tools/list"}', -32600),
-        ("{not json", -32700),
-    ],
-)
-async def test_a_malformed_request_gets_an_error_reply(
-    tmp_path: Path, line: str, code: int
-) -> None:
+MALFORMED = [
+    ('{"jsonrpc":"2.0","id":7,"method":"tools/list","params":[]}', -32600),
+    ('{"jsonrpc":"1.0","id":7,"method":"tools/list"}', -32600),
+    ("{not json", -32700),
+]
+
+
+async def test_a_malformed_request_gets_an_error_reply(tmp_path: Path) -> None:
+    # One server for every malformed line, each followed by a ping: a refusal that broke
+    # the connection would fail the lines after it too.
     with _log_file(tmp_path) as errlog:
         process = await anyio.open_process(_command(tmp_path), env=dict(os.environ), stderr=errlog)
     async with process:
         host = RawHost(process)
         with anyio.fail_after(30):
-            await host.request(
-                1,
-                "initialize",
-                {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw", "version": "0"},
-                },
-            )
-            await host.send({"method": "notifications/initialized"})
+            await host.handshake()
             assert process.stdin is not None
-            await process.stdin.send((line + "\n").encode())
-            reply = await host.until(lambda m: "error" in m)
-            assert reply["error"]["code"] == code
-            if code == -32600:
-                assert reply["id"] == 7
-            # and the server still answers
-            pong = await host.request(8, "ping", {})
-            assert pong.get("result") == {}
+            for n, (line, code) in enumerate(MALFORMED):
+                seen = len(host.messages)
+                await process.stdin.send((line + "\n").encode())
+                reply = await host.until(lambda m: "error" in m, seen)
+                assert reply["error"]["code"] == code, line
+                if code == -32600:
+                    assert reply["id"] == 7, line
+                # and the server still answers
+                pong = await host.request(100 + n, "ping", {})
+                assert pong.get("result") == {}, line
             await process.stdin.aclose()
             await process.wait()
 
@@ -275,16 +253,7 @@ async def test_a_lone_surrogate_in_a_prompt_is_replaced_not_fatal(tmp_path: Path
     async with process:
         host = RawHost(process)
         with anyio.fail_after(30):
-            await host.request(
-                1,
-                "initialize",
-                {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw", "version": "0"},
-                },
-            )
-            await host.send({"method": "notifications/initialized"})
+            await host.handshake()
             assert process.stdin is not None
             raw = (
                 '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"ask_lingma",'
