@@ -127,8 +127,15 @@ async def inprocess_server(tmp_path: Path, **settings: Any) -> AsyncIterator[Cli
         yield client
 
 
+@pytest.fixture(scope="module")
+def shared_server_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of ``shared_server``: its ``sim.jsonl`` and ``server.log``, shared by every
+    test of the module, so a test picks out its own entries (by prompt, say)."""
+    return tmp_path_factory.mktemp("shared-server")
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Client]:
+async def shared_server(shared_server_folder: Path) -> AsyncIterator[Client]:
     """One simulated server for a module's read-only tests (mark them
     ``@pytest.mark.asyncio(loop_scope="module")``): tool lists, model lists, validation.
 
@@ -136,7 +143,7 @@ async def shared_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
     down in two different tasks, and the client's task group must be left where it was
     entered.
     """
-    folder = tmp_path_factory.mktemp("shared-server")
+    folder = shared_server_folder
     ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
 

@@ -141,19 +141,27 @@ async def test_a_call_without_progress_token_simply_returns_the_result(
     assert "no progress please" in result.structured_content["answer"]
 
 
-async def test_session_id_continues_the_conversation(tmp_path: Path) -> None:
-    async with mcp_server(tmp_path) as client:
-        first = await client.call_tool("ask_lingma", {"prompt": "first question"})
-        session_id = first.structured_content["session_id"]
-        second = await client.call_tool(
-            "ask_lingma", {"prompt": "second question", "session_id": session_id}
-        )
-        fresh = await client.call_tool("ask_lingma", {"prompt": "unrelated"})
+@pytest.mark.asyncio(loop_scope="module")
+async def test_session_id_continues_the_conversation(
+    shared_server: Any, shared_server_folder: Path
+) -> None:
+    client = shared_server
+    first = await client.call_tool("ask_lingma", {"prompt": "first question"})
+    session_id = first.structured_content["session_id"]
+    second = await client.call_tool(
+        "ask_lingma", {"prompt": "second question", "session_id": session_id}
+    )
+    fresh = await client.call_tool("ask_lingma", {"prompt": "unrelated"})
     assert session_id
     assert second.structured_content["session_id"] == session_id
     assert "turn 2" in second.structured_content["answer"]
     assert fresh.structured_content["session_id"] != session_id
-    asks = sent_to_lingma(tmp_path, "chat/ask")
+    mine = ("first question", "second question", "unrelated")
+    asks = [
+        a
+        for a in sent_to_lingma(shared_server_folder, "chat/ask")
+        if a["params"]["questionText"] in mine
+    ]
     assert [a["params"]["isReply"] for a in asks] == [False, True, False]
     assert asks[1]["params"]["sessionId"] == session_id
 
@@ -178,18 +186,24 @@ async def test_a_conversation_outlives_a_lingma_restart(tmp_path: Path) -> None:
     assert "turn 2" in second.structured_content["answer"]
 
 
-async def test_agent_mode_with_a_model_reports_tool_events(tmp_path: Path) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_agent_mode_with_a_model_reports_tool_events(
+    shared_server: Any, shared_server_folder: Path
+) -> None:
     progress = Progress()
-    async with mcp_server(tmp_path) as client:
-        result = await client.call_tool(
-            "ask_lingma",
-            {"prompt": "use a model", "model": "dashscope_qwen3_coder", "mode": "agent"},
-            progress_callback=progress,
-        )
+    result = await shared_server.call_tool(
+        "ask_lingma",
+        {"prompt": "use a model", "model": "dashscope_qwen3_coder", "mode": "agent"},
+        progress_callback=progress,
+    )
     assert not result.is_error, text_of(result)
     data = result.structured_content
     assert data["model"] == "dashscope_qwen3_coder" and data["mode"] == "agent"
-    ask = sent_to_lingma(tmp_path, "chat/ask")[0]["params"]
+    [ask] = [
+        a["params"]
+        for a in sent_to_lingma(shared_server_folder, "chat/ask")
+        if a["params"]["questionText"] == "use a model"
+    ]
     assert ask["extra"]["modelConfig"]["key"] == "dashscope_qwen3_coder"
     assert ask["mode"] == "agent"
     [tool] = data["tool_events"]
@@ -224,19 +238,19 @@ async def test_cancellation_sends_chat_stop_and_the_next_call_works(tmp_path: Pa
     assert "again" in result.structured_content["answer"]
 
 
-async def test_sixteen_concurrent_asks_each_get_their_own_answer(tmp_path: Path) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_sixteen_concurrent_asks_each_get_their_own_answer(shared_server: Any) -> None:
     results: dict[int, Any] = {}
     progress = {i: Progress() for i in range(16)}
-    async with mcp_server(tmp_path, {"LINGMA_SIM_DELTA_DELAY": "0.005"}) as client:
 
-        async def ask(i: int) -> None:
-            results[i] = await client.call_tool(
-                "ask_lingma", {"prompt": f"question number {i}"}, progress_callback=progress[i]
-            )
+    async def ask(i: int) -> None:
+        results[i] = await shared_server.call_tool(
+            "ask_lingma", {"prompt": f"question number {i}"}, progress_callback=progress[i]
+        )
 
-        async with anyio.create_task_group() as tg:
-            for i in range(16):
-                tg.start_soon(ask, i)
+    async with anyio.create_task_group() as tg:
+        for i in range(16):
+            tg.start_soon(ask, i)
     for i in range(16):
         result = results[i]
         assert not result.is_error, text_of(result)
@@ -449,20 +463,23 @@ async def test_host_roots_choose_the_workspace(tmp_path: Path) -> None:
 # -- secrets ------------------------------------------------------------------------------------
 
 
-async def test_no_token_in_any_result_resource_or_log_line(tmp_path: Path) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_no_token_in_any_result_resource_or_log_line(
+    shared_server: Any, shared_server_folder: Path
+) -> None:
     seen: list[str] = []
-    async with mcp_server(tmp_path) as client:
-        for name, args in [
-            ("auth_status", {}),
-            ("list_models", {}),
-            ("login", {}),
-            ("ask_lingma", {"prompt": "tokens?"}),
-        ]:
-            result = await client.call_tool(name, args)
-            seen.append(result.model_dump_json())
-        for uri in ("lingma://status", "lingma://models", "lingma://sessions"):
-            seen.append((await client.read_resource(uri)).model_dump_json())
-    log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    for name, args in [
+        ("auth_status", {}),
+        ("list_models", {}),
+        ("login", {}),
+        ("ask_lingma", {"prompt": "tokens?"}),
+    ]:
+        result = await shared_server.call_tool(name, args)
+        seen.append(result.model_dump_json())
+    for uri in ("lingma://status", "lingma://models", "lingma://sessions"):
+        seen.append((await shared_server.read_resource(uri)).model_dump_json())
+    # The log so far: every other test of the module sharing this server adds to it.
+    log = (shared_server_folder / "server.log").read_text(encoding="utf-8")
     assert " DEBUG " in log, "the server should have logged at DEBUG"
     seen.append(log)
     for blob in seen:
