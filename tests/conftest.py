@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 import pytest_asyncio
 from mcp import Client
@@ -69,6 +71,26 @@ async def mcp_server(
         options = {"mode": "legacy", **client_options}  # hosts today use the handshake
         async with Client(transport, **options) as client:
             yield client
+
+
+@asynccontextmanager
+async def server_process(
+    tmp_path: Path, env: dict[str, str] | None = None, params: StdioServerParameters | None = None
+) -> AsyncIterator[anyio.abc.Process]:
+    """The server as a raw process with stdin/stdout pipes, for tests of the wire itself
+    and of signals. ``env`` goes on top of this process's environment as it is (not on top
+    of :data:`FAST`); ``params`` (from :func:`server_params`) brings its own."""
+    if params is None:
+        params = server_params(tmp_path)
+        full_env = {**os.environ, **(env or {})}
+    else:
+        full_env = {**os.environ, **(params.env or {}), **(env or {})}
+    with open_log(tmp_path) as errlog:
+        process = await anyio.open_process(
+            [params.command, *params.args], env=full_env, stderr=errlog
+        )
+    async with process:
+        yield process
 
 
 class Progress:

@@ -21,9 +21,9 @@ from conftest import (
     Progress,
     inprocess_server,
     mcp_server,
-    open_log,
     sent_to_lingma,
     server_params,
+    server_process,
     text_of,
     wait_until,
 )
@@ -496,13 +496,7 @@ async def test_no_token_in_any_result_resource_or_log_line(
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_a_signal_closes_lingma_and_exits(tmp_path: Path, signum: int) -> None:
-    params = server_params(tmp_path)
-    env = {**os.environ, **(params.env or {})}
-    with open_log(tmp_path) as errlog:
-        proc = await anyio.open_process(
-            [params.command, *params.args], env=env, stderr=errlog, stdin=-1, stdout=-1
-        )
-    async with proc:
+    async with server_process(tmp_path, params=server_params(tmp_path)) as proc:
         await wait_until(lambda: "state starting -> ready" in _log(tmp_path))
         lingma_pid = _lingma_pid(tmp_path)
         proc.send_signal(signum)
@@ -545,12 +539,7 @@ async def test_a_second_sigterm_during_shutdown_waits_for_lingma(tmp_path: Path)
     # Lingma ignores SIGTERM here, so the shutdown waits its grace before SIGKILL: a host
     # that signals again meanwhile must not kill the server before Lingma is reaped.
     params = server_params(tmp_path, {"LINGMA_SIM_IGNORE_SIGTERM": "1"})
-    env = {**os.environ, **(params.env or {})}
-    with open_log(tmp_path) as errlog:
-        proc = await anyio.open_process(
-            [params.command, *params.args], env=env, stderr=errlog, stdin=-1, stdout=-1
-        )
-    async with proc:
+    async with server_process(tmp_path, params=params) as proc:
         await wait_until(lambda: "state starting -> ready" in _log(tmp_path))
         lingma_pid = _lingma_pid(tmp_path)
         proc.send_signal(signal.SIGTERM)

@@ -8,14 +8,13 @@ call's result (one host drops the whole connection when that happens).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from anyio.streams.text import TextReceiveStream
-from conftest import server_params
+from conftest import open_log, server_params, server_process
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,25 +86,18 @@ class RawHost:
         )
 
 
-def _log_file(tmp_path: Path) -> Any:
-    return open(tmp_path / "server.log", "w", encoding="utf-8")
-
-
 def _command(tmp_path: Path) -> list[str]:
-    params = server_params(tmp_path)  # conftest's launcher; the environment is each test's
+    params = server_params(tmp_path)  # conftest's launcher, on plain pipes here
     return [params.command, *params.args]
 
 
 async def test_stdout_is_only_json_rpc_and_no_progress_follows_a_result(tmp_path: Path) -> None:
     env = {
-        **os.environ,
         "LINGMA_SIM_DELTA_DELAY": "0.001",
         "LINGMA_SIM_ANSWER_SIZE": "600",
         "LINGMA_SIM_CHUNK": "3",
     }
-    with _log_file(tmp_path) as errlog:
-        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
-    async with process:
+    async with server_process(tmp_path, env) as process:
         host = RawHost(process)
         with anyio.fail_after(30):
             init = await host.handshake("raw-host")
@@ -156,14 +148,11 @@ async def test_a_host_that_leaves_mid_answer_stops_lingma_and_the_server_exits(
 ) -> None:
     sim_log = tmp_path / "sim.jsonl"
     env = {
-        **os.environ,
         "LINGMA_SIM_DELTA_DELAY": "0.05",
         "LINGMA_SIM_ANSWER_SIZE": "3000",
         "LINGMA_SIM_LOG": str(sim_log),
     }
-    with _log_file(tmp_path) as errlog:
-        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
-    async with process:
+    async with server_process(tmp_path, env) as process:
         host = RawHost(process)
         with anyio.fail_after(30):
             await host.start_ask("raw-host", "a long one", "leaving")
@@ -188,11 +177,9 @@ async def test_a_host_that_leaves_mid_answer_stops_lingma_and_the_server_exits(
 async def test_a_host_that_reads_slowly_gets_coalesced_text_not_a_backlog(
     tmp_path: Path,
 ) -> None:
-    env = {**os.environ, "LINGMA_SIM_ANSWER_SIZE": "200000", "LINGMA_SIM_CHUNK": "8"}
+    env = {"LINGMA_SIM_ANSWER_SIZE": "200000", "LINGMA_SIM_CHUNK": "8"}
     env["LINGMA_MAX_RESULT_CHARS"] = "1000000"  # the whole answer in the result, uncut
-    with _log_file(tmp_path) as errlog:
-        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
-    async with process:
+    async with server_process(tmp_path, env) as process:
         host = RawHost(process)
         with anyio.fail_after(40):
             await host.start_ask("slow-host", "a big one", "slow")
@@ -225,9 +212,7 @@ MALFORMED = [
 async def test_a_malformed_request_gets_an_error_reply(tmp_path: Path) -> None:
     # One server for every malformed line, each followed by a ping: a refusal that broke
     # the connection would fail the lines after it too.
-    with _log_file(tmp_path) as errlog:
-        process = await anyio.open_process(_command(tmp_path), env=dict(os.environ), stderr=errlog)
-    async with process:
+    async with server_process(tmp_path) as process:
         host = RawHost(process)
         with anyio.fail_after(30):
             await host.handshake()
@@ -247,10 +232,8 @@ async def test_a_malformed_request_gets_an_error_reply(tmp_path: Path) -> None:
 
 
 async def test_a_lone_surrogate_in_a_prompt_is_replaced_not_fatal(tmp_path: Path) -> None:
-    env = {**os.environ, "LINGMA_SIM_DELTA_DELAY": "0.001", "LINGMA_SIM_ANSWER_SIZE": "40"}
-    with _log_file(tmp_path) as errlog:
-        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
-    async with process:
+    env = {"LINGMA_SIM_DELTA_DELAY": "0.001", "LINGMA_SIM_ANSWER_SIZE": "40"}
+    async with server_process(tmp_path, env) as process:
         host = RawHost(process)
         with anyio.fail_after(30):
             await host.handshake()
@@ -280,7 +263,7 @@ def test_a_host_that_closes_stdout_ends_the_server_quietly(tmp_path: Path) -> No
             "clientInfo": {"name": "raw", "version": "0"},
         },
     }
-    with _log_file(tmp_path) as errlog:
+    with open_log(tmp_path) as errlog:
         process = subprocess.Popen(
             _command(tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog
         )
