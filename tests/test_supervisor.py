@@ -11,14 +11,13 @@ import os
 import signal
 import stat
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from procs import alive
+from procs import alive, wait_gone
 from simclient import SimProcess
 
 from lingma_mcp.config import Settings
@@ -596,11 +595,7 @@ async def test_a_sigkilled_server_leaves_no_lingma_behind(tmp_path: Path) -> Non
         assert alive(pid)
         helper.send_signal(signal.SIGKILL)
         await helper.wait()
-        deadline = time.monotonic() + 3
-        # No event exists for the death of a process that is not our child: poll.
-        while alive(pid):
-            assert time.monotonic() < deadline, "Lingma outlived its SIGKILLed server"
-            await asyncio.sleep(0.02)
+        await wait_gone(pid, "Lingma outlived its SIGKILLed server")
     finally:
         if helper.returncode is None:
             helper.kill()
