@@ -186,24 +186,18 @@ async def test_a_conversation_outlives_a_lingma_restart(tmp_path: Path) -> None:
     assert "turn 2" in second.structured_content["answer"]
 
 
-@pytest.mark.asyncio(loop_scope="module")
-async def test_agent_mode_with_a_model_reports_tool_events(
-    shared_server: Any, shared_server_folder: Path
-) -> None:
+async def test_agent_mode_with_a_model_reports_tool_events(tmp_path: Path) -> None:
     progress = Progress()
-    result = await shared_server.call_tool(
-        "ask_lingma",
-        {"prompt": "use a model", "model": "dashscope_qwen3_coder", "mode": "agent"},
-        progress_callback=progress,
-    )
+    async with mcp_server(tmp_path) as client:
+        result = await client.call_tool(
+            "ask_lingma",
+            {"prompt": "use a model", "model": "dashscope_qwen3_coder", "mode": "agent"},
+            progress_callback=progress,
+        )
     assert not result.is_error, text_of(result)
     data = result.structured_content
     assert data["model"] == "dashscope_qwen3_coder" and data["mode"] == "agent"
-    [ask] = [
-        a["params"]
-        for a in sent_to_lingma(shared_server_folder, "chat/ask")
-        if a["params"]["questionText"] == "use a model"
-    ]
+    ask = sent_to_lingma(tmp_path, "chat/ask")[0]["params"]
     assert ask["extra"]["modelConfig"]["key"] == "dashscope_qwen3_coder"
     assert ask["mode"] == "agent"
     [tool] = data["tool_events"]
