@@ -29,6 +29,8 @@ CONTROL_CALL_TIMEOUT = 30.0
 DEFAULT_MAX_PROMPT_CHARS = 1_000_000
 # Agent mode: a command Lingma runs is killed (its whole process group) after this long.
 DEFAULT_COMMAND_TIMEOUT = 300.0
+# The longest silence on a call's progress before a keepalive goes out (server/progress.py).
+DEFAULT_KEEPALIVE_S = 10.0
 
 
 def _state_dir() -> Path:
@@ -91,6 +93,8 @@ class Settings:
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT  # --command-timeout
     backend: str = "auto"  # --backend / LINGMA_BACKEND: auto | ide | cli (server/backends.py)
     cli_bin: str | None = None  # --cli-bin / LINGMA_CLI_BIN: the Lingma CLI (qoderclicn)
+    # Not an option: a seam so tests see keepalives without waiting the default's 10 s.
+    keepalive_s: float = DEFAULT_KEEPALIVE_S
 
     @property
     def control_timeout(self) -> float:

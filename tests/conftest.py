@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 import pytest_asyncio
 from mcp import Client
@@ -69,6 +71,26 @@ async def mcp_server(
         options = {"mode": "legacy", **client_options}  # hosts today use the handshake
         async with Client(transport, **options) as client:
             yield client
+
+
+@asynccontextmanager
+async def server_process(
+    tmp_path: Path, env: dict[str, str] | None = None, params: StdioServerParameters | None = None
+) -> AsyncIterator[anyio.abc.Process]:
+    """The server as a raw process with stdin/stdout pipes, for tests of the wire itself
+    and of signals. ``env`` goes on top of this process's environment as it is (not on top
+    of :data:`FAST`); ``params`` (from :func:`server_params`) brings its own."""
+    if params is None:
+        params = server_params(tmp_path)
+        full_env = {**os.environ, **(env or {})}
+    else:
+        full_env = {**os.environ, **(params.env or {}), **(env or {})}
+    with open_log(tmp_path) as errlog:
+        process = await anyio.open_process(
+            [params.command, *params.args], env=full_env, stderr=errlog
+        )
+    async with process:
+        yield process
 
 
 class Progress:
@@ -127,8 +149,15 @@ async def inprocess_server(tmp_path: Path, **settings: Any) -> AsyncIterator[Cli
         yield client
 
 
+@pytest.fixture(scope="module")
+def shared_server_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of ``shared_server``: its ``sim.jsonl`` and ``server.log``, shared by every
+    test of the module, so a test picks out its own entries (by prompt, say)."""
+    return tmp_path_factory.mktemp("shared-server")
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Client]:
+async def shared_server(shared_server_folder: Path) -> AsyncIterator[Client]:
     """One simulated server for a module's read-only tests (mark them
     ``@pytest.mark.asyncio(loop_scope="module")``): tool lists, model lists, validation.
 
@@ -136,7 +165,7 @@ async def shared_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
     down in two different tasks, and the client's task group must be left where it was
     entered.
     """
-    folder = tmp_path_factory.mktemp("shared-server")
+    folder = shared_server_folder
     ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from pathlib import Path
 
 
@@ -23,3 +25,15 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state not in ("Z", "X")
+
+
+async def wait_gone(pid: int, what: str, within: float = 10.0) -> None:
+    """Wait until ``pid`` is gone; fail naming ``what`` if it is not within ``within`` s.
+
+    No event exists for the death of a process that is not our child: poll. The bound is
+    generous so a loaded machine does not fail a test that is only slow.
+    """
+    deadline = time.monotonic() + within
+    while alive(pid):
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.02)

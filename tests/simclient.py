@@ -148,6 +148,17 @@ class SimProcess:
         )
 
 
+def sim_command(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run one ``lingma-sim`` command to its end (version, status, --help...)."""
+    return subprocess.run(
+        [sys.executable, "-m", "lingma_mcp.sim", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @asynccontextmanager
 async def running_sim(
     tmp_path: Path,

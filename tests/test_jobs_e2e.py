@@ -1,7 +1,7 @@
 """Jobs as hosts use them: background asks, check and cancel, automatic detach.
 
 A real ``lingma-mcp --simulate`` over stdio, the SDK's client, the simulator behind (the
-helpers of test_server_e2e). The simulator answers slowly where a test needs a job to be
+fixtures of conftest.py). The simulator answers slowly where a test needs a job to be
 still running (``LINGMA_SIM_DELTA_DELAY``); order is asserted through what the host and
 the simulator saw, never through wall-clock time.
 """
@@ -14,15 +14,17 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp.types import Implementation
-from test_server_e2e import (
+from conftest import (
     Progress,
+    inprocess_server,
     mcp_server,
     sent_to_lingma,
     server_params,
     text_of,
     wait_until,
 )
+from mcp import Client
+from mcp.types import Implementation
 
 from lingma_mcp.server.answers import RESULT_SIZE_META
 
@@ -66,13 +68,13 @@ async def read_json(client: Any, uri: str) -> Any:
 # -- the contract -----------------------------------------------------------------------------
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_the_job_tools_resources_and_ask_lingma_background_are_listed(
-    tmp_path: Path,
+    shared_server: Client,
 ) -> None:
-    async with mcp_server(tmp_path) as client:
-        tools = {t.name: t for t in (await client.list_tools()).tools}
-        resources = {str(r.uri) for r in (await client.list_resources()).resources}
-        listed = await client.list_resource_templates()
+    tools = {t.name: t for t in (await shared_server.list_tools()).tools}
+    resources = {str(r.uri) for r in (await shared_server.list_resources()).resources}
+    listed = await shared_server.list_resource_templates()
     templates = {t.uri_template: t for t in listed.resource_templates}
     ask = tools["ask_lingma"]
     assert ask.input_schema["properties"]["background"]["default"] is False
@@ -148,9 +150,11 @@ async def test_a_background_ask_returns_at_once_and_check_follows_it_to_the_whol
     ],
 )
 async def test_a_background_ask_refuses_bad_arguments_at_once(
-    tmp_path: Path, arguments: dict[str, Any], expected: str
+    tmp_path: Path, arguments: dict[str, Any], expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with mcp_server(tmp_path) as client:
+    # Validation only: the server runs in this process (the simulator still answers).
+    monkeypatch.setenv("LINGMA_SIM_LOG", str(tmp_path / "sim.jsonl"))
+    async with inprocess_server(tmp_path) as client:
         result = await client.call_tool("ask_lingma", {**arguments, "background": True})
         listing = await read_json(client, "lingma://jobs")
     assert result.is_error
@@ -183,10 +187,10 @@ async def test_cancelling_a_job_stops_lingma(tmp_path: Path) -> None:
     assert not after.is_error and "still usable" in after.structured_content["answer"]
 
 
-async def test_an_unknown_job_id_is_a_clear_error(tmp_path: Path) -> None:
-    async with mcp_server(tmp_path) as client:
-        check = await client.call_tool("check_lingma_job", {"job_id": "job-nope"})
-        cancel = await client.call_tool("cancel_lingma_job", {"job_id": "job-nope"})
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_unknown_job_id_is_a_clear_error(shared_server: Client) -> None:
+    check = await shared_server.call_tool("check_lingma_job", {"job_id": "job-nope"})
+    cancel = await shared_server.call_tool("cancel_lingma_job", {"job_id": "job-nope"})
     for result in (check, cancel):
         assert result.is_error
         text = text_of(result)

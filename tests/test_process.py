@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from procs import alive
+from procs import alive, wait_gone
 
 from lingma_mcp.process.child import ChildProcess
 
@@ -233,10 +233,7 @@ async def test_child_dies_when_its_parent_is_sigkilled(tmp_path: Path) -> None:
         assert alive(child)
         parent.kill()
         await parent.wait()
-        deadline = time.monotonic() + 3
-        while alive(child):
-            assert time.monotonic() < deadline, "child outlived its SIGKILLed parent"
-            await asyncio.sleep(0.02)
+        await wait_gone(child, "child outlived its SIGKILLed parent")
     finally:
         if parent.returncode is None:
             parent.kill()

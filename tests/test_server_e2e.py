@@ -21,9 +21,9 @@ from conftest import (
     Progress,
     inprocess_server,
     mcp_server,
-    open_log,
     sent_to_lingma,
     server_params,
+    server_process,
     text_of,
     wait_until,
 )
@@ -145,19 +145,27 @@ async def test_a_call_without_progress_token_simply_returns_the_result(
     assert "no progress please" in result.structured_content["answer"]
 
 
-async def test_session_id_continues_the_conversation(tmp_path: Path) -> None:
-    async with mcp_server(tmp_path) as client:
-        first = await client.call_tool("ask_lingma", {"prompt": "first question"})
-        session_id = first.structured_content["session_id"]
-        second = await client.call_tool(
-            "ask_lingma", {"prompt": "second question", "session_id": session_id}
-        )
-        fresh = await client.call_tool("ask_lingma", {"prompt": "unrelated"})
+@pytest.mark.asyncio(loop_scope="module")
+async def test_session_id_continues_the_conversation(
+    shared_server: Any, shared_server_folder: Path
+) -> None:
+    client = shared_server
+    first = await client.call_tool("ask_lingma", {"prompt": "first question"})
+    session_id = first.structured_content["session_id"]
+    second = await client.call_tool(
+        "ask_lingma", {"prompt": "second question", "session_id": session_id}
+    )
+    fresh = await client.call_tool("ask_lingma", {"prompt": "unrelated"})
     assert session_id
     assert second.structured_content["session_id"] == session_id
     assert "turn 2" in second.structured_content["answer"]
     assert fresh.structured_content["session_id"] != session_id
-    asks = sent_to_lingma(tmp_path, "chat/ask")
+    mine = ("first question", "second question", "unrelated")
+    asks = [
+        a
+        for a in sent_to_lingma(shared_server_folder, "chat/ask")
+        if a["params"]["questionText"] in mine
+    ]
     assert [a["params"]["isReply"] for a in asks] == [False, True, False]
     assert asks[1]["params"]["sessionId"] == session_id
 
@@ -233,19 +241,19 @@ async def test_cancellation_sends_chat_stop_and_the_next_call_works(tmp_path: Pa
     assert "again" in result.structured_content["answer"]
 
 
-async def test_sixteen_concurrent_asks_each_get_their_own_answer(tmp_path: Path) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_sixteen_concurrent_asks_each_get_their_own_answer(shared_server: Any) -> None:
     results: dict[int, Any] = {}
     progress = {i: Progress() for i in range(16)}
-    async with mcp_server(tmp_path, {"LINGMA_SIM_DELTA_DELAY": "0.005"}) as client:
 
-        async def ask(i: int) -> None:
-            results[i] = await client.call_tool(
-                "ask_lingma", {"prompt": f"question number {i}"}, progress_callback=progress[i]
-            )
+    async def ask(i: int) -> None:
+        results[i] = await shared_server.call_tool(
+            "ask_lingma", {"prompt": f"question number {i}"}, progress_callback=progress[i]
+        )
 
-        async with anyio.create_task_group() as tg:
-            for i in range(16):
-                tg.start_soon(ask, i)
+    async with anyio.create_task_group() as tg:
+        for i in range(16):
+            tg.start_soon(ask, i)
     for i in range(16):
         result = results[i]
         assert not result.is_error, text_of(result)
@@ -259,12 +267,12 @@ async def test_timeout_stops_lingma_and_returns_the_answer_so_far(tmp_path: Path
     env = {"LINGMA_SIM_DELTA_DELAY": "0.05", "LINGMA_SIM_ANSWER_SIZE": "4000"}
     async with mcp_server(tmp_path, env) as client:
         await client.call_tool("auth_status", {})  # Lingma is up: the timeout is the answer's
-        result = await client.call_tool("ask_lingma", {"prompt": "slow", "timeout_s": 0.6})
+        result = await client.call_tool("ask_lingma", {"prompt": "slow", "timeout_s": 2})
         await wait_until(lambda: sent_to_lingma(tmp_path, "chat/stop"))
         after = await client.call_tool("auth_status", {})
     assert result.is_error
     text = text_of(result)
-    assert "timeout_s=0.6" in text and "answer so far" in text
+    assert "timeout_s=2" in text and "answer so far" in text
     assert "Lingma sim answer" in text
     assert not after.is_error
 
@@ -462,20 +470,23 @@ async def test_host_roots_choose_the_workspace(tmp_path: Path) -> None:
 # -- secrets ------------------------------------------------------------------------------------
 
 
-async def test_no_token_in_any_result_resource_or_log_line(tmp_path: Path) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_no_token_in_any_result_resource_or_log_line(
+    shared_server: Any, shared_server_folder: Path
+) -> None:
     seen: list[str] = []
-    async with mcp_server(tmp_path) as client:
-        for name, args in [
-            ("auth_status", {}),
-            ("list_models", {}),
-            ("login", {}),
-            ("ask_lingma", {"prompt": "tokens?"}),
-        ]:
-            result = await client.call_tool(name, args)
-            seen.append(result.model_dump_json())
-        for uri in ("lingma://status", "lingma://models", "lingma://sessions"):
-            seen.append((await client.read_resource(uri)).model_dump_json())
-    log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    for name, args in [
+        ("auth_status", {}),
+        ("list_models", {}),
+        ("login", {}),
+        ("ask_lingma", {"prompt": "tokens?"}),
+    ]:
+        result = await shared_server.call_tool(name, args)
+        seen.append(result.model_dump_json())
+    for uri in ("lingma://status", "lingma://models", "lingma://sessions"):
+        seen.append((await shared_server.read_resource(uri)).model_dump_json())
+    # The log so far: every other test of the module sharing this server adds to it.
+    log = (shared_server_folder / "server.log").read_text(encoding="utf-8")
     assert " DEBUG " in log, "the server should have logged at DEBUG"
     seen.append(log)
     for blob in seen:
@@ -492,13 +503,7 @@ async def test_no_token_in_any_result_resource_or_log_line(tmp_path: Path) -> No
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_a_signal_closes_lingma_and_exits(tmp_path: Path, signum: int) -> None:
-    params = server_params(tmp_path)
-    env = {**os.environ, **(params.env or {})}
-    with open_log(tmp_path) as errlog:
-        proc = await anyio.open_process(
-            [params.command, *params.args], env=env, stderr=errlog, stdin=-1, stdout=-1
-        )
-    async with proc:
+    async with server_process(tmp_path, params=server_params(tmp_path)) as proc:
         await wait_until(lambda: "state starting -> ready" in _log(tmp_path))
         lingma_pid = _lingma_pid(tmp_path)
         proc.send_signal(signum)
@@ -541,12 +546,7 @@ async def test_a_second_sigterm_during_shutdown_waits_for_lingma(tmp_path: Path)
     # Lingma ignores SIGTERM here, so the shutdown waits its grace before SIGKILL: a host
     # that signals again meanwhile must not kill the server before Lingma is reaped.
     params = server_params(tmp_path, {"LINGMA_SIM_IGNORE_SIGTERM": "1"})
-    env = {**os.environ, **(params.env or {})}
-    with open_log(tmp_path) as errlog:
-        proc = await anyio.open_process(
-            [params.command, *params.args], env=env, stderr=errlog, stdin=-1, stdout=-1
-        )
-    async with proc:
+    async with server_process(tmp_path, params=params) as proc:
         await wait_until(lambda: "state starting -> ready" in _log(tmp_path))
         lingma_pid = _lingma_pid(tmp_path)
         proc.send_signal(signal.SIGTERM)

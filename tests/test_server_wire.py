@@ -8,14 +8,13 @@ call's result (one host drops the whole connection when that happens).
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from anyio.streams.text import TextReceiveStream
+from conftest import open_log, server_params, server_process
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,9 +34,10 @@ class RawHost:
         assert self.process.stdin is not None
         await self.process.stdin.send((json.dumps({"jsonrpc": "2.0", **message}) + "\n").encode())
 
-    async def until(self, predicate: Any) -> dict[str, Any]:
-        """Read lines until one message matches; every line must be JSON-RPC."""
-        for message in self.messages:
+    async def until(self, predicate: Any, seen: int = 0) -> dict[str, Any]:
+        """Read lines until one message matches (skipping the first ``seen`` messages);
+        every line must be JSON-RPC."""
+        for message in self.messages[seen:]:
             if predicate(message):
                 return message
         while True:
@@ -56,9 +56,9 @@ class RawHost:
         await self.send({"id": msg_id, "method": method, "params": params})
         return await self.until(lambda m: m.get("id") == msg_id and "method" not in m)
 
-    async def start_ask(self, client_name: str, prompt: str, token: str) -> None:
-        """Handshake, then call ask_lingma (id 2) with a progress token; do not wait."""
-        await self.request(
+    async def handshake(self, client_name: str = "raw") -> dict[str, Any]:
+        """initialize (id 1) and initialized; returns the initialize reply."""
+        reply = await self.request(
             1,
             "initialize",
             {
@@ -68,6 +68,11 @@ class RawHost:
             },
         )
         await self.send({"method": "notifications/initialized"})
+        return reply
+
+    async def start_ask(self, client_name: str, prompt: str, token: str) -> None:
+        """Handshake, then call ask_lingma (id 2) with a progress token; do not wait."""
+        await self.handshake(client_name)
         await self.send(
             {
                 "id": 2,
@@ -81,49 +86,22 @@ class RawHost:
         )
 
 
-def _log_file(tmp_path: Path) -> Any:
-    return open(tmp_path / "server.log", "w", encoding="utf-8")
-
-
 def _command(tmp_path: Path) -> list[str]:
-    (tmp_path / "project").mkdir(exist_ok=True)
-    return [
-        sys.executable,
-        "-m",
-        "lingma_mcp",
-        "--simulate",
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--workspace",
-        str(tmp_path / "project"),
-        "--log-level",
-        "DEBUG",
-    ]
+    params = server_params(tmp_path)  # conftest's launcher, on plain pipes here
+    return [params.command, *params.args]
 
 
 async def test_stdout_is_only_json_rpc_and_no_progress_follows_a_result(tmp_path: Path) -> None:
     env = {
-        **os.environ,
         "LINGMA_SIM_DELTA_DELAY": "0.001",
         "LINGMA_SIM_ANSWER_SIZE": "600",
         "LINGMA_SIM_CHUNK": "3",
     }
-    with _log_file(tmp_path) as errlog:
-        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
-    async with process:
+    async with server_process(tmp_path, env) as process:
         host = RawHost(process)
         with anyio.fail_after(30):
-            init = await host.request(
-                1,
-                "initialize",
-                {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw-host", "version": "0"},
-                },
-            )
+            init = await host.handshake("raw-host")
             assert init["result"]["serverInfo"]["name"] == "lingma-mcp"
-            await host.send({"method": "notifications/initialized"})
             for n in range(3):
                 call_id = 10 + n
                 token = f"tok-{n}"
@@ -170,14 +148,11 @@ async def test_a_host_that_leaves_mid_answer_stops_lingma_and_the_server_exits(
 ) -> None:
     sim_log = tmp_path / "sim.jsonl"
     env = {
-        **os.environ,
         "LINGMA_SIM_DELTA_DELAY": "0.05",
         "LINGMA_SIM_ANSWER_SIZE": "3000",
         "LINGMA_SIM_LOG": str(sim_log),
     }
-    with _log_file(tmp_path) as errlog:
-        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
-    async with process:
+    async with server_process(tmp_path, env) as process:
         host = RawHost(process)
         with anyio.fail_after(30):
             await host.start_ask("raw-host", "a long one", "leaving")
@@ -202,11 +177,9 @@ async def test_a_host_that_leaves_mid_answer_stops_lingma_and_the_server_exits(
 async def test_a_host_that_reads_slowly_gets_coalesced_text_not_a_backlog(
     tmp_path: Path,
 ) -> None:
-    env = {**os.environ, "LINGMA_SIM_ANSWER_SIZE": "200000", "LINGMA_SIM_CHUNK": "8"}
+    env = {"LINGMA_SIM_ANSWER_SIZE": "200000", "LINGMA_SIM_CHUNK": "8"}
     env["LINGMA_MAX_RESULT_CHARS"] = "1000000"  # the whole answer in the result, uncut
-    with _log_file(tmp_path) as errlog:
-        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
-    async with process:
+    async with server_process(tmp_path, env) as process:
         host = RawHost(process)
         with anyio.fail_after(40):
             await host.start_ask("slow-host", "a big one", "slow")
@@ -229,62 +202,41 @@ async def test_a_host_that_reads_slowly_gets_coalesced_text_not_a_backlog(
     assert len(progress) < 200, f"{len(progress)} notifications for 25000 deltas"
 
 
-@pytest.mark.parametrize(
-    ("line", "code"),
-    [
-        ('{"jsonrpc":"2.0","id":7,"method":"tools/list","params":[]}', -32600),
-        ('{"jsonrpc":"1.0","id":7,"method":"tools/list"}', -32600),
-        ("{not json", -32700),
-    ],
-)
-async def test_a_malformed_request_gets_an_error_reply(
-    tmp_path: Path, line: str, code: int
-) -> None:
-    with _log_file(tmp_path) as errlog:
-        process = await anyio.open_process(_command(tmp_path), env=dict(os.environ), stderr=errlog)
-    async with process:
+MALFORMED = [
+    ('{"jsonrpc":"2.0","id":7,"method":"tools/list","params":[]}', -32600),
+    ('{"jsonrpc":"1.0","id":7,"method":"tools/list"}', -32600),
+    ("{not json", -32700),
+]
+
+
+async def test_a_malformed_request_gets_an_error_reply(tmp_path: Path) -> None:
+    # One server for every malformed line, each followed by a ping: a refusal that broke
+    # the connection would fail the lines after it too.
+    async with server_process(tmp_path) as process:
         host = RawHost(process)
         with anyio.fail_after(30):
-            await host.request(
-                1,
-                "initialize",
-                {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw", "version": "0"},
-                },
-            )
-            await host.send({"method": "notifications/initialized"})
+            await host.handshake()
             assert process.stdin is not None
-            await process.stdin.send((line + "\n").encode())
-            reply = await host.until(lambda m: "error" in m)
-            assert reply["error"]["code"] == code
-            if code == -32600:
-                assert reply["id"] == 7
-            # and the server still answers
-            pong = await host.request(8, "ping", {})
-            assert pong.get("result") == {}
+            for n, (line, code) in enumerate(MALFORMED):
+                seen = len(host.messages)
+                await process.stdin.send((line + "\n").encode())
+                reply = await host.until(lambda m: "error" in m, seen)
+                assert reply["error"]["code"] == code, line
+                if code == -32600:
+                    assert reply["id"] == 7, line
+                # and the server still answers
+                pong = await host.request(100 + n, "ping", {})
+                assert pong.get("result") == {}, line
             await process.stdin.aclose()
             await process.wait()
 
 
 async def test_a_lone_surrogate_in_a_prompt_is_replaced_not_fatal(tmp_path: Path) -> None:
-    env = {**os.environ, "LINGMA_SIM_DELTA_DELAY": "0.001", "LINGMA_SIM_ANSWER_SIZE": "40"}
-    with _log_file(tmp_path) as errlog:
-        process = await anyio.open_process(_command(tmp_path), env=env, stderr=errlog)
-    async with process:
+    env = {"LINGMA_SIM_DELTA_DELAY": "0.001", "LINGMA_SIM_ANSWER_SIZE": "40"}
+    async with server_process(tmp_path, env) as process:
         host = RawHost(process)
         with anyio.fail_after(30):
-            await host.request(
-                1,
-                "initialize",
-                {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw", "version": "0"},
-                },
-            )
-            await host.send({"method": "notifications/initialized"})
+            await host.handshake()
             assert process.stdin is not None
             raw = (
                 '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"ask_lingma",'
@@ -311,7 +263,7 @@ def test_a_host_that_closes_stdout_ends_the_server_quietly(tmp_path: Path) -> No
             "clientInfo": {"name": "raw", "version": "0"},
         },
     }
-    with _log_file(tmp_path) as errlog:
+    with open_log(tmp_path) as errlog:
         process = subprocess.Popen(
             _command(tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog
         )

@@ -8,14 +8,12 @@ that report what the client did.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from simclient import SimClient, SimProcess, running_sim
+from simclient import SimClient, SimProcess, running_sim, sim_command
 
 WORKSPACE = "/tmp/project"
 INIT = {"rootUri": "file:///tmp/project", "processId": 1, "capabilities": {}}
@@ -393,13 +391,9 @@ async def test_chat_stop_while_pending_cancels_the_chat(client: SimClient) -> No
 
 def test_help_agent_lists_every_instruction_and_help_env_points_to_it() -> None:
     def sim(*args: str) -> str:
-        return subprocess.run(
-            [sys.executable, "-m", "lingma_mcp.sim", *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
+        done = sim_command(*args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     listed = sim("--help-agent")
     for verb in ("read", "create", "replace", "delete", "save", "problems", "run", "run&"):

@@ -8,29 +8,21 @@ import re
 import signal
 import socket
 import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from simclient import SimClient, SimProcess, deltas_text, poll_until, running_sim
+from simclient import SimClient, SimProcess, deltas_text, poll_until, running_sim, sim_command
 
 SMALL = {"LINGMA_SIM_ANSWER_SIZE": "80", "LINGMA_SIM_CHUNK": "8"}
-
-
-def _sim_command(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lingma_mcp.sim", *args], capture_output=True, text=True, timeout=10
-    )
 
 
 # -- commands and the info file -------------------------------------------------------------
 
 
 def test_version_and_status_commands() -> None:
-    assert _sim_command("version").stdout.strip() == "2.5.17-sim"
-    status = json.loads(_sim_command("status", "-o", "json", "--workDir", ".").stdout)
+    assert sim_command("version").stdout.strip() == "2.5.17-sim"
+    status = json.loads(sim_command("status", "-o", "json", "--workDir", ".").stdout)
     assert status["logged_in"] is True and status["username"] and status["user_type"]
     assert status["version"] == "2.5.17-sim"
 

@@ -11,14 +11,14 @@ import os
 import signal
 import stat
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from procs import alive
+from procs import alive, wait_gone
+from simclient import SimProcess
 
 from lingma_mcp.config import Settings
 from lingma_mcp.errors import LingmaClosed, LingmaConnectionLost, LingmaStartupError
@@ -389,8 +389,8 @@ async def test_reconnects_are_bounded_then_a_call_tries_again(
         attached = LaunchOptions(tmp_path / "w", port=port, startup_timeout=0.3)
         supervisor = make(attached, backoff_initial=0.01, backoff_max=0.02, max_attempts=3)
         await supervisor.client()
-        lingma.kill()
-        await lingma.wait()
+        lingma.signal(signal.SIGKILL)
+        await lingma.wait_exit()
         # The health check notices the loss for sure (the socket's close may still be in
         # flight); then each call hears the outcome of one reconnect attempt.
         assert await supervisor.check_health("Lingma was killed") is False
@@ -405,9 +405,7 @@ async def test_reconnects_are_bounded_then_a_call_tries_again(
         await supervisor.client()
         assert supervisor.status().state is State.READY
     finally:
-        if lingma.returncode is None:
-            lingma.terminate()
-            await lingma.wait()
+        lingma.stop()
 
 
 class _FakeLingma:
@@ -464,14 +462,11 @@ async def test_a_drop_right_after_initialize_still_schedules_a_reconnect(
 # ---------------------------------------------------------------------- attach mode
 
 
-async def _run_sim(work: Path, port: int = 0) -> tuple[asyncio.subprocess.Process, int]:
-    args = [sys.executable, "-m", "lingma_mcp.sim", "start", "--workDir", str(work)]
-    if port:
-        args += ["--socketPort", str(port)]
+async def _run_sim(work: Path, port: int = 0) -> tuple[SimProcess, int]:
+    """A simulator the supervisor did not start (attach mode): simclient's launcher."""
     remove_stale_info(work)  # a killed simulator leaves its .info behind
-    lingma = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
+    lingma = SimProcess(work, args=["--socketPort", str(port)] if port else [])
+    lingma.start()
     info = await asyncio.wait_for(wait_for_info(work, expected_pid=lingma.pid), 15)
     return lingma, info.port
 
@@ -489,11 +484,10 @@ async def test_attach_mode_spawns_nothing_and_kills_nothing(make: Factory, tmp_p
             assert _children() == {lingma.pid}  # nothing spawned
         assert (await _ask(client)).finish_reason == "success"
         await supervisor.close()
-        assert lingma.returncode is None and alive(lingma.pid)  # nothing killed
+        assert alive(lingma.pid)  # nothing killed
         assert not (tmp_path / "unused").exists()
     finally:
-        lingma.terminate()
-        await lingma.wait()
+        lingma.stop()
 
 
 async def test_attach_to_a_port_where_nothing_listens_fails_fast(
@@ -563,19 +557,10 @@ async def _run_helper(tmp_path: Path, mode: str) -> tuple[asyncio.subprocess.Pro
 
 async def test_lingma_stdout_noise_never_reaches_the_server_stdout(tmp_path: Path) -> None:
     # Control: the simulator does print to stdout, so an empty stdout below means something.
-    noisy = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lingma_mcp.sim",
-        "start",
-        "--workDir",
-        str(tmp_path / "control"),
-        env={**os.environ, "LINGMA_SIM_EXIT_AT_START": "0"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    noise, _ = await asyncio.wait_for(noisy.communicate(), 30)
-    assert noise.strip()
+    noisy = SimProcess(tmp_path / "control", env={"LINGMA_SIM_EXIT_AT_START": "0"})
+    noisy.start()
+    await noisy.wait_exit(30)
+    assert noisy.stdout().strip()
 
     helper, pid = await _run_helper(tmp_path, "exit")
     out, _ = await asyncio.wait_for(helper.communicate(), 30)
@@ -610,11 +595,7 @@ async def test_a_sigkilled_server_leaves_no_lingma_behind(tmp_path: Path) -> Non
         assert alive(pid)
         helper.send_signal(signal.SIGKILL)
         await helper.wait()
-        deadline = time.monotonic() + 3
-        # No event exists for the death of a process that is not our child: poll.
-        while alive(pid):
-            assert time.monotonic() < deadline, "Lingma outlived its SIGKILLed server"
-            await asyncio.sleep(0.02)
+        await wait_gone(pid, "Lingma outlived its SIGKILLed server")
     finally:
         if helper.returncode is None:
             helper.kill()

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from ..config import DEFAULT_KEEPALIVE_S
 from ..events import ChatEvent, Step, TextDelta, Thinking, ToolUpdate
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ STATUS_PREFIX = "[lingma] "
 """Status messages start with this; every other progress message is answer text."""
 
 DEFAULT_COALESCE_S = 0.05
-DEFAULT_KEEPALIVE_S = 10.0
 MAX_STATUS_CHARS = 200
 MAX_PENDING_STATUS = 20
 

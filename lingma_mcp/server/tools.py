@@ -158,7 +158,7 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
             await ctx.report_progress(progress, None, message)
 
         # The ask runs as a job (job_tools.py): background, detach, big answers, errors.
-        async with ProgressRelay(send) as relay:
+        async with ProgressRelay(send, keepalive_s=bridge.settings.keepalive_s) as relay:
             if params.mode == "agent":
                 # Its gate asks through this call while the call lasts; a job that outlives
                 # the call (background, detached) gets the policy's fallback instead.
