@@ -22,13 +22,14 @@ pytestmark = pytest.mark.timeout(240)
 
 def _npx() -> str:
     """npx, with the Inspector in npm's cache; skips, saying why, if not. Never downloads:
-    ``--no`` makes npx refuse to install a package it does not already have."""
+    ``--offline`` lets npx use only what npm's cache holds (``--no`` would refuse even a
+    cached package, since npx counts only installed ones as present)."""
     npx = shutil.which("npx")
     if npx is None:
         pytest.skip("Node.js (npx) is not installed: the MCP Inspector test needs it")
     try:
         probe = subprocess.run(
-            [npx, "--no", "--", INSPECTOR, "--help"],
+            [npx, "--yes", "--offline", "--", INSPECTOR, "--help"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -50,7 +51,8 @@ def _inspector(npx: str, tmp_path: Path, *method_args: str) -> dict:
     workspace.mkdir(exist_ok=True)
     command = [
         npx,
-        "--no",
+        "--yes",
+        "--offline",  # from npm's cache only: the test never downloads
         "--",  # everything after is the Inspector's, not npm's
         INSPECTOR,
         "--cli",
