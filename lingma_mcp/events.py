@@ -82,3 +82,20 @@ class Finish:
 
 
 ChatEvent = TextDelta | Thinking | Step | ToolUpdate | Finish
+
+
+@dataclass
+class ChatResult:
+    """Everything a finished chat produced, whichever backend served it."""
+
+    answer: str
+    session_id: str | None
+    request_id: str
+    finish_reason: str | None
+    status_code: int | None
+    tool_events: list[dict[str, Any]] = field(default_factory=list)
+    thinking: str = ""
+    first_token_ms: int | None = None
+    total_ms: int | None = None
+    finish_message: str = ""
+    title: str | None = None  # the conversation's title, if Lingma named it

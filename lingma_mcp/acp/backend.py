@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from lingma_mcp.acp.discovery import CliCommand, CliNotFound, find_cli
 from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
 from lingma_mcp.acp.prompt import PromptStream
 from lingma_mcp.errors import LingmaConnectionLost, LingmaError
-from lingma_mcp.events import ChatEvent, Finish, TextDelta
+from lingma_mcp.events import ChatEvent, ChatResult, Finish, TextDelta
 from lingma_mcp.lingma.auth import AuthStatus
 from lingma_mcp.process.machine import (
     BACKOFF_INITIAL,
@@ -435,23 +435,6 @@ class CliClient:
 # -- one chat --------------------------------------------------------------------------
 
 
-@dataclass
-class CliChatResult:
-    """Everything a finished chat produced: the fields of the IDE binary's ``ChatResult``."""
-
-    answer: str
-    session_id: str | None
-    request_id: str
-    finish_reason: str | None
-    status_code: int | None
-    tool_events: list[dict[str, Any]] = field(default_factory=list)
-    thinking: str = ""
-    first_token_ms: int | None = None
-    total_ms: int | None = None
-    finish_message: str = ""
-    title: str | None = None
-
-
 class CliChatStream:
     """One prompt's events (a :class:`~lingma_mcp.backend.ChatStreamLike`)."""
 
@@ -502,9 +485,9 @@ class CliChatStream:
     def text_so_far(self) -> str:
         return self.prompt.answer
 
-    def result(self) -> CliChatResult:
+    def result(self) -> ChatResult:
         finish = self.prompt.finish
-        return CliChatResult(
+        return ChatResult(
             answer=self.prompt.answer or (finish.full_answer or "" if finish else ""),
             session_id=self.prompt.session_id,
             request_id=self.request_id,
@@ -527,7 +510,6 @@ __all__ = [
     "CliAttempt",
     "CliAuthStatus",
     "CliBackend",
-    "CliChatResult",
     "CliChatStream",
     "CliClient",
     "CliHandle",

@@ -13,11 +13,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ChatRejected, LingmaConnectionLost, LingmaError, RpcError
-from ..events import ChatEvent, Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
+from ..events import (
+    ChatEvent,
+    ChatResult,
+    Finish,
+    Step,
+    TextDelta,
+    Thinking,
+    ToolCall,
+    ToolUpdate,
+)
 from .tools import TOOL_METHODS, merge, observe
 
 if TYPE_CHECKING:
@@ -26,23 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _END = object()  # queued after Finish, or when the stream is released
-
-
-@dataclass
-class ChatResult:
-    """Everything a finished chat produced."""
-
-    answer: str
-    session_id: str | None
-    request_id: str
-    finish_reason: str | None
-    status_code: int | None
-    tool_events: list[dict[str, Any]] = field(default_factory=list)
-    thinking: str = ""
-    first_token_ms: int | None = None
-    total_ms: int | None = None
-    finish_message: str = ""
-    title: str | None = None  # the conversation's title, if Lingma named it
 
 
 class ChatStream:
