@@ -64,7 +64,7 @@ class AgentHandle:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.client.close(), 2.0)
         finally:
-            code = await self.process.terminate(self.terminate_grace)
+            code = await self.process.terminate(self.terminate_grace, slow_to_stop=True)
         return code
 
 

@@ -332,8 +332,13 @@ class ChildProcess:
             raise RuntimeError(f"{self.name}: no stdin to write to")
         self.stdin.write(data)
 
-    async def terminate(self, grace: float = TERMINATE_GRACE) -> int | None:
+    async def terminate(
+        self, grace: float = TERMINATE_GRACE, *, slow_to_stop: bool = False
+    ) -> int | None:
         """SIGTERM to the group, wait ``grace`` s, SIGKILL to the group, reap. Idempotent.
+
+        ``slow_to_stop``: the program is known to outlast ``grace`` (the Lingma CLI takes
+        seconds over SIGTERM, longer than a host waits), so the SIGKILL is routine, not news.
 
         Returns the exit code. On Windows ``terminate`` is already a hard kill. If the caller
         is cancelled while waiting, the group gets SIGKILL at once: a shutdown cut short
@@ -343,7 +348,7 @@ class ChildProcess:
         if transport is None:
             return None
         try:
-            await self._stop(transport, grace)
+            await self._stop(transport, grace, logging.INFO if slow_to_stop else logging.WARNING)
         except asyncio.CancelledError:
             self.kill_now()
             raise
@@ -352,7 +357,7 @@ class ChildProcess:
         transport.close()
         return self.returncode
 
-    async def _stop(self, transport: asyncio.SubprocessTransport, grace: float) -> None:
+    async def _stop(self, transport: asyncio.SubprocessTransport, grace: float, level: int) -> None:
         if not self._exited.done():
             self._signal(signal.SIGTERM)
             # A stopped (SIGSTOP) child would hold SIGTERM pending until the grace ran out.
@@ -360,7 +365,8 @@ class ChildProcess:
             try:
                 await asyncio.wait_for(asyncio.shield(self._exited), grace)
             except asyncio.TimeoutError:
-                log.warning(
+                log.log(
+                    level,
                     "[%s] pid %d ignored SIGTERM for %g s; sending SIGKILL",
                     self.name,
                     self.pid,
