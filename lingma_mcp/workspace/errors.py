@@ -47,5 +47,6 @@ class UnknownChangeRecord(WorkspaceError, KeyError):
         # KeyError would quote the argument; this message is read by people.
         return (
             f"no changes are recorded for request id {self.request_id!r}: either that call "
-            "changed no files, or its record was dropped (only the last 100 calls are kept)"
+            "changed no files, or its record was dropped (only the last 100 calls are kept). "
+            "Use the request_id of an agent-mode result whose changes list is not empty"
         )
