@@ -31,9 +31,16 @@ from lingma_mcp.server.progress import STATUS_PREFIX
 FAST = {"LINGMA_SIM_DELTA_DELAY": "0.002", "LINGMA_SIM_ANSWER_SIZE": "120"}
 
 
-def server_params(tmp_path: Path, env: dict[str, str] | None = None) -> StdioServerParameters:
-    workspace = tmp_path / "project"
-    workspace.mkdir(exist_ok=True)
+def server_params(
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    *extra: str,
+    workspace: Path | None = None,
+) -> StdioServerParameters:
+    """``lingma-mcp --simulate`` as a host starts it; ``extra`` flags come last and win."""
+    if workspace is None:
+        workspace = tmp_path / "project"
+        workspace.mkdir(exist_ok=True)
     return StdioServerParameters(
         command=sys.executable,
         args=[
@@ -48,6 +55,7 @@ def server_params(tmp_path: Path, env: dict[str, str] | None = None) -> StdioSer
             "DEBUG",
             "--request-timeout",
             "30",
+            *extra,
         ],
         env={**FAST, "LINGMA_SIM_LOG": str(tmp_path / "sim.jsonl"), **(env or {})},
     )

@@ -9,7 +9,6 @@ answer, so the answer shows what Lingma was told. Each test asserts on what the 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,8 +16,9 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import server_params
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.stdio import stdio_client
 from mcp.types import ElicitResult
 from procs import alive
 
@@ -36,33 +36,19 @@ def project(tmp_path: Path) -> Path:
     return folder.resolve()
 
 
-def server_params(tmp_path: Path, project: Path, env: dict[str, str]) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "lingma_mcp",
-            "--simulate",
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--workspace",
-            str(project),
-            "--mode",
-            "agent",
-            "--log-level",
-            "DEBUG",
-            "--request-timeout",
-            "60",
-        ],
-        env={**FAST, **env},
-    )
-
-
 @asynccontextmanager
 async def mcp_server(
     tmp_path: Path, project: Path, env: dict[str, str] | None = None, **client_options: Any
 ) -> AsyncIterator[Client]:
-    params = server_params(tmp_path, project, env or {})
+    params = server_params(
+        tmp_path,
+        {**FAST, **(env or {})},
+        "--mode",
+        "agent",
+        "--request-timeout",
+        "60",
+        workspace=project,
+    )
     with open_log(tmp_path) as errlog:
         transport = stdio_client(params, errlog=errlog)
         async with Client(transport, mode="legacy", **client_options) as client:

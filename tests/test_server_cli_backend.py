@@ -7,7 +7,6 @@ a host receives and on what the agent was sent (the simulator's message log).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import server_params
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import ElicitResult
@@ -29,35 +29,11 @@ from lingma_mcp.server.progress import STATUS_PREFIX
 
 pytestmark = pytest.mark.timeout(90)
 
-AGENT_MODE = importlib.util.find_spec("lingma_mcp.server.agent") is not None
-needs_agent_mode = pytest.mark.skipif(
-    not AGENT_MODE, reason="agent mode at the MCP face (server/agent.py) is not on this branch"
-)
-
 
 def params(tmp_path: Path, env: dict[str, str] | None = None) -> StdioServerParameters:
-    workspace = tmp_path / "project"
-    workspace.mkdir(exist_ok=True)
-    return StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "lingma_mcp",
-            "--simulate",
-            "--backend",
-            "cli",
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--workspace",
-            str(workspace),
-            "--log-level",
-            "DEBUG",
-            "--request-timeout",
-            "30",
-            "--startup-timeout",
-            "20",
-        ],
-        env={"LINGMA_SIM_ACP_LOG": str(tmp_path / "acp.jsonl"), **(env or {})},
+    acp_log = {"LINGMA_SIM_ACP_LOG": str(tmp_path / "acp.jsonl")}
+    return server_params(
+        tmp_path, {**acp_log, **(env or {})}, "--backend", "cli", "--startup-timeout", "20"
     )
 
 
@@ -275,7 +251,6 @@ async def test_sessions_resource_lists_the_agents_sessions(tmp_path: Path) -> No
 # -- agent mode ----------------------------------------------------------------------------
 
 
-@needs_agent_mode
 @pytest.mark.parametrize("decision", ["approve", "deny"])
 async def test_a_file_write_is_decided_by_the_person_through_elicitation(
     tmp_path: Path, decision: str
@@ -299,7 +274,6 @@ async def test_a_file_write_is_decided_by_the_person_through_elicitation(
         assert "rejected" in result.structured_content["answer"]
 
 
-@needs_agent_mode
 async def test_a_write_outside_the_workspace_is_refused_unasked(tmp_path: Path) -> None:
     person = Person("approve")
     outside = tmp_path / "outside.txt"
@@ -312,7 +286,6 @@ async def test_a_write_outside_the_workspace_is_refused_unasked(tmp_path: Path) 
     assert person.asked == []
 
 
-@needs_agent_mode
 async def test_a_command_runs_in_the_workspace_after_approval(tmp_path: Path) -> None:
     person = Person("approve")
     async with server(tmp_path, elicitation_callback=person) as client:
