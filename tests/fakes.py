@@ -8,6 +8,7 @@ from typing import Any
 
 from lingma_mcp.lingma.framing import FrameDecoder, encode_frame
 from lingma_mcp.lingma.toolhost import ToolOutcome
+from lingma_mcp.workspace import ApprovalRequest
 
 
 class Closed(Exception):
@@ -107,3 +108,18 @@ class FakeToolHandler:
         self.confirmed.append((tool_name, parameters, tool_call_id))
         await self._wait()
         return self.approve
+
+
+class FakeAsker:
+    """The person, scripted: each question takes the next answer (an exception is raised)."""
+
+    def __init__(self, *answers: object) -> None:
+        self.answers = list(answers)
+        self.requests: list[ApprovalRequest] = []
+
+    async def __call__(self, request: ApprovalRequest) -> str:
+        self.requests.append(request)
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer  # type: ignore[return-value]

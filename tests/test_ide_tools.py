@@ -5,20 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakes import FakeAsker
 
 from lingma_mcp.lingma.ide_tools import IdeTools
 from lingma_mcp.lingma.toolhost import IdeToolHandler
-from lingma_mcp.workspace import ApprovalGate, ApprovalRequest, WorkspaceHost, parse_policy
-
-
-class Asker:
-    def __init__(self, *answers: str) -> None:
-        self.answers = list(answers)
-        self.requests: list[ApprovalRequest] = []
-
-    async def __call__(self, request: ApprovalRequest) -> str:
-        self.requests.append(request)
-        return self.answers.pop(0)
+from lingma_mcp.workspace import ApprovalGate, WorkspaceHost, parse_policy
 
 
 @pytest.fixture
@@ -29,7 +20,7 @@ def root(tmp_path: Path) -> Path:
     return folder.resolve()
 
 
-def tools_for(root: Path, policy: str | None = None, asker: Asker | None = None) -> IdeTools:
+def tools_for(root: Path, policy: str | None = None, asker: FakeAsker | None = None) -> IdeTools:
     return IdeTools(WorkspaceHost(root, ApprovalGate(parse_policy(policy), asker=asker)))
 
 
@@ -141,7 +132,7 @@ async def test_missing_parameters_say_what_is_needed(root: Path) -> None:
 async def test_confirm_classifies_and_asks_the_gate(
     root: Path, tool: str, params: dict, action: str
 ) -> None:
-    asker = Asker("approve")
+    asker = FakeAsker("approve")
     tools = tools_for(root, "read=ask", asker)
     assert await tools.confirm(tool, params, "call-1")
     [request] = asker.requests
@@ -149,7 +140,7 @@ async def test_confirm_classifies_and_asks_the_gate(
 
 
 async def test_confirm_then_invoke_asks_once(root: Path) -> None:
-    asker = Asker("approve")
+    asker = FakeAsker("approve")
     tools = tools_for(root, None, asker)
     params = {"filePath": "a.txt", "text": "b\n"}
     assert await tools.confirm("replace_text_by_path", params, "call-1")
@@ -158,6 +149,6 @@ async def test_confirm_then_invoke_asks_once(root: Path) -> None:
 
 
 async def test_confirm_denied_by_the_person(root: Path) -> None:
-    tools = tools_for(root, None, Asker("deny"))
+    tools = tools_for(root, None, FakeAsker("deny"))
     assert not await tools.confirm("run_in_terminal", {"command": "rm -rf /"}, "c")
     assert tools.host.approvals[0]["decision"] == "denied"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fakes import FakeAsker
 
 from lingma_mcp.workspace import (
     ApprovalDenied,
@@ -55,19 +56,6 @@ def test_malformed_setting_is_refused_showing_the_syntax(text: str) -> None:
 )
 def test_lingma_tool_names_are_classified(name: str, action: str) -> None:
     assert classify_tool(name) == action
-
-
-class FakeAsker:
-    def __init__(self, *answers: object) -> None:
-        self.answers = list(answers)
-        self.requests: list[ApprovalRequest] = []
-
-    async def __call__(self, request: ApprovalRequest) -> str:
-        self.requests.append(request)
-        answer = self.answers.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer  # type: ignore[return-value]
 
 
 def records(gate: ApprovalGate) -> list[dict[str, str]]:

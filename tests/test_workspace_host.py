@@ -6,27 +6,17 @@ import os
 from pathlib import Path
 
 import pytest
+from fakes import FakeAsker
 
 from lingma_mcp.workspace import (
     ApprovalDenied,
     ApprovalGate,
-    ApprovalRequest,
     ChangeJournal,
     OutsideWorkspace,
     WorkspaceError,
     WorkspaceHost,
     parse_policy,
 )
-
-
-class Asker:
-    def __init__(self, *answers: str) -> None:
-        self.answers = list(answers)
-        self.requests: list[ApprovalRequest] = []
-
-    async def __call__(self, request: ApprovalRequest) -> str:
-        self.requests.append(request)
-        return self.answers.pop(0)
 
 
 @pytest.fixture
@@ -39,7 +29,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def make_host(
-    root: Path, policy: str | None = None, asker: Asker | None = None, **kw: bool
+    root: Path, policy: str | None = None, asker: FakeAsker | None = None, **kw: bool
 ) -> WorkspaceHost:
     return WorkspaceHost(root, ApprovalGate(parse_policy(policy), asker=asker, **kw))
 
@@ -60,7 +50,7 @@ async def test_a_long_read_says_it_was_cut(root: Path) -> None:
 
 @pytest.mark.parametrize("raw", ["../secret.txt", "/etc/passwd", "a.txt\x00", "~nosuchuser_x/a"])
 async def test_escapes_touch_nothing_and_ask_nobody(root: Path, raw: str) -> None:
-    asker = Asker()
+    asker = FakeAsker()
     host = make_host(root, "write=allow,delete=allow", asker)
     for action in (host.read_text(raw), host.write_text(raw, "x"), host.delete(raw)):
         with pytest.raises(WorkspaceError):
@@ -89,7 +79,7 @@ async def test_a_fifo_is_neither_read_nor_written(root: Path) -> None:
 
 async def test_a_write_asks_with_a_diff_preview_then_lands(root: Path) -> None:
     notes: list[str] = []
-    asker = Asker("approve")
+    asker = FakeAsker("approve")
     host = WorkspaceHost(root, ApprovalGate(parse_policy(None), asker=asker, on_note=notes.append))
     await host.write_text("a.txt", "beta\n")
     [request] = asker.requests
@@ -105,11 +95,11 @@ async def test_a_write_asks_with_a_diff_preview_then_lands(root: Path) -> None:
 
 
 async def test_a_declined_write_leaves_the_file_untouched(root: Path) -> None:
-    host = make_host(root, None, Asker("deny"))
+    host = make_host(root, None, FakeAsker("deny"))
     with pytest.raises(ApprovalDenied, match="declined"):
         await host.write_text("a.txt", "beta\n")
     with pytest.raises(ApprovalDenied):
-        await make_host(root, None, Asker("deny")).write_text("new/b.txt", "x")
+        await make_host(root, None, FakeAsker("deny")).write_text("new/b.txt", "x")
     assert (root / "a.txt").read_text() == "alpha\n"
     assert not (root / "new").exists()
     assert host.changes == []
@@ -146,7 +136,7 @@ async def test_new_files_get_their_folders_and_crlf_files_stay_crlf(root: Path) 
 
 
 async def test_an_unchanged_write_asks_nothing(root: Path) -> None:
-    asker = Asker()
+    asker = FakeAsker()
     host = make_host(root, None, asker)
     await host.write_text("a.txt", "alpha\n")
     assert asker.requests == [] and host.changes == []
@@ -171,7 +161,7 @@ async def test_delete_removes_the_file_and_records_it(root: Path, tmp_path: Path
 
 
 async def test_authorize_remembers_the_target_for_the_next_operation(root: Path) -> None:
-    asker = Asker("approve", "approve")
+    asker = FakeAsker("approve", "approve")
     host = make_host(root, None, asker)
     assert await host.authorize("write", "edit_file", str(root / "a.txt"))
     await host.write_text("a.txt", "beta\n")  # no second question
