@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+# Pinned: 1.1.52 runs offline with --fake-responses; 1.1.76 fails at session/new that way.
+VERSION = "1.1.52"
 PACKAGE = "@qodercn-ai/qoderclicn"
 CACHE = (
     Path(os.environ.get("LINGMA_TEST_CACHE") or Path.home() / ".cache" / "lingma-mcp-tests")
@@ -22,19 +24,20 @@ BIN = CACHE / "node_modules" / ".bin" / "qoderclicn"
 INSTALL_TIMEOUT = 300
 
 
-def _works(binary: Path) -> bool:
+def _works(binary: Path) -> str:
+    """The version ``binary --version`` prints, or "" when it does not run."""
     try:
         probe = subprocess.run(
             [str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0 and bool(probe.stdout.strip())
+        return ""
+    return probe.stdout.strip() if probe.returncode == 0 else ""
 
 
 def install() -> tuple[Path | None, str]:
     """The CLI's path, installing it into the cache if needed; else (None, why not)."""
-    if BIN.exists() and _works(BIN):
+    if BIN.exists() and _works(BIN) == VERSION:
         return BIN, ""
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
@@ -42,7 +45,15 @@ def install() -> tuple[Path | None, str]:
     CACHE.mkdir(parents=True, exist_ok=True)
     try:
         done = subprocess.run(
-            [npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", PACKAGE],
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(CACHE),
+                "--no-audit",
+                "--no-fund",
+                f"{PACKAGE}@{VERSION}",
+            ],
             capture_output=True,
             text=True,
             timeout=INSTALL_TIMEOUT,
@@ -52,8 +63,12 @@ def install() -> tuple[Path | None, str]:
         return None, f"npm install {PACKAGE} took over {INSTALL_TIMEOUT} s (no registry?)"
     if done.returncode != 0:
         return None, f"npm install {PACKAGE} failed: {done.stderr.strip()[-300:]}"
-    if not _works(BIN):
-        return None, f"{PACKAGE} installed but `qoderclicn --version` fails (Node >= 20 needed)"
+    version = _works(BIN)
+    if version != VERSION:
+        return None, (
+            f"{PACKAGE}@{VERSION} installed but `qoderclicn --version` says {version or 'nothing'}"
+            " (Node >= 20 needed)"
+        )
     return BIN, ""
 
 
