@@ -344,6 +344,9 @@ class WorkspaceHost:
         return now
 
     def _write(self, resolved: Path, rel: str, old: bytes | None, data: bytes) -> None:
+        # Runs in a thread that a cancelled tool call cannot stop: the call's end is checked
+        # here too, so a write whose call ended while it was queued does not land.
+        self._check_live()
         like = os.stat(resolved) if old is not None else None
         made = make_parents(resolved, self._root)
         undo = self._recorder.record(
@@ -391,6 +394,7 @@ class WorkspaceHost:
             self.gate.note(f"deleted {rel} (-{len(old.splitlines())})")
 
     def _delete(self, resolved: Path, rel: str, raw: str, old: bytes) -> None:
+        self._check_live()  # as in _write
         mode = stat.S_IMODE(os.stat(resolved).st_mode)
         undo = self._recorder.record(rel, old, None, mode_before=mode)
         try:
@@ -473,6 +477,7 @@ class WorkspaceHost:
             content=digest("\n".join(details)),
         )
         argv = [command, *map(str, args)] if args else shell_argv(command)
+        self._check_live()
         terminal_id = await self._terminals.start(
             argv, cwd=folder, env=env, output_limit=output_byte_limit, display=display
         )
