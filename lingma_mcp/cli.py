@@ -252,6 +252,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     value, _ = pick("workspace")
     if value:
         settings.workspace = Path(value).expanduser()
+        settings.workspace_explicit = True
     value, _ = pick("model")
     if value:
         settings.model = str(value)

@@ -77,6 +77,8 @@ class Settings:
     # --work-dir / LINGMA_WORK_DIR; None: default_work_dir(), or the simulator's own folder
     work_dir: Path | None = None
     workspace: Path = field(default_factory=Path.cwd)  # --workspace / LINGMA_WORKSPACE
+    # True when the workspace was named (flag or variable), not the folder we started in.
+    workspace_explicit: bool = False
     model: str | None = None  # --model / LINGMA_MODEL
     mode: Mode = "chat"  # --mode / LINGMA_MODE
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT  # --startup-timeout

@@ -100,9 +100,18 @@ class FakeGate:
     hold: asyncio.Event | None = None  # when set, authorize waits for it
 
     async def authorize(
-        self, action: str, tool: str, target: str, preview: str | None = None
+        self,
+        action: str,
+        tool: str,
+        targets: list[str],
+        preview: str | None = None,
+        *,
+        command: str | None = None,
+        call_id: str | None = None,
+        content: str | None = None,
     ) -> bool:
-        self.asked.append((action, tool, target, preview))
+        target = command if action == "run" else ", ".join(targets)
+        self.asked.append((action, tool, target or "", preview))
         if self.hold is not None:
             await self.hold.wait()
         return self.allow

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from acp_fakes import SIM_ARGS, FakeGate, FakeWorkspace, received, running_sim, sim_env
+from fakes import FakeAsker
 from procs import alive
 
 from lingma_mcp.acp import (
@@ -20,6 +21,7 @@ from lingma_mcp.acp import (
 )
 from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError
 from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolUpdate
+from lingma_mcp.workspace import ApprovalGate, WorkspaceHost, parse_policy
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -103,13 +105,15 @@ async def test_a_denied_permission_answers_the_reject_option_and_writes_nothing(
 
 
 async def test_a_path_outside_the_workspace_is_refused_without_asking(workspace, state):
-    port, gate = FakeWorkspace(workspace), FakeGate(allow=True)
+    asker = FakeAsker()
+    host = WorkspaceHost(workspace, ApprovalGate(parse_policy("write=allow"), asker=asker))
     async with running_sim(workspace, state) as handle:
         session = await handle.client.new_session(workspace)
         await collect(
-            handle.client.prompt(session, "@create ../escape.txt x", workspace=port, approvals=gate)
+            handle.client.prompt(session, "@create ../escape.txt x", workspace=host, approvals=host)
         )
-    assert gate.asked == [] and port.calls == []
+    assert asker.requests == []
+    assert [a["by"] for a in host.approvals] == ["confinement"]
     assert not (workspace.parent / "escape.txt").exists()
 
 

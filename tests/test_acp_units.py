@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from acp.schema import (
     AgentMessageChunk,
     AgentPlanUpdate,
@@ -160,19 +161,71 @@ def test_tool_calls_are_judged_into_actions_and_targets(tmp_path: Path):
         locations=[ToolCallLocation(path=str(root / "a.txt"))],
         raw_input={"content": "body"},
     )
-    seen = judge(edit, root)
-    assert (seen.action, seen.target, seen.preview, seen.outside) == (
+    seen = judge(edit)
+    assert (seen.action, seen.targets, seen.preview, seen.content) == (
         "write",
-        str(root / "a.txt"),
+        (str(root / "a.txt"),),
         "body",
-        None,
+        "body",
     )
     run = ToolCallUpdate(tool_call_id="2", kind="execute", raw_input={"command": "ls -la"})
-    assert (judge(run, root).action, judge(run, root).target) == ("run", "ls -la")
+    assert (judge(run).action, judge(run).target, judge(run).targets) == ("run", "ls -la", ())
     escape = ToolCallUpdate(tool_call_id="3", kind="delete", raw_input={"path": "../x"})
-    assert judge(escape, root).outside == "../x"
+    assert judge(escape).targets == ("../x",)
     unknown = ToolCallUpdate(tool_call_id="4", kind="other", title="Mystery")
-    assert judge(unknown, root).action == "run"
+    assert (judge(unknown).action, judge(unknown).command) == ("run", None)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "expected"),
+    [
+        ("move", {"source": "a.txt", "destination": "/etc/cron.d/x"}, {"a.txt", "/etc/cron.d/x"}),
+        ("delete", {"paths": ["a.txt", "../b.txt"]}, {"a.txt", "../b.txt"}),
+        ("edit", {"edits": [{"file_path": "/tmp/o.txt", "new_string": "x/y"}]}, {"/tmp/o.txt"}),
+        (
+            "other",
+            {"to": "~/.ssh/authorized_keys", "content": "ssh-rsa a/b"},
+            {"~/.ssh/authorized_keys"},
+        ),
+        ("edit", {"dest": "file:///etc/passwd"}, {"/etc/passwd"}),
+    ],
+)
+def test_every_path_in_the_raw_input_is_a_target(kind: str, raw: dict, expected: set) -> None:
+    seen = judge(ToolCallUpdate(tool_call_id="1", kind=kind, raw_input=raw))
+    assert set(seen.targets) == expected
+
+
+def test_an_edit_is_shown_as_the_clis_own_diff_and_bound_to_its_new_text() -> None:
+    from acp.schema import FileEditToolCallContent
+
+    edit = ToolCallUpdate(
+        tool_call_id="1",
+        kind="edit",
+        title="Edit",
+        raw_input={"file_path": "/w/a.txt", "old_string": "a", "new_string": "b"},
+        content=[
+            FileEditToolCallContent(
+                type="diff", path="/w/a.txt", old_text="a\nz\n", new_text="b\nz\n"
+            )
+        ],
+    )
+    seen = judge(edit)
+    assert seen.content == "b\nz\n"
+    assert seen.preview is not None
+    assert "-a" in seen.preview.splitlines() and "+b" in seen.preview.splitlines()
+
+
+def test_a_command_shows_its_arguments_folder_and_other_input() -> None:
+    run = ToolCallUpdate(
+        tool_call_id="1",
+        kind="execute",
+        raw_input={"argv": ["rm", "-rf", "build dir"], "cwd": "/w/sub", "env": {"A": "1"}},
+    )
+    seen = judge(run)
+    assert seen.command == "rm -rf 'build dir'"
+    assert seen.targets == ("/w/sub",)
+    assert seen.preview is not None
+    assert "folder: /w/sub" in seen.preview and '"A": "1"' in seen.preview
 
 
 async def test_the_agents_stderr_is_logged_redacted(caplog):

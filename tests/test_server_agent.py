@@ -319,7 +319,8 @@ async def test_a_host_that_cannot_ask_gets_denials_that_say_how_to_allow(
     assert "LINGMA_APPROVAL=delete=allow" in outcomes[2].error_message
     assert "LINGMA_APPROVAL=write=allow,delete=allow" in text(result)
     assert "cannot ask" in text(result)
-    assert {a["by"] for a in result.structured_content["approvals"]} == {"host cannot ask"}
+    by = {a["by"] for a in result.structured_content["approvals"]}
+    assert by == {"policy (nobody could be asked)"}
 
 
 async def test_on_the_newest_protocol_asking_is_a_denial_too(tmp_path: Path, project: Path) -> None:
@@ -328,7 +329,7 @@ async def test_on_the_newest_protocol_asking_is_a_denial_too(tmp_path: Path, pro
         result = await client.call_tool("ask_lingma", {"prompt": "edit"})
     assert not (project / "notes").exists()
     assert "LINGMA_APPROVAL=write=allow" in fake.streams[0].outcomes[0].error_message
-    assert result.structured_content["approvals"][0]["by"] == "host cannot ask"
+    assert result.structured_content["approvals"][0]["by"] == "policy (nobody could be asked)"
 
 
 async def test_the_setting_allows_without_asking(tmp_path: Path, project: Path) -> None:

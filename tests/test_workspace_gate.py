@@ -15,6 +15,7 @@ from lingma_mcp.workspace import (
     classify_tool,
     parse_policy,
 )
+from lingma_mcp.workspace.gate import ApprovalDesk, AskFailed, NobodyToAsk, visible
 
 
 def test_default_policy_reads_and_asks_for_the_rest() -> None:
@@ -103,13 +104,28 @@ async def test_approve_all_allows_the_class_for_the_rest_of_the_call() -> None:
     assert len(asker.requests) == 2
 
 
-@pytest.mark.parametrize("answer", ["deny", "yes", "", RuntimeError("elicitation failed")])
-async def test_deny_garbage_or_a_failing_asker_is_a_deny(answer: object) -> None:
+@pytest.mark.parametrize("answer", ["deny", "yes", ""])
+async def test_deny_or_garbage_from_the_person_is_a_deny(answer: object) -> None:
     gate = ApprovalGate(parse_policy(None), asker=FakeAsker(answer))
     with pytest.raises(ApprovalDenied) as info:
         await gate.require("delete", "delete_file_by_path", "a.txt")
     assert info.value.by == "person"
     assert records(gate)[-1]["decision"] == "denied"
+
+
+@pytest.mark.parametrize("failure", [AskFailed("the form crashed"), RuntimeError("boom")])
+async def test_a_failing_form_is_recorded_as_that_not_as_the_person(failure: Exception) -> None:
+    gate = ApprovalGate(parse_policy(None), asker=FakeAsker(failure))
+    with pytest.raises(ApprovalDenied) as info:
+        await gate.require("delete", "delete_file_by_path", "a.txt")
+    assert info.value.by == "host form failed"
+    assert "nothing was changed" in str(info.value)
+    assert records(gate)[-1] == {
+        "tool": "delete_file_by_path",
+        "target": "a.txt",
+        "decision": "denied",
+        "by": "host form failed",
+    }
 
 
 async def test_cancelling_the_call_while_asking_is_a_deny_and_cancels() -> None:
@@ -127,16 +143,23 @@ async def test_cancelling_the_call_while_asking_is_a_deny_and_cancels() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert records(gate) == [
-        {"tool": "run_in_terminal", "target": "ls", "decision": "denied", "by": "person"}
+        {
+            "tool": "run_in_terminal",
+            "target": "ls",
+            "decision": "denied",
+            "by": "withdrawn (the call ended)",
+        }
     ]
 
 
-async def test_a_host_that_cannot_ask_denies_saying_how_to_allow() -> None:
-    gate = ApprovalGate(parse_policy(None), asker=None)
+@pytest.mark.parametrize("asker", [None, FakeAsker(NobodyToAsk())])
+async def test_nobody_to_ask_falls_back_to_a_denial_saying_how_to_allow(asker: object) -> None:
+    gate = ApprovalGate(parse_policy(None), asker=asker)  # type: ignore[arg-type]
     with pytest.raises(ApprovalDenied) as info:
         await gate.require("write", "create_file_with_text", "a.txt")
     assert "LINGMA_APPROVAL=write=allow" in str(info.value)
-    assert records(gate)[0]["by"] == "host cannot ask"
+    assert records(gate)[0]["by"] == "policy (nobody could be asked)"
+    assert "the person" not in records(gate)[0]["by"]
 
 
 async def test_read_only_denies_changes_whatever_the_policy() -> None:
@@ -158,3 +181,129 @@ async def test_a_failing_note_sink_does_not_fail_the_action() -> None:
 
     gate = ApprovalGate(parse_policy("write=allow"), on_note=broken)
     await gate.require("write", "create_file_with_text", "a.txt")
+
+
+# -- what the person is shown ------------------------------------------------------------
+
+
+def test_control_characters_and_escapes_are_shown_not_interpreted() -> None:
+    request = ApprovalRequest(
+        "run", "run_in_terminal", "ls\x1b[2K\rrm -rf ~ \u202egnp.exe", "line\r\nnext\x07"
+    )
+    message = request.message
+    assert "\x1b" not in message and "\r" not in message and "\x07" not in message
+    assert "\u202e" not in message
+    assert "ls\\x1b[2K\\x0drm -rf ~ \\u202egnp.exe" in message
+    assert "line\\x0d\nnext\\x07" in message
+
+
+def test_long_texts_are_cut_with_a_count_of_what_was_cut() -> None:
+    shown = visible("x" * 1_000, 100)
+    assert shown.startswith("x" * 100) and "900 more characters not shown" in shown
+
+
+# -- fail closed, one question at a time, no question outlives its call ------------------
+
+
+async def test_a_warned_action_is_asked_even_where_the_setting_allows_it() -> None:
+    asker = FakeAsker("approve_all", "deny")
+    gate = ApprovalGate(parse_policy("write=allow"), asker=asker)
+    await gate.require("write", "edit_file", ".git/config", warning="inside a .git folder")
+    assert "inside a .git folder" in asker.requests[0].message
+    # approve_all does not cover warned questions: the next one is asked again.
+    with pytest.raises(ApprovalDenied):
+        await gate.require("write", "edit_file", ".git/hooks/x", warning="inside a .git folder")
+    assert len(asker.requests) == 2
+
+
+async def test_a_warned_action_is_denied_where_nobody_can_be_asked() -> None:
+    gate = ApprovalGate(parse_policy("write=allow"), asker=None)
+    with pytest.raises(ApprovalDenied) as info:
+        await gate.require("write", "edit_file", "an unnamed file", warning="no file named")
+    assert info.value.by == "policy (nobody could be asked)"
+    assert "LINGMA_APPROVAL" not in str(info.value)  # no setting can allow it
+
+
+async def test_one_question_at_a_time_across_the_calls_of_a_server() -> None:
+    desk = ApprovalDesk()
+    open_now = 0
+    most = 0
+    release = asyncio.Event()
+
+    async def ask(request: ApprovalRequest) -> str:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        await release.wait()
+        open_now -= 1
+        return "approve"
+
+    gates = [ApprovalGate(parse_policy(None), asker=ask, desk=desk) for _ in range(3)]
+    tasks = [
+        asyncio.ensure_future(g.require("write", "t", f"{i}.txt")) for i, g in enumerate(gates)
+    ]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(*tasks)
+    assert most == 1
+    assert [r.decision for g in gates for r in g.records] == ["allowed"] * 3
+
+
+async def test_approve_all_settles_the_waiting_questions_of_its_call() -> None:
+    answered = asyncio.Event()
+    asked: list[str] = []
+
+    async def ask(request: ApprovalRequest) -> str:
+        asked.append(request.target)
+        await answered.wait()
+        return "approve_all"
+
+    gate = ApprovalGate(parse_policy(None), asker=ask)
+    tasks = [asyncio.ensure_future(gate.require("write", "t", f"{i}.txt")) for i in range(4)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    answered.set()
+    await asyncio.gather(*tasks)
+    assert asked == ["0.txt"]
+    assert [r.by for r in gate.records] == ["person"] * 4
+
+
+async def test_closing_the_call_withdraws_the_open_question_and_what_waits() -> None:
+    asked = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def ask(request: ApprovalRequest) -> str:
+        asked.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "approve"
+
+    gate = ApprovalGate(parse_policy(None), asker=ask)
+    first = asyncio.ensure_future(gate.require("write", "t", "a.txt"))
+    second = asyncio.ensure_future(gate.require("run", "t", "ls"))
+    await asked.wait()
+    gate.close()
+    for task in (first, second):
+        with pytest.raises(ApprovalDenied) as info:
+            await task
+        assert info.value.by == "withdrawn (the call ended)"
+    assert cancelled.is_set()  # the form itself was withdrawn
+    with pytest.raises(ApprovalDenied):
+        await gate.require("write", "t", "b.txt")  # and nothing is decided any more
+
+
+async def test_an_answer_that_comes_after_the_call_ended_changes_nothing() -> None:
+    gate = ApprovalGate(parse_policy(None))
+
+    async def ask(request: ApprovalRequest) -> str:
+        gate.close()  # the call ends while the person answers
+        return "approve"
+
+    gate._asker = ask
+    with pytest.raises(ApprovalDenied) as info:
+        await gate.require("write", "t", "a.txt")
+    assert info.value.by == "withdrawn (the call ended)"

@@ -56,7 +56,9 @@ async def test_escapes_touch_nothing_and_ask_nobody(root: Path, raw: str) -> Non
         with pytest.raises(WorkspaceError):
             await action
     assert (root.parent / "secret.txt").read_text() == "secret\n"
-    assert host.approvals == [] and asker.requests == []
+    assert asker.requests == []
+    assert {a["by"] for a in host.approvals} == {"confinement"}
+    assert {a["decision"] for a in host.approvals} == {"denied"}
 
 
 async def test_writing_through_a_symlinked_folder_out_is_refused(root: Path) -> None:
@@ -114,7 +116,7 @@ async def test_without_an_asker_the_default_denies_saying_how_to_allow(root: Pat
     with pytest.raises(ApprovalDenied, match="LINGMA_APPROVAL=run=allow"):
         await host.create_terminal("touch ran")
     assert not (root / "ran").exists()
-    assert [a["by"] for a in host.approvals] == ["host cannot ask"] * 3
+    assert [a["by"] for a in host.approvals] == ["policy (nobody could be asked)"] * 3
 
 
 async def test_read_only_denies_writes_even_when_allowed(root: Path) -> None:
@@ -160,20 +162,117 @@ async def test_delete_removes_the_file_and_records_it(root: Path, tmp_path: Path
         await host.delete("a.txt")
 
 
-async def test_authorize_remembers_the_target_for_the_next_operation(root: Path) -> None:
-    asker = FakeAsker("approve", "approve")
+async def test_an_approval_covers_that_tool_call_with_that_content_only(root: Path) -> None:
+    asker = FakeAsker("approve", "approve", "approve", "approve")
     host = make_host(root, None, asker)
-    assert await host.authorize("write", "edit_file", str(root / "a.txt"))
-    await host.write_text("a.txt", "beta\n")  # no second question
+    assert await host.authorize(
+        "write", "edit_file", [str(root / "a.txt")], call_id="t1", content="beta\n"
+    )
+    await host.write_text("a.txt", "beta\n", call_id="t1")  # what was shown: no question
     assert len(asker.requests) == 1
-    await host.write_text("a.txt", "gamma\n")  # the permission was for one operation
+    await host.write_text("a.txt", "gamma\n", call_id="t1")  # the pass was for one write
     assert len(asker.requests) == 2
-    assert [a["target"] for a in host.approvals] == ["a.txt", "a.txt"]
+    assert await host.authorize("write", "edit_file", ["a.txt"], call_id="t2", content="ok\n")
+    await host.write_text("a.txt", "a different payload\n", call_id="t2")
+    assert len(asker.requests) == 4  # a different payload is a different question
+    assert (root / "a.txt").read_text() == "a different payload\n"
+
+
+async def test_an_approval_for_one_tool_call_does_not_cover_another(root: Path) -> None:
+    asker = FakeAsker("approve", "deny")
+    host = make_host(root, None, asker)
+    assert await host.authorize("write", "edit_file", ["a.txt"], call_id="t1", content="b\n")
+    with pytest.raises(ApprovalDenied):
+        await host.write_text("a.txt", "b\n", call_id="t2")
+    assert (root / "a.txt").read_text() == "alpha\n"
+
+
+@pytest.mark.parametrize("raw", ["/etc/x", "../outside.txt", "~/.bashrc"])
+async def test_a_pending_tool_outside_the_workspace_is_refused_even_when_allowed(
+    root: Path, raw: str
+) -> None:
+    asker = FakeAsker()
+    host = make_host(root, "write=allow", asker)
+    assert not await host.authorize("write", "edit_file", [raw], content="x")
+    assert asker.requests == []
+    assert host.approvals == [
+        {"tool": "edit_file", "target": raw, "decision": "denied", "by": "confinement"}
+    ]
+
+
+async def test_every_target_of_an_action_must_be_inside(root: Path) -> None:
+    host = make_host(root, "write=allow")
+    assert not await host.authorize("write", "move", ["a.txt", "/tmp/elsewhere/a.txt"])
+    assert host.approvals[-1]["by"] == "confinement"
+
+
+async def test_an_action_that_names_no_target_is_asked_with_a_warning(root: Path) -> None:
+    asker = FakeAsker("approve")
+    host = make_host(root, "write=allow,run=allow", asker)
+    assert await host.authorize("write", "mystery", [], content="x")
+    assert "did not say which file" in asker.requests[0].message
+    nobody = make_host(root, "write=allow,run=allow")
+    assert not await nobody.authorize("write", "mystery", [])
+    assert not await nobody.authorize("run", "Bash", [], command=None)
+    assert {a["by"] for a in nobody.approvals} == {"policy (nobody could be asked)"}
+
+
+async def test_a_change_inside_git_or_the_work_dir_is_always_asked(root: Path) -> None:
+    (root / ".git").mkdir()
+    (root / "state").mkdir()
+    asker = FakeAsker("approve", "deny")
+    host = WorkspaceHost(
+        root,
+        ApprovalGate(parse_policy("write=allow"), asker=asker),
+        guarded=[root / "state"],
+    )
+    await host.write_text(".git/config", "[core]\n\tfsmonitor = touch /tmp/pwned\n")
+    assert ".git folder" in asker.requests[0].message
+    with pytest.raises(ApprovalDenied):
+        await host.write_text("state/record.json", "{}")
+    assert "work dir" in asker.requests[1].message
+    assert not (root / "state" / "record.json").exists()
+    alone = make_host(root, "write=allow")  # nobody to ask: never by the setting alone
+    with pytest.raises(ApprovalDenied):
+        await alone.write_text(".git/hooks/pre-commit", "#!/bin/sh\n")
+    assert not (root / ".git" / "hooks").exists()
+
+
+async def test_nothing_lands_once_the_call_has_ended(root: Path) -> None:
+    host = make_host(root, None)
+
+    async def ask(request: object) -> str:
+        await host.close()  # the call ends while the person reads the question
+        return "approve"
+
+    host.gate._asker = ask
+    with pytest.raises(WorkspaceError):
+        await host.write_text("a.txt", "late\n")
+    with pytest.raises(WorkspaceError):
+        await host.write_text("b.txt", "after\n")
+    assert (root / "a.txt").read_text() == "alpha\n" and not (root / "b.txt").exists()
+
+
+async def test_a_folder_swapped_for_a_link_while_asking_is_not_followed(root: Path) -> None:
+    (root / "sub").mkdir()
+    outside = root.parent / "elsewhere"
+    outside.mkdir()
+
+    async def ask(request: object) -> str:
+        (root / "sub").rmdir()
+        (root / "sub").symlink_to(outside, target_is_directory=True)
+        return "approve"
+
+    host = make_host(root, None)
+    host.gate._asker = ask
+    with pytest.raises(OutsideWorkspace):
+        await host.write_text("sub/new.txt", "x\n")
+    assert list(outside.iterdir()) == []
 
 
 async def test_authorize_records_a_denial(root: Path) -> None:
     host = make_host(root, "run=deny")
-    assert not await host.authorize("run", "run_in_terminal", "rm -rf build")
+    assert not await host.authorize("run", "run_in_terminal", [], command="rm -rf build")
     assert host.approvals == [
         {"tool": "run_in_terminal", "target": "rm -rf build", "decision": "denied", "by": "policy"}
     ]

@@ -127,18 +127,24 @@ class ClientHandlers:
         options: list[PermissionOption],
         **kwargs: Any,
     ) -> RequestPermissionResponse:
+        """Answer through the workspace host's one confinement decision and gate.
+
+        A prompt that has ended, been cancelled, or never had a gate (chat-only) gets
+        ``cancelled`` or the reject option: the CLI acts itself after an allow, so an allow
+        that arrived after its call ended would change files nobody is watching.
+        """
         binding = self.sessions.get(session_id)
-        allow = False
         if binding is None or binding.cancelled.is_set():
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
-        seen = judge(tool_call, binding.root)
-        if binding.approvals is None:
+        seen = judge(tool_call)
+        gate = binding.approvals
+        allow = False
+        if gate is None:
             log.info("refusing %s %s: chat-only mode has no approvals", seen.action, seen.target)
-        elif seen.outside is not None:
-            log.info("refusing %s of %s: outside the workspace", seen.action, seen.outside)
         else:
-            decision = await self._ask(binding, binding.approvals, seen)
-            if decision is None:
+            decision = await self._ask(binding, gate, seen, tool_call.tool_call_id)
+            if decision is None or binding.approvals is not gate:
+                # Cancelled while asked, or the prompt ended meanwhile: nothing may land.
                 return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
             allow = decision
         option = choose_option(options, allow)
@@ -149,10 +155,20 @@ class ClientHandlers:
         )
 
     @staticmethod
-    async def _ask(binding: SessionBinding, gate: ApprovalPort, seen: Judgement) -> bool | None:
+    async def _ask(
+        binding: SessionBinding, gate: ApprovalPort, seen: Judgement, call_id: str
+    ) -> bool | None:
         """The gate's decision, or None when the prompt is cancelled while it is asked."""
         decision = asyncio.ensure_future(
-            gate.authorize(seen.action, seen.tool, seen.target, seen.preview)
+            gate.authorize(
+                seen.action,
+                seen.tool,
+                list(seen.targets),
+                seen.preview,
+                command=seen.command,
+                call_id=call_id,
+                content=seen.content,
+            )
         )
         cancelled = asyncio.ensure_future(binding.cancelled.wait())
         try:

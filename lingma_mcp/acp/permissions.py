@@ -1,10 +1,15 @@
-"""Judging a ``session/request_permission``: what the tool call would do, and the answer.
+"""Reading a ``session/request_permission``: what the tool call would do, and the answer.
 
-Pure functions, no I/O. The CLI runs commands and writes outside its folder itself after
-asking (PROTOCOL.md §10), so the permission request is where confinement and approval
-are enforced: its tool call (kind, title, locations, raw input) becomes an action
-(read/write/delete/run) and a target for the approval gate, and a path outside the
-workspace is refused before anyone is asked.
+Pure functions, no I/O. The CLI runs commands and writes files itself after asking
+(PROTOCOL.md §10.1: it never sends ``fs/*`` or ``terminal/*``), so the permission request is
+where confinement and approval happen: its tool call (kind, title, locations, raw input,
+content) becomes an action (read/write/delete/run), the paths it names, the content the
+approval is bound to, and what the person is shown. The decision itself is the workspace
+host's (one confinement decision, one gate): nothing here decides.
+
+Every string in the raw input that looks like a path counts as a target, whatever its key
+(a move's destination, a delete's ``paths``, a nested ``edits[].file_path``): a path this
+module misses would be a path nobody checks, so it errs towards finding too many.
 
 The answer is chosen by the option's ``kind``, never its id: ``allow_once`` to approve,
 ``reject_once`` (else ``reject_always``) to refuse. ``allow_always`` is never chosen, so
@@ -13,17 +18,17 @@ every later call is asked again.
 
 from __future__ import annotations
 
-import os
+import difflib
+import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from acp.schema import PermissionOption, ToolCallUpdate
 
 # ACP tool kinds → gate actions. A kind not listed (think, switch_mode, other, none) is
-# judged as "run", the action a policy guards most closely.
+# judged by what its input holds: a command runs, paths are written.
 _KIND_ACTION = {
     "read": "read",
     "search": "read",
@@ -33,21 +38,54 @@ _KIND_ACTION = {
     "delete": "delete",
     "execute": "run",
 }
-_PATH_KEYS = ("path", "file_path", "filePath", "absolute_path", "target_file", "file", "uri")
-_COMMAND_KEYS = ("command", "cmd", "script")
+_COMMAND_KEYS = ("command", "cmd", "script", "argv", "commandLine", "command_line")
+# Keys whose strings are content, patterns or prose, never paths.
+_NOT_PATH_KEYS = frozenset(
+    {
+        "content",
+        "new_string",
+        "old_string",
+        "newText",
+        "oldText",
+        "new_text",
+        "old_text",
+        "text",
+        "description",
+        "prompt",
+        "pattern",
+        "regex",
+        "query",
+        "glob",
+        "url",
+        "title",
+        "reason",
+        "explanation",
+        *_COMMAND_KEYS,
+    }
+)
+_PATH_WORDS = ("path", "file", "dir", "folder", "destination", "source", "target", "cwd", "uri")
 _CONTENT_KEYS = ("content", "new_string", "newText", "text", "new_text")
 PREVIEW_CHARS = 4000
+DIFF_LINES = 60
 
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    """What a permission request asks for, as the approval gate sees it."""
+    """What a permission request asks for, as the workspace host's decision takes it."""
 
     action: str  # read | write | delete | run
     tool: str
-    target: str
-    preview: str | None = None
-    outside: str | None = None  # a path outside the workspace, if any (refuse unasked)
+    targets: tuple[str, ...]  # the paths it names (run: its folder, if any)
+    command: str | None  # run: the command line as it will run
+    preview: str | None  # what the person reads beyond the target
+    content: str  # what the approval is bound to (new text, the command, or the raw input)
+
+    @property
+    def target(self) -> str:
+        """The target as one line (the command for a run)."""
+        if self.action == "run":
+            return self.command or "an unnamed command"
+        return ", ".join(self.targets) or "an unnamed file"
 
 
 def _raw(tool_call: ToolCallUpdate) -> dict[str, Any]:
@@ -55,21 +93,50 @@ def _raw(tool_call: ToolCallUpdate) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
+def _looks_like_path(value: str) -> bool:
+    if not value or len(value) > 4096 or "\n" in value:
+        return False
+    if value.startswith(("/", "~", "./", "../", "file://")) or value in (".", ".."):
+        return True
+    return "/" in value and " " not in value and "://" not in value
+
+
+def _path_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _PATH_WORDS)
+
+
+def _strings(value: Any, key: str = "") -> Iterator[str]:
+    """Every path-like string in ``value``, walking dicts and lists (bounded depth)."""
+    stack: list[tuple[str, Any, int]] = [(key, value, 0)]
+    while stack:
+        name, item, depth = stack.pop()
+        if depth > 8:
+            continue
+        if isinstance(item, dict):
+            stack.extend((str(k), v, depth + 1) for k, v in item.items() if k not in _NOT_PATH_KEYS)
+        elif isinstance(item, list):
+            stack.extend((name, v, depth + 1) for v in item)
+        elif isinstance(item, str) and item.strip():
+            if _path_key(name) or _looks_like_path(item):
+                yield item.removeprefix("file://")
+
+
 def _paths(tool_call: ToolCallUpdate) -> list[str]:
-    paths = [loc.path for loc in tool_call.locations or [] if loc.path]
-    raw = _raw(tool_call)
-    for key in _PATH_KEYS:
-        value = raw.get(key)
-        if isinstance(value, str) and value:
-            paths.append(value.removeprefix("file://"))
-    return paths
+    found = [loc.path for loc in tool_call.locations or [] if loc.path]
+    for item in tool_call.content or []:
+        path = getattr(item, "path", None)  # a diff names the file it changes
+        if isinstance(path, str) and path:
+            found.append(path)
+    found.extend(_strings(_raw(tool_call)))
+    return list(dict.fromkeys(found))
 
 
 def _command(tool_call: ToolCallUpdate) -> str | None:
     raw = _raw(tool_call)
     for key in _COMMAND_KEYS:
         value = raw.get(key)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value.strip():
             args = raw.get("args")
             if isinstance(args, list) and args:
                 return shlex.join([value, *map(str, args)])
@@ -79,44 +146,72 @@ def _command(tool_call: ToolCallUpdate) -> str | None:
     return None
 
 
-def _preview(tool_call: ToolCallUpdate) -> str | None:
+def _diff(path: str, old: str | None, new: str) -> str:
+    lines = list(
+        difflib.unified_diff(
+            (old or "").splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"a/{path}" if old is not None else "/dev/null",
+            tofile=f"b/{path}",
+            lineterm="",
+        )
+    )
+    if len(lines) > DIFF_LINES:
+        lines = [*lines[:DIFF_LINES], f"… ({len(lines) - DIFF_LINES} more diff lines not shown)"]
+    return "\n".join(line.rstrip("\n") for line in lines)
+
+
+def _new_text(tool_call: ToolCallUpdate) -> tuple[str | None, str]:
+    """(the whole new content, the preview) of a write, from the CLI's diff or the input."""
+    for item in tool_call.content or []:
+        new_text = getattr(item, "new_text", None)
+        if isinstance(new_text, str):
+            path = getattr(item, "path", None) or "file"
+            return new_text, _diff(path, getattr(item, "old_text", None), new_text)
     raw = _raw(tool_call)
     for key in _CONTENT_KEYS:
         value = raw.get(key)
         if isinstance(value, str):
-            return value[:PREVIEW_CHARS]
-    for item in tool_call.content or []:
-        new_text = getattr(item, "new_text", None)
-        if isinstance(new_text, str):
-            return new_text[:PREVIEW_CHARS]
-    return None
+            old = raw.get("old_string")
+            if key == "new_string" and isinstance(old, str):
+                return None, _diff("file", old, value)
+            return value, value[:PREVIEW_CHARS]
+    return None, ""
 
 
-def outside_root(path: str, root: Path) -> bool:
-    """True when ``path`` (relative paths are taken from ``root``) leaves ``root``."""
-    base = os.path.realpath(root)
-    full = os.path.realpath(os.path.join(base, os.path.expanduser(path)))
-    return not (full == base or full.startswith(base.rstrip(os.sep) + os.sep))
+def _canonical(raw: dict[str, Any]) -> str:
+    return json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def judge(tool_call: ToolCallUpdate, root: Path) -> Judgement:
-    """Classify one permission request's tool call against the workspace ``root``."""
-    action = _KIND_ACTION.get(tool_call.kind or "", "")
+def judge(tool_call: ToolCallUpdate) -> Judgement:
+    """Read one permission request's tool call: its action, targets, preview and content."""
+    raw = _raw(tool_call)
     command = _command(tool_call)
     paths = _paths(tool_call)
+    action = _KIND_ACTION.get(tool_call.kind or "", "")
     if not action:
         action = "run" if command or not paths else "write"
     tool = tool_call.title or tool_call.kind or "tool"
     if action == "run":
-        target = command or tool_call.title or "an unnamed command"
-        cwd = _raw(tool_call).get("cwd")
-        checked = [cwd] if isinstance(cwd, str) and cwd else []
-    else:
-        target = paths[0] if paths else (tool_call.title or "an unnamed file")
-        checked = paths
-    outside = next((p for p in checked if outside_root(p, root)), None)
-    preview = _preview(tool_call) if action == "write" else None
-    return Judgement(action, tool, target, preview, outside)
+        cwd = raw.get("cwd")
+        targets = (cwd,) if isinstance(cwd, str) and cwd else ()
+        details = [f"command: {command}" if command else "command: (not given)"]
+        if targets:
+            details.append(f"folder: {targets[0]}")
+        extra = {k: v for k, v in raw.items() if k not in (*_COMMAND_KEYS, "cwd", "args")}
+        if extra:
+            details.append("input: " + _canonical(extra)[:PREVIEW_CHARS])
+        preview = "\n".join(details)
+        return Judgement(action, tool, targets, command, preview, command or _canonical(raw))
+    preview = ""
+    content = _canonical(raw)
+    if action == "write":
+        new_text, preview = _new_text(tool_call)
+        if new_text is not None:
+            content = new_text
+    if not preview and raw:
+        preview = "input: " + _canonical(raw)[:PREVIEW_CHARS]
+    return Judgement(action, tool, tuple(paths), None, preview or None, content)
 
 
 def choose_option(options: Sequence[PermissionOption], allow: bool) -> str | None:

@@ -57,8 +57,19 @@ class WorkspacePort(Protocol):
 
 @runtime_checkable
 class ApprovalPort(Protocol):
-    """The approval gate: may ``tool`` do ``action`` (read/write/delete/run) on ``target``?"""
+    """The workspace host's decision on an action the agent will take itself: are its
+    ``targets`` inside the workspace, and may ``tool`` do ``action`` (read/write/delete/run)?
+    ``command`` is a run's command line; ``call_id`` and ``content`` bind the approval to
+    that tool call and that content."""
 
     async def authorize(
-        self, action: str, tool: str, target: str, preview: str | None = None
+        self,
+        action: str,
+        tool: str,
+        targets: list[str],
+        preview: str | None = None,
+        *,
+        command: str | None = None,
+        call_id: str | None = None,
+        content: str | None = None,
     ) -> bool: ...

@@ -253,7 +253,7 @@ class LingmaClient:
         if handler is None:
             log.info("Lingma asked to run IDE tool %s in a chat without a tool host", call.name)
             return ToolOutcome(success=False, error_message=NO_HANDLER)
-        return await handler.invoke(call.name, call.parameters)
+        return await handler.invoke(call.name, call.parameters, call.tool_call_id)
 
     async def _send_invoke_result(self, response: Awaitable[dict[str, Any]]) -> None:
         try:

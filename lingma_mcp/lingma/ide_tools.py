@@ -8,6 +8,7 @@ both) and result shapes. Confinement, approvals, the journal and the work itself
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -33,7 +34,24 @@ TOOL_CLASSES: dict[str, str] = {
 
 _PATH_KEYS = ("file_path", "filePath", "path", "filepath")
 _TEXT_KEYS = ("text", "content")
-_TARGET_KEYS = (*_PATH_KEYS, "target_file", "targetFile", "command", "cmd", "query")
+# Where Lingma's own tools (run inside its binary, seen only in PENDING) put paths.
+_MORE_PATH_KEYS = (
+    "target_file",
+    "targetFile",
+    "filePaths",
+    "file_paths",
+    "paths",
+    "dir_path",
+    "dirPath",
+    "directory",
+    "source",
+    "destination",
+    "target",
+    "new_path",
+    "newPath",
+    "old_path",
+    "oldPath",
+)
 
 
 class _BadParameters(Exception):
@@ -61,6 +79,25 @@ def _flag(value: Any) -> bool:
     return bool(value)
 
 
+# The tool call being invoked, per task (several invokes of one chat run at once), so the
+# workspace host can match it with the approval given to that call.
+_CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("call_id", default=None)
+
+
+def _canonical(params: dict[str, Any]) -> str:
+    return json.dumps(params, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _paths_of(params: dict[str, Any]) -> list[str]:
+    """Every path a tool's parameters name: the known keys, and lists under them."""
+    found: list[str] = []
+    for key in (*_PATH_KEYS, *_MORE_PATH_KEYS):
+        value = params.get(key)
+        values = value if isinstance(value, list) else [value]
+        found.extend(v for v in values if isinstance(v, str) and v.strip())
+    return found
+
+
 class IdeTools:
     """Implements :class:`~lingma_mcp.lingma.toolhost.IdeToolHandler` for one chat."""
 
@@ -77,10 +114,13 @@ class IdeTools:
             "get_terminal_output": self._terminal_output,
         }
 
-    async def invoke(self, name: str, parameters: dict[str, Any]) -> ToolOutcome:
+    async def invoke(
+        self, name: str, parameters: dict[str, Any], tool_call_id: str = ""
+    ) -> ToolOutcome:
         tool = self._tools.get(name)
         if tool is None:
             return ToolOutcome(False, {}, UNSUPPORTED)
+        token = _CALL_ID.set(tool_call_id or None)
         try:
             result = await tool(parameters if isinstance(parameters, dict) else {})
         except (WorkspaceError, _BadParameters) as exc:
@@ -88,23 +128,45 @@ class IdeTools:
         except Exception as exc:  # a bug here must not leave Lingma waiting
             log.exception("hosted tool %s failed", name)
             return ToolOutcome(False, {}, f"{name} failed inside lingma-mcp: {exc}")
+        finally:
+            _CALL_ID.reset(token)
         return ToolOutcome(True, result, None)
 
     async def confirm(self, tool_name: str, parameters: dict[str, Any], tool_call_id: str) -> bool:
+        """Decide a PENDING tool call: Lingma's own tools (``edit_file``...) and hosted ones.
+
+        Every path-like parameter is a target of the one confinement decision (a target
+        outside the workspace is refused unasked); the approval covers this tool call with
+        exactly these parameters, so the ``tool/invoke`` that may follow with the same
+        content is not asked again and a different payload is.
+        """
         action = TOOL_CLASSES.get(tool_name) or classify_tool(tool_name)
         params = parameters if isinstance(parameters, dict) else {}
-        target = next(
-            (str(params[k]) for k in _TARGET_KEYS if isinstance(params.get(k), str)), None
-        )
+        text = next((params[k] for k in _TEXT_KEYS if isinstance(params.get(k), str)), None)
         preview = None
-        if target is None:
-            shown = json.dumps(params, ensure_ascii=False, sort_keys=True)
-            target = shown if len(shown) <= 200 else shown[:200] + "…"
-        elif action == "write":
-            text = next((params[k] for k in _TEXT_KEYS if isinstance(params.get(k), str)), None)
-            if text is not None:
-                preview = text if len(text) <= 2000 else text[:2000] + "\n…"
-        return await self.host.authorize(action, tool_name, target, preview)
+        command = None
+        if action == "run":
+            command = next(
+                (params[k] for k in ("command", "cmd") if isinstance(params.get(k), str)), None
+            )
+            targets: list[str] = []
+            content = f"command: {command.strip()}\nfolder: {self.host.root}" if command else None
+        else:
+            targets = _paths_of(params)
+            content = text if text is not None else _canonical(params)
+        if action == "write" and text is not None:
+            preview = text
+        elif action != "read":
+            preview = "input: " + _canonical(params)
+        return await self.host.authorize(
+            action,
+            tool_name,
+            targets,
+            preview,
+            command=command,
+            call_id=tool_call_id,
+            content=content,
+        )
 
     # -- the tools ---------------------------------------------------------------------
 
@@ -118,7 +180,7 @@ class IdeTools:
         text = _first(p, _TEXT_KEYS, tool, "the whole new content")
         if not isinstance(text, str):
             raise _BadParameters(f"{tool}: text must be a string")
-        await self.host.write_text(raw, text, tool=tool)
+        await self.host.write_text(raw, text, tool=tool, call_id=_CALL_ID.get())
         return {"path": raw, "message": f"{raw} written"}
 
     async def _create(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +191,7 @@ class IdeTools:
 
     async def _delete(self, p: dict[str, Any]) -> dict[str, Any]:
         raw = _path(p, "delete_file_by_path")
-        await self.host.delete(raw, tool="delete_file_by_path")
+        await self.host.delete(raw, tool="delete_file_by_path", call_id=_CALL_ID.get())
         return {"path": raw, "message": f"{raw} deleted"}
 
     async def _save(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +214,7 @@ class IdeTools:
             raise _BadParameters("run_in_terminal: command must be a string")
         background = _flag(p.get("isBackground", p.get("is_background", False)))
         terminal_id = await self.host.create_terminal(
-            command, background=background, tool="run_in_terminal"
+            command, background=background, tool="run_in_terminal", call_id=_CALL_ID.get()
         )
         if background:
             return {"terminalId": terminal_id, "exitCode": None, "output": "", "isRunning": True}

@@ -32,7 +32,9 @@ class IdeToolHandler(Protocol):
     Lingma's own (True: go ahead).
     """
 
-    async def invoke(self, name: str, parameters: dict[str, Any]) -> ToolOutcome: ...
+    async def invoke(
+        self, name: str, parameters: dict[str, Any], tool_call_id: str = ""
+    ) -> ToolOutcome: ...
 
     async def confirm(
         self, tool_name: str, parameters: dict[str, Any], tool_call_id: str

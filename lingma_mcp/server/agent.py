@@ -38,7 +38,7 @@ from ..workspace import (
     check_workspace,
     parse_policy,
 )
-from ..workspace.gate import BY_CANNOT_ASK
+from ..workspace.gate import BY_CANNOT_ASK, ApprovalDesk
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,8 @@ class AgentCalls:
         self.work_dir = settings.resolved_work_dir
         self._journal: ChangeJournal | None = None
         self._live: dict[str, AgentCall] = {}
+        # One question to the person at a time, across every call of this server.
+        self.desk = ApprovalDesk()
 
     @property
     def journal(self) -> ChangeJournal:
@@ -206,9 +208,17 @@ class AgentCalls:
     ) -> AgentCall:
         """Set up one call in ``root`` (already checked with :func:`call_workspace`)."""
         request_id = str(uuid.uuid4())
-        gate = ApprovalGate(self.policy, read_only=read_only, asker=asker, on_note=on_note)
+        gate = ApprovalGate(
+            self.policy, read_only=read_only, asker=asker, on_note=on_note, desk=self.desk
+        )
         record = self.journal.begin(request_id, Path(os.path.realpath(root)))
-        host = WorkspaceHost(root, gate, record, command_timeout=self.command_timeout)
+        host = WorkspaceHost(
+            root,
+            gate,
+            record,
+            command_timeout=self.command_timeout,
+            guarded=(self.work_dir,),
+        )
         call = AgentCall(self, request_id, host)
         self._live[request_id] = call
         return call

@@ -43,9 +43,19 @@ class Approval(BaseModel):
     tool: str = Field(description="The tool, e.g. create_file_with_text or run_in_terminal.")
     target: str = Field(description="The path (relative to the workspace) or the command.")
     decision: Literal["allowed", "denied"]
-    by: Literal["policy", "person", "read_only", "host cannot ask"] = Field(
-        description="Who decided: the server's approval setting, the person through the "
-        "host, the call's read_only, or a denial because the host cannot ask."
+    by: Literal[
+        "policy",
+        "person",
+        "read_only",
+        "confinement",
+        "policy (nobody could be asked)",
+        "host form failed",
+        "withdrawn (the call ended)",
+    ] = Field(
+        description="Who decided: the server's approval setting; the person through the "
+        "host; the call's read_only; confinement (a target outside the workspace, refused "
+        "before anyone was asked); the setting's fallback because nobody could be asked; "
+        "a host whose approval form failed; or the call ending before an answer."
     )
 
 

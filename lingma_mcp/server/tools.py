@@ -19,6 +19,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..workspace import WorkspaceError
+from ..workspace.paths import check_agent_workspace
 from .agent import call_workspace
 from .answers import result_size_meta
 from .approvals import host_asker
@@ -160,6 +161,17 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
         # The ask runs as a job (job_tools.py): background, detach, big answers, errors.
         async with ProgressRelay(send, keepalive_s=bridge.settings.keepalive_s) as relay:
             if params.mode == "agent":
+                try:
+                    check_agent_workspace(
+                        params.workspace,
+                        explicit=from_roots or bridge.settings.workspace_explicit,
+                        work_dir=bridge.agents.work_dir,
+                    )
+                except WorkspaceError as exc:
+                    problem = str(exc).rstrip(".")
+                    return _tool_error(
+                        str(invalid_argument("workspace", problem, SEND["workspace"]))
+                    )
                 # Its gate asks through this call while the call lasts; a job that outlives
                 # the call (background, detached) gets the policy's fallback instead.
                 params.agent = bridge.agents.begin(

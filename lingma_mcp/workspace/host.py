@@ -13,13 +13,17 @@ subclass :class:`ApprovalDenied`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shlex
 import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import diffs
+from .confine import GIT_FOLDER, Confinement, confine
 from .errors import WorkspaceError
 from .files import (
     READ_LIMIT,
@@ -31,9 +35,9 @@ from .files import (
     read_text_file,
     remove_file,
 )
-from .gate import ApprovalGate
+from .gate import UNKNOWN_TARGET_WARNING, ApprovalGate, visible
 from .journal import CallRecord
-from .paths import final_is_symlink, refuse_special, relative_to_root, resolve_path
+from .paths import final_is_symlink, refuse_special
 from .policy import ACTIONS
 from .problems import check_text, has_check
 from .terminals import COMMAND_TIMEOUT, OUTPUT_LIMIT, TerminalOutput, Terminals, shell_argv
@@ -65,6 +69,33 @@ class _LocalChanges:
         return out
 
 
+def digest(content: str | bytes | None) -> str:
+    """What an approval is bound to: the exact content of the action (a file's new text,
+    a command with its folder and environment). ``None`` (nothing to show) is its own value."""
+    if content is None:
+        return "-"
+    data = content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """One approval given ahead of its action (a PENDING tool call, an ACP permission):
+    it covers that tool call, that action on that target, with that content, once."""
+
+    call_id: str | None
+    action: str
+    target: str
+    content: str  # digest()
+
+    def covers(self, call_id: str | None, action: str, target: str, content: str) -> bool:
+        if (self.action, self.target, self.content) != (action, target, content):
+            return False
+        # An operation that names its tool call must be that call's; one that names none
+        # (an ACP fs/write_text_file) may use a pass whose content is exactly its own.
+        return call_id is None or self.call_id is None or call_id == self.call_id
+
+
 class WorkspaceHost:
     """File and terminal work for one call, confined to ``root``.
 
@@ -75,6 +106,8 @@ class WorkspaceHost:
             but not kept for a revert).
         command_timeout: seconds after which a command's process group is killed.
         output_limit: bytes of each command's output kept (the last ones).
+        guarded: folders inside the workspace, beyond every ``.git``, that a change is
+            always asked about (the lingma-mcp work dir, should it lie there).
     """
 
     def __init__(
@@ -85,6 +118,7 @@ class WorkspaceHost:
         *,
         command_timeout: float = COMMAND_TIMEOUT,
         output_limit: int = OUTPUT_LIMIT,
+        guarded: Sequence[Path] = (),
     ) -> None:
         resolved = Path(os.path.realpath(root))
         if not resolved.is_dir():
@@ -95,8 +129,9 @@ class WorkspaceHost:
             recorder if recorder is not None else _LocalChanges()
         )
         self._terminals = Terminals(command_timeout=command_timeout, output_limit=output_limit)
-        self._lock = asyncio.Lock()  # one change (and one question to the person) at a time
-        self._authorized: set[tuple[str, str]] = set()
+        self._lock = asyncio.Lock()  # one change at a time
+        self._guarded = tuple(Path(os.path.realpath(g)) for g in guarded)
+        self._passes: list[_Pass] = []
         self._closed = False
 
     # -- properties --------------------------------------------------------------------
@@ -119,42 +154,117 @@ class WorkspaceHost:
         """``[{path, action, lines_added, lines_removed}]``: every file this call changed."""
         return self._recorder.changes()
 
-    # -- approvals ---------------------------------------------------------------------
+    # -- confinement and approvals -----------------------------------------------------
+
+    def confine(self, action: str, tool: str, raws: Sequence[str]) -> Confinement:
+        """The confinement decision for an action's paths; refuses (recorded, nobody asked)
+        when any lies outside the workspace.
+
+        Raises:
+            OutsideWorkspace: a target is outside (or cannot be resolved).
+        """
+        decision = confine(raws, self._root, guarded=self._guarded)
+        if decision.outside:
+            first = decision.outside[0]
+            self.gate.refuse_outside(action, tool, first.shown, first.reason)
+        return decision
+
+    @staticmethod
+    def _warning(action: str, decision: Confinement | None) -> str | None:
+        """Why the setting alone may not allow this change, if it may not."""
+        if action == "read":
+            return None
+        if decision is not None and decision.unknown:
+            return UNKNOWN_TARGET_WARNING
+        if decision is not None and decision.protected:
+            target = decision.protected[0]
+            where = (
+                "a .git folder: a change there can make git run commands the next time you use it"
+                if target.protected == GIT_FOLDER
+                else "lingma-mcp's own work dir"
+            )
+            return f"{target.shown} is inside {where}."
+        return None
 
     async def authorize(
-        self, action: str, tool: str, target: str, preview: str | None = None
+        self,
+        action: str,
+        tool: str,
+        targets: str | Sequence[str] | None,
+        preview: str | None = None,
+        *,
+        command: str | None = None,
+        call_id: str | None = None,
+        content: str | bytes | None = None,
     ) -> bool:
-        """Ask the gate about an action announced before it happens (a PENDING tool call,
-        an ACP permission request). An allowed ``(action, target)`` is remembered, so the
-        operation that follows on that target does not ask a second time.
+        """Decide an action announced before it happens (a PENDING tool call of Lingma's
+        own, an ACP permission request), through the same confinement and gate as the
+        hosted tools.
+
+        Args:
+            targets: every path the action names (for ``run``: its folder, if given); all
+                must be inside the workspace.
+            command: for ``run``, the command line as it will run (shown, not confined:
+                what a command may touch is the sandbox's to enforce).
+            call_id: the tool call this approval is for.
+            content: what the approval is bound to (the new text, the command and folder).
+
+        An allowed action leaves a pass for exactly that tool call, action, target and
+        content: the operation that follows, if it comes through this host, is not asked a
+        second time; anything different is.
         """
         if action not in ACTIONS:
             raise ValueError(f"unknown class of action {action!r}; known: {', '.join(ACTIONS)}")
-        key = self._target_key(action, target)
-        allowed = await self.gate.decide(action, tool, key, preview)
-        if allowed:
-            self._authorized.add((action, key))
-        return allowed
-
-    def _target_key(self, action: str, target: str) -> str:
-        if action == "run":
-            return target.strip()
+        raws = [targets] if isinstance(targets, str) else list(targets or [])
+        raws = [r for r in raws if isinstance(r, str) and r.strip()]
         try:
-            return relative_to_root(resolve_path(target, self._root), self._root)
-        except WorkspaceError:
-            return target  # the operation itself will be refused with the reason
+            if action == "run":
+                decision = self.confine(action, tool, raws) if raws else None
+                named = isinstance(command, str) and bool(command.strip())
+                shown = command.strip() if named and command else "an unnamed command"
+                warning = self._warning(action, decision) if named else UNKNOWN_TARGET_WARNING
+            else:
+                decision = self.confine(action, tool, raws)
+                shown = decision.shown or "an unnamed file"
+                warning = self._warning(action, decision)
+            await self._allow(action, tool, shown, preview, warning=warning)
+        except WorkspaceError:  # refused or denied: recorded by the gate
+            return False
+        self._passes.append(_Pass(call_id or None, action, shown, digest(content)))
+        return True
 
-    async def _allow(self, action: str, tool: str, target: str, preview: str | None = None) -> None:
-        if self._closed:
+    async def _allow(
+        self,
+        action: str,
+        tool: str,
+        target: str,
+        preview: str | None = None,
+        *,
+        warning: str | None = None,
+        call_id: str | None = None,
+        content: str | None = None,
+    ) -> None:
+        """Let an action through (a pass that covers it, or the gate), then check that the
+        call is still live: an answer that came after the call ended changes nothing."""
+        self._check_live()
+        key = content if content is not None else digest(None)
+        for index, given in enumerate(self._passes):
+            if given.covers(call_id, action, target, key):
+                del self._passes[index]
+                return
+        await self.gate.require(action, tool, target, preview, warning=warning)
+        self._check_live()
+
+    def _check_live(self) -> None:
+        if self._closed or not self.gate.live:
             raise WorkspaceError("this call has ended; nothing more can be done in its workspace")
-        if (action, target) in self._authorized:
-            self._authorized.discard((action, target))
-            return
-        await self.gate.require(action, tool, target, preview)
 
-    def _resolve(self, raw: str) -> tuple[Path, str]:
-        path = resolve_path(raw, self._root)
-        return path, relative_to_root(path, self._root)
+    def _resolve(self, action: str, tool: str, raw: str) -> tuple[Path, str, str | None]:
+        """The one path of a hosted operation: resolved, shown, and why it is protected."""
+        decision = self.confine(action, tool, [raw])
+        target = decision.targets[0]
+        assert target.path is not None
+        return target.path, target.shown, self._warning(action, decision)
 
     # -- files -------------------------------------------------------------------------
 
@@ -167,7 +277,7 @@ class WorkspaceHost:
         tool: str = "read_text",
     ) -> FileText:
         """A text file's content (cut at 1 MiB, saying so through ``truncated``)."""
-        resolved, rel = self._resolve(path)
+        resolved, rel, _ = self._resolve("read", tool, path)
         refuse_special(path, resolved)
         await self._allow("read", tool, rel)
         return await asyncio.to_thread(
@@ -185,25 +295,58 @@ class WorkspaceHost:
         """A text file's content; when cut at 1 MiB, a last line says so."""
         return (await self.read_file(path, line, limit, tool=tool)).with_note()
 
-    async def write_text(self, path: str, text: str, *, tool: str = "write_text") -> None:
-        """Create or replace a file with ``text`` (through the gate, into the journal)."""
+    async def write_text(
+        self, path: str, text: str, *, tool: str = "write_text", call_id: str | None = None
+    ) -> None:
+        """Create or replace a file with ``text`` (through the gate, into the journal).
+
+        ``call_id``: the tool call this write belongs to, so an approval given for that call
+        with exactly this text (a PENDING tool call) covers it.
+        """
         async with self._lock:
-            resolved, rel = self._resolve(path)
+            resolved, rel, warning = self._resolve("write", tool, path)
             refuse_special(path, resolved)
             old = await asyncio.to_thread(read_for_change, resolved, path)
             data = encode_text(text, old, path)
             if old == data:
                 return  # nothing would change: no question, no record
-            await self._allow("write", tool, rel, diffs.preview(rel, old, data))
-            # The person may have taken a while: what is replaced is what is there now.
+            await self._allow(
+                "write",
+                tool,
+                rel,
+                diffs.preview(rel, old, data),
+                warning=warning,
+                call_id=call_id,
+                content=digest(text),
+            )
+            # The person may have taken a while: the path is decided again (a folder swapped
+            # for a link meanwhile is refused) and what is replaced is what is there now.
+            resolved = self._same_place("write", tool, path, resolved)
             old = await asyncio.to_thread(read_for_change, resolved, path)
             data = encode_text(text, old, path)
+            self._check_live()
             await asyncio.to_thread(self._write, resolved, rel, old, data)
             action = "created" if old is None else "modified"
             added, removed = diffs.count_lines(old, data)
             self.gate.note(f"{action} {rel} (+{added} -{removed})")
 
+    def _same_place(self, action: str, tool: str, raw: str, before: Path) -> Path:
+        """The path decided again after a question; refused if it now leads elsewhere."""
+        now, _, _ = self._resolve(action, tool, raw)
+        if now != before:
+            self.gate.refuse_outside(
+                action,
+                tool,
+                raw,
+                f"{raw} changed while the person was asked (it now leads to {now}); "
+                "nothing was written: ask again",
+            )
+        return now
+
     def _write(self, resolved: Path, rel: str, old: bytes | None, data: bytes) -> None:
+        # Runs in a thread that a cancelled tool call cannot stop: the call's end is checked
+        # here too, so a write whose call ended while it was queued does not land.
+        self._check_live()
         like = os.stat(resolved) if old is not None else None
         made = make_parents(resolved, self._root)
         undo = self._recorder.record(
@@ -211,7 +354,7 @@ class WorkspaceHost:
             old,
             data,
             mode_before=stat.S_IMODE(like.st_mode) if like is not None else None,
-            made_dirs=[relative_to_root(d, self._root) for d in made],
+            made_dirs=[d.relative_to(self._root).as_posix() for d in made],
         )
         try:
             atomic_write(resolved, data, like=like)
@@ -219,10 +362,10 @@ class WorkspaceHost:
             undo()
             raise
 
-    async def delete(self, path: str, *, tool: str = "delete") -> None:
+    async def delete(self, path: str, *, tool: str = "delete", call_id: str | None = None) -> None:
         """Delete a file (through the gate, into the journal)."""
         async with self._lock:
-            resolved, rel = self._resolve(path)
+            resolved, rel, warning = self._resolve("delete", tool, path)
             if final_is_symlink(path, self._root):
                 raise WorkspaceError(
                     f"{path} is a symbolic link; deleting through it would delete the file it "
@@ -233,14 +376,25 @@ class WorkspaceHost:
             if old is None:
                 raise WorkspaceError(f"{path} does not exist")
             lines = len(old.splitlines())
-            await self._allow("delete", tool, rel, f"{rel} ({lines} lines) would be deleted")
+            await self._allow(
+                "delete",
+                tool,
+                rel,
+                f"{rel} ({lines} lines) would be deleted",
+                warning=warning,
+                call_id=call_id,
+                content=digest(None),
+            )
+            resolved = self._same_place("delete", tool, path, resolved)
             old = await asyncio.to_thread(read_for_change, resolved, path)
             if old is None:
                 raise WorkspaceError(f"{path} does not exist")
+            self._check_live()
             await asyncio.to_thread(self._delete, resolved, rel, path, old)
             self.gate.note(f"deleted {rel} (-{len(old.splitlines())})")
 
     def _delete(self, resolved: Path, rel: str, raw: str, old: bytes) -> None:
+        self._check_live()  # as in _write
         mode = stat.S_IMODE(os.stat(resolved).st_mode)
         undo = self._recorder.record(rel, old, None, mode_before=mode)
         try:
@@ -251,7 +405,7 @@ class WorkspaceHost:
 
     async def save(self, path: str) -> str:
         """Nothing to save outside an IDE (every change is already on disk): says so."""
-        _, rel = self._resolve(path)
+        _, rel, _ = self._resolve("read", "save_file", path)
         return f"{rel} is saved: changes made here are written to disk at once"
 
     async def problems(
@@ -261,7 +415,7 @@ class WorkspaceHost:
 
         Files without a check, missing, binary, or too large to read whole give nothing.
         """
-        resolved = [self._resolve(p) for p in paths]
+        resolved = [self._resolve("read", tool, p)[:2] for p in paths]
         for raw, (path, _) in zip(paths, resolved, strict=True):
             refuse_special(raw, path)
         await self._allow("read", tool, ", ".join(rel for _, rel in resolved) or "(no files)")
@@ -289,29 +443,45 @@ class WorkspaceHost:
         background: bool = True,
         *,
         tool: str = "create_terminal",
+        call_id: str | None = None,
     ) -> str:
         """Run a command in the workspace (or ``cwd`` inside it); returns its terminal id.
 
         Without ``args`` the command is a shell command line; with them, ``command`` is the
         program. With ``background`` false this returns once the command has ended (or was
-        killed at the time limit).
+        killed at the time limit). The question shows everything that decides what runs:
+        the command with its arguments, its folder, and the environment the agent set.
         """
-        if not command or not command.strip():
-            raise WorkspaceError("the command is empty")
-        if "\x00" in command or any("\x00" in a for a in args or []):
+        if not isinstance(command, str) or not command.strip():
+            raise WorkspaceError("the command is empty; say which command to run")
+        args = list(args or [])
+        if "\x00" in command or any("\x00" in str(a) for a in args):
             raise WorkspaceError("the command contains a NUL byte")
         folder = self._root
+        warning = None
         if cwd is not None:
-            folder, _ = self._resolve(cwd)
+            folder, _, warning = self._resolve("run", tool, cwd)
             if not folder.is_dir():
                 raise WorkspaceError(f"the working folder {cwd} is not a folder")
-        display = shlex.join([command, *args]) if args else command.strip()
-        await self._allow("run", tool, display)
-        argv = [command, *args] if args else shell_argv(command)
+        display = shlex.join([command, *map(str, args)]) if args else command.strip()
+        details = [f"command: {display}", f"folder: {folder}"]
+        if env:
+            details.append("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
+        await self._allow(
+            "run",
+            tool,
+            display,
+            "\n".join(details),
+            warning=warning,
+            call_id=call_id,
+            content=digest("\n".join(details)),
+        )
+        argv = [command, *map(str, args)] if args else shell_argv(command)
+        self._check_live()
         terminal_id = await self._terminals.start(
             argv, cwd=folder, env=env, output_limit=output_byte_limit, display=display
         )
-        self.gate.note(f"running {display}")
+        self.gate.note(f"running {visible(display, 200)}")
         if not background:
             await self._terminals.wait(terminal_id)
         return terminal_id
@@ -340,6 +510,9 @@ class WorkspaceHost:
         return self._terminals.pid(terminal_id)
 
     async def close(self) -> None:
-        """End the call: kill every command it started (whole groups). Idempotent."""
+        """End the call: withdraw open questions, kill every command it started (whole
+        groups). Idempotent."""
         self._closed = True
+        self.gate.close()
+        self._passes.clear()
         await self._terminals.close()

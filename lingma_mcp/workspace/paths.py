@@ -191,3 +191,37 @@ def final_is_symlink(raw: str, root: Path) -> bool:
         return False
     parent = os.path.realpath(os.path.dirname(joined.rstrip("/")))
     return os.path.islink(os.path.join(parent, name))
+
+
+def check_agent_workspace(root: Path, *, explicit: bool, work_dir: Path) -> None:
+    """Refuse a folder agent mode must not act in.
+
+    ``/`` and the home folder itself are what a host that offers no roots often starts a
+    server in; acting there by default would put every file the person has in reach. They
+    are accepted only when named on purpose (``--workspace``, ``LINGMA_WORKSPACE`` or a host
+    root: ``explicit``). A folder that contains lingma-mcp's work dir is always refused: the
+    change record and the approvals' state would be in the agent's reach.
+
+    Raises:
+        WorkspaceNotAllowed: with what to do instead.
+    """
+    resolved = Path(os.path.realpath(root))
+    how = (
+        "start lingma-mcp with --workspace /path/to/project (or LINGMA_WORKSPACE in the host "
+        "config's env), use a host that offers roots, or pass workspace= for a folder inside "
+        "the allowed one"
+    )
+    home = Path(os.path.realpath(os.path.expanduser("~")))
+    if not explicit and (resolved == Path(resolved.anchor) or resolved == home):
+        which = "the root folder" if resolved == Path(resolved.anchor) else "your home folder"
+        raise WorkspaceNotAllowed(
+            f"agent mode will not act in {resolved} ({which}) unless it is named on purpose: {how}",
+            [resolved],
+        )
+    work = Path(os.path.realpath(work_dir))
+    if is_inside(work, resolved):
+        raise WorkspaceNotAllowed(
+            f"agent mode will not act in {resolved}: it contains lingma-mcp's work dir {work}, "
+            f"which holds the record of changes; {how}, or move the work dir with --work-dir",
+            [resolved],
+        )
