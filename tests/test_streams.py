@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
 from fakes import FakeSocket, FakeToolHandler
 
+from lingma_mcp.backend import ChatRequest
 from lingma_mcp.errors import ChatRejected, LingmaConnectionLost
-from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolUpdate
-from lingma_mcp.lingma.client import ChatRequest, LingmaClient
+from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
+from lingma_mcp.lingma.client import LingmaClient
 from lingma_mcp.lingma.jsonrpc import RpcConnection
 from lingma_mcp.lingma.toolhost import NO_CHAT, NO_HANDLER, ToolOutcome
 
@@ -153,14 +155,14 @@ async def test_tool_events_without_request_id_route_by_tool_call_id_and_merge(se
     assert [u.status for u in updates] == ["INIT", "RUNNING", "FINISHED"]
     final = stream.result().tool_events
     assert final == [
-        {
-            "id": "t1",
-            "name": "read_file",
-            "status": "FINISHED",
-            "input": {"file_path": "/a"},
-            "result": [{"content": "x"}],
-            "error": None,
-        }
+        ToolCall(
+            id="t1",
+            name="read_file",
+            status="FINISHED",
+            input={"file_path": "/a"},
+            result=[{"content": "x"}],
+            error=None,
+        )
     ]
     assert other.text_so_far() == "" and not other.done
     await other.aclose()
@@ -211,9 +213,9 @@ async def test_leaving_early_sends_chat_stop_and_releases_the_stream(setup):
     assert [event async for event in stream] == []
 
 
-async def test_auth_status_never_carries_tokens(setup):
+async def test_the_login_state_never_carries_tokens(setup):
     client, _, sock = setup
-    call = asyncio.create_task(client.auth_status())
+    call = asyncio.create_task(client.login_state())
     sent = await sock.next_sent()
     sock.deliver_message(
         {
@@ -229,12 +231,12 @@ async def test_auth_status_never_carries_tokens(setup):
             },
         }
     )
-    status = await call
-    dumped = status.model_dump_json()
+    login = await call
+    dumped = repr(dataclasses.asdict(login))
     assert "SECRET" not in dumped and "token" not in dumped.lower()
-    assert status.logged_in and status.status_name == "logged in"
-    assert status.whitelist_name == "whitelisted"
-    assert status.expires_at.startswith("2030-01-01")
+    assert login.logged_in and login.state == "logged in"
+    assert login.whitelist == "whitelisted"
+    assert login.expires_at is not None and login.expires_at.isoformat().startswith("2030-01-01")
 
 
 async def test_a_chat_ask_lingma_never_answers_leaves_nothing_behind(setup):
@@ -308,11 +310,11 @@ async def test_session_title_update_is_answered_and_kept_on_the_result(setup):
 
 async def test_query_models_is_sent_with_params_exactly_an_empty_object(setup):
     client, lingma, sock = setup
-    call = asyncio.create_task(client.query_models())
+    call = asyncio.create_task(client.models())
     sent = await lingma.next_request("config/queryModels")
     assert sent["params"] == {}
     sock.deliver_message({"jsonrpc": "2.0", "id": sent["id"], "result": {"chat": []}})
-    assert await call == {"chat": []}
+    assert await call == []
 
 
 # ---------------------------------------------------------------------- IDE tools
@@ -331,7 +333,7 @@ def invoke(lingma, rid, *, tool_id="t1", name="read_file", params=None, **flags)
 
 
 async def agent_chat(client, lingma, handler):
-    stream = await client.open_chat(ChatRequest(prompt="do it", mode="agent", tool_handler=handler))
+    stream = await client.open_chat(ChatRequest(prompt="do it", mode="agent"), tool_handler=handler)
     return stream, (await lingma.take_ask())["requestId"]
 
 

@@ -72,8 +72,8 @@ class AgentInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionSummary:
-    """One entry of ``session/list``."""
+class ListedSession:
+    """One entry of ``session/list``, as the agent sent it (``updated_at`` in ISO 8601)."""
 
     session_id: str
     cwd: str
@@ -278,11 +278,11 @@ class AcpClient:
             )
         return session_id
 
-    async def list_sessions(self, cwd: Path | None = None) -> list[SessionSummary]:
+    async def list_sessions(self, cwd: Path | None = None) -> list[ListedSession]:
         """``session/list`` (every page), where the agent declares it."""
         if not self.can_list:
             raise CapabilityMissing("the Lingma CLI does not declare sessionCapabilities.list")
-        sessions: list[SessionSummary] = []
+        sessions: list[ListedSession] = []
         cursor: str | None = None
         while True:
             reply = await self._call(
@@ -291,7 +291,7 @@ class AcpClient:
                 timeout=self.control_timeout,
             )
             sessions += [
-                SessionSummary(s.session_id, s.cwd, s.title, s.updated_at) for s in reply.sessions
+                ListedSession(s.session_id, s.cwd, s.title, s.updated_at) for s in reply.sessions
             ]
             cursor = reply.next_cursor
             if not cursor:

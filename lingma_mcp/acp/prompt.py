@@ -12,7 +12,7 @@ from acp import text_block
 from lingma_mcp.acp.handlers import SessionBinding
 from lingma_mcp.acp.updates import UpdateMapper
 from lingma_mcp.errors import LingmaError
-from lingma_mcp.events import ChatEvent, Finish
+from lingma_mcp.events import ChatEvent, Finish, ToolCall
 
 if TYPE_CHECKING:
     from lingma_mcp.acp.client import AcpClient
@@ -76,9 +76,9 @@ class PromptStream:
         return "".join(self._mapper.thinking)
 
     @property
-    def tools(self) -> list[dict[str, Any]]:
-        """Every tool call seen, in first-seen order, as plain dicts."""
-        return [tool.as_dict() for tool in self._mapper.tools.values()]
+    def tools(self) -> list[ToolCall]:
+        """Every tool call seen, in first-seen order."""
+        return list(self._mapper.tools.values())
 
     @property
     def done(self) -> bool:

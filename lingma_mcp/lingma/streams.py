@@ -42,6 +42,9 @@ class ChatStream:
     Iterating raises :class:`LingmaConnectionLost` if Lingma goes away mid-answer, and
     :class:`ChatRejected` if Lingma refused the ``chat/ask``. The stream keeps what it
     saw, so :meth:`result` works during and after iteration.
+
+    ``continuing``: the question was asked to continue ``session_hint``, so the result
+    says whether Lingma did (its finish names the same session) or started a new one.
     """
 
     def __init__(
@@ -52,9 +55,11 @@ class ChatStream:
         release: Callable[[ChatStream], None],
         stop: Callable[[ChatStream], Awaitable[None]] | None = None,
         tool_handler: IdeToolHandler | None = None,
+        continuing: bool = False,
     ) -> None:
         self.request_id = request_id
         self.session_hint = session_hint
+        self.continuing = continuing
         self.tool_handler = tool_handler
         self.title: str | None = None
         self._release = release
@@ -95,13 +100,13 @@ class ChatStream:
     def done(self) -> bool:
         return self.finish is not None or self._failure is not None
 
+    def text_so_far(self) -> str:
+        return "".join(self._parts)
+
     @property
     def tool_calls(self) -> list[ToolCall]:
         """Tool calls in the order they were first seen."""
         return list(self._tools.values())
-
-    def text_so_far(self) -> str:
-        return "".join(self._parts)
 
     def result(self) -> ChatResult:
         """What the chat produced so far (all of it, once finished)."""
@@ -109,18 +114,22 @@ class ChatStream:
         answer = (
             finish.full_answer if finish is not None and finish.full_answer else self.text_so_far()
         )
+        continued = None
+        if self.continuing and finish is not None:
+            continued = finish.session_id == self.session_hint
         return ChatResult(
             answer=answer,
             session_id=(finish.session_id if finish is not None else None) or self.session_hint,
             request_id=self.request_id,
             finish_reason=finish.reason if finish is not None else None,
             status_code=finish.status_code if finish is not None else None,
-            tool_events=[tool.as_dict() for tool in self._tools.values()],
+            tool_events=list(self._tools.values()),
             thinking="".join(self._thinking),
             first_token_ms=_ms(self.started_at, self.first_token_at),
             total_ms=_ms(self.started_at, self.finished_at),
             finish_message=finish.message if finish is not None else "",
             title=self.title,
+            continued=continued,
         )
 
     async def aclose(self) -> None:
@@ -220,13 +229,19 @@ class StreamRouter:
         session_hint: str | None,
         stop: Callable[[ChatStream], Awaitable[None]] | None = None,
         tool_handler: IdeToolHandler | None = None,
+        continuing: bool = False,
     ) -> ChatStream:
         if self._lost is not None:
             raise LingmaConnectionLost(str(self._lost))
         if request_id in self._streams:
             raise ValueError(f"a chat with requestId {request_id} is already open")
         stream = ChatStream(
-            request_id, session_hint, release=self._release, stop=stop, tool_handler=tool_handler
+            request_id,
+            session_hint,
+            release=self._release,
+            stop=stop,
+            tool_handler=tool_handler,
+            continuing=continuing,
         )
         self._streams[request_id] = stream
         return stream
