@@ -69,10 +69,6 @@ class Finish:
     full_answer: str | None = None
     message: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return self.reason not in ("error",) and (self.status_code in (None, 200))
-
 
 ChatEvent = TextDelta | Thinking | Step | ToolUpdate | Finish
 

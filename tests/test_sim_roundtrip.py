@@ -209,7 +209,7 @@ async def test_rate_limit_is_a_429_finish(tmp_path: Path) -> None:
     async with sim_and_client(tmp_path, {"LINGMA_SIM_RATE_LIMIT": "1"}) as (_, client):
         events, stream = await ask(client, "too much")
         finish = events[-1]
-        assert isinstance(finish, Finish) and not finish.ok and finish.status_code == 429
+        assert isinstance(finish, Finish) and finish.status_code == 429
         assert "quota" in stream.result().finish_message
 
 

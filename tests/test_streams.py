@@ -277,7 +277,8 @@ async def test_a_success_reply_with_empty_strings_and_null_data_is_accepted(setu
     msg_id = lingma.event("chat/finish", requestId=rid, statusCode=200)
     await lingma.reply_to(msg_id)
     events = await asyncio.wait_for(collect(stream), 1)
-    assert isinstance(events[-1], Finish) and events[-1].ok
+    assert isinstance(events[-1], Finish) and stream.result().status_code == 200
+    assert stream.result().finish_reason == "success"
 
 
 async def test_step_start_and_step_end_become_step_events(setup):

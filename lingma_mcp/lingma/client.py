@@ -130,9 +130,6 @@ class LingmaClient:
         reply = await self._call("chat/getSessionById", {"sessionId": session_id})
         return session_from_record(reply)
 
-    async def delete_session(self, session_id: str) -> None:
-        await self._call("chat/deleteSessionById", {"sessionId": session_id})
-
     async def _call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         return await self.conn.request(method, params or {}, timeout=self.control_timeout)
 
@@ -170,9 +167,6 @@ class LingmaClient:
             raise
         self.router.watch_accept(stream, accepted)
         return stream
-
-    async def stop_chat(self, request_id: str, session_id: str | None) -> None:
-        await self._call("chat/stop", {"requestId": request_id, "sessionId": session_id or ""})
 
     async def _stop_stream(self, stream: ChatStream) -> None:
         # Sent, not awaited: see ChatStream.aclose. Cancelling the reply's future forgets

@@ -103,11 +103,6 @@ class ChatStream:
     def text_so_far(self) -> str:
         return "".join(self._parts)
 
-    @property
-    def tool_calls(self) -> list[ToolCall]:
-        """Tool calls in the order they were first seen."""
-        return list(self._tools.values())
-
     def result(self) -> ChatResult:
         """What the chat produced so far (all of it, once finished)."""
         finish = self.finish
