@@ -59,6 +59,13 @@ async def drain(stream: ChatStream) -> list[object]:
     return [event async for event in stream]
 
 
+async def first_text(stream: ChatStream) -> TextDelta:
+    async for event in stream:
+        if isinstance(event, TextDelta) and event.text:
+            return event
+    raise AssertionError("the chat ended without answer text")
+
+
 async def ask(
     client: LingmaClient,
     prompt: str,
@@ -111,6 +118,29 @@ async def test_an_unknown_session_starts_a_new_conversation_and_says_so(tmp_path
         result = stream.result()
         assert result.continued is False and result.session_id != "nobody-knows-this"
         assert "turn 1" in result.answer
+
+
+async def test_a_stopped_chat_continues_under_the_session_its_late_finish_names(
+    tmp_path: Path,
+) -> None:
+    # What a timeout does: stop the chat mid-answer and report its session hint, the only
+    # session id known then. Lingma files it under an id of its own, named by the finish
+    # that follows chat/stop; a question naming the hint must land in that conversation.
+    env = {"LINGMA_SIM_ANSWER_SIZE": "400", "LINGMA_SIM_DELTA_DELAY": "0.01"}
+    async with sim_and_client(tmp_path, env) as (_, client):
+        stream = await client.open_chat(ChatRequest(prompt="cut short"))
+        await asyncio.wait_for(first_text(stream), TIMEOUT)
+        await stream.aclose()
+        hint = stream.result().session_id
+        assert hint is not None and not stream.done
+
+        _, again = await ask(client, "go on", session_id=hint)
+        result = again.result()
+        assert result.continued is True and "turn 2" in result.answer
+        assert result.session_id != hint and result.session_id.startswith("sim-session-")
+        session = await client.session(result.session_id)
+        assert session is not None
+        assert [t.question for t in session.turns] == ["cut short", "go on"]
 
 
 async def test_thinking_model_streams_thinking_through_the_core(tmp_path: Path) -> None:

@@ -213,6 +213,52 @@ async def test_leaving_early_sends_chat_stop_and_releases_the_stream(setup):
     assert [event async for event in stream] == []
 
 
+async def test_a_stopped_chat_is_continued_in_the_session_its_late_finish_names(setup):
+    # A timeout reports the session hint, the only id known when the call ends; the finish
+    # Lingma sends after chat/stop names where it filed the question.
+    client, lingma, _ = setup
+    stream = await client.open_chat(ChatRequest(prompt="q"))
+    ask = await lingma.take_ask()
+    hint = stream.session_hint
+    assert ask["sessionId"] == hint and ask["isReply"] is False
+    await stream.aclose()
+    await lingma.next_request("chat/stop")
+    lingma.event(
+        "chat/finish", requestId=ask["requestId"], sessionId="upstream-1", reason="cancelled"
+    )
+
+    follow = await client.open_chat(ChatRequest(prompt="go on", session_id=hint))
+    again = await lingma.take_ask()
+    assert again["sessionId"] == "upstream-1" and again["isReply"] is True
+    lingma.event("chat/finish", requestId=again["requestId"], sessionId="upstream-1")
+    await asyncio.wait_for(collect(follow), 1)
+    assert follow.result().continued is True
+    assert follow.result().session_id == "upstream-1"
+
+
+async def test_a_question_naming_a_stopped_chats_hint_waits_for_its_finish(setup):
+    client, lingma, _ = setup
+    stream = await client.open_chat(ChatRequest(prompt="q"))
+    ask = await lingma.take_ask()
+    await stream.aclose()
+    follow = asyncio.create_task(
+        client.open_chat(ChatRequest(prompt="go on", session_id=stream.session_hint))
+    )
+    await lingma.next_request("chat/stop")
+    lingma.event("chat/finish", requestId=ask["requestId"], sessionId="upstream-2")
+    assert (await lingma.take_ask())["sessionId"] == "upstream-2"
+    await (await follow).aclose()
+
+
+async def test_a_finish_in_another_session_says_the_conversation_did_not_continue(setup):
+    client, lingma, _ = setup
+    stream = await client.open_chat(ChatRequest(prompt="q", session_id="gone"))
+    ask = await lingma.take_ask()
+    lingma.event("chat/finish", requestId=ask["requestId"], sessionId="fresh")
+    await asyncio.wait_for(collect(stream), 1)
+    assert stream.result().continued is False and stream.result().session_id == "fresh"
+
+
 async def test_the_login_state_never_carries_tokens(setup):
     client, _, sock = setup
     call = asyncio.create_task(client.login_state())

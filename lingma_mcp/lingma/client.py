@@ -46,6 +46,11 @@ from .tools import observe
 log = logging.getLogger(__name__)
 
 CLIENT_NAME = "lingma-mcp"
+# How long a question continuing a session waits for the late chat/finish of a stopped
+# chat in it (which names the session Lingma filed it under). Lingma sends that finish
+# within moments of chat/stop; a question asked sooner than that would start a new
+# conversation without it.
+LATE_FINISH_WAIT_S = 5.0
 
 
 class LingmaClient:
@@ -142,7 +147,9 @@ class LingmaClient:
 
         The IDE tools Lingma asks for during the chat are served by ``tool_handler``, by
         default the plugin-dialect adapter over ``request.host``; with neither they are
-        refused, honestly.
+        refused, honestly. A ``request.session_id`` that was the hint of a stopped chat is
+        asked as the session Lingma filed that chat under (see
+        :class:`.session_hints.SessionHints`).
 
         The stream is registered before the question is sent, so no early delta is lost;
         the reply to ``chat/ask`` (it only means "accepted") is not awaited, so it cannot
@@ -150,7 +157,12 @@ class LingmaClient:
         """
         if tool_handler is None and request.host is not None:
             tool_handler = IdeTools(request.host)
-        session_id = request.session_id or str(uuid.uuid4())
+        if request.session_id is not None:
+            session_id = await self.router.hints.upstream(
+                request.session_id, wait=LATE_FINISH_WAIT_S
+            )
+        else:
+            session_id = str(uuid.uuid4())
         stream = self.router.open(
             request.request_id,
             session_id,

@@ -5,6 +5,10 @@ whose ``requestId`` it carries. Tool events sometimes carry only a tool call id;
 to the stream that first announced that tool call with a request id. An event no stream
 claims is logged at debug and dropped: keeping it would grow memory for a consumer that
 will never come.
+
+Every ``chat/finish`` also tells the router's :class:`~.session_hints.SessionHints` which
+upstream session a new conversation's hint became, the late finish of a chat released
+before its end included, so a question naming that hint continues that conversation.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from ..events import (
     ToolCall,
     ToolUpdate,
 )
+from .session_hints import SessionHints
 from .tools import TOOL_METHODS, merge, observe
 
 if TYPE_CHECKING:
@@ -209,6 +214,7 @@ class StreamRouter:
         self._streams: dict[str, ChatStream] = {}
         self._tool_owner: dict[str, str] = {}  # tool call id -> request id
         self._lost: LingmaError | None = None
+        self.hints = SessionHints()
 
     @property
     def open_streams(self) -> int:
@@ -239,6 +245,8 @@ class StreamRouter:
             continuing=continuing,
         )
         self._streams[request_id] = stream
+        if session_hint and not continuing:
+            self.hints.track(request_id, session_hint)
         return stream
 
     def watch_accept(self, stream: ChatStream, accepted: asyncio.Future[Any]) -> None:
@@ -268,6 +276,7 @@ class StreamRouter:
         self._lost = LingmaConnectionLost(f"Lingma stopped while answering ({reason})")
         for stream in list(self._streams.values()):
             stream._fail(self._lost)
+        self.hints.drop_all()
 
     def stream_for_tool(self, request_id: str | None, tool_call_id: str) -> ChatStream | None:
         """The open chat a tool request belongs to: by request id, else by the tool call's
@@ -285,6 +294,11 @@ class StreamRouter:
         ]
         for tool_id in owned:
             del self._tool_owner[tool_id]
+        # Released before its end but asked: Lingma still finishes it (after chat/stop),
+        # and that finish names its session. Refused, failed or never sent: it will not.
+        asked = stream._accepted is not None and stream._failure is None
+        if stream.finish is None and not asked:
+            self.hints.drop(stream.request_id)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -318,8 +332,15 @@ class StreamRouter:
                     )
                 )
         elif method == "chat/finish":
+            request_id = params.get("requestId")
+            released = isinstance(request_id, str) and request_id not in self._streams
+            if released and request_id in self.hints:
+                # A chat released before its end: only its session is still wanted.
+                self.hints.confirm(request_id, _str_or_none(params.get("sessionId")))
+                return
             stream = self._stream_for(params)
             if stream is not None:
+                self.hints.confirm(stream.request_id, _str_or_none(params.get("sessionId")))
                 stream._on_finish(_finish(params))
         elif method == "session/title/update":
             # Names a conversation, not a request: every open chat of that session.
