@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from acp import PROTOCOL_VERSION, RequestError, connect_to_agent
+from acp import PROTOCOL_VERSION, RequestError, connect_to_agent, text_block
 from acp.client.connection import ClientSideConnection
 from acp.schema import (
     ClientCapabilities,
@@ -376,6 +376,16 @@ class AcpClient:
         stream = PromptStream(self, binding)
         stream._start(text)
         return stream
+
+    async def send_prompt(self, session_id: str, text: str) -> str:
+        """``session/prompt`` with ``text``, unbounded (the answer takes what it takes; the
+        caller bounds it and cancels); the agent's stop reason."""
+        reply = await self._call(
+            "session/prompt",
+            self.conn.prompt(session_id=session_id, prompt=[text_block(text)]),
+            timeout=None,
+        )
+        return str(reply.stop_reason)
 
     async def cancel(self, session_id: str) -> None:
         """``session/cancel`` (a notification: the CLI refuses the request form).
