@@ -333,8 +333,11 @@ class StreamRouter:
                 )
         elif method == "chat/finish":
             request_id = params.get("requestId")
-            released = isinstance(request_id, str) and request_id not in self._streams
-            if released and request_id in self.hints:
+            if (
+                isinstance(request_id, str)
+                and request_id not in self._streams
+                and request_id in self.hints
+            ):
                 # A chat released before its end: only its session is still wanted.
                 self.hints.confirm(request_id, _str_or_none(params.get("sessionId")))
                 return

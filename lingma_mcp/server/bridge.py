@@ -446,7 +446,7 @@ class Bridge:
                             ChatRequest(
                                 prompt=params.prompt,
                                 model=params.model,
-                                mode=params.mode,
+                                mode="agent" if params.mode == "agent" else "chat",
                                 session_id=params.session_id,
                                 workspace=params.workspace,
                                 **(params.agent.request_fields() if params.agent else {}),
