@@ -12,7 +12,8 @@ import time
 
 from benchmarks.mcpproc import mcp_session
 from benchmarks.simproc import core_client, simulator
-from lingma_mcp.lingma.client import ChatRequest, LingmaClient
+from lingma_mcp.backend import ChatRequest
+from lingma_mcp.lingma.client import LingmaClient
 from lingma_mcp.lingma.framing import encode_frame
 from lingma_mcp.lingma.jsonrpc import RpcConnection
 

@@ -1,43 +1,186 @@
-"""The interface both ways of reaching Lingma implement; the MCP face knows only this.
+"""The contract between the MCP face and the two ways of reaching Lingma.
 
-Two backends: the IDE plugin's binary (``lingma/``, JSON-RPC in LSP frames over a
-WebSocket; :class:`~lingma_mcp.lingma.supervisor.LingmaSupervisor`) and the official CLI
-(``acp/``, the Agent Client Protocol over stdio; :class:`~lingma_mcp.acp.backend.CliBackend`).
-Each is a supervised process (``process/``) plus, once it is ready, a client for one
-connection; ``server/backends.py`` chooses which serves.
-The face asks the :class:`Backend` for a ready :class:`BackendClient` and talks to that; a
-restart hands out a new client, so anything cached per client is keyed by
-``status().generation``.
+Two backends implement it: the IDE plugin's binary (``lingma/``, JSON-RPC in LSP frames
+over a WebSocket) and the official CLI (``acp/``, the Agent Client Protocol over stdio).
+Each translates its own wire into the values here, in its own folder; the face reads only
+these values and never a backend's dialect, and ``server/backends.py`` is the one place
+that names a backend. The backends import this module and never each other.
 
-Chat events are the shared types of :mod:`lingma_mcp.events`; errors are the typed errors
-of :mod:`lingma_mcp.errors`, turned into text at the MCP face alone.
+- Values: :class:`Login`, :class:`Model`, :class:`SessionSummary`, :class:`Session` and its
+  :class:`Turn`, the :class:`ChatRequest`, and the chat events and :class:`ChatResult` of
+  :mod:`lingma_mcp.events` (re-exported here). All are frozen records of plain data, and
+  none has a field that could hold a token.
+- Interfaces: a :class:`Backend` (a supervised process) hands out a ready
+  :class:`BackendClient` (one connection), whose chats are :class:`ChatStreamLike`. A
+  restart hands out a new client, so anything cached per client is keyed by it or by
+  ``status().generation``.
+
+Errors are the typed errors of :mod:`lingma_mcp.errors`, turned into text at the face alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from .events import ChatEvent, Finish
+from .errors import LingmaNotLoggedIn
+from .events import ChatEvent, ChatResult, Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
+
+if TYPE_CHECKING:
+    from .process.states import State
+    from .workspace import WorkspaceHost
+
+__all__ = [
+    "AGENT_SCENE",
+    "CHAT_SCENE",
+    "SCENE_FOR_MODE",
+    "Backend",
+    "BackendClient",
+    "BackendKind",
+    "BackendStatus",
+    "ChatEvent",
+    "ChatRequest",
+    "ChatResult",
+    "ChatStreamLike",
+    "Finish",
+    "Login",
+    "Mode",
+    "Model",
+    "Session",
+    "SessionSummary",
+    "Step",
+    "TextDelta",
+    "Thinking",
+    "ToolCall",
+    "ToolUpdate",
+    "Turn",
+]
 
 BackendKind = Literal["ide", "cli"]
+Mode = Literal["chat", "agent"]
+
+# Scenes are the groups a model list comes in; the tools show them by these names. Chat
+# mode asks in the chat scene, agent mode in the developer scene.
+CHAT_SCENE = "chat"
+AGENT_SCENE = "developer"
+SCENE_FOR_MODE: Mapping[str, str] = {"chat": CHAT_SCENE, "agent": AGENT_SCENE}
 
 
-class ChatRequestLike(Protocol):
-    """One question, as both backends read it (``lingma.client.ChatRequest``).
+# -- values --------------------------------------------------------------------------------
 
-    For agent mode a backend also looks for a workspace host: the CLI backend takes
-    ``host`` if the request has one, else the ``host`` of its ``tool_handler``.
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """Who is logged in to Lingma, as far as the backend can tell. Never a token.
+
+    ``state`` is the login state in words ("logged in", "login expired", ...).
+    ``instructions`` is the complete advice for a person who is not logged in, where this
+    backend does not log in through the ``login`` tool's URL (the CLI); None where it does.
+    ``credential`` names the kind of credential in use where known (never its value).
+    """
+
+    logged_in: bool
+    state: str
+    user_name: str | None = None
+    user_id: str | None = None
+    user_type: str | None = None
+    org_name: str | None = None
+    whitelist: str | None = None  # in words, where the backend has a whitelist
+    expires_at: datetime | None = None  # aware (UTC)
+    quota: float | Mapping[str, float] | None = None  # numbers only, never text
+    credential: str | None = None
+    instructions: str | None = None
+
+    def not_logged_in(self) -> LingmaNotLoggedIn:
+        """The error for a question asked with this login (logged out)."""
+        error = LingmaNotLoggedIn(self.state)
+        if self.instructions:
+            error.instructions = self.instructions
+        return error
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """One model the account can use.
+
+    ``key`` is what a :class:`ChatRequest` names. ``scenes`` are the scenes that list it, in
+    the backend's order; ``default_in`` those where Lingma uses it when asked for none.
+    ``reasoning`` and ``vision`` are None where the backend does not say.
+    """
+
+    key: str
+    name: str
+    description: str = ""
+    reasoning: bool | None = None
+    vision: bool | None = None
+    scenes: tuple[str, ...] = ()
+    default_in: tuple[str, ...] = ()
+
+    @property
+    def default(self) -> bool:
+        """Lingma's default in some scene."""
+        return bool(self.default_in)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """One conversation, as a listing shows it (times are aware, UTC)."""
+
+    session_id: str
+    title: str | None
+    backend: BackendKind
+    workspace: Path | None = None  # the folder it was asked in, where known
+    created: datetime | None = None
+    updated: datetime | None = None
+    turns: int | None = None  # how many, where the listing says
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One question and its answer in a conversation."""
+
+    question: str | None
+    answer: str | None
+    request_id: str | None = None
+    created: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One conversation with its turns (none where the backend cannot read them: the CLI)."""
+
+    summary: SessionSummary
+    turns: tuple[Turn, ...] = ()
+
+
+def _new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One question for Lingma.
+
+    ``model`` is a :attr:`Model.key` (None: Lingma's default). ``session_id`` continues a
+    conversation (a :attr:`ChatResult.session_id`). ``host`` is the call's workspace host in
+    agent mode: each backend serves Lingma's file and terminal work through it, in its own
+    dialect; without one the chat runs no tools and says so to Lingma.
     """
 
     prompt: str
-    model: str | None
-    mode: str
-    session_id: str | None
-    workspace: Path | None
-    request_id: str
-    tool_handler: Any
+    model: str | None = None
+    mode: Mode = "chat"
+    session_id: str | None = None
+    workspace: Path | None = None
+    request_id: str = field(default_factory=_new_request_id)
+    host: WorkspaceHost | None = None
+
+
+# -- interfaces ----------------------------------------------------------------------------
 
 
 class ChatStreamLike(Protocol):
@@ -59,11 +202,12 @@ class ChatStreamLike(Protocol):
 
     @property
     def session_hint(self) -> str | None:
-        """The session this chat was asked in, before Lingma confirms one."""
+        """The session this chat was asked in, before Lingma confirms one; a later question
+        naming it continues this conversation."""
         ...
 
-    def result(self) -> Any:
-        """The ``ChatResult`` once finished (answer, session_id, request_id, ...)."""
+    def result(self) -> ChatResult:
+        """What the chat produced so far (all of it, once finished)."""
         ...
 
     def text_so_far(self) -> str: ...
@@ -76,37 +220,78 @@ class ChatStreamLike(Protocol):
 class BackendClient(Protocol):
     """What the face asks of a ready Lingma."""
 
-    async def auth_status(self) -> Any:
-        """An allow-listed login state (``lingma.auth.AuthStatus``): never a token."""
+    async def login_state(self) -> Login: ...
+
+    async def models(self) -> list[Model]:
+        """Every model of the account (``[]`` when logged out, for some backends)."""
         ...
 
-    async def query_models(self) -> dict[str, list[dict[str, Any]]]:
-        """Models by scene (``chat``, ``developer`` = agent mode, ...)."""
+    async def login_url(self) -> str:
+        """A URL to log in at; a backend without one raises an error with instructions."""
         ...
 
-    async def login_url(self) -> str: ...
+    async def sessions(self, project: Path) -> list[SessionSummary]:
+        """The conversations filed under ``project``."""
+        ...
 
-    async def list_sessions(self, project: Path) -> list[dict[str, Any]]: ...
+    async def session(self, session_id: str) -> Session | None:
+        """One conversation, or None where Lingma knows no such id."""
+        ...
 
-    async def get_session(self, session_id: str) -> dict[str, Any] | None: ...
+    async def open_chat(self, request: ChatRequest) -> ChatStreamLike:
+        """Start one question and stream its events."""
+        ...
 
-    async def open_chat(self, request: ChatRequestLike) -> ChatStreamLike:
-        """Start one question (a ``ChatRequest``) and stream its events."""
+
+class BackendStatus(Protocol):
+    """A snapshot of a backend's process, for the status the tools show."""
+
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def port(self) -> int | None: ...
+
+    @property
+    def version(self) -> str | None: ...
+
+    @property
+    def last_error(self) -> str | None: ...
+
+    @property
+    def last_exception(self) -> BaseException | None: ...
+
+    @property
+    def work_dir(self) -> Path | None: ...
+
+    @property
+    def log_hint(self) -> str: ...
+
+    @property
+    def generation(self) -> int:
+        """Up by one each time a new connection becomes ready."""
         ...
 
 
 class Backend(Protocol):
     """A supervised Lingma: started in the background, restarted when lost."""
 
-    kind: BackendKind
+    @property
+    def kind(self) -> BackendKind: ...
 
-    def start(self) -> None: ...
-
-    async def client(self, timeout: float | None = None) -> BackendClient: ...
-
-    def status(self) -> Any:
-        """A snapshot: state, pid, port, version, last_error, work_dir, log_hint, generation."""
+    def start(self) -> None:
+        """Begin start-up in the background and return at once (from the event loop)."""
         ...
+
+    async def client(self, timeout: float | None = None) -> BackendClient:
+        """A ready client, starting or restarting as needed; ``timeout`` bounds the wait
+        (None: a little over the backend's own start-up bound, so its error comes first)."""
+        ...
+
+    def status(self) -> BackendStatus: ...
 
     def suspect(self, reason: str) -> None:
         """Lingma may be wedged: check its health and restart it if the check fails."""

@@ -1,8 +1,11 @@
 """Typed events of one chat, the same whichever backend (IDE binary or CLI) produced them.
 
-A :class:`~lingma_mcp.lingma.streams.ChatStream` yields these in arrival order. They are
-small frozen records so a consumer can keep them without worrying that a later event
-changes an earlier one.
+Each backend's chat stream yields these in arrival order. They are small frozen records so
+a consumer can keep them without worrying that a later event changes an earlier one.
+
+They live in this leaf module, below both backends and the contract (:mod:`.backend`
+re-exports them), because the lowest parts of each backend produce them: the IDE side's
+stream router and the CLI side's update mapper import nothing else of the contract.
 """
 
 from __future__ import annotations
@@ -48,16 +51,6 @@ class ToolCall:
     result: Any = None
     error: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "status": self.status,
-            "input": self.input,
-            "result": self.result,
-            "error": self.error,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class ToolUpdate:
@@ -76,10 +69,6 @@ class Finish:
     full_answer: str | None = None
     message: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return self.reason not in ("error",) and (self.status_code in (None, 200))
-
 
 ChatEvent = TextDelta | Thinking | Step | ToolUpdate | Finish
 
@@ -89,13 +78,16 @@ class ChatResult:
     """Everything a finished chat produced, whichever backend served it."""
 
     answer: str
-    session_id: str | None
+    session_id: str | None  # the one to continue the conversation with
     request_id: str
     finish_reason: str | None
     status_code: int | None
-    tool_events: list[dict[str, Any]] = field(default_factory=list)
+    tool_events: list[ToolCall] = field(default_factory=list)
     thinking: str = ""
     first_token_ms: int | None = None
     total_ms: int | None = None
     finish_message: str = ""
     title: str | None = None  # the conversation's title, if Lingma named it
+    # None: no session was asked for. True only where Lingma confirmed the conversation
+    # asked for went on; False: it started a new one (the earlier context is lost).
+    continued: bool | None = None

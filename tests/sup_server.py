@@ -14,8 +14,8 @@ import signal
 import sys
 from pathlib import Path
 
+from lingma_mcp.backend import ChatRequest
 from lingma_mcp.config import Settings
-from lingma_mcp.lingma.client import ChatRequest
 from lingma_mcp.lingma.supervisor import LingmaSupervisor
 
 

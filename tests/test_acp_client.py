@@ -80,7 +80,7 @@ async def test_an_approved_create_writes_through_the_workspace_port(workspace, s
     assert gate.asked == [("write", "Write notes/a.txt", "notes/a.txt", "hi there")]
     statuses = [e.tool.status for e in events if isinstance(e, ToolUpdate)]
     assert statuses == ["pending", "in_progress", "completed"]
-    assert stream.tools[0]["name"] == "Write notes/a.txt"
+    assert stream.tools[0].name == "Write notes/a.txt"
     # The option is chosen by its kind: allow_once, whose id is proceed_once.
     replies = [m for m in received(log) if "result" in m and "outcome" in (m["result"] or {})]
     assert replies[0]["result"]["outcome"] == {"outcome": "selected", "optionId": "proceed_once"}

@@ -129,14 +129,15 @@ def test_a_plan_yields_a_step_per_new_or_changed_entry():
 
 
 def test_stop_reasons_map_to_finish_reasons():
-    assert (finish_for("end_turn", "s", "").reason, finish_for("end_turn", "s", "").ok) == (
-        "success",
-        True,
-    )
-    assert finish_for("cancelled", "s", "").reason == "cancelled"
-    assert finish_for("max_tokens", "s", "").ok
+    def seen(stop_reason: str) -> tuple[str, int | None]:
+        finish = finish_for(stop_reason, "s", "")
+        return finish.reason, finish.status_code
+
+    assert seen("end_turn") == ("success", 200)
+    assert seen("cancelled") == ("cancelled", 200)
+    assert seen("max_tokens") == ("max_tokens", 200)  # an answer, cut short: not a failure
     refused = finish_for("refusal", "s", "")
-    assert refused.reason == "error" and not refused.ok and refused.message
+    assert seen("refusal") == ("error", None) and refused.message
 
 
 OPTIONS = [

@@ -24,10 +24,10 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import ElicitResult, ListRootsResult, Root
 from procs import alive
 
+from lingma_mcp.backend import ChatRequest, ChatResult, Login, Model
 from lingma_mcp.config import Settings
 from lingma_mcp.events import Finish, TextDelta
-from lingma_mcp.lingma.auth import AuthStatus
-from lingma_mcp.lingma.streams import ChatResult
+from lingma_mcp.lingma.ide_tools import IdeTools
 from lingma_mcp.lingma.toolhost import ToolOutcome
 from lingma_mcp.server.app import build_app
 from lingma_mcp.server.bridge import Bridge
@@ -60,8 +60,9 @@ class Forever:
 
 @dataclass
 class FakeStream:
-    request: Any
+    request: ChatRequest
     script: list[Any]
+    handler: IdeTools | None = None  # what serves Lingma's tool requests
     outcomes: list[Any] = field(default_factory=list)
     closed: bool = False
     _parts: list[str] = field(default_factory=list)
@@ -80,9 +81,9 @@ class FakeStream:
         return self
 
     async def __anext__(self) -> Any:
+        handler = self.handler
         while self.script:
             item = self.script.pop(0)
-            handler = self.request.tool_handler
             if isinstance(item, Invoke):
                 if handler is None:
                     self.outcomes.append(ToolOutcome(False, {}, "no tool host"))
@@ -125,14 +126,16 @@ class FakeClient:
         self.script = script
         self.streams: list[FakeStream] = []
 
-    async def auth_status(self) -> AuthStatus:
-        return AuthStatus.from_reply({"status": 2, "name": "me"})
+    async def login_state(self) -> Login:
+        return Login(logged_in=True, state="logged in", user_name="me")
 
-    async def query_models(self) -> dict[str, list[dict[str, Any]]]:
-        return {"chat": [{"key": "auto", "displayName": "Auto"}]}
+    async def models(self) -> list[Model]:
+        return [Model("auto", "Auto", scenes=("chat",), default_in=("chat",))]
 
-    async def open_chat(self, request: Any) -> FakeStream:
-        stream = FakeStream(request, list(self.script))
+    async def open_chat(self, request: ChatRequest) -> FakeStream:
+        # What the IDE backend does: its plugin-dialect adapter over the call's host.
+        handler = IdeTools(request.host) if request.host is not None else None
+        stream = FakeStream(request, list(self.script), handler=handler)
         self.streams.append(stream)
         return stream
 
@@ -382,7 +385,7 @@ async def test_chat_mode_hosts_no_tools(tmp_path: Path, project: Path) -> None:
     app, fake, _ = make(tmp_path, project, EDITS, approval="write=allow,delete=allow")
     async with host(app) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "edit", "mode": "chat"})
-    assert fake.streams[0].request.tool_handler is None
+    assert fake.streams[0].request.host is None
     assert result.structured_content["changes"] == []
     assert (project / "old.txt").exists()
 

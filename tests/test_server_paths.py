@@ -17,11 +17,11 @@ import anyio
 import pytest
 from mcp import Client
 
+from lingma_mcp.backend import ChatRequest, ChatResult, Login, Model, Session
 from lingma_mcp.config import Settings
 from lingma_mcp.errors import LingmaConnectionLost, RpcTimeout
 from lingma_mcp.events import Finish, TextDelta
-from lingma_mcp.lingma.auth import AuthStatus
-from lingma_mcp.lingma.streams import ChatResult
+from lingma_mcp.lingma.auth import login_from_status
 from lingma_mcp.server.app import build_app
 from lingma_mcp.server.bridge import Bridge
 
@@ -40,6 +40,7 @@ class FakeStream:
     script: list[Any]
     request_id: str = "req-1"
     session_hint: str | None = None
+    continuing: bool = False  # asked to continue session_hint
     closed: bool = False
     stop_gate: anyio.Event | None = None  # set: chat/stop "replies"; None: at once
     stop_sent: bool = False
@@ -91,6 +92,9 @@ class FakeStream:
             finish_message=finish.message if finish else "",
             first_token_ms=1,
             total_ms=2,
+            continued=finish.session_id == self.session_hint
+            if finish and self.continuing
+            else None,
         )
 
     async def aclose(self) -> None:
@@ -106,31 +110,32 @@ class FakeClient:
         self.script = script
         self.auth = auth  # status codes returned by successive auth/status calls
         self.streams: list[FakeStream] = []
-        self.sessions: dict[str, Any] = {}
+        self.sessions: dict[str, Session] = {}
         self.auth_hangs = False
         self.stop_gate: anyio.Event | None = None
 
-    async def auth_status(self) -> AuthStatus:
+    async def login_state(self) -> Login:
         if self.auth_hangs:
             raise RpcTimeout("auth/status", 30)
         status = self.auth.pop(0) if len(self.auth) > 1 else self.auth[0]
-        return AuthStatus.from_reply({"status": status, "name": "me"})
+        return login_from_status({"status": status, "name": "me"})
 
-    async def query_models(self) -> dict[str, list[dict[str, Any]]]:
-        return {"chat": [{"key": "auto", "displayName": "Auto"}]}
+    async def models(self) -> list[Model]:
+        return [Model("auto", "Auto", scenes=("chat",), default_in=("chat",))]
 
-    async def open_chat(self, request: Any) -> FakeStream:
+    async def open_chat(self, request: ChatRequest) -> FakeStream:
         # A script of scripts plays one per chat (for retries); a flat script plays for each.
         if self.script and isinstance(self.script[0], list):
             stream = FakeStream(list(self.script.pop(0)))
         else:
             stream = FakeStream(list(self.script))
         stream.session_hint = request.session_id or "new-session"
+        stream.continuing = request.session_id is not None
         stream.stop_gate = self.stop_gate
         self.streams.append(stream)
         return stream
 
-    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+    async def session(self, session_id: str) -> Session | None:
         return self.sessions.get(session_id)
 
 

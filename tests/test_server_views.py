@@ -1,78 +1,145 @@
-"""Allow-listed views: only the promised fields of Lingma's payloads reach a host."""
+"""The face's views: the contract's values shaped into exactly the promised output fields."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
+from pathlib import Path
 
-from lingma_mcp.lingma.auth import AuthStatus
+from lingma_mcp.backend import Login, Model, Session, SessionSummary, ToolCall, Turn
 from lingma_mcp.server.models import BridgeState
-from lingma_mcp.server.views import auth_info, default_key, model_info, session_detail
+from lingma_mcp.server.views import (
+    auth_info,
+    default_key,
+    model_info,
+    model_keys,
+    models_by_scene,
+    newest_first,
+    session_detail,
+    session_summary,
+    tool_event,
+)
 
-RAW_AUTH = {
-    "status": 2,
-    "whitelist": 3,
-    "name": "me",
-    "id": "42",
-    "token": "live-token-value",
-    "refreshToken": "live-refresh-value",
-    "expireTime": 1_800_000_000_000,
-    "quota": {"total": 100, "used": 7, "note": "token=live-token-value", "flag": True},
-    "orgName": "Org",
-    "userType": "personal",
-}
+READY = BridgeState(state="ready")
 
 
-def test_auth_info_names_states_in_words_and_holds_no_token() -> None:
-    info = auth_info(AuthStatus.from_reply(RAW_AUTH), BridgeState(state="ready"))
-    dumped = json.dumps(info.model_dump(mode="json"))
-    assert "live-" not in dumped and "refresh" not in dumped.lower()
-    assert info.logged_in is True and info.status == "logged in"
-    assert info.whitelist == "whitelisted"
-    assert info.expires_at == "2027-01-15T08:00:00+00:00"
-    assert info.quota == {"total": 100, "used": 7}  # numbers only
-    assert info.problem is None
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def test_auth_info_shows_the_login_in_words_with_its_expiry_to_the_second() -> None:
+    login = Login(
+        logged_in=True,
+        state="logged in",
+        user_name="me",
+        org_name="Org",
+        user_type="personal",
+        whitelist="whitelisted",
+        expires_at=datetime(2027, 1, 15, 8, 0, 0, 123456, tzinfo=timezone.utc),
+        quota={"total": 100, "used": 7},
+        credential="stored login",
+    )
+    info = auth_info(login, READY)
+    assert info.model_dump(mode="json") == {
+        "logged_in": True,
+        "status": "logged in",
+        "whitelist": "whitelisted",
+        "user_name": "me",
+        "user_type": "personal",
+        "org_name": "Org",
+        "expires_at": "2027-01-15T08:00:00+00:00",
+        "quota": {"total": 100.0, "used": 7.0},
+        "problem": None,
+        "bridge": READY.model_dump(mode="json"),
+    }
 
 
 def test_an_expired_login_says_to_call_login() -> None:
-    info = auth_info(AuthStatus.from_reply({"status": 3}), BridgeState(state="ready"))
+    info = auth_info(Login(logged_in=False, state="login expired"), READY)
     assert info.logged_in is False and info.status == "login expired"
-    assert "`login` tool" in (info.problem or "")
+    assert info.problem is not None and "`login` tool" in info.problem
 
 
-def test_the_default_model_is_the_flagged_one_else_auto_else_unknown() -> None:
-    assert default_key([{"key": "a"}, {"key": "b", "isDefault": True}]) == "b"
-    assert default_key([{"key": "x"}, {"key": "auto"}]) == "auto"
-    assert default_key([{"key": "x"}]) is None
+def test_a_backend_that_logs_in_elsewhere_gives_its_own_instructions() -> None:
+    login = Login(logged_in=False, state="not logged in", instructions="run `x login`")
+    assert auth_info(login, READY).problem == "run `x login`"
+    error = login.not_logged_in()
+    assert error.instructions == "run `x login`" and error.status_name == "not logged in"
 
 
-def test_model_info_maps_lingma_flags() -> None:
-    raw = {"key": "k", "displayName": "K", "isReasoning": True, "isVl": False, "secret": "s"}
-    assert model_info(raw, "k").model_dump() == {
-        "key": "k",
-        "display_name": "K",
+MODELS = [
+    Model("auto", "Auto", scenes=("chat", "developer"), default_in=("chat", "developer")),
+    Model("coder", "Coder", reasoning=True, scenes=("chat", "developer")),
+    Model("max", "Max", vision=True, scenes=("chat",)),
+]
+
+
+def test_models_group_by_scene_in_the_backends_order() -> None:
+    grouped = models_by_scene(MODELS)
+    assert list(grouped) == ["chat", "developer"]
+    assert [m.key for m in grouped["chat"]] == ["auto", "coder", "max"]
+    assert [m.key for m in grouped["developer"]] == ["auto", "coder"]
+
+
+def test_the_default_model_is_the_one_the_backend_names_for_the_scene() -> None:
+    assert default_key(MODELS, "chat") == "auto"
+    assert default_key([Model("a", "A", scenes=("chat",))], "chat") is None
+
+
+def test_a_question_may_name_its_scenes_models_or_any_for_an_unknown_scene() -> None:
+    assert model_keys(MODELS, "developer") == ["auto", "coder"]
+    assert model_keys(MODELS, "quest") == ["auto", "coder", "max"]
+
+
+def test_model_info_shows_unknown_flags_as_false() -> None:
+    assert model_info(MODELS[1], "auto").model_dump() == {
+        "key": "coder",
+        "display_name": "Coder",
         "reasoning": True,
         "vision": False,
-        "default": True,
+        "default": False,
     }
 
 
-def test_session_detail_keeps_only_the_promised_fields() -> None:
-    raw = {
-        "sessionId": "s1",
-        "sessionTitle": "T",
-        "gmtCreate": 1,
-        "gmtModified": 2,
-        "internal": "x",
-        "chatRecords": [
-            {"requestId": "r1", "question": "q", "answer": "a", "gmtCreate": 1, "extra": {"k": 1}}
-        ],
+def test_tool_event_keeps_the_promised_fields() -> None:
+    tool = ToolCall("t1", "read_file", "FINISHED", {"path": "a"}, {"ok": 1}, error=None)
+    assert tool_event(tool).model_dump() == {
+        "id": "t1",
+        "name": "read_file",
+        "status": "FINISHED",
+        "input": {"path": "a"},
+        "result": {"ok": 1},
     }
-    assert session_detail(raw) == {
+
+
+def test_session_detail_shows_times_in_epoch_milliseconds() -> None:
+    summary = SessionSummary(
+        "s1", "T", "ide", Path("/p"), created=_at(1_700_000_000_001), updated=_at(1_700_000_123_457)
+    )
+    detail = session_detail(Session(summary, (Turn("q", "a", "r1", _at(1_700_000_000_001)),)))
+    assert detail == {
         "session_id": "s1",
         "title": "T",
-        "created": 1,
-        "modified": 2,
-        "turns": [{"request_id": "r1", "question": "q", "answer": "a", "created": 1}],
+        "created": 1_700_000_000_001,
+        "modified": 1_700_000_123_457,
+        "turns": [
+            {"request_id": "r1", "question": "q", "answer": "a", "created": 1_700_000_000_001}
+        ],
+    }
+    json.dumps(detail)  # a resource's body
+
+
+def test_sessions_come_newest_first_and_those_without_a_time_last() -> None:
+    old = SessionSummary("old", None, "cli", updated=_at(1000))
+    new = SessionSummary("new", None, "cli", updated=_at(2000))
+    unknown = SessionSummary("unknown", None, "cli")
+    assert [s.session_id for s in newest_first([unknown, old, new])] == ["new", "old", "unknown"]
+    assert session_summary(unknown) == {
+        "session_id": "unknown",
+        "title": None,
+        "created": None,
+        "modified": None,
+        "turns": None,
     }
 
 

@@ -17,13 +17,14 @@ from fakes import FakeToolHandler
 from simclient import SimProcess, running_sim
 from websockets.asyncio.client import connect
 
+from lingma_mcp.backend import ChatRequest
 from lingma_mcp.errors import ChatRejected, LingmaConnectionLost
 from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolUpdate
-from lingma_mcp.lingma.client import ChatRequest, LingmaClient
+from lingma_mcp.lingma.client import LingmaClient
 from lingma_mcp.lingma.framing import MAX_MESSAGE_BYTES
 from lingma_mcp.lingma.jsonrpc import RpcConnection
 from lingma_mcp.lingma.streams import ChatStream
-from lingma_mcp.lingma.toolhost import NO_HANDLER, ToolOutcome
+from lingma_mcp.lingma.toolhost import NO_HANDLER, IdeToolHandler, ToolOutcome
 
 SMALL = {"LINGMA_SIM_ANSWER_SIZE": "150", "LINGMA_SIM_CHUNK": "9"}
 TIMEOUT = 5.0
@@ -58,10 +59,21 @@ async def drain(stream: ChatStream) -> list[object]:
     return [event async for event in stream]
 
 
+async def first_text(stream: ChatStream) -> TextDelta:
+    async for event in stream:
+        if isinstance(event, TextDelta) and event.text:
+            return event
+    raise AssertionError("the chat ended without answer text")
+
+
 async def ask(
-    client: LingmaClient, prompt: str, **fields: object
+    client: LingmaClient,
+    prompt: str,
+    tool_handler: IdeToolHandler | None = None,
+    **fields: object,
 ) -> tuple[list[object], ChatStream]:
-    stream = await client.open_chat(ChatRequest(prompt=prompt, **fields))  # type: ignore[arg-type]
+    request = ChatRequest(prompt=prompt, **fields)  # type: ignore[arg-type]
+    stream = await client.open_chat(request, tool_handler=tool_handler)
     events = await asyncio.wait_for(drain(stream), TIMEOUT)
     return events, stream
 
@@ -69,11 +81,10 @@ async def ask(
 async def test_handshake_account_and_models_through_the_core(tmp_path: Path) -> None:
     async with sim_and_client(tmp_path) as (_, client):
         assert client.server_info["name"] == "lingma" and client.version == "2.5.17-sim"
-        status = await client.auth_status()
-        assert status.status == 2 and status.name == "sim-user"
-        assert "token" not in status.model_dump()
-        models = await client.query_models()
-        assert "dashscope_qwen3_coder" in [m["key"] for m in models["chat"]]
+        login = await client.login_state()
+        assert login.logged_in and login.user_name == "sim-user"
+        models = await client.models()
+        assert "dashscope_qwen3_coder" in [m.key for m in models if "chat" in m.scenes]
         assert (await client.login_url()).startswith("https://")
 
 
@@ -91,10 +102,45 @@ async def test_a_chat_and_its_continuation_through_the_core(tmp_path: Path) -> N
         _, stream = await ask(client, "second", session_id=first.session_id)
         second = stream.result()
         assert second.session_id == first.session_id and "turn 2" in second.answer
-        sessions = await client.list_sessions(tmp_path / "project")
-        assert [s["sessionId"] for s in sessions] == [first.session_id]
-        session = await client.get_session(first.session_id)
-        assert session is not None and len(session["chatRecords"]) == 2
+        assert first.continued is None and second.continued is True
+        sessions = await client.sessions(tmp_path / "project")
+        assert [s.session_id for s in sessions] == [first.session_id]
+        session = await client.session(first.session_id)
+        assert session is not None and [t.question for t in session.turns] == [
+            "第一个问题 first",
+            "second",
+        ]
+
+
+async def test_an_unknown_session_starts_a_new_conversation_and_says_so(tmp_path: Path) -> None:
+    async with sim_and_client(tmp_path) as (_, client):
+        _, stream = await ask(client, "hello again", session_id="nobody-knows-this")
+        result = stream.result()
+        assert result.continued is False and result.session_id != "nobody-knows-this"
+        assert "turn 1" in result.answer
+
+
+async def test_a_stopped_chat_continues_under_the_session_its_late_finish_names(
+    tmp_path: Path,
+) -> None:
+    # What a timeout does: stop the chat mid-answer and report its session hint, the only
+    # session id known then. Lingma files it under an id of its own, named by the finish
+    # that follows chat/stop; a question naming the hint must land in that conversation.
+    env = {"LINGMA_SIM_ANSWER_SIZE": "400", "LINGMA_SIM_DELTA_DELAY": "0.01"}
+    async with sim_and_client(tmp_path, env) as (_, client):
+        stream = await client.open_chat(ChatRequest(prompt="cut short"))
+        await asyncio.wait_for(first_text(stream), TIMEOUT)
+        await stream.aclose()
+        hint = stream.result().session_id
+        assert hint is not None and not stream.done
+
+        _, again = await ask(client, "go on", session_id=hint)
+        result = again.result()
+        assert result.continued is True and "turn 2" in result.answer
+        assert result.session_id != hint and result.session_id.startswith("sim-session-")
+        session = await client.session(result.session_id)
+        assert session is not None
+        assert [t.question for t in session.turns] == ["cut short", "go on"]
 
 
 async def test_thinking_model_streams_thinking_through_the_core(tmp_path: Path) -> None:
@@ -108,8 +154,8 @@ async def test_agent_tool_events_are_merged_and_tool_invoke_is_refused(tmp_path:
         events, stream = await ask(client, "read it", mode="agent", workspace=tmp_path / "project")
         result = stream.result()
         (tool,) = result.tool_events
-        assert tool["name"] == "read_file" and tool["input"]["file_path"].endswith("README.md")
-        assert tool["status"] == "REQUEST_FINISHED"
+        assert tool.name == "read_file" and tool.input["file_path"].endswith("README.md")
+        assert tool.status == "REQUEST_FINISHED"
         assert sum(isinstance(e, ToolUpdate) for e in events) >= 3
         assert NO_HANDLER in result.answer
         recorded = await sim.wait_logged(lambda e: e.get("event") == "tool_invoke_reply")
@@ -193,7 +239,7 @@ async def test_rate_limit_is_a_429_finish(tmp_path: Path) -> None:
     async with sim_and_client(tmp_path, {"LINGMA_SIM_RATE_LIMIT": "1"}) as (_, client):
         events, stream = await ask(client, "too much")
         finish = events[-1]
-        assert isinstance(finish, Finish) and not finish.ok and finish.status_code == 429
+        assert isinstance(finish, Finish) and finish.status_code == 429
         assert "quota" in stream.result().finish_message
 
 
@@ -208,8 +254,9 @@ async def test_malformed_frames_are_skipped_and_the_chat_completes(tmp_path: Pat
 
 async def test_logged_out_chat_is_rejected(tmp_path: Path) -> None:
     async with sim_and_client(tmp_path, {"LINGMA_SIM_AUTH": "logged_out"}) as (_, client):
-        assert (await client.auth_status()).status == 1
-        assert await client.query_models() == {}
+        login = await client.login_state()
+        assert not login.logged_in and login.state == "not logged in"
+        assert await client.models() == []
         stream = await client.open_chat(ChatRequest(prompt="hello"))
         with pytest.raises(ChatRejected):
             await asyncio.wait_for(drain(stream), TIMEOUT)

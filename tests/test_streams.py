@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
 from fakes import FakeSocket, FakeToolHandler
 
+from lingma_mcp.backend import ChatRequest
 from lingma_mcp.errors import ChatRejected, LingmaConnectionLost
-from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolUpdate
-from lingma_mcp.lingma.client import ChatRequest, LingmaClient
+from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
+from lingma_mcp.lingma.client import LingmaClient
 from lingma_mcp.lingma.jsonrpc import RpcConnection
 from lingma_mcp.lingma.toolhost import NO_CHAT, NO_HANDLER, ToolOutcome
 
@@ -153,14 +155,14 @@ async def test_tool_events_without_request_id_route_by_tool_call_id_and_merge(se
     assert [u.status for u in updates] == ["INIT", "RUNNING", "FINISHED"]
     final = stream.result().tool_events
     assert final == [
-        {
-            "id": "t1",
-            "name": "read_file",
-            "status": "FINISHED",
-            "input": {"file_path": "/a"},
-            "result": [{"content": "x"}],
-            "error": None,
-        }
+        ToolCall(
+            id="t1",
+            name="read_file",
+            status="FINISHED",
+            input={"file_path": "/a"},
+            result=[{"content": "x"}],
+            error=None,
+        )
     ]
     assert other.text_so_far() == "" and not other.done
     await other.aclose()
@@ -211,9 +213,55 @@ async def test_leaving_early_sends_chat_stop_and_releases_the_stream(setup):
     assert [event async for event in stream] == []
 
 
-async def test_auth_status_never_carries_tokens(setup):
+async def test_a_stopped_chat_is_continued_in_the_session_its_late_finish_names(setup):
+    # A timeout reports the session hint, the only id known when the call ends; the finish
+    # Lingma sends after chat/stop names where it filed the question.
+    client, lingma, _ = setup
+    stream = await client.open_chat(ChatRequest(prompt="q"))
+    ask = await lingma.take_ask()
+    hint = stream.session_hint
+    assert ask["sessionId"] == hint and ask["isReply"] is False
+    await stream.aclose()
+    await lingma.next_request("chat/stop")
+    lingma.event(
+        "chat/finish", requestId=ask["requestId"], sessionId="upstream-1", reason="cancelled"
+    )
+
+    follow = await client.open_chat(ChatRequest(prompt="go on", session_id=hint))
+    again = await lingma.take_ask()
+    assert again["sessionId"] == "upstream-1" and again["isReply"] is True
+    lingma.event("chat/finish", requestId=again["requestId"], sessionId="upstream-1")
+    await asyncio.wait_for(collect(follow), 1)
+    assert follow.result().continued is True
+    assert follow.result().session_id == "upstream-1"
+
+
+async def test_a_question_naming_a_stopped_chats_hint_waits_for_its_finish(setup):
+    client, lingma, _ = setup
+    stream = await client.open_chat(ChatRequest(prompt="q"))
+    ask = await lingma.take_ask()
+    await stream.aclose()
+    follow = asyncio.create_task(
+        client.open_chat(ChatRequest(prompt="go on", session_id=stream.session_hint))
+    )
+    await lingma.next_request("chat/stop")
+    lingma.event("chat/finish", requestId=ask["requestId"], sessionId="upstream-2")
+    assert (await lingma.take_ask())["sessionId"] == "upstream-2"
+    await (await follow).aclose()
+
+
+async def test_a_finish_in_another_session_says_the_conversation_did_not_continue(setup):
+    client, lingma, _ = setup
+    stream = await client.open_chat(ChatRequest(prompt="q", session_id="gone"))
+    ask = await lingma.take_ask()
+    lingma.event("chat/finish", requestId=ask["requestId"], sessionId="fresh")
+    await asyncio.wait_for(collect(stream), 1)
+    assert stream.result().continued is False and stream.result().session_id == "fresh"
+
+
+async def test_the_login_state_never_carries_tokens(setup):
     client, _, sock = setup
-    call = asyncio.create_task(client.auth_status())
+    call = asyncio.create_task(client.login_state())
     sent = await sock.next_sent()
     sock.deliver_message(
         {
@@ -229,12 +277,12 @@ async def test_auth_status_never_carries_tokens(setup):
             },
         }
     )
-    status = await call
-    dumped = status.model_dump_json()
+    login = await call
+    dumped = repr(dataclasses.asdict(login))
     assert "SECRET" not in dumped and "token" not in dumped.lower()
-    assert status.logged_in and status.status_name == "logged in"
-    assert status.whitelist_name == "whitelisted"
-    assert status.expires_at.startswith("2030-01-01")
+    assert login.logged_in and login.state == "logged in"
+    assert login.whitelist == "whitelisted"
+    assert login.expires_at is not None and login.expires_at.isoformat().startswith("2030-01-01")
 
 
 async def test_a_chat_ask_lingma_never_answers_leaves_nothing_behind(setup):
@@ -275,7 +323,8 @@ async def test_a_success_reply_with_empty_strings_and_null_data_is_accepted(setu
     msg_id = lingma.event("chat/finish", requestId=rid, statusCode=200)
     await lingma.reply_to(msg_id)
     events = await asyncio.wait_for(collect(stream), 1)
-    assert isinstance(events[-1], Finish) and events[-1].ok
+    assert isinstance(events[-1], Finish) and stream.result().status_code == 200
+    assert stream.result().finish_reason == "success"
 
 
 async def test_step_start_and_step_end_become_step_events(setup):
@@ -308,11 +357,11 @@ async def test_session_title_update_is_answered_and_kept_on_the_result(setup):
 
 async def test_query_models_is_sent_with_params_exactly_an_empty_object(setup):
     client, lingma, sock = setup
-    call = asyncio.create_task(client.query_models())
+    call = asyncio.create_task(client.models())
     sent = await lingma.next_request("config/queryModels")
     assert sent["params"] == {}
     sock.deliver_message({"jsonrpc": "2.0", "id": sent["id"], "result": {"chat": []}})
-    assert await call == {"chat": []}
+    assert await call == []
 
 
 # ---------------------------------------------------------------------- IDE tools
@@ -331,7 +380,7 @@ def invoke(lingma, rid, *, tool_id="t1", name="read_file", params=None, **flags)
 
 
 async def agent_chat(client, lingma, handler):
-    stream = await client.open_chat(ChatRequest(prompt="do it", mode="agent", tool_handler=handler))
+    stream = await client.open_chat(ChatRequest(prompt="do it", mode="agent"), tool_handler=handler)
     return stream, (await lingma.take_ask())["requestId"]
 
 

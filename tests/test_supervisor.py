@@ -20,9 +20,10 @@ import pytest
 from procs import alive, wait_gone
 from simclient import SimProcess
 
+from lingma_mcp.backend import ChatRequest
 from lingma_mcp.config import Settings
 from lingma_mcp.errors import LingmaClosed, LingmaConnectionLost, LingmaStartupError
-from lingma_mcp.lingma.client import ChatRequest, LingmaClient
+from lingma_mcp.lingma.client import LingmaClient
 from lingma_mcp.lingma.framing import FrameDecoder, encode_frame
 from lingma_mcp.lingma.info import remove_stale_info, wait_for_info
 from lingma_mcp.lingma.launch_options import LaunchOptions
@@ -355,7 +356,7 @@ async def test_a_hung_chat_times_out_and_lingma_stays_usable(
     # Suspected, it answers its health check: it is kept, not replaced.
     assert await supervisor.check_health("a chat heard nothing") is True
     assert supervisor.status().state is State.READY and supervisor.status().generation == 1
-    assert isinstance(await client.query_models(), dict)
+    assert isinstance(await client.models(), list)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGSTOP is POSIX")

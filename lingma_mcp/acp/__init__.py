@@ -11,7 +11,7 @@ initialize).
 from __future__ import annotations
 
 from lingma_mcp.acp.attempt import AgentHandle, start_agent
-from lingma_mcp.acp.client import AcpClient, AgentInfo, SessionSummary
+from lingma_mcp.acp.client import AcpClient, AgentInfo, ListedSession
 from lingma_mcp.acp.errors import AcpRpcError, CapabilityMissing, CliNotLoggedIn, UnknownModel
 from lingma_mcp.acp.models import ModelOption, ModelState
 from lingma_mcp.acp.ports import ApprovalPort, TerminalOutput, WorkspacePort
@@ -25,10 +25,10 @@ __all__ = [
     "ApprovalPort",
     "CapabilityMissing",
     "CliNotLoggedIn",
+    "ListedSession",
     "ModelOption",
     "ModelState",
     "PromptStream",
-    "SessionSummary",
     "TerminalOutput",
     "UnknownModel",
     "WorkspacePort",

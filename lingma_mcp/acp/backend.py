@@ -7,29 +7,43 @@
 - :class:`CliBackend` is the :class:`~lingma_mcp.backend.Backend` the face holds.
 - :class:`CliClient` is the :class:`~lingma_mcp.backend.BackendClient` for one process:
   the login read from the agent's answer to a session call (-32000 = logged out), models
-  as scenes, sessions from ``session/list``, and chats as :class:`CliChatStream`, whose
-  result has the same fields as the IDE binary's.
+  from the session's config options or models state, sessions from ``session/list``, all
+  as the contract's values, and chats as :class:`CliChatStream`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from lingma_mcp.acp.attempt import AgentHandle, start_agent
-from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient
+from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient, ListedSession
 from lingma_mcp.acp.discovery import CliCommand, CliNotFound, find_cli
 from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
+from lingma_mcp.acp.models import as_models
 from lingma_mcp.acp.prompt import PromptStream
+from lingma_mcp.backend import (
+    AGENT_SCENE,
+    CHAT_SCENE,
+    BackendKind,
+    ChatEvent,
+    ChatRequest,
+    ChatResult,
+    Finish,
+    Login,
+    Model,
+    Session,
+    SessionSummary,
+    TextDelta,
+)
 from lingma_mcp.errors import LingmaConnectionLost, LingmaError
-from lingma_mcp.events import ChatEvent, ChatResult, Finish, TextDelta
-from lingma_mcp.lingma.auth import AuthStatus
 from lingma_mcp.process.machine import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
@@ -51,9 +65,18 @@ LOGIN_INSTRUCTIONS = (
     "or set QODERCN_PERSONAL_ACCESS_TOKEN, then ask again"
 )
 CLI_TERMINATE_GRACE = 1.5
-# The scenes the face asks about: chat mode and agent mode ("developer") list the same
-# models, the CLI having one list for everything.
-SCENES = ("chat", "developer")
+# The scenes the face asks about: chat mode and agent mode list the same models, the CLI
+# having one list for everything.
+SCENES = (CHAT_SCENE, AGENT_SCENE)
+# The CLI adopts a token from its environment at start (PROTOCOL.md section 10.1); the
+# login names which kind is in use, never its value. Without one it uses its stored login.
+ENV_CREDENTIALS = (
+    ("QODERCN_PERSONAL_ACCESS_TOKEN", "personal access token"),
+    ("QODERCN_PAT", "personal access token"),
+    ("QODERCN_SERVICE_ACCOUNT_KEY", "service account key"),
+    ("QODERCN_JOB_TOKEN", "job token"),
+)
+STORED_LOGIN = "stored login (qoderclicn login)"
 
 
 class CliLoginInstructions(LingmaError):
@@ -64,11 +87,13 @@ class CliLoginInstructions(LingmaError):
         super().__init__(LOGIN_INSTRUCTIONS)
 
 
-class CliAuthStatus(AuthStatus):
-    """The login state as the CLI shows it: logged in or not, nothing more is known."""
-
-    def not_logged_in(self) -> CliNotLoggedIn:
-        return CliNotLoggedIn()
+def credential_kind(env: Mapping[str, str]) -> str:
+    """Which credential the CLI started with ``env`` uses: a token variable's kind and name,
+    else its stored login."""
+    for name, kind in ENV_CREDENTIALS:
+        if env.get(name):
+            return f"{kind} ({name})"
+    return STORED_LOGIN
 
 
 @dataclass(frozen=True)
@@ -185,7 +210,8 @@ class CliAttempt:
             terminate_grace=self.options.terminate_grace,
         )
         progress.process = agent.process
-        client = CliClient(agent.client, self.options.workspace)
+        env = self.options.env if self.options.env is not None else os.environ
+        client = CliClient(agent.client, self.options.workspace, credential_kind(env))
         return CliHandle(agent, client, command.source)
 
 
@@ -201,7 +227,7 @@ class CliBackend:
     holds either as a :class:`~lingma_mcp.backend.Backend`.
     """
 
-    kind = "cli"
+    kind: BackendKind = "cli"
 
     def __init__(
         self,
@@ -285,14 +311,25 @@ class CliBackend:
 # -- the client the face talks to ------------------------------------------------------
 
 
-def _millis(stamp: str | None) -> int | None:
-    """An ISO 8601 time as milliseconds, so the face sorts it like Lingma's stamps."""
+def _time(stamp: str | None) -> datetime | None:
+    """The agent's ISO 8601 time, aware (a time without a zone is taken as UTC)."""
     if not stamp:
         return None
     try:
-        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def _summary(listed: ListedSession) -> SessionSummary:
+    return SessionSummary(
+        session_id=listed.session_id,
+        title=listed.title,
+        backend="cli",
+        workspace=Path(listed.cwd) if listed.cwd else None,
+        updated=_time(listed.updated_at),
+    )
 
 
 class CliClient:
@@ -301,11 +338,13 @@ class CliClient:
     Args:
         acp: the initialized ACP connection.
         workspace: the folder for sessions opened without a chat (login check, models).
+        credential: the kind of credential the CLI was started with (:func:`credential_kind`).
     """
 
-    def __init__(self, acp: AcpClient, workspace: Path) -> None:
+    def __init__(self, acp: AcpClient, workspace: Path, credential: str | None = None) -> None:
         self.acp = acp
         self.workspace = workspace
+        self.credential = credential
         # A session opened to read the login or the models, handed to the next new chat
         # in the same folder rather than wasted.
         self._spare: tuple[str, Path] | None = None
@@ -326,11 +365,13 @@ class CliClient:
         self._spare = spare
         return None
 
-    async def auth_status(self) -> CliAuthStatus:
+    async def login_state(self) -> Login:
         """Logged in or not, read from a session call: the CLI answers -32000 logged out.
 
         ``session/list`` where the agent has it (no session is made), else ``session/new``
         (kept for the next chat). ``authenticate`` is never sent: the CLI never answers it.
+        Nothing more is known of the account; the CLI logs in from a terminal or a token,
+        so a logged-out state carries the instructions for that.
         """
         try:
             if self.acp.can_list:
@@ -338,11 +379,11 @@ class CliClient:
             else:
                 await self._spare_session(self.workspace)
         except CliNotLoggedIn:
-            return CliAuthStatus(status=1)
-        return CliAuthStatus(status=2)
+            return Login(logged_in=False, state="not logged in", instructions=NOT_LOGGED_IN_MESSAGE)
+        return Login(logged_in=True, state="logged in", credential=self.credential)
 
-    async def query_models(self) -> dict[str, list[dict[str, Any]]]:
-        """The agent's models, under each scene the face asks for; ``{}`` if it offers none.
+    async def models(self) -> list[Model]:
+        """The agent's models, each serving both scenes; ``[]`` if it offers none.
 
         Raises:
             CliNotLoggedIn: the session the models come from could not be opened.
@@ -350,24 +391,13 @@ class CliClient:
         state = self.acp.models()
         if state is None:
             state = self.acp.models(await self._spare_session(self.workspace))
-        if state is None or not state.options:
-            return {}
-        models = [
-            {
-                "key": option.key,
-                "displayName": option.name or option.key,
-                "description": option.description,
-                "isDefault": option.key == state.current,
-            }
-            for option in state.options
-        ]
-        return {scene: [dict(m) for m in models] for scene in SCENES}
+        return as_models(state, SCENES)
 
     async def login_url(self) -> str:
         raise CliLoginInstructions()
 
-    async def list_sessions(self, project: Path) -> list[dict[str, Any]]:
-        """This folder's sessions from ``session/list``, in the IDE binary's shape.
+    async def sessions(self, project: Path) -> list[SessionSummary]:
+        """This folder's sessions from ``session/list``.
 
         Raises:
             CapabilityMissing: the agent has no ``session/list`` (the text says so).
@@ -377,41 +407,27 @@ class CliClient:
                 "this Lingma CLI cannot list its conversations (it has no session/list); "
                 "continue one with the session_id an answer returned"
             )
-        sessions = await self.acp.list_sessions(project)
-        return [
-            {
-                "sessionId": s.session_id,
-                "sessionTitle": s.title,
-                "gmtModified": _millis(s.updated_at),
-                "cwd": s.cwd,
-            }
-            for s in sessions
-        ]
+        return [_summary(s) for s in await self.acp.list_sessions(project)]
 
-    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+    async def session(self, session_id: str) -> Session | None:
         """The session's summary from ``session/list``; ACP has no call returning its turns,
-        so ``chatRecords`` stays empty."""
+        so it has none."""
         if not self.acp.can_list:
             raise CapabilityMissing(
                 "this Lingma CLI cannot list its conversations (it has no session/list)"
             )
-        for s in await self.acp.list_sessions(None):
-            if s.session_id == session_id:
-                return {
-                    "sessionId": s.session_id,
-                    "sessionTitle": s.title,
-                    "gmtModified": _millis(s.updated_at),
-                    "chatRecords": [],
-                }
+        for listed in await self.acp.list_sessions(None):
+            if listed.session_id == session_id:
+                return Session(_summary(listed))
         return None
 
-    async def open_chat(self, request: Any) -> CliChatStream:
+    async def open_chat(self, request: ChatRequest) -> CliChatStream:
         """Open (or continue) the session and start ``session/prompt``.
 
-        ``request`` is a ``ChatRequest``. In agent mode its workspace host (``request.host``,
-        or the host behind ``request.tool_handler``) serves the agent's ``fs/*`` and
-        ``terminal/*`` requests and its permission requests; without one the chat is
-        chat-only and those are refused.
+        In agent mode ``request.host`` serves the agent's ``fs/*`` and ``terminal/*``
+        requests and decides its permission requests; without one the chat is chat-only
+        and those are refused. A session asked for is continued as it is or not at all (the
+        agent refuses an id it does not know), so such a chat always reports ``continued``.
 
         Raises:
             CliNotLoggedIn, UnknownModel, CapabilityMissing, AcpRpcError, RpcTimeout.
@@ -424,12 +440,12 @@ class CliClient:
             session_id = await self.acp.open_session(session_id, cwd)
         if request.model:
             await self.acp.set_model(session_id, request.model)
-        host = getattr(request, "host", None)
-        if host is None:
-            host = getattr(getattr(request, "tool_handler", None), "host", None)
+        host = request.host
         started = time.monotonic()
         prompt = self.acp.prompt(session_id, request.prompt, workspace=host, approvals=host)
-        return CliChatStream(prompt, str(request.request_id), started)
+        return CliChatStream(
+            prompt, request.request_id, started, continuing=request.session_id is not None
+        )
 
 
 # -- one chat --------------------------------------------------------------------------
@@ -438,9 +454,12 @@ class CliClient:
 class CliChatStream:
     """One prompt's events (a :class:`~lingma_mcp.backend.ChatStreamLike`)."""
 
-    def __init__(self, prompt: PromptStream, request_id: str, started: float) -> None:
+    def __init__(
+        self, prompt: PromptStream, request_id: str, started: float, *, continuing: bool = False
+    ) -> None:
         self.prompt = prompt
         self.request_id = request_id
+        self.continuing = continuing
         self._started = started
         self._first_token_ms: int | None = None
         self._total_ms: int | None = None
@@ -498,6 +517,7 @@ class CliChatStream:
             first_token_ms=self._first_token_ms,
             total_ms=self._total_ms if self._total_ms is not None else self._elapsed(),
             finish_message=finish.message if finish else "",
+            continued=True if self.continuing and finish else None,
         )
 
     async def aclose(self) -> None:
@@ -508,7 +528,6 @@ class CliChatStream:
 __all__ = [
     "NOT_LOGGED_IN_MESSAGE",
     "CliAttempt",
-    "CliAuthStatus",
     "CliBackend",
     "CliChatStream",
     "CliClient",

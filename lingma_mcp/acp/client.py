@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from acp import PROTOCOL_VERSION, RequestError, connect_to_agent
+from acp import PROTOCOL_VERSION, RequestError, connect_to_agent, text_block
 from acp.client.connection import ClientSideConnection
 from acp.schema import (
     ClientCapabilities,
@@ -72,8 +72,8 @@ class AgentInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionSummary:
-    """One entry of ``session/list``."""
+class ListedSession:
+    """One entry of ``session/list``, as the agent sent it (``updated_at`` in ISO 8601)."""
 
     session_id: str
     cwd: str
@@ -278,11 +278,11 @@ class AcpClient:
             )
         return session_id
 
-    async def list_sessions(self, cwd: Path | None = None) -> list[SessionSummary]:
+    async def list_sessions(self, cwd: Path | None = None) -> list[ListedSession]:
         """``session/list`` (every page), where the agent declares it."""
         if not self.can_list:
             raise CapabilityMissing("the Lingma CLI does not declare sessionCapabilities.list")
-        sessions: list[SessionSummary] = []
+        sessions: list[ListedSession] = []
         cursor: str | None = None
         while True:
             reply = await self._call(
@@ -291,7 +291,7 @@ class AcpClient:
                 timeout=self.control_timeout,
             )
             sessions += [
-                SessionSummary(s.session_id, s.cwd, s.title, s.updated_at) for s in reply.sessions
+                ListedSession(s.session_id, s.cwd, s.title, s.updated_at) for s in reply.sessions
             ]
             cursor = reply.next_cursor
             if not cursor:
@@ -376,6 +376,16 @@ class AcpClient:
         stream = PromptStream(self, binding)
         stream._start(text)
         return stream
+
+    async def send_prompt(self, session_id: str, text: str) -> str:
+        """``session/prompt`` with ``text``, unbounded (the answer takes what it takes; the
+        caller bounds it and cancels); the agent's stop reason."""
+        reply = await self._call(
+            "session/prompt",
+            self.conn.prompt(session_id=session_id, prompt=[text_block(text)]),
+            timeout=None,
+        )
+        return str(reply.stop_reason)
 
     async def cancel(self, session_id: str) -> None:
         """``session/cancel`` (a notification: the CLI refuses the request form).

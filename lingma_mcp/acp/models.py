@@ -2,15 +2,19 @@
 
 Newer agents declare a session config option of category ``model`` (set with
 ``session/set_config_option``); older ones a ``models`` state in the ``session/new`` reply
-(set with ``session/set_model``). Pure functions, no I/O.
+(set with ``session/set_model``). :func:`as_models` gives them as the contract's
+:class:`~lingma_mcp.backend.Model` values. Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from acp.schema import SessionConfigOptionSelect, SessionConfigSelectGroup
+
+from lingma_mcp.backend import Model
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +61,21 @@ def models_from_raw(raw: Any) -> ModelState | None:
     )
     current = raw.get("currentModelId")
     return ModelState(values, str(current) if current else None, None)
+
+
+def as_models(state: ModelState | None, scenes: Sequence[str]) -> list[Model]:
+    """The agent's models, each serving every one of ``scenes`` (the CLI has one list for
+    everything); the session's current model is the default, the one used when asked for
+    none."""
+    if state is None:
+        return []
+    return [
+        Model(
+            key=option.key,
+            name=option.name or option.key,
+            description=option.description,
+            scenes=tuple(scenes),
+            default_in=tuple(scenes) if option.key == state.current else (),
+        )
+        for option in state.options
+    ]

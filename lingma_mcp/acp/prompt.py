@@ -5,19 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
-
-from acp import text_block
+from typing import Any, Protocol
 
 from lingma_mcp.acp.handlers import SessionBinding
 from lingma_mcp.acp.updates import UpdateMapper
 from lingma_mcp.errors import LingmaError
-from lingma_mcp.events import ChatEvent, Finish
-
-if TYPE_CHECKING:
-    from lingma_mcp.acp.client import AcpClient
+from lingma_mcp.events import ChatEvent, Finish, ToolCall
 
 log = logging.getLogger("lingma_mcp.acp.prompt")
+
+
+class Prompter(Protocol):
+    """What a prompt needs of its connection (:class:`~lingma_mcp.acp.client.AcpClient`)."""
+
+    control_timeout: float
+
+    async def send_prompt(self, session_id: str, text: str) -> str:
+        """``session/prompt``, waiting for its end; the stop reason."""
+        ...
+
+    async def cancel(self, session_id: str) -> None: ...
 
 
 class PromptStream:
@@ -28,7 +35,7 @@ class PromptStream:
     still running (``session/cancel``) and waits for its end.
     """
 
-    def __init__(self, client: AcpClient, binding: SessionBinding) -> None:
+    def __init__(self, client: Prompter, binding: SessionBinding) -> None:
         self._client = client
         self._binding = binding
         self.session_id = binding.session_id
@@ -51,12 +58,8 @@ class PromptStream:
 
     async def _run(self, text: str) -> None:
         try:
-            reply = await self._client._call(
-                "session/prompt",
-                self._client.conn.prompt(session_id=self.session_id, prompt=[text_block(text)]),
-                timeout=None,
-            )
-            self._queue.put_nowait(self._mapper.finish(str(reply.stop_reason)))
+            stop_reason = await self._client.send_prompt(self.session_id, text)
+            self._queue.put_nowait(self._mapper.finish(stop_reason))
         except Exception as exc:
             self._queue.put_nowait(exc)
         finally:
@@ -76,9 +79,9 @@ class PromptStream:
         return "".join(self._mapper.thinking)
 
     @property
-    def tools(self) -> list[dict[str, Any]]:
-        """Every tool call seen, in first-seen order, as plain dicts."""
-        return [tool.as_dict() for tool in self._mapper.tools.values()]
+    def tools(self) -> list[ToolCall]:
+        """Every tool call seen, in first-seen order."""
+        return list(self._mapper.tools.values())
 
     @property
     def done(self) -> bool:

@@ -1,19 +1,18 @@
 """Lingma's login state, read through an allow-list so tokens never leave this module.
 
 ``auth/status`` returns live access and refresh tokens next to the user's name. The bridge
-needs the name, the state and the expiry, never the tokens, so the reply is parsed into a
-model that has no field to hold them: nothing downstream can log, return or store what it
-was never given.
+needs the name, the state and the expiry, never the tokens, so the reply is read field by
+field into a :class:`~lingma_mcp.backend.Login`, which has nowhere to put them: nothing
+downstream can log, return or store what it was never given. Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from ..errors import LingmaNotLoggedIn
+from ..backend import Login
 
 STATUS_NAMES: dict[int, str] = {
     1: "not logged in",
@@ -34,61 +33,68 @@ WHITELIST_NAMES: dict[int, str] = {
 }
 
 LOGGED_IN = 2
+# expireTime is in milliseconds; a value below this is taken as seconds (some versions).
+_MILLIS_FROM = 10**11
 
 
-class AuthStatus(BaseModel):
-    """The safe part of ``auth/status``. Extra fields (tokens among them) are dropped."""
+def login_from_status(reply: Any) -> Login:
+    """The safe part of an ``auth/status`` reply; anything else in it (tokens) is dropped."""
+    fields: Mapping[str, Any] = reply if isinstance(reply, dict) else {}
+    status = _int(fields.get("status"))
+    whitelist = _int(fields.get("whitelist"))
+    return Login(
+        logged_in=status == LOGGED_IN,
+        state=STATUS_NAMES.get(status or 0, f"unknown status {status}"),
+        user_name=_text(fields.get("name")),
+        user_id=_text(fields.get("id")) or _text(fields.get("accountId")),
+        user_type=_text(fields.get("userType")),
+        org_name=_text(fields.get("orgName")),
+        whitelist=(
+            None
+            if whitelist is None
+            else WHITELIST_NAMES.get(whitelist, f"unknown whitelist state {whitelist}")
+        ),
+        expires_at=_expiry(_int(fields.get("expireTime"))),
+        quota=safe_quota(fields.get("quota")),
+    )
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
-    status: int | None = None
-    whitelist: int | None = None
-    name: str | None = None
-    id: str | None = None
-    accountId: str | None = None  # Lingma's spelling
-    orgId: str | None = None
-    orgName: str | None = None
-    userType: str | None = None
-    expireTime: int | None = None  # milliseconds since the epoch
-    quota: Any = None
+def safe_quota(quota: Any) -> float | dict[str, float] | None:
+    """Numbers only: quota shapes vary and must never smuggle a secret (or any text)."""
+    if isinstance(quota, bool) or quota is None:
+        return None
+    if isinstance(quota, int | float):
+        return quota
+    if isinstance(quota, dict):
+        out = {
+            str(k): v
+            for k, v in quota.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        return out or None
+    return None
 
-    @classmethod
-    def from_reply(cls, reply: Any) -> AuthStatus:
-        if not isinstance(reply, dict):
-            return cls()
-        safe = {key: reply[key] for key in cls.model_fields if key in reply}
-        for key in ("id", "accountId", "orgId", "userType"):
-            if safe.get(key) is not None:
-                safe[key] = str(safe[key])
-        for key in ("status", "whitelist", "expireTime"):
-            try:
-                safe[key] = int(safe[key]) if safe.get(key) is not None else None
-            except (TypeError, ValueError):
-                safe[key] = None
-        return cls.model_validate(safe)
 
-    @property
-    def logged_in(self) -> bool:
-        return self.status == LOGGED_IN
+def _expiry(stamp: int | None) -> datetime | None:
+    if not stamp:
+        return None
+    seconds = stamp / 1000 if stamp > _MILLIS_FROM else stamp
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
 
-    def not_logged_in(self) -> LingmaNotLoggedIn:
-        """The error for a question asked while logged out (a backend's status may say more)."""
-        return LingmaNotLoggedIn(self.status_name)
 
-    @property
-    def status_name(self) -> str:
-        return STATUS_NAMES.get(self.status or 0, f"unknown status {self.status}")
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
-    @property
-    def whitelist_name(self) -> str | None:
-        if self.whitelist is None:
-            return None
-        return WHITELIST_NAMES.get(self.whitelist, f"unknown whitelist state {self.whitelist}")
 
-    @property
-    def expires_at(self) -> str | None:
-        """The expiry as an ISO 8601 UTC time, when Lingma gives one."""
-        if not self.expireTime:
-            return None
-        seconds = self.expireTime / 1000 if self.expireTime > 10**11 else self.expireTime
-        return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat()
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)

@@ -1,10 +1,13 @@
-"""LingmaClient: what the bridge asks of Lingma, in Lingma's plugin dialect.
+"""LingmaClient: the IDE backend's :class:`~lingma_mcp.backend.BackendClient`, in Lingma's
+plugin dialect.
 
-One client per connection. It builds the payloads the IDE plugins send, opens chat
-streams, and answers the requests Lingma makes of an IDE: ``tool/invoke`` and PENDING
-``tool/call/sync`` go to the tool handler of the chat they belong to (see
-:mod:`.toolhost`), as tasks of that chat, so they never hold up the read loop and end
-with the chat. It knows nothing of processes (the supervisor) or of MCP (the server).
+One client per connection. It builds the payloads the IDE plugins send, reads Lingma's
+replies into the contract's values (:mod:`.auth`, :mod:`.catalog`, :mod:`.conversations`),
+opens chat streams, and answers the requests Lingma makes of an IDE: ``tool/invoke`` and
+PENDING ``tool/call/sync`` go to the tool handler of the chat they belong to (see
+:mod:`.toolhost`; in agent mode the plugin-dialect adapter over the request's workspace
+host), as tasks of that chat, so they never hold up the read loop and end with the chat.
+It knows nothing of processes (the supervisor) or of MCP (the server).
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..backend import ChatRequest, Login, Model, Session, SessionSummary
 from ..errors import LingmaConnectionLost, LingmaError
-from .auth import AuthStatus
+from .auth import login_from_status
+from .catalog import models_from_scenes
+from .conversations import session_from_record, summary_from_record
+from .ide_tools import IdeTools
 from .jsonrpc import RpcConnection
 from .streams import ChatStream, StreamRouter
 from .toolhost import (
@@ -40,21 +46,11 @@ from .tools import observe
 log = logging.getLogger(__name__)
 
 CLIENT_NAME = "lingma-mcp"
-
-
-@dataclass
-class ChatRequest:
-    """One question for Lingma."""
-
-    prompt: str
-    model: str | None = None  # a model key from config/queryModels; None = Lingma's default
-    mode: str = "chat"  # chat | agent
-    session_id: str | None = None  # an upstream sessionId to continue, from a ChatResult
-    workspace: Path | None = None
-    tool_config: dict[str, Any] | None = None
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    # Serves the IDE tools Lingma asks for during this chat; None refuses them, honestly.
-    tool_handler: IdeToolHandler | None = None
+# How long a question continuing a session waits for the late chat/finish of a stopped
+# chat in it (which names the session Lingma filed it under). Lingma sends that finish
+# within moments of chat/stop; a question asked sooner than that would start a new
+# conversation without it.
+LATE_FINISH_WAIT_S = 5.0
 
 
 class LingmaClient:
@@ -106,20 +102,13 @@ class LingmaClient:
         self.server_info = info if isinstance(info, dict) else {}
         return result
 
-    async def auth_status(self) -> AuthStatus:
-        """The login state, with tokens already dropped (see :mod:`.auth`)."""
-        return AuthStatus.from_reply(await self._call("auth/status"))
+    async def login_state(self) -> Login:
+        """``auth/status``, with tokens already dropped (see :mod:`.auth`)."""
+        return login_from_status(await self._call("auth/status"))
 
-    async def query_models(self) -> dict[str, list[dict[str, Any]]]:
-        """Models by scene (``chat``, ``developer``, ...); ``{}`` when logged out."""
-        reply = await self._call("config/queryModels")
-        if not isinstance(reply, dict):
-            return {}
-        return {
-            scene: [m for m in models if isinstance(m, dict)]
-            for scene, models in reply.items()
-            if isinstance(models, list)
-        }
+    async def models(self) -> list[Model]:
+        """``config/queryModels``' scene map as models; ``[]`` when logged out."""
+        return models_from_scenes(await self._call("config/queryModels"))
 
     async def login_url(self) -> str:
         reply = await self._call("login/generateUrl")
@@ -131,39 +120,55 @@ class LingmaClient:
                     return reply[key]
         raise LingmaError("Lingma did not return a login URL")
 
-    async def list_sessions(self, workspace: Path) -> list[dict[str, Any]]:
+    async def sessions(self, project: Path) -> list[SessionSummary]:
+        """``chat/listAllSessions``: the conversations filed under ``project``."""
         reply = await self._call(
-            "chat/listAllSessions", {"projectUri": _absolute(workspace).as_uri()}
+            "chat/listAllSessions", {"projectUri": _absolute(project).as_uri()}
         )
         if isinstance(reply, dict):  # some versions wrap the list
             reply = reply.get("sessions") or reply.get("data") or []
-        return [s for s in reply if isinstance(s, dict)] if isinstance(reply, list) else []
+        listed = [summary_from_record(s) for s in reply] if isinstance(reply, list) else []
+        return [s for s in listed if s is not None]
 
-    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+    async def session(self, session_id: str) -> Session | None:
+        """``chat/getSessionById``: one conversation with its turns."""
         reply = await self._call("chat/getSessionById", {"sessionId": session_id})
-        return reply if isinstance(reply, dict) and reply else None
-
-    async def delete_session(self, session_id: str) -> None:
-        await self._call("chat/deleteSessionById", {"sessionId": session_id})
+        return session_from_record(reply)
 
     async def _call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         return await self.conn.request(method, params or {}, timeout=self.control_timeout)
 
     # ------------------------------------------------------------------ chat
 
-    async def open_chat(self, request: ChatRequest) -> ChatStream:
+    async def open_chat(
+        self, request: ChatRequest, *, tool_handler: IdeToolHandler | None = None
+    ) -> ChatStream:
         """Send ``chat/ask`` and return the stream of its events.
+
+        The IDE tools Lingma asks for during the chat are served by ``tool_handler``, by
+        default the plugin-dialect adapter over ``request.host``; with neither they are
+        refused, honestly. A ``request.session_id`` that was the hint of a stopped chat is
+        asked as the session Lingma filed that chat under (see
+        :class:`.session_hints.SessionHints`).
 
         The stream is registered before the question is sent, so no early delta is lost;
         the reply to ``chat/ask`` (it only means "accepted") is not awaited, so it cannot
         delay the first delta.
         """
-        session_id = request.session_id or str(uuid.uuid4())
+        if tool_handler is None and request.host is not None:
+            tool_handler = IdeTools(request.host)
+        if request.session_id is not None:
+            session_id = await self.router.hints.upstream(
+                request.session_id, wait=LATE_FINISH_WAIT_S
+            )
+        else:
+            session_id = str(uuid.uuid4())
         stream = self.router.open(
             request.request_id,
             session_id,
             stop=self._stop_stream,
-            tool_handler=request.tool_handler,
+            tool_handler=tool_handler,
+            continuing=request.session_id is not None,
         )
         try:
             accepted = await self.conn.send_request(
@@ -174,9 +179,6 @@ class LingmaClient:
             raise
         self.router.watch_accept(stream, accepted)
         return stream
-
-    async def stop_chat(self, request_id: str, session_id: str | None) -> None:
-        await self._call("chat/stop", {"requestId": request_id, "sessionId": session_id or ""})
 
     async def _stop_stream(self, stream: ChatStream) -> None:
         # Sent, not awaited: see ChatStream.aclose. Cancelling the reply's future forgets
@@ -213,8 +215,6 @@ class LingmaClient:
                 "localeLang": language,
             },
         }
-        if request.tool_config is not None:
-            payload["toolConfig"] = request.tool_config
         return payload
 
     # ------------------------------------------------------------------ Lingma's requests

@@ -5,6 +5,10 @@ whose ``requestId`` it carries. Tool events sometimes carry only a tool call id;
 to the stream that first announced that tool call with a request id. An event no stream
 claims is logged at debug and dropped: keeping it would grow memory for a consumer that
 will never come.
+
+Every ``chat/finish`` also tells the router's :class:`~.session_hints.SessionHints` which
+upstream session a new conversation's hint became, the late finish of a chat released
+before its end included, so a question naming that hint continues that conversation.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from ..events import (
     ToolCall,
     ToolUpdate,
 )
+from .session_hints import SessionHints
 from .tools import TOOL_METHODS, merge, observe
 
 if TYPE_CHECKING:
@@ -42,6 +47,9 @@ class ChatStream:
     Iterating raises :class:`LingmaConnectionLost` if Lingma goes away mid-answer, and
     :class:`ChatRejected` if Lingma refused the ``chat/ask``. The stream keeps what it
     saw, so :meth:`result` works during and after iteration.
+
+    ``continuing``: the question was asked to continue ``session_hint``, so the result
+    says whether Lingma did (its finish names the same session) or started a new one.
     """
 
     def __init__(
@@ -52,9 +60,11 @@ class ChatStream:
         release: Callable[[ChatStream], None],
         stop: Callable[[ChatStream], Awaitable[None]] | None = None,
         tool_handler: IdeToolHandler | None = None,
+        continuing: bool = False,
     ) -> None:
         self.request_id = request_id
         self.session_hint = session_hint
+        self.continuing = continuing
         self.tool_handler = tool_handler
         self.title: str | None = None
         self._release = release
@@ -95,11 +105,6 @@ class ChatStream:
     def done(self) -> bool:
         return self.finish is not None or self._failure is not None
 
-    @property
-    def tool_calls(self) -> list[ToolCall]:
-        """Tool calls in the order they were first seen."""
-        return list(self._tools.values())
-
     def text_so_far(self) -> str:
         return "".join(self._parts)
 
@@ -109,18 +114,22 @@ class ChatStream:
         answer = (
             finish.full_answer if finish is not None and finish.full_answer else self.text_so_far()
         )
+        continued = None
+        if self.continuing and finish is not None:
+            continued = finish.session_id == self.session_hint
         return ChatResult(
             answer=answer,
             session_id=(finish.session_id if finish is not None else None) or self.session_hint,
             request_id=self.request_id,
             finish_reason=finish.reason if finish is not None else None,
             status_code=finish.status_code if finish is not None else None,
-            tool_events=[tool.as_dict() for tool in self._tools.values()],
+            tool_events=list(self._tools.values()),
             thinking="".join(self._thinking),
             first_token_ms=_ms(self.started_at, self.first_token_at),
             total_ms=_ms(self.started_at, self.finished_at),
             finish_message=finish.message if finish is not None else "",
             title=self.title,
+            continued=continued,
         )
 
     async def aclose(self) -> None:
@@ -205,6 +214,7 @@ class StreamRouter:
         self._streams: dict[str, ChatStream] = {}
         self._tool_owner: dict[str, str] = {}  # tool call id -> request id
         self._lost: LingmaError | None = None
+        self.hints = SessionHints()
 
     @property
     def open_streams(self) -> int:
@@ -220,15 +230,23 @@ class StreamRouter:
         session_hint: str | None,
         stop: Callable[[ChatStream], Awaitable[None]] | None = None,
         tool_handler: IdeToolHandler | None = None,
+        continuing: bool = False,
     ) -> ChatStream:
         if self._lost is not None:
             raise LingmaConnectionLost(str(self._lost))
         if request_id in self._streams:
             raise ValueError(f"a chat with requestId {request_id} is already open")
         stream = ChatStream(
-            request_id, session_hint, release=self._release, stop=stop, tool_handler=tool_handler
+            request_id,
+            session_hint,
+            release=self._release,
+            stop=stop,
+            tool_handler=tool_handler,
+            continuing=continuing,
         )
         self._streams[request_id] = stream
+        if session_hint and not continuing:
+            self.hints.track(request_id, session_hint)
         return stream
 
     def watch_accept(self, stream: ChatStream, accepted: asyncio.Future[Any]) -> None:
@@ -258,6 +276,7 @@ class StreamRouter:
         self._lost = LingmaConnectionLost(f"Lingma stopped while answering ({reason})")
         for stream in list(self._streams.values()):
             stream._fail(self._lost)
+        self.hints.drop_all()
 
     def stream_for_tool(self, request_id: str | None, tool_call_id: str) -> ChatStream | None:
         """The open chat a tool request belongs to: by request id, else by the tool call's
@@ -275,6 +294,11 @@ class StreamRouter:
         ]
         for tool_id in owned:
             del self._tool_owner[tool_id]
+        # Released before its end but asked: Lingma still finishes it (after chat/stop),
+        # and that finish names its session. Refused, failed or never sent: it will not.
+        asked = stream._accepted is not None and stream._failure is None
+        if stream.finish is None and not asked:
+            self.hints.drop(stream.request_id)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -308,8 +332,18 @@ class StreamRouter:
                     )
                 )
         elif method == "chat/finish":
+            request_id = params.get("requestId")
+            if (
+                isinstance(request_id, str)
+                and request_id not in self._streams
+                and request_id in self.hints
+            ):
+                # A chat released before its end: only its session is still wanted.
+                self.hints.confirm(request_id, _str_or_none(params.get("sessionId")))
+                return
             stream = self._stream_for(params)
             if stream is not None:
+                self.hints.confirm(stream.request_id, _str_or_none(params.get("sessionId")))
                 stream._on_finish(_finish(params))
         elif method == "session/title/update":
             # Names a conversation, not a request: every open chat of that session.

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..backend import BackendKind
 from ..errors import LingmaNotFound
 from ..process.child import TERMINATE_GRACE
 from ..process.instance import InstanceDir
@@ -77,7 +78,7 @@ class HasLaunchOptions(Protocol):
 
 async def _probe(client: LingmaClient) -> object:
     # The cheapest call that needs Lingma's own work, not just its socket.
-    return await client.auth_status()
+    return await client.login_state()
 
 
 class LingmaSupervisor:
@@ -94,7 +95,7 @@ class LingmaSupervisor:
         probe_timeout: how long the health probe of :meth:`suspect` may take.
     """
 
-    kind = "ide"  # the Backend interface's name for this backend
+    kind: BackendKind = "ide"  # the Backend interface's name for this backend
 
     def __init__(
         self,

@@ -6,9 +6,9 @@ what the server may serve (the host's roots, else ``--workspace``), makes the ca
 :class:`~lingma_mcp.workspace.ApprovalGate` (the server's setting, the call's
 ``read_only``, the person reached through elicitation), its
 :class:`~lingma_mcp.workspace.WorkspaceHost` recording into the server's
-:class:`~lingma_mcp.workspace.ChangeJournal`, and the plugin-dialect tool handler the
-chat is opened with. The work itself belongs to the workspace package; MCP's side of
-asking belongs to :mod:`.approvals`.
+:class:`~lingma_mcp.workspace.ChangeJournal`, which the chat request carries to the
+backend. The work itself belongs to the workspace package; MCP's side of asking belongs
+to :mod:`.approvals`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import anyio
 from mcp.server.mcpserver import Context
 
 from ..config import Settings
-from ..lingma.ide_tools import IdeTools
 from ..workspace import (
     ACTIONS,
     ApprovalGate,
@@ -107,7 +106,7 @@ def _checked(requested: str, allowed: list[Path]) -> Path:
 
 
 class AgentCall:
-    """One agent-mode call: its request id, host, tool handler, changes and approvals.
+    """One agent-mode call: its request id, host, changes and approvals.
 
     Made by :meth:`AgentCalls.begin`; :meth:`close` (idempotent) ends it and kills every
     command it started.
@@ -117,11 +116,10 @@ class AgentCall:
         self._owner = owner
         self.request_id = request_id
         self.host = host
-        self.tool_handler = IdeTools(host)
 
     def request_fields(self) -> dict[str, Any]:
-        """What the chat request carries: the request id the journal knows, the handler."""
-        return {"request_id": self.request_id, "tool_handler": self.tool_handler}
+        """What the chat request carries: the request id the journal knows, the host."""
+        return {"request_id": self.request_id, "host": self.host}
 
     def result_fields(self) -> dict[str, Any]:
         """What the call's result lists: ``changes`` and ``approvals``."""

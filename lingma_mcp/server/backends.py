@@ -6,7 +6,8 @@ else the CLI when one is found; with neither it stays with the IDE backend, whos
 says where it looked (``doctor`` names the fix for both). ``--simulate`` runs the IDE
 simulator, or the ACP simulator with ``--backend cli``, each started as its program is.
 
-The face receives a :class:`~lingma_mcp.backend.Backend` and never asks which one.
+The face receives a :class:`~lingma_mcp.backend.Backend` and never asks which one: this
+module is the only one of the face that names either backend's package.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..acp.backend import CliBackend, CliOptions
 from ..acp.discovery import CliCommand, find_cli
 from ..backend import Backend, BackendKind
 from ..config import Settings, _package_parent
 from ..errors import LingmaNotFound
+
+if TYPE_CHECKING:
+    from ..lingma.discovery import LingmaCommand
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +60,8 @@ def choose(settings: Settings, *, find_ide: bool = True, run_npm: bool = True) -
     if settings.lingma_bin:
         return Choice("ide", "--lingma-bin names the IDE binary")
     if find_ide:
-        from ..lingma.discovery import find_lingma
-
         try:
-            found = find_lingma(settings.launch_options())
+            found = find_ide_for(settings)
             return Choice("ide", f"the IDE plugin's Lingma binary was found ({found.argv[0]})")
         except LingmaNotFound:
             pass
@@ -98,6 +101,18 @@ def _cwd(workspace: Path) -> Path | None:
 def find_cli_for(settings: Settings) -> CliCommand:
     """The CLI ``settings`` would start (the simulator's command under ``--simulate``)."""
     return cli_options(settings).find()
+
+
+def find_ide_for(settings: Settings) -> LingmaCommand:
+    """The IDE binary ``settings`` would start (the simulator's command under
+    ``--simulate``): its ``argv`` and the ``source`` that found it.
+
+    Raises:
+        LingmaNotFound: no binary in any of the places looked (the error names them).
+    """
+    from ..lingma.discovery import find_lingma  # not imported where the CLI serves
+
+    return find_lingma(settings.launch_options())
 
 
 def make_backend(settings: Settings) -> Backend:

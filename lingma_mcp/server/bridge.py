@@ -1,9 +1,10 @@
 """The bridge service: what the tools, the resources and the command line ask of Lingma.
 
-It owns the supervisor and the small caches that sit above the RPC core (the model list,
-the last good login check), validates requests before Lingma sees them, and runs one
-question to its end: bounded by ``timeout_s``, stopped upstream when its caller leaves.
-It knows nothing of MCP; :mod:`.tools` turns what it returns (or raises) into tool results.
+It owns the backend (:class:`~lingma_mcp.backend.Backend`: the IDE binary or the CLI, it
+never asks which) and the small caches that sit above it (the model list, the last good
+login check), validates requests before Lingma sees them, and runs one question to its
+end: bounded by ``timeout_s``, stopped upstream when its caller leaves. It knows nothing
+of MCP; :mod:`.tools` turns what it returns (or raises) into tool results.
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..backend import (
+    CHAT_SCENE,
+    SCENE_FOR_MODE,
+    Backend,
+    BackendClient,
+    ChatEvent,
+    ChatRequest,
+    ChatStreamLike,
+    Model,
+    SessionSummary,
+)
 from ..config import MODES, Settings
 from ..errors import ChatFailed, LingmaConnectionLost, LingmaError, RpcTimeout
-from ..events import ChatEvent
-from ..lingma.client import ChatRequest, LingmaClient
 from ..redact import redact
 from .arguments import SEND, checked_timeout, checked_workspace, replace_lone_surrogates
 from .errors import (
@@ -38,13 +48,12 @@ from .models import AskResult, AuthInfo, BridgeState, ModelList
 from .views import (
     auth_info,
     default_key,
-    int_or_none,
     model_info,
     model_keys,
+    models_by_scene,
+    newest_first,
     session_detail,
     session_summary,
-    sort_number,
-    str_or_none,
     tool_event,
 )
 
@@ -67,8 +76,6 @@ STOP_GRACE_S = 5.0
 # minute. The call itself keeps waiting until its own timeout_s.
 FIRST_EVENT_S = 120.0
 
-SCENE_FOR_MODE = {"chat": "chat", "agent": "developer"}
-
 
 @dataclass
 class AskParams:
@@ -88,14 +95,13 @@ class Bridge:
 
     Args:
         settings: every option.
-        supervisor: anything with ``start()``, ``await client(timeout)``, ``status()``,
-            ``suspect(reason)`` and ``await close()``; by default a
-            :class:`LingmaSupervisor` for ``settings``.
+        supervisor: the :class:`~lingma_mcp.backend.Backend` that serves; by default the
+            one ``settings`` choose (:func:`.backends.make_backend`).
         audience: where error texts are read ("host" names tools, "terminal" commands).
     """
 
     def __init__(
-        self, settings: Settings, supervisor: Any = None, *, audience: Audience = "host"
+        self, settings: Settings, supervisor: Backend | None = None, *, audience: Audience = "host"
     ) -> None:
         if supervisor is None:
             from .backends import make_backend  # the IDE binary or the CLI, per --backend
@@ -112,11 +118,11 @@ class Bridge:
         self.audience: Audience = audience
         # The caches remember the client they came from by identity (a strong reference):
         # an id() could be reused by a new client after a reconnect and match a stale cache.
-        self._models: dict[str, list[dict[str, Any]]] | None = None
-        self._models_client: LingmaClient | None = None
+        self._models: list[Model] | None = None
+        self._models_client: BackendClient | None = None
         self._models_at = 0.0
         self._auth_ok_at: float | None = None
-        self._auth_client: LingmaClient | None = None
+        self._auth_client: BackendClient | None = None
         # chat/stop requests on their way out; close() waits for them (bounded).
         self._stops: set[asyncio.Task[None]] = set()
 
@@ -148,7 +154,7 @@ class Bridge:
             self._suspect(str(exc))
             raise
 
-    def _stop_later(self, stream: Any) -> None:
+    def _stop_later(self, stream: ChatStreamLike) -> None:
         """Release ``stream`` and send chat/stop without waiting for the reply: the call
         that ends must fit in its timeout_s, stop included."""
 
@@ -160,7 +166,7 @@ class Bridge:
         self._stops.add(task)
         task.add_done_callback(self._stops.discard)
 
-    async def client(self, wait_s: float | None = None) -> LingmaClient:
+    async def client(self, wait_s: float | None = None) -> BackendClient:
         """A ready client, waiting at most ``wait_s``.
 
         By default the supervisor's own bound applies (a little over the start-up timeout),
@@ -170,21 +176,26 @@ class Bridge:
         return await self.supervisor.client(timeout=wait_s)
 
     def state(self) -> BridgeState:
-        """The supervisor's status, as an allow-listed model."""
+        """The backend's status, as an allow-listed model.
+
+        Read field by field with a default each: a status must never fail the call (often
+        an error's text) that shows it.
+        """
         status = self.supervisor.status()
 
         def get(name: str) -> Any:
             return getattr(status, name, None)
 
         state = get("state")
+        pid, port, version, work_dir = get("pid"), get("port"), get("version"), get("work_dir")
         return BridgeState(
             state=str(getattr(state, "value", state) or "unknown"),
-            pid=int_or_none(get("pid")),
-            port=int_or_none(get("port")),
-            version=str_or_none(get("version")),
+            pid=pid if isinstance(pid, int) else None,
+            port=port if isinstance(port, int) else None,
+            version=str(version) if version is not None else None,
             last_error=redact(str(get("last_error"))) if get("last_error") else None,
-            work_dir=str_or_none(get("work_dir")),
-            log_hint=str_or_none(get("log_hint")),
+            work_dir=str(work_dir) if work_dir is not None else None,
+            log_hint=str(get("log_hint")) if get("log_hint") is not None else None,
             simulated=bool(self.settings.simulate),
             backend=getattr(self.supervisor, "kind", None),
         )
@@ -204,15 +215,15 @@ class Bridge:
 
     # -- models --------------------------------------------------------------------------
 
-    async def models(self, client: LingmaClient, *, refresh: bool = False) -> dict[str, Any]:
-        """Models by scene, fetched once per Lingma connection and cached.
+    async def models(self, client: BackendClient, *, refresh: bool = False) -> list[Model]:
+        """The account's models, fetched once per Lingma connection and cached.
 
         An empty list (what Lingma says while logged out) is not cached: after a login
         the next call fetches the real one.
         """
         if refresh or not self._models or self._models_client is not client:
             with self._watch():
-                models = await client.query_models()
+                models = await client.models()
             self._models = models or None
             self._models_client = client
             self._models_at = time.monotonic()
@@ -221,7 +232,8 @@ class Bridge:
 
     async def model_list(self, scene: str | None = None) -> ModelList:
         client = await self.client()
-        by_scene = await self.models(client)
+        models = await self.models(client)
+        by_scene = models_by_scene(models)
         if not by_scene:
             # Lingma lists no models while logged out: say that, not "no models".
             await self._check_auth(client, force=True)
@@ -231,21 +243,20 @@ class Bridge:
                 "scene", f"Lingma has no scene {scene!r}", f"one of: {known}, or none for all"
             )
         scenes = {
-            name: [model_info(m, self.settings.model or default_key(models)) for m in models]
-            for name, models in by_scene.items()
+            name: [model_info(m, self.settings.model or default_key(listed, name)) for m in listed]
+            for name, listed in by_scene.items()
             if scene is None or name == scene
         }
-        default = self.settings.model or default_key(by_scene.get("chat", []))
+        default = self.settings.model or default_key(models, CHAT_SCENE)
         return ModelList(scenes=scenes, default_model=default)
 
-    async def _check_model(self, client: LingmaClient, model: str, mode: str) -> None:
-        scene = SCENE_FOR_MODE.get(mode, "chat")
-        by_scene = await self.models(client)
-        if model_keys(by_scene, scene) and model in model_keys(by_scene, scene):
+    async def _check_model(self, client: BackendClient, model: str, mode: str) -> None:
+        scene = SCENE_FOR_MODE.get(mode, CHAT_SCENE)
+        keys = model_keys(await self.models(client), scene)
+        if model in keys:
             return
         if time.monotonic() - self._models_at > MODELS_REFRESH_S:
-            by_scene = await self.models(client, refresh=True)
-        keys = model_keys(by_scene, scene)
+            keys = model_keys(await self.models(client, refresh=True), scene)
         if not keys:
             # No list at all usually means no login; say that rather than "unknown model".
             await self._check_auth(client, force=True)
@@ -261,7 +272,7 @@ class Bridge:
 
     # -- auth ----------------------------------------------------------------------------
 
-    async def _check_auth(self, client: LingmaClient, *, force: bool = False) -> None:
+    async def _check_auth(self, client: BackendClient, *, force: bool = False) -> None:
         fresh = (
             self._auth_ok_at is not None
             and self._auth_client is client
@@ -270,10 +281,10 @@ class Bridge:
         if fresh and not force:
             return
         with self._watch():
-            status = await client.auth_status()
-        if not status.logged_in:
+            login = await client.login_state()
+        if not login.logged_in:
             self._auth_ok_at = None
-            raise status.not_logged_in()
+            raise login.not_logged_in()
         self._auth_ok_at = time.monotonic()
         self._auth_client = client
 
@@ -288,7 +299,7 @@ class Bridge:
         try:
             client = await self.client(wait_s)
             with self._watch():
-                status = await client.auth_status()
+                login = await client.login_state()
         except LingmaError as exc:
             return AuthInfo(
                 logged_in=None,
@@ -296,7 +307,7 @@ class Bridge:
                 problem=self.error_text(exc),
                 bridge=self.state(),
             )
-        return auth_info(status, self.state())
+        return auth_info(login, self.state())
 
     async def login_url(self) -> str:
         client = await self.client()
@@ -312,21 +323,19 @@ class Bridge:
         started with or the one a question named is not known, so both are asked.
         """
         client = await self.client()
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, SessionSummary] = {}
         for folder in dict.fromkeys([self.workspace, self.settings.workspace]):
             with self._watch():
-                listed = await client.list_sessions(folder)
-            for raw in listed:
-                summary = session_summary(raw)
-                if summary["session_id"] and summary["session_id"] not in found:
-                    found[summary["session_id"]] = summary
-        return sorted(found.values(), key=lambda s: sort_number(s["modified"]), reverse=True)
+                listed = await client.sessions(folder)
+            for summary in listed:
+                found.setdefault(summary.session_id, summary)
+        return [session_summary(s) for s in newest_first(found.values())]
 
     async def session(self, session_id: str) -> dict[str, Any] | None:
         client = await self.client()
         with self._watch():
-            raw = await client.get_session(session_id)
-        return session_detail(raw) if raw is not None else None
+            found = await client.session(session_id)
+        return session_detail(found) if found is not None else None
 
     # -- asking ----------------------------------------------------------------------------
 
@@ -413,8 +422,8 @@ class Bridge:
             AskTimedOut: ``params.timeout_s`` passed (Lingma was asked to stop).
             LingmaError: anything the supervisor or the chat raised, typed.
         """
-        stream = None
-        client: LingmaClient | None = None
+        stream: ChatStreamLike | None = None
+        client: BackendClient | None = None
         result = None
         heard = False
         with anyio.CancelScope(deadline=anyio.current_time() + params.timeout_s) as deadline:
@@ -437,7 +446,7 @@ class Bridge:
                             ChatRequest(
                                 prompt=params.prompt,
                                 model=params.model,
-                                mode=params.mode,
+                                mode="agent" if params.mode == "agent" else "chat",
                                 session_id=params.session_id,
                                 workspace=params.workspace,
                                 **(params.agent.request_fields() if params.agent else {}),
@@ -502,16 +511,13 @@ class Bridge:
             raise ChatFailed(
                 result.finish_reason or "error", result.status_code, result.finish_message
             )
-        continued = None
-        if params.session_id is not None:
-            upstream = stream.finish.session_id if stream.finish is not None else None
-            continued = None if upstream is None else upstream == params.session_id
         return AskResult(
             answer=result.answer,
             session_id=result.session_id,
-            continued=continued,
+            # The backend's word: true only where Lingma confirmed the conversation went on.
+            continued=result.continued if params.session_id is not None else None,
             request_id=result.request_id,
-            model=params.model or default_key(self._scene_models(params.mode)),
+            model=params.model or self._default_model(params.mode),
             mode=params.mode,
             finish_reason=result.finish_reason,
             status_code=result.status_code,
@@ -522,9 +528,13 @@ class Bridge:
             **(params.agent.result_fields() if params.agent else {}),
         )
 
+    def _default_model(self, mode: str) -> str | None:
+        """The model Lingma used for a question in ``mode`` that named none, if known."""
+        return default_key(self._models or [], SCENE_FOR_MODE.get(mode, CHAT_SCENE))
+
     async def _follow(
         self,
-        stream: Any,
+        stream: ChatStreamLike,
         timeout_s: float,
         on_event: Callable[[ChatEvent], None] | None,
     ) -> None:
@@ -547,8 +557,3 @@ class Bridge:
                 return
             if on_event is not None:
                 on_event(event)
-
-    def _scene_models(self, mode: str) -> list[dict[str, Any]]:
-        if not self._models:
-            return []
-        return list(self._models.get(SCENE_FOR_MODE.get(mode, "chat"), []))

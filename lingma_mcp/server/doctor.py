@@ -132,13 +132,13 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
 
 
 def _find_binary(settings: Settings, report: Callable[[bool, str, str], None]) -> bool:
-    from ..lingma.discovery import find_lingma
+    from .backends import find_ide_for
 
     if settings.lingma_port:
         report(True, "Lingma binary", f"not needed: attaching to port {settings.lingma_port}")
         return True
     try:
-        command = find_lingma(settings.launch_options())
+        command = find_ide_for(settings)
     except LingmaError as exc:
         report(False, "Lingma binary", error_text(exc))
         return False

@@ -1,149 +1,114 @@
-"""Allow-listed views of Lingma's payloads: each output field is picked by name.
+"""The contract's values shaped into what the tools and resources show.
 
-Lingma's replies carry more than a host should see (``auth/status`` holds live tokens); the
-functions here read only the fields the tools and resources promise, so nothing else can
-leak through a result, a resource or a log line.
+The backends hand the face typed values (:mod:`lingma_mcp.backend`) that already hold only
+what may be shown (no token has a field to live in); the functions here pick the promised
+output fields from them, by name, and word what is missing. No backend's dialect is read
+here.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
-from ..lingma.auth import AuthStatus
+from ..backend import Login, Model, Session, SessionSummary, ToolCall
 from .errors import LOGIN_HINT, not_logged_in
 from .models import AuthInfo, BridgeState, ModelInfo, ToolEvent
 
-AUTO_MODEL = "auto"
 
-
-def auth_info(status: AuthStatus, bridge: BridgeState) -> AuthInfo:
-    expires = None
-    if status.expireTime:
-        try:
-            expires = (
-                datetime.fromtimestamp(status.expireTime / 1000, tz=timezone.utc)
-                .replace(microsecond=0)
-                .isoformat()
-            )
-        except (OverflowError, OSError, ValueError):
-            expires = None
+def auth_info(login: Login, bridge: BridgeState) -> AuthInfo:
     problem = None
-    if not status.logged_in:
+    if not login.logged_in:
         # A backend whose login is not a URL (the CLI) words its own instructions.
-        problem = status.not_logged_in().instructions or (
-            f"{not_logged_in(status.status_name)} {LOGIN_HINT}"
-        )
+        problem = login.instructions or f"{not_logged_in(login.state)} {LOGIN_HINT}"
+    expires = login.expires_at
     return AuthInfo(
-        logged_in=status.logged_in,
-        status=status.status_name,
-        whitelist=status.whitelist_name,
-        user_name=status.name,
-        user_type=status.userType,
-        org_name=status.orgName,
-        expires_at=expires,
-        quota=_safe_quota(status.quota),
+        logged_in=login.logged_in,
+        status=login.state,
+        whitelist=login.whitelist,
+        user_name=login.user_name,
+        user_type=login.user_type,
+        org_name=login.org_name,
+        expires_at=expires.replace(microsecond=0).isoformat() if expires else None,
+        quota=dict(login.quota) if isinstance(login.quota, Mapping) else login.quota,
         problem=problem,
         bridge=bridge,
     )
 
 
-def _safe_quota(quota: Any) -> Any:
-    """Numbers and short strings only: quota shapes vary and must never smuggle a secret."""
-    if isinstance(quota, bool) or quota is None:
-        return None
-    if isinstance(quota, int | float):
-        return quota
-    if isinstance(quota, dict):
-        out = {
-            str(k): v
-            for k, v in quota.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        return out or None
-    return None
+def models_by_scene(models: Iterable[Model]) -> dict[str, list[Model]]:
+    """Each scene's models, scenes in the order the backend first named them."""
+    scenes: dict[str, list[Model]] = {}
+    for model in models:
+        for scene in model.scenes:
+            scenes.setdefault(scene, []).append(model)
+    return scenes
 
 
-def model_info(raw: dict[str, Any], default: str | None) -> ModelInfo:
-    key = str(raw.get("key") or "")
+def default_key(models: Iterable[Model], scene: str) -> str | None:
+    """The model Lingma uses in ``scene`` when asked for none, if the backend says."""
+    return next((m.key for m in models if scene in m.default_in), None)
+
+
+def model_keys(models: Iterable[Model], scene: str) -> list[str]:
+    """The keys a question in ``scene`` may name: that scene's models, or every model for a
+    Lingma without that scene."""
+    models = list(models)
+    in_scene = [m.key for m in models if scene in m.scenes]
+    return in_scene or [m.key for m in models]
+
+
+def model_info(model: Model, default: str | None) -> ModelInfo:
     return ModelInfo(
-        key=key,
-        display_name=str(raw.get("displayName") or raw.get("name") or key),
-        reasoning=bool(raw.get("isReasoning")),
-        vision=bool(raw.get("isVl")),
-        default=key == default,
+        key=model.key,
+        display_name=model.name,
+        reasoning=bool(model.reasoning),
+        vision=bool(model.vision),
+        default=model.key == default,
     )
 
 
-def default_key(models: list[dict[str, Any]]) -> str | None:
-    """The model Lingma uses when asked for none: the one it flags, else ``auto`` if listed
-    (the plugins' default), else unknown."""
-    for m in models:
-        if m.get("isDefault") or m.get("default"):
-            return str(m.get("key"))
-    if any(m.get("key") == AUTO_MODEL for m in models):
-        return AUTO_MODEL
-    return None
-
-
-def model_keys(by_scene: dict[str, Any], scene: str) -> list[str]:
-    models = by_scene.get(scene)
-    if models is None:  # a Lingma without this scene: accept any key it knows
-        models = [m for ms in by_scene.values() for m in ms]
-    return [str(m["key"]) for m in models if m.get("key")]
-
-
-def tool_event(raw: dict[str, Any]) -> ToolEvent:
+def tool_event(tool: ToolCall) -> ToolEvent:
     return ToolEvent(
-        id=str(raw.get("id") or ""),
-        name=str(raw.get("name") or "tool"),
-        status=str(raw.get("status") or ""),
-        input=raw.get("input"),
-        result=raw.get("result"),
+        id=tool.id, name=tool.name, status=tool.status, input=tool.input, result=tool.result
     )
 
 
-def session_summary(raw: dict[str, Any]) -> dict[str, Any]:
-    records = raw.get("chatRecords")
+def session_summary(session: SessionSummary) -> dict[str, Any]:
+    """One entry of ``lingma://sessions``; times in epoch milliseconds, as Lingma keeps them."""
     return {
-        "session_id": str_or_none(raw.get("sessionId")),
-        "title": str_or_none(raw.get("sessionTitle")),
-        "created": raw.get("gmtCreate"),
-        "modified": raw.get("gmtModified"),
-        "turns": len(records) if isinstance(records, list) else None,
+        "session_id": session.session_id,
+        "title": session.title,
+        "created": epoch_ms(session.created),
+        "modified": epoch_ms(session.updated),
+        "turns": session.turns,
     }
 
 
-def session_detail(raw: dict[str, Any]) -> dict[str, Any]:
-    detail = session_summary(raw)
-    records = raw.get("chatRecords") if isinstance(raw.get("chatRecords"), list) else []
+def session_detail(session: Session) -> dict[str, Any]:
+    """``lingma://sessions/{session_id}``: the summary with each turn."""
+    detail = session_summary(session.summary)
     detail["turns"] = [
         {
-            "request_id": str_or_none(r.get("requestId")),
-            "question": str_or_none(r.get("question")),
-            "answer": str_or_none(r.get("answer")),
-            "created": r.get("gmtCreate"),
+            "request_id": turn.request_id,
+            "question": turn.question,
+            "answer": turn.answer,
+            "created": epoch_ms(turn.created),
         }
-        for r in records
-        if isinstance(r, dict)
+        for turn in session.turns
     ]
     return detail
 
 
-def sort_number(value: Any) -> float:
-    """A sort key for Lingma's timestamps (milliseconds, or text Lingma may send)."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
+def newest_first(sessions: Iterable[SessionSummary]) -> list[SessionSummary]:
+    """Most recently updated first; those without a time last."""
+    return sorted(
+        sessions,
+        key=lambda s: s.updated.timestamp() if s.updated is not None else float("-inf"),
+        reverse=True,
+    )
 
 
-def int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def str_or_none(value: Any) -> str | None:
-    return str(value) if value is not None else None
+def epoch_ms(when: datetime | None) -> int | None:
+    return None if when is None else round(when.timestamp() * 1000)
