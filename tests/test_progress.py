@@ -302,3 +302,26 @@ async def test_thinking_is_announced_once_and_answer_text_passes_through() -> No
         await relay.flush()
     assert host.statuses == ["[lingma] thinking…", "[lingma] done thinking"]
     assert "".join(host.texts) == "Hello world"
+
+
+async def test_an_overwrite_drops_the_unsent_draft_and_sends_only_its_replacement() -> None:
+    host = Recorder(ManualTimer())
+    async with relay_for(host, coalesce_s=5) as relay:
+        narrate = EventNarrator(relay)
+        narrate(TextDelta("sent "))
+        await wait_all_tasks_blocked()  # the first text goes at once
+        narrate(TextDelta("a draft still waiting"))
+        narrate(TextDelta("The answer", overwrite=True))
+        await relay.flush()
+    assert host.texts == ["sent ", "The answer"]
+    assert host.statuses == ["[lingma] answer restarted; the text below replaces what came before"]
+
+
+async def test_an_overwrite_before_any_text_went_out_says_nothing_of_a_restart() -> None:
+    host = Recorder(ManualTimer())
+    async with relay_for(host, coalesce_s=5) as relay:
+        relay.status("thinking")
+        relay.text("a draft")
+        EventNarrator(relay)(TextDelta("The answer", overwrite=True))
+        await relay.flush()
+    assert host.messages == ["[lingma] thinking", "The answer"]

@@ -22,6 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 
@@ -56,6 +57,7 @@ STATUS_PREFIX = "[lingma] "
 DEFAULT_COALESCE_S = 0.05
 MAX_STATUS_CHARS = 200
 MAX_PENDING_STATUS = 20
+RESTARTED = "answer restarted; the text below replaces what came before"
 
 
 def status_line(text: str) -> str:
@@ -106,6 +108,7 @@ class ProgressRelay:
         self._last_send = clock()  # end of the last send: keepalives count from here
         self._send_started = self._last_send  # start of the last send: the window's origin
         self._sent_text = False
+        self._text_out = False  # text was taken for sending (a restart must say so)
         self._closed = False
         self._broken = False
         self._started_at = clock()
@@ -141,6 +144,15 @@ class ProgressRelay:
         self._pending.append(msg)
         self._pending_status += 1
         self._wake.set()
+
+    def restart(self) -> None:
+        """The answer starts over and the text that follows replaces it: text not yet sent
+        is dropped; text already out cannot be taken back, so a status line says so."""
+        if self._closed:
+            return
+        self._pending = [item for item in self._pending if isinstance(item, str)]
+        if self._text_out:
+            self.status(RESTARTED)
 
     @property
     def sent(self) -> int:
@@ -208,6 +220,8 @@ class ProgressRelay:
             self._wake = anyio.Event()
             items, self._pending = self._pending, []
             self._pending_status = 0
+            if not self._text_out:
+                self._text_out = any(isinstance(item, list) for item in items)
             for item in items:
                 if isinstance(item, str):
                     await self._emit(item)
@@ -234,14 +248,27 @@ CLOSING_STEPS = frozenset({"step_end"})
 """Steps that only say the answer is over; never sent as progress."""
 
 
+class NarrationSink(Protocol):
+    """What a narrator feeds: a :class:`ProgressRelay`, or a job that keeps the text."""
+
+    def text(self, delta: str) -> None: ...
+
+    def status(self, line: str) -> None: ...
+
+    def restart(self) -> None:
+        """The answer starts over; the text that follows replaces the text so far."""
+        ...
+
+
 class EventNarrator:
-    """Turns chat events into relay calls: answer text as text, the rest as short status.
+    """Turns chat events into sink calls: answer text as text, the rest as short status.
 
     Thinking is announced once when it starts and once when it is done (its text is in the
-    result, not in the notifications); steps and tool calls say their name and state.
+    result, not in the notifications); steps and tool calls say their name and state. An
+    ``overwrite`` delta restarts the answer: it replaces the text so far, never joins it.
     """
 
-    def __init__(self, relay: ProgressRelay) -> None:
+    def __init__(self, relay: NarrationSink) -> None:
         self._relay = relay
         self._thinking = False
 
@@ -249,7 +276,7 @@ class EventNarrator:
         relay = self._relay
         if isinstance(event, TextDelta):
             if event.overwrite:
-                relay.status("answer restarted; the text below replaces what came before")
+                relay.restart()
             if self._thinking:
                 self._thinking = False
             relay.text(event.text)
