@@ -325,3 +325,37 @@ async def test_an_overwrite_before_any_text_went_out_says_nothing_of_a_restart()
         EventNarrator(relay)(TextDelta("The answer", overwrite=True))
         await relay.flush()
     assert host.messages == ["[lingma] thinking", "The answer"]
+
+
+async def test_lines_about_approvals_and_changes_are_never_dropped_behind_a_slow_host() -> None:
+    timer = ManualTimer()
+    gate = anyio.Event()
+    host = Recorder(timer, gate=gate)
+    async with relay_for(host, coalesce_s=0.01) as relay:
+        relay.text("working")
+        await wait_all_tasks_blocked()  # the first send is stuck on the host
+        for action in range(5):
+            relay.note(f"allowed write f{action}.txt")
+            relay.note(f"created f{action}.txt (+1 -0)")
+            for update in range(30):  # a chatty tool between the actions
+                relay.status(f"write_file: RUNNING {action}.{update}")
+        gate.set()
+        await relay.flush()
+    notes = [m for m in host.statuses if "f" in m and ".txt" in m]
+    assert notes == [
+        f"[lingma] {line}"
+        for action in range(5)
+        for line in (f"allowed write f{action}.txt", f"created f{action}.txt (+1 -0)")
+    ]
+    # The chatty ones are still bounded, oldest dropped first.
+    chatty = [m for m in host.statuses if "RUNNING" in m]
+    assert len(chatty) == 20 and chatty[-1].endswith("RUNNING 4.29")
+
+
+async def test_a_repeated_note_is_sent_each_time() -> None:
+    host = Recorder(ManualTimer())
+    async with relay_for(host, coalesce_s=5) as relay:
+        relay.note("running ls")
+        relay.note("running ls")
+        await relay.flush()
+    assert host.statuses == ["[lingma] running ls", "[lingma] running ls"]
