@@ -47,7 +47,9 @@ class AgentHandle:
     def __post_init__(self) -> None:
         loop = asyncio.get_running_loop()
         self.lost = loop.create_future()
-        for source in (self.process.exited, self.client.transport.eof):
+        # The end, not the bare exit: by then its last stderr lines are in, so the loss can
+        # quote them (its stdout's end is held back until then too).
+        for source in (self.process.ended, self.client.transport.eof):
             source.add_done_callback(self._on_lost)
 
     def _on_lost(self, _: asyncio.Future[object]) -> None:
@@ -57,6 +59,13 @@ class AgentHandle:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def loss(self) -> LingmaConnectionLost:
+        """Why the agent is gone: its exit code (or signal) and its last stderr line."""
+        process = self.process
+        return LingmaConnectionLost.process_ended(
+            "the Lingma CLI", process.returncode, process.stderr_tail()
+        )
 
     async def close(self) -> int | None:
         """Close the connection, then end the agent's whole process group. Idempotent."""

@@ -27,7 +27,7 @@ from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient
 from lingma_mcp.acp.discovery import CliCommand, CliNotFound, find_cli
 from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
 from lingma_mcp.acp.prompt import PromptStream
-from lingma_mcp.errors import LingmaConnectionLost, LingmaError
+from lingma_mcp.errors import LingmaError
 from lingma_mcp.events import ChatEvent, ChatResult, Finish, TextDelta
 from lingma_mcp.lingma.auth import AuthStatus
 from lingma_mcp.process.machine import (
@@ -144,12 +144,8 @@ class CliHandle:
         return self.agent.pid
 
     def on_lost(self, callback: Callable[[BaseException], None]) -> None:
-        process = self.agent.process
-
         def lost(_: asyncio.Future[None]) -> None:
-            code = process.returncode
-            detail = f"exit code {code}" if code is not None else "its output ended"
-            callback(LingmaConnectionLost(f"the Lingma CLI stopped ({detail})"))
+            callback(self.agent.loss())  # its exit code (or signal) and last stderr line
 
         self.agent.lost.add_done_callback(lost)
 
