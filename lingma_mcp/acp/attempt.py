@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient
+from lingma_mcp.acp.discovery import NodeMissing, node_path
 from lingma_mcp.acp.transport import LineTransport
 from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError
 from lingma_mcp.process.child import ChildProcess
@@ -90,10 +92,16 @@ async def start_agent(
     """Spawn ``cli_bin --acp`` and complete ``initialize`` within ``startup_timeout``.
 
     Raises:
+        NodeMissing: it is a Node script and no node is on its PATH (the text says how to
+            give a host the PATH).
         LingmaStartupError: it could not be started, exited, or did not answer in time
             (with its exit code and the last lines of its stderr).
     """
     argv = [str(cli_bin), *extra_args, ACP_FLAG]
+    path = node_path(cli_bin, env if env is not None else os.environ)
+    if path is not None:
+        log.info("node is not on the PATH; running the Lingma CLI with %s first", path)
+        env = {**(env if env is not None else os.environ), "PATH": path}
     try:
         process = await ChildProcess.spawn(
             argv, cwd=cwd, env=env, name=CHILD_NAME, pipes=True, stdout_limit=STDOUT_LIMIT
@@ -109,12 +117,23 @@ async def start_agent(
     handle = AgentHandle(process, client, terminate_grace)
     try:
         await _initialize(handle, startup_timeout)
+    except LingmaStartupError as exc:
+        await asyncio.shield(handle.close())
+        if _node_was_missing(exc):
+            raise NodeMissing(str(cli_bin), (env or os.environ).get("PATH", "")) from exc
+        raise
     except BaseException:
         await asyncio.shield(handle.close())
         raise
     info = client.agent_info
     log.info("Lingma CLI %s %s ready (pid %d)", info.name, info.version, process.pid)
     return handle
+
+
+def _node_was_missing(exc: LingmaStartupError) -> bool:
+    """``env`` (or the shell) could not find node: exit 127 with node named on stderr, the
+    way ``/usr/bin/env: 'node': No such file or directory`` says it."""
+    return exc.exit_code == 127 and any("node" in line for line in exc.stderr_tail)
 
 
 async def _initialize(handle: AgentHandle, startup_timeout: float) -> None:
