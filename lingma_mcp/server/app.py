@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -103,12 +102,6 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
             with anyio.move_on_after(CLOSE_GRACE_S, shield=True):
                 await bridge.close()
             log.info("Lingma supervisor closed")
-            if _Shutdown.requested:
-                # The SDK reads stdin in a worker thread that no cancellation can
-                # interrupt; with the host still attached, leaving would wait for its next
-                # line. Lingma is closed and reaped by now, so leave at once.
-                logging.shutdown()
-                os._exit(0)
 
     app = LingmaServer(
         "lingma-mcp",

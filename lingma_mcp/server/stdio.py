@@ -9,16 +9,22 @@ request whose ``params`` is a list, and ``"jsonrpc": "1.0"``. :class:`CheckedLin
 front of the transport: well-formed lines pass untouched, lone surrogates are replaced by
 U+FFFD, and every other bad line is answered here with the JSON-RPC error it deserves.
 
-Reading happens in a worker thread that a cancellation abandons instead of waiting for, so
-the server can leave while the host keeps stdin open.
+Reading stdin and watching stdout happen in daemon threads of their own: a host may keep
+stdin open after the server decided to leave (a signal, a closed stdout), and a thread
+blocked in ``readline()`` cannot be interrupted. A worker thread of the async library would
+be joined at exit, keeping the process alive until the host's next line; a daemon thread
+is left behind, so the server ends cleanly by returning from ``main``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import re
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, BinaryIO
 
@@ -30,6 +36,7 @@ from mcp.shared.message import SessionMessage
 log = logging.getLogger(__name__)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+READ_CHUNK = 64 * 1024
 
 Reply = Callable[[SessionMessage], Any]
 
@@ -120,11 +127,9 @@ class CheckedLines:
         self.reply_to: ObjectSendStream[SessionMessage] | None = None
 
     async def __aiter__(self) -> AsyncIterator[str]:
+        lines = _DaemonLines(self._source)
         while True:
-            # Abandoned on cancellation: a thread blocked in readline() cannot be
-            # interrupted, and waiting for it would keep the server alive until the host's
-            # next line.
-            raw = await anyio.to_thread.run_sync(self._source.readline, abandon_on_cancel=True)
+            raw = await lines.next()
             if not raw:
                 if self._on_eof is not None:
                     self._on_eof()
@@ -137,6 +142,79 @@ class CheckedLines:
                     await self.reply_to.send(reply)
             if passed is not None:
                 yield passed
+
+
+class _DaemonLines:
+    """Lines of a blocking binary stream, read one at a time on demand by a daemon thread.
+
+    The thread reads the next line only when asked (no read-ahead: a host's lines wait in
+    the pipe, not in our memory). It reads the file descriptor itself, never through the
+    stream's buffered object: the interpreter's exit takes that object's lock to close
+    ``sys.stdin``, and a daemon thread left blocked holding it would abort the exit. A
+    caller cancelled while waiting drops that line, which only happens when the server is
+    leaving.
+    """
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._readline = _line_reader(source)
+        self._loop = asyncio.get_running_loop()
+        self._wanted = threading.Semaphore(0)
+        self._line: asyncio.Future[bytes] | None = None
+        threading.Thread(target=self._read, name="lingma-mcp stdin", daemon=True).start()
+
+    async def next(self) -> bytes:
+        """The next line, ``b""`` at the end of the stream."""
+        self._line = self._loop.create_future()
+        self._wanted.release()
+        return await self._line
+
+    def _read(self) -> None:
+        while True:
+            self._wanted.acquire()
+            try:
+                raw = self._readline()
+            except (OSError, ValueError) as exc:  # a closed or broken stdin is its end
+                log.debug("stdin ended: %r", exc)
+                raw = b""
+            try:
+                self._loop.call_soon_threadsafe(self._deliver, raw)
+            except RuntimeError:  # the loop is closed: nobody is reading any more
+                return
+            if not raw:
+                return
+
+    def _deliver(self, raw: bytes) -> None:
+        if self._line is not None and not self._line.done():
+            self._line.set_result(raw)
+
+
+def _line_reader(source: BinaryIO) -> Callable[[], bytes]:
+    """``readline`` on ``source``'s file descriptor (the stream's own for a stream with none,
+    such as an in-memory one)."""
+    try:
+        fd = source.fileno()
+    except (OSError, ValueError, AttributeError):
+        return source.readline
+    pending = bytearray()
+
+    def readline() -> bytes:
+        # Splitting costs one scan of each new chunk: ``find`` starts where the last looked.
+        start = 0
+        while True:
+            end = pending.find(b"\n", start)
+            if end >= 0:
+                line = bytes(pending[: end + 1])
+                del pending[: end + 1]
+                return line
+            start = len(pending)
+            chunk = os.read(fd, READ_CHUNK)
+            if not chunk:
+                line = bytes(pending)
+                pending.clear()
+                return line
+            pending.extend(chunk)
+
+    return readline
 
 
 class GuardedStdout:
@@ -183,7 +261,8 @@ async def wait_stdout_closed(sink: BinaryIO) -> None:
     """Return once the host closes the read end of our stdout (POSIX poll: POLLERR/HUP).
 
     Without this, a host that closes stdout but keeps stdin open is only noticed at the
-    next write, which may never come while the server idles.
+    next write, which may never come while the server idles. The poll runs in a daemon
+    thread, left behind when the server leaves for another reason.
     """
     import select
 
@@ -197,19 +276,19 @@ async def wait_stdout_closed(sink: BinaryIO) -> None:
         return
     poller = select.poll()
     poller.register(fd, 0)  # no events asked: poll reports only errors and hang-ups
-    done = False
+    loop = asyncio.get_running_loop()
+    closed = asyncio.Event()
 
-    def watch() -> bool:
-        while not done:
-            for _, events in poller.poll(500):
+    def watch() -> None:
+        while True:
+            for _, events in poller.poll():
                 if events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
-                    return True
-        return False
+                    try:
+                        loop.call_soon_threadsafe(closed.set)
+                    except RuntimeError:  # the loop is closed: the server has left
+                        pass
+                    return
 
-    try:
-        if await anyio.to_thread.run_sync(watch, abandon_on_cancel=True):
-            log.info("the host closed stdout: shutting down")
-            return
-        await anyio.sleep_forever()
-    finally:
-        done = True
+    threading.Thread(target=watch, name="lingma-mcp stdout watch", daemon=True).start()
+    await closed.wait()
+    log.info("the host closed stdout: shutting down")
