@@ -7,7 +7,7 @@ it raises with everything already cleaned up (no child is left behind by a faile
 
 The child itself is a :class:`~lingma_mcp.process.ChildProcess` with pipes, like the IDE
 binary's: its own process group (the CLI is a Node program that may start helpers, and it
-does **not** exit when its stdin closes, so ending it means SIGTERM, a grace, then SIGKILL
+does **not** exit when its stdin closes, nor soon after SIGTERM, so ending it means SIGKILL
 to the whole group), stderr drained into DEBUG logs redacted, SIGKILL on the parent's death.
 """
 
@@ -31,8 +31,10 @@ log = logging.getLogger("lingma_mcp.acp.attempt")
 
 ACP_FLAG = "--acp"
 CHILD_NAME = "qoderclicn"
-# SIGTERM to SIGKILL by default (1.1.52 takes ~8.5 s to exit; the backend passes less).
-TERMINATE_GRACE = 10.0
+# SIGTERM to SIGKILL. 0: SIGKILL to the group at once. Logged out, 1.1.52 takes ~8.5 s over
+# SIGTERM, far past the 2 s a host allows after closing our stdin; by the time it is ended
+# it is idle and its transcripts are on disk, so nothing waits on its SIGTERM handling.
+TERMINATE_GRACE = 0.0
 # One ACP line may carry a whole file (fs/write_text_file); the reader must hold it.
 STDOUT_LIMIT = 64 * 1024 * 1024
 

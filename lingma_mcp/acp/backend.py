@@ -50,7 +50,7 @@ LOGIN_INSTRUCTIONS = (
     "The Lingma CLI has no login URL: run `qoderclicn login` in a terminal, "
     "or set QODERCN_PERSONAL_ACCESS_TOKEN, then ask again"
 )
-CLI_TERMINATE_GRACE = 1.5
+CLI_TERMINATE_GRACE = 0.0  # SIGKILL at once: its SIGTERM outlasts a host's wait (attempt.py)
 # The scenes the face asks about: chat mode and agent mode ("developer") list the same
 # models, the CLI having one list for everything.
 SCENES = ("chat", "developer")

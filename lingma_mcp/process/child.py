@@ -383,8 +383,10 @@ class ChildProcess:
     ) -> int | None:
         """SIGTERM to the group, wait ``grace`` s, SIGKILL to the group, reap. Idempotent.
 
-        ``slow_to_stop``: the program is known to outlast ``grace`` (the Lingma CLI takes
-        seconds over SIGTERM, longer than a host waits), so the SIGKILL is routine, not news.
+        ``grace`` 0: no SIGTERM at all, SIGKILL to the group at once, for a program whose
+        own SIGTERM handling takes longer than anyone can wait (nothing then waits on it).
+        ``slow_to_stop``: the program is known to outlast ``grace``, so the SIGKILL is
+        routine, not news.
 
         Returns the exit code. On Windows ``terminate`` is already a hard kill. If the caller
         is cancelled while waiting, the group gets SIGKILL at once: a shutdown cut short
@@ -404,7 +406,12 @@ class ChildProcess:
         return self.returncode
 
     async def _stop(self, transport: asyncio.SubprocessTransport, grace: float, level: int) -> None:
-        if not self._exited.done():
+        if not self._exited.done() and grace <= 0:
+            log.debug("[%s] pid %d: SIGKILL to its group, no grace", self.name, self.pid)
+            self.kill_now()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._exited), 5.0)
+        elif not self._exited.done():
             self._signal(signal.SIGTERM)
             # A stopped (SIGSTOP) child would hold SIGTERM pending until the grace ran out.
             self._signal(getattr(signal, "SIGCONT", None))
