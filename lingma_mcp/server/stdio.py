@@ -9,6 +9,15 @@ request whose ``params`` is a list, and ``"jsonrpc": "1.0"``. :class:`CheckedLin
 front of the transport: well-formed lines pass untouched, lone surrogates are replaced by
 U+FFFD, and every other bad line is answered here with the JSON-RPC error it deserves.
 
+Progress, then the result: the TypeScript SDK hands a notification to its handler a moment
+after reading it, and removes a call's progress handler as soon as it reads the call's
+result (typescript-sdk#2580), so a last notification read in the same chunk as the result
+is dropped. :class:`GuardedStdout` makes the server's side of that race as small as it can
+be: a message that follows a progress notification is written only once the host has read
+what is in the pipe (bounded by :data:`HOST_READ_WAIT_S`), so the two never share a read.
+Where the system cannot tell what the host has read (not Linux, not a pipe or a socket),
+nothing waits.
+
 Reading stdin and watching stdout happen in daemon threads of their own: a host may keep
 stdin open after the server decided to leave (a signal, a closed stdout), and a thread
 blocked in ``readline()`` cannot be interrupted. A worker thread of the async library would
@@ -37,6 +46,12 @@ log = logging.getLogger(__name__)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 READ_CHUNK = 64 * 1024
+# The longest a message after a progress notification waits for the host to read the
+# pipe, and how often it looks (no event says "the other end read"): a host that does not
+# read at all costs each call this much once, never more.
+HOST_READ_WAIT_S = 0.1
+HOST_READ_POLL_S = 0.001
+_PROGRESS = '"notifications/progress"'
 
 Reply = Callable[[SessionMessage], Any]
 
@@ -218,7 +233,8 @@ def _line_reader(source: BinaryIO) -> Callable[[], bytes]:
 
 
 class GuardedStdout:
-    """stdout for the SDK's transport: a host that closed it ends the server quietly.
+    """stdout for the SDK's transport: a host that closed it ends the server quietly, and a
+    message after a progress notification waits (bounded) for the host to have read it.
 
     Args:
         sink: the binary stream to write (the process's stdout).
@@ -229,10 +245,20 @@ class GuardedStdout:
         self._sink = sink
         self._on_broken = on_broken
         self._broken = False
+        self._after_progress = False
+        try:
+            self._fd: int | None = sink.fileno()
+        except (OSError, ValueError, AttributeError):
+            self._fd = None
 
     async def write(self, text: str) -> None:
         if self._broken:
             return
+        # The method comes first in what the SDK writes: a look at the head is enough.
+        progress = _PROGRESS in text[:128]
+        if self._after_progress and not progress:
+            await self._host_has_read()
+        self._after_progress = progress
         try:
             await anyio.to_thread.run_sync(self._sink.write, text.encode("utf-8"))
         except (BrokenPipeError, ConnectionResetError, ValueError, OSError):
@@ -246,11 +272,44 @@ class GuardedStdout:
         except (BrokenPipeError, ConnectionResetError, ValueError, OSError):
             self._gone()
 
+    async def _host_has_read(self) -> None:
+        if self._fd is None:
+            return
+        deadline = anyio.current_time() + HOST_READ_WAIT_S
+        # No event says "the other end read": polling is the honest way.
+        while unread_bytes(self._fd) and anyio.current_time() < deadline:  # noqa: ASYNC110
+            await anyio.sleep(HOST_READ_POLL_S)
+
     def _gone(self) -> None:
         if not self._broken:
             self._broken = True
             log.info("the host closed stdout: shutting down")
             self._on_broken()
+
+
+def unread_bytes(fd: int) -> int:
+    """What we wrote to ``fd`` that its reader has not read yet, where Linux can tell: a
+    pipe (``FIONREAD`` counts the pipe's unread bytes from either end) or a UNIX socket
+    (``TIOCOUTQ``: what the peer has not consumed; Node gives its children socket pairs).
+    0 where it cannot tell."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    import fcntl
+    import stat
+    import struct
+    import termios
+
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode):
+            request = termios.FIONREAD
+        elif stat.S_ISSOCK(mode):
+            request = termios.TIOCOUTQ
+        else:
+            return 0
+        return int(struct.unpack("i", fcntl.ioctl(fd, request, b"\0\0\0\0"))[0])
+    except OSError:
+        return 0
 
 
 def std_streams() -> tuple[BinaryIO, BinaryIO]:
