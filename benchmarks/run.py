@@ -17,6 +17,7 @@ from pathlib import Path
 from benchmarks import (
     bench_acp_throughput,
     bench_framing,
+    bench_last_progress,
     bench_latency,
     bench_memory,
     bench_startup,
@@ -30,6 +31,7 @@ SUITES = (
     ("3b. Throughput, CLI backend (ACP)", bench_acp_throughput),
     ("4. Start-up", bench_startup),
     ("5. Memory", bench_memory),
+    ("6. Last progress, TypeScript SDK client", bench_last_progress),
 )
 
 README = Path(__file__).with_name("README.md")

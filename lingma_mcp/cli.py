@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -24,6 +23,8 @@ from .config import (
     MIN_MAX_RESULT_CHARS,
     MODES,
     Settings,
+    absolute_path,
+    absolute_program,
 )
 
 log = logging.getLogger("lingma_mcp")
@@ -237,9 +238,10 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         return None, None
 
     settings = Settings()
+    # Paths are made absolute here, once: Lingma and the simulator run in other folders.
     value, _ = pick("lingma_bin")
     if value:
-        settings.lingma_bin = str(value)
+        settings.lingma_bin = str(absolute_path(value))
     value, name = pick("lingma_port")
     if value is not None:
         port = _number(name, str(value), integer=True)
@@ -248,10 +250,10 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         settings.lingma_port = port
     value, _ = pick("work_dir")
     if value:
-        settings.work_dir = Path(value).expanduser()
+        settings.work_dir = absolute_path(value)
     value, _ = pick("workspace")
     if value:
-        settings.workspace = Path(value).expanduser()
+        settings.workspace = absolute_path(value)
         settings.workspace_explicit = True
     value, _ = pick("model")
     if value:
@@ -311,7 +313,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         settings.backend = backend
     value, _ = pick("cli_bin")
     if value:
-        settings.cli_bin = str(value)
+        settings.cli_bin = absolute_program(str(value))
     flag = getattr(args, "simulate", None)
     settings.simulate = bool(flag) or _truthy(env.get(ENV_VARS["simulate"], ""))
     return settings

@@ -47,6 +47,22 @@ DEFAULT_MAX_RESULT_CHARS = 40000
 MIN_MAX_RESULT_CHARS = 1000
 
 
+def absolute_path(raw: str | Path) -> Path:
+    """``raw`` (``~`` expanded) made absolute against the folder we started in, without
+    following links. Path options are resolved once, at start: Lingma and the simulator run
+    in other folders, where a relative path would name somewhere else."""
+    return Path(os.path.abspath(Path(raw).expanduser()))
+
+
+def absolute_program(raw: str) -> str:
+    """A program option: a path made absolute (:func:`absolute_path`); a bare name (no
+    folder in it) is left as it is, to be looked up on PATH."""
+    names_a_folder = raw.startswith(("~", ".")) or any(
+        sep and sep in raw for sep in (os.sep, os.altsep)
+    )
+    return str(absolute_path(raw)) if names_a_folder else raw
+
+
 def default_work_dir() -> Path:
     """A per-user state folder for Lingma's --workDir and its .info file."""
     return _state_dir() / "lingma-mcp"
@@ -111,7 +127,8 @@ class Settings:
     def launch_options(self) -> LaunchOptions:
         """What the Lingma side needs; ``--simulate`` becomes the simulator's command."""
         return LaunchOptions(
-            work_dir=self.resolved_work_dir,
+            # Absolute: the simulator runs in the package's folder, not ours.
+            work_dir=absolute_path(self.resolved_work_dir),
             workspace=self.workspace,
             binary=None if self.simulate else self.lingma_bin,
             command=simulator_command() if self.simulate else None,

@@ -7,7 +7,11 @@ they say what happened, not what the user should click.
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Sequence
 from typing import Any
+
+from .redact import redact_lines
 
 
 class LingmaError(Exception):
@@ -45,8 +49,59 @@ class LingmaStartupError(LingmaError):
         super().__init__(message)
 
 
+def describe_exit(code: int) -> str:
+    """How a process ended, in words: ``exit code 3``, ``killed by SIGKILL (exit code -9)``."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"killed by {name} (exit code {code})"
+
+
+LAST_LINE_MARK = "; its last stderr line: "
+"""Between a lost connection's cause and the process's last stderr line, in its text (the
+MCP face reads the cause back out of a status that keeps only the text)."""
+
+# How many of the process's last stderr lines a loss keeps (redacted by the child).
+LOSS_TAIL_LINES = 5
+
+
 class LingmaConnectionLost(LingmaError):
-    """The WebSocket to Lingma closed (or the process died) while work was in flight."""
+    """The connection to Lingma closed (or the process died) while work was in flight.
+
+    Where the process's end is known, the error carries it: ``exit_code`` (negative: the
+    signal that killed it) and ``stderr_tail``, its last stderr lines, already redacted.
+    """
+
+    def __init__(
+        self, message: str, *, exit_code: int | None = None, stderr_tail: Sequence[str] = ()
+    ) -> None:
+        self.exit_code = exit_code
+        # Once more as a block: a secret cut across two lines is masked too.
+        tail = list(stderr_tail)[-LOSS_TAIL_LINES:]
+        self.stderr_tail = redact_lines(tail) if tail else []
+        super().__init__(message)
+
+    @classmethod
+    def process_ended(
+        cls, who: str, exit_code: int | None, stderr_tail: Sequence[str]
+    ) -> LingmaConnectionLost:
+        """``who`` stopped: the text names how (and its last stderr line, if it wrote one)."""
+        how = describe_exit(exit_code) if exit_code is not None else "its output ended"
+        lost = cls(f"{who} stopped ({how})", exit_code=exit_code, stderr_tail=stderr_tail)
+        if lost.last_line:
+            lost.args = (f"{lost.args[0]}{LAST_LINE_MARK}{lost.last_line}",)
+        return lost
+
+    @property
+    def last_line(self) -> str | None:
+        """The last non-empty stderr line, if the process wrote one."""
+        for line in reversed(self.stderr_tail):
+            if line.strip():
+                return line.strip()
+        return None
 
 
 class LingmaClosed(LingmaError):

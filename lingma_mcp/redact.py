@@ -9,7 +9,7 @@ Three passes, each masking what it finds:
 
 1. ``Bearer <credential>`` / ``Basic <credential>``, whatever precedes it;
 2. the value after a secret-named key (``token``, ``refreshToken``, ``password``,
-   ``Authorization`` ...), quoted (spaces allowed) or bare;
+   ``Authorization`` ...), quoted (spaces and escaped quotes inside) or bare;
 3. token-shaped values whatever their key, for a value whose key is on another line:
    Lingma's ``pt-``/``rt-`` prefixes (PROTOCOL.md §9), and any run of 20 or more letters
    and digits that mixes both (hex digests, base64 bodies).
@@ -38,15 +38,41 @@ _KEY = (
     r"(?:token|secret|password|passwd|pwd|api[_-]?key|access[_-]?key|authorization|cookie"
     r"|credential)"
 )
+
+
+def _quoted(quote: str) -> str:
+    r"""A value in ``quote`` with its escapes kept inside (``"ab\"cd"`` is one value), or
+    the same value quoted inside a quoted string (a frame in a log line: ``\"ab\\\"cd\"``),
+    where every escape is doubled. An unclosed quote masks to the end of the line. Each
+    alternative of a step opens on a different character, so no position is tried twice."""
+    q = re.escape(quote)
+    plain = rf"(?:[^{q}\\\n]|\\.)"
+    # Escaped once more: two backslashes are one of the inner text, escaping the next inner
+    # character (a quote or a backslash, itself escaped); a backslash before any other
+    # character is an inner escape (\n); a backslash before the quote closes.
+    inner = rf"(?:\\\\(?:\\.|[^\\\n])|\\[^{q}\\\n]|[^{q}\\\n])"
+    return (
+        rf"(?P<open_{ord(quote)}>{q})(?P<nl_{ord(quote)}>\n?)"
+        rf"{plain}{{1,{_MAX_VALUE}}}(?P<close_{ord(quote)}>{q})?"
+        r"|"
+        rf"(?P<eopen_{ord(quote)}>\\{q})(?P<enl_{ord(quote)}>\n?)"
+        rf"{inner}{{1,{_MAX_VALUE}}}(?P<eclose_{ord(quote)}>\\{q})?"
+    )
+
+
 _SECRET = re.compile(
     rf"(?i)(?P<key>{_KEY}[A-Za-z0-9_-]{{0,32}}[\\\"']{{0,3}}[ \t]{{0,8}}[:=][ \t]{{0,8}})"
-    r"(?:"
-    # quoted, spaces allowed; an unclosed quote masks to the end of the line
-    rf"(?P<q>\\?[\"'])(?P<nl>\n?)(?P<qv>[^\"'\\\n]{{1,{_MAX_VALUE}}})(?P<close>\\?[\"'])?"
-    r"|"
+    r"(?:" + _quoted('"') + r"|" + _quoted("'") + r"|"
     # bare, up to a separator; "Bearer x" is left to the first pass
     rf"(?!(?:bearer|basic)[ \t])(?P<bv>[^\s\"',;}}\]\\]{{1,{_MAX_VALUE}}})"
     r")"
+)
+
+# The groups that hold a quoted value's opening, line break and closing, per alternative.
+_QUOTED_GROUPS = tuple(
+    (f"{kind}open_{ord(quote)}", f"{kind}nl_{ord(quote)}", f"{kind}close_{ord(quote)}")
+    for quote in "\"'"
+    for kind in ("", "e")
 )
 
 _PREFIXED = re.compile(r"(?<![A-Za-z0-9])(?P<prefix>[pr]t-)[A-Za-z0-9._~+/=-]{8,}")
@@ -54,8 +80,10 @@ _RUN = re.compile(r"[A-Za-z0-9]{20,}")
 
 
 def _mask_secret(m: re.Match[str]) -> str:
-    if m.group("q") is not None:
-        return f"{m.group('key')}{m.group('q')}{m.group('nl')}{MASK}{m.group('close') or ''}"
+    for opening, newline, closing in _QUOTED_GROUPS:
+        if m.group(opening) is not None:
+            quote, closing_quote = m.group(opening), m.group(closing) or ""
+            return f"{m.group('key')}{quote}{m.group(newline)}{MASK}{closing_quote}"
     return f"{m.group('key')}{MASK}"
 
 

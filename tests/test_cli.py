@@ -11,6 +11,7 @@ import pytest
 
 from lingma_mcp import __version__
 from lingma_mcp.cli import ENV_VARS, build_parser, main, settings_from
+from lingma_mcp.config import Settings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -76,6 +77,35 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
     assert settings.approval == "write=allow"
     assert settings.command_timeout == 56.0
     assert settings.backend == "cli" and settings.cli_bin == "/opt/qoderclicn"
+
+
+def test_path_options_are_resolved_against_the_folder_the_server_started_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The simulator (and Lingma) run in another folder: a relative path must mean the one
+    # the user typed it in, not theirs.
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(
+        ["--work-dir", "state/../work", "--workspace", "project", "--lingma-bin", "bin/Lingma"]
+    )
+    settings = settings_from(args, {"LINGMA_CLI_BIN": "./tools/qoderclicn"})
+    assert settings.work_dir == tmp_path / "work"
+    assert settings.workspace == tmp_path / "project"
+    assert settings.lingma_bin == str(tmp_path / "bin" / "Lingma")
+    assert settings.cli_bin == str(tmp_path / "tools" / "qoderclicn")
+    # A bare program name is still looked up on PATH.
+    assert settings_from(build_parser().parse_args(["--cli-bin", "qoderclicn"]), {}).cli_bin == (
+        "qoderclicn"
+    )
+
+
+def test_a_relative_work_dir_reaches_the_simulator_as_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    options = Settings(simulate=True, work_dir=Path("work")).launch_options()
+    assert options.command_cwd != tmp_path  # the simulator runs beside the package
+    assert options.work_dir == tmp_path / "work"
 
 
 def test_flags_win_over_the_environment(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ import anyio
 import pytest
 
 from lingma_mcp.config import Settings
+from lingma_mcp.events import TextDelta
 from lingma_mcp.server.job_tools import DEFAULT_HOST_DETACH_S, AskJobs, detach_after_for
 from lingma_mcp.server.jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
+from lingma_mcp.server.progress import EventNarrator
 
 
 class Clock:
@@ -53,12 +55,16 @@ class Recorder:
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.statuses: list[str] = []
+        self.restarts = 0
 
     def text(self, delta: str) -> None:
         self.texts.append(delta)
 
     def status(self, line: str) -> None:
         self.statuses.append(line)
+
+    def restart(self) -> None:
+        self.restarts += 1
 
 
 async def test_a_job_keeps_its_text_and_each_read_returns_what_is_new() -> None:
@@ -104,6 +110,31 @@ async def test_a_follower_gets_text_and_status_only_while_it_follows() -> None:
         await job.wait()
     assert host.texts == ["one", "two"] and host.statuses == ["a status line"]
     assert job.all_text() == "onetwothree"
+
+
+async def test_an_overwrite_replaces_the_job_text_instead_of_joining_the_draft() -> None:
+    job = Job("job-1", "", Clock())
+    narrate = EventNarrator(job)
+    narrate(TextDelta("a draft, "))
+    narrate(TextDelta("then more"))
+    narrate(TextDelta("The final", overwrite=True))
+    narrate(TextDelta(" answer."))
+    assert job.all_text() == "The final answer." and job.text_chars == len("The final answer.")
+    assert job.read_new() == "The final answer." and job.notes == []
+
+
+async def test_a_draft_already_read_is_followed_by_the_whole_replacement_and_a_note() -> None:
+    job = Job("job-1", "", Clock())
+    host = Recorder()
+    job.follow(host)
+    narrate = EventNarrator(job)
+    narrate(TextDelta("a draft"))
+    assert job.read_new() == "a draft"
+    narrate(TextDelta("The answer", overwrite=True))
+    assert job.read_new() == "The answer" and job.unread_chars == 0
+    assert any("replaces" in note for note in job.notes)
+    # The call following the job hears of the restart too: sent text cannot be taken back.
+    assert host.texts == ["a draft", "The answer"] and host.restarts == 1
 
 
 async def test_a_failure_becomes_the_describe_text_and_the_registry_lives_on() -> None:

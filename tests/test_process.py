@@ -49,6 +49,23 @@ async def test_exit_code_and_stderr_tail_are_kept() -> None:
     assert proc.stderr_tail() == ["line 56", "line 57", "line 58", "line 59", "no newline at end"]
 
 
+async def test_its_end_comes_with_the_last_stderr_line_and_before_stdouts_end() -> None:
+    # A crash: last words on stderr, then the exit. Whoever reads stdout's end (the
+    # protocol, which then reports the child lost) finds the exit and those words known.
+    proc = await _spawn(
+        "import os, sys\n"
+        "sys.stdout.write('partial answer'); sys.stdout.flush()\n"
+        "sys.stderr.write('fatal: out of memory\\n'); sys.stderr.flush()\n"
+        "os._exit(7)",
+        pipes=True,
+    )
+    assert proc.stdout is not None
+    assert await asyncio.wait_for(proc.stdout.read(), 5) == b"partial answer"
+    assert proc.ended.done() and proc.ended.result() == 7
+    assert proc.stderr_tail()[-1] == "fatal: out of memory"
+    await proc.terminate()
+
+
 async def test_stderr_lines_reach_the_debug_log(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG", logger="lingma_mcp.lingma.stderr")
     proc = await _spawn("import sys; print('héllo from lingma', file=sys.stderr)")

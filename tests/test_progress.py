@@ -302,3 +302,60 @@ async def test_thinking_is_announced_once_and_answer_text_passes_through() -> No
         await relay.flush()
     assert host.statuses == ["[lingma] thinking…", "[lingma] done thinking"]
     assert "".join(host.texts) == "Hello world"
+
+
+async def test_an_overwrite_drops_the_unsent_draft_and_sends_only_its_replacement() -> None:
+    host = Recorder(ManualTimer())
+    async with relay_for(host, coalesce_s=5) as relay:
+        narrate = EventNarrator(relay)
+        narrate(TextDelta("sent "))
+        await wait_all_tasks_blocked()  # the first text goes at once
+        narrate(TextDelta("a draft still waiting"))
+        narrate(TextDelta("The answer", overwrite=True))
+        await relay.flush()
+    assert host.texts == ["sent ", "The answer"]
+    assert host.statuses == ["[lingma] answer restarted; the text below replaces what came before"]
+
+
+async def test_an_overwrite_before_any_text_went_out_says_nothing_of_a_restart() -> None:
+    host = Recorder(ManualTimer())
+    async with relay_for(host, coalesce_s=5) as relay:
+        relay.status("thinking")
+        relay.text("a draft")
+        EventNarrator(relay)(TextDelta("The answer", overwrite=True))
+        await relay.flush()
+    assert host.messages == ["[lingma] thinking", "The answer"]
+
+
+async def test_lines_about_approvals_and_changes_are_never_dropped_behind_a_slow_host() -> None:
+    timer = ManualTimer()
+    gate = anyio.Event()
+    host = Recorder(timer, gate=gate)
+    async with relay_for(host, coalesce_s=0.01) as relay:
+        relay.text("working")
+        await wait_all_tasks_blocked()  # the first send is stuck on the host
+        for action in range(5):
+            relay.note(f"allowed write f{action}.txt")
+            relay.note(f"created f{action}.txt (+1 -0)")
+            for update in range(30):  # a chatty tool between the actions
+                relay.status(f"write_file: RUNNING {action}.{update}")
+        gate.set()
+        await relay.flush()
+    notes = [m for m in host.statuses if "f" in m and ".txt" in m]
+    assert notes == [
+        f"[lingma] {line}"
+        for action in range(5)
+        for line in (f"allowed write f{action}.txt", f"created f{action}.txt (+1 -0)")
+    ]
+    # The chatty ones are still bounded, oldest dropped first.
+    chatty = [m for m in host.statuses if "RUNNING" in m]
+    assert len(chatty) == 20 and chatty[-1].endswith("RUNNING 4.29")
+
+
+async def test_a_repeated_note_is_sent_each_time() -> None:
+    host = Recorder(ManualTimer())
+    async with relay_for(host, coalesce_s=5) as relay:
+        relay.note("running ls")
+        relay.note("running ls")
+        await relay.flush()
+    assert host.statuses == ["[lingma] running ls", "[lingma] running ls"]

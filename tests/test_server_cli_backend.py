@@ -322,6 +322,20 @@ async def test_the_agent_is_ended_when_the_server_exits(tmp_path: Path) -> None:
     await wait_until(lambda: not alive(agent_pid))
 
 
+async def test_leaving_never_waits_on_the_agents_own_sigterm_handling(tmp_path: Path) -> None:
+    # The real CLI takes ~8.5 s over SIGTERM, past the 2 s a host allows after closing the
+    # server's stdin. Here the agent ignores SIGTERM altogether: the server must end it
+    # without sending one, and be gone before its host has to signal it.
+    async with server(tmp_path, {"LINGMA_SIM_ACP_SIGTERM_DELAY": "-1"}) as client:
+        status = await client.call_tool("auth_status", {})
+        agent_pid = status.structured_content["bridge"]["pid"]
+    await wait_until(lambda: not alive(agent_pid))
+    log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    assert "Lingma supervisor closed" in log
+    assert "ignoring SIGTERM" not in log  # the agent never got one to handle
+    assert "signal SIGTERM" not in log  # the host never had to send one
+
+
 async def test_a_crashed_agent_is_restarted_and_the_conversation_continues(
     tmp_path: Path,
 ) -> None:

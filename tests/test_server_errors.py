@@ -16,6 +16,7 @@ from lingma_mcp.errors import (
     LingmaStartupError,
     RpcError,
     RpcTimeout,
+    describe_exit,
 )
 from lingma_mcp.redact import SecretFilter, redact
 from lingma_mcp.server.errors import AskTimedOut, InvalidArgument, error_text
@@ -133,18 +134,37 @@ def test_a_timeout_names_the_session_to_continue() -> None:
 
 
 def test_a_crash_says_it_once_with_exit_code_and_redacted_last_output() -> None:
-    lost = LingmaConnectionLost(
+    tail = ["starting", 'fatal: auth failed {"token": "pt-abcdef123456789"}']
+    lost = LingmaConnectionLost("Lingma stopped while answering", exit_code=2, stderr_tail=tail)
+    text = error_text(lost, status=BridgeState(state="reconnecting"))
+    assert text.count("stopped") == 1
+    assert "exit code 2" in text and "fatal: auth failed" in text
+    assert "abcdef123456789" not in text
+
+
+def test_a_crash_heard_by_a_chat_takes_its_cause_from_the_backends_loss() -> None:
+    # A chat hears only that the connection ended ("no close frame ..."); the backend
+    # heard how the process ended, and its status keeps that loss as text.
+    heard = LingmaConnectionLost(
         "Lingma stopped while answering (connection to Lingma lost: no close frame received "
         "or sent)"
     )
-    lost.exit_code = 2  # type: ignore[attr-defined]
-    lost.stderr_tail = ["starting", 'fatal: auth failed {"token": "pt-abcdef123456789"}']  # type: ignore[attr-defined]
-    state = BridgeState(state="reconnecting", last_error=str(lost))
-    text = error_text(lost, status=state)
-    assert text.count("stopped") == 1
-    assert "no close frame" not in text
-    assert "exit code 2" in text and "fatal: auth failed" in text
+    loss = LingmaConnectionLost.process_ended(
+        "Lingma", -9, ['oom: token="pt-abcdef123456789" killed']
+    )
+    text = error_text(heard, status=BridgeState(state="reconnecting", last_error=str(loss)))
+    assert text.count("stopped") == 1 and "no close frame" not in text
+    assert "killed by SIGKILL (exit code -9)" in text and "its last output: oom:" in text
     assert "abcdef123456789" not in text
+
+
+def test_how_a_process_ended_is_said_in_words() -> None:
+    assert describe_exit(3) == "exit code 3"
+    assert describe_exit(-15) == "killed by SIGTERM (exit code -15)"
+    lost = LingmaConnectionLost.process_ended("the Lingma CLI", 1, ["", "Error: boom", ""])
+    assert str(lost) == "the Lingma CLI stopped (exit code 1); its last stderr line: Error: boom"
+    quiet = LingmaConnectionLost.process_ended("Lingma", None, [])
+    assert str(quiet) == "Lingma stopped (its output ended)" and quiet.last_line is None
 
 
 def test_a_startup_error_redacts_lingmas_stderr() -> None:

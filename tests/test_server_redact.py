@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
@@ -86,7 +87,9 @@ def test_the_log_filter_masks_tracebacks() -> None:
 
 
 _ADVERSARIAL = st.lists(
-    st.sampled_from([*"aT0:=\"' \n\\-_.", "token", "Token", "Bearer ", "pt-", "password", "ke"]),
+    st.sampled_from(
+        [*"aT0:=\"' \n\\-_.", '\\"', "token", "Token", "Bearer ", "pt-", "password", "ke"]
+    ),
     max_size=200,
 ).map("".join)
 
@@ -103,7 +106,10 @@ def test_any_text_redacts_without_error_and_stays_masked(text: str) -> None:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     "unit",
-    ["a", "token", "token:", 'token:"', "Bearer ", "pt-", "a1", "tokentoken", "x" * 19 + "-"],
+    [
+        *("a", "token", "token:", 'token:"', "Bearer ", "pt-", "a1", "tokentoken", "x" * 19 + "-"),
+        *('token:"\\', 'token:\\"\\\\', '"token":"' + '\\"' * 10, "token:'\\'"),
+    ],
 )
 def test_a_megabyte_of_repetitive_input_redacts_in_linear_time(unit: str) -> None:
     text = unit * (1_000_000 // len(unit))
@@ -114,3 +120,31 @@ def test_a_megabyte_of_letters_is_handled() -> None:
     # The unknown-tool-name attack: one huge identifier. Linear means it simply returns.
     text = "x" * 1_000_000 + "token=abc"
     assert redact(text).endswith(f"token={MASK}")
+
+
+# A secret as any JSON or Python writer would quote it: escaped quotes and backslashes,
+# the other kind of quote, escape sequences, and text that looks like another key.
+_SECRETS = st.lists(
+    st.sampled_from([*"aZ09 -_.:,{}", '"', "'", "\\", "\n", "\t", "é", '", "token": "']),
+    min_size=1,
+    max_size=80,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SECRETS)
+def test_a_quoted_secret_is_masked_whole_whatever_it_escapes(secret: str) -> None:
+    payload = {"token": secret, "name": "me"}
+    assert redact(json.dumps(payload)) == json.dumps({"token": MASK, "name": "me"})
+    # A frame quoted inside a log string: every quote and backslash escaped once more.
+    assert redact(json.dumps(json.dumps(payload))) == json.dumps(
+        json.dumps({"token": MASK, "name": "me"})
+    )
+    assert redact(repr(payload)) in (
+        repr({"token": MASK, "name": "me"}),
+        repr({"token": MASK, "name": "me"}).replace("'***'", '"***"'),
+    )
+
+
+def test_an_escaped_quote_does_not_end_the_secret() -> None:
+    assert redact('{"token":"ab\\"cd"}') == '{"token":"***"}'

@@ -7,7 +7,7 @@ it raises with everything already cleaned up (no child is left behind by a faile
 
 The child itself is a :class:`~lingma_mcp.process.ChildProcess` with pipes, like the IDE
 binary's: its own process group (the CLI is a Node program that may start helpers, and it
-does **not** exit when its stdin closes, so ending it means SIGTERM, a grace, then SIGKILL
+does **not** exit when its stdin closes, nor soon after SIGTERM, so ending it means SIGKILL
 to the whole group), stderr drained into DEBUG logs redacted, SIGKILL on the parent's death.
 """
 
@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient
+from lingma_mcp.acp.discovery import NodeMissing, node_path
 from lingma_mcp.acp.transport import LineTransport
 from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError
 from lingma_mcp.process.child import ChildProcess
@@ -29,8 +31,10 @@ log = logging.getLogger("lingma_mcp.acp.attempt")
 
 ACP_FLAG = "--acp"
 CHILD_NAME = "qoderclicn"
-# SIGTERM to SIGKILL by default (1.1.52 takes ~8.5 s to exit; the backend passes less).
-TERMINATE_GRACE = 10.0
+# SIGTERM to SIGKILL. 0: SIGKILL to the group at once. Logged out, 1.1.52 takes ~8.5 s over
+# SIGTERM, far past the 2 s a host allows after closing our stdin; by the time it is ended
+# it is idle and its transcripts are on disk, so nothing waits on its SIGTERM handling.
+TERMINATE_GRACE = 0.0
 # One ACP line may carry a whole file (fs/write_text_file); the reader must hold it.
 STDOUT_LIMIT = 64 * 1024 * 1024
 
@@ -47,7 +51,9 @@ class AgentHandle:
     def __post_init__(self) -> None:
         loop = asyncio.get_running_loop()
         self.lost = loop.create_future()
-        for source in (self.process.exited, self.client.transport.eof):
+        # The end, not the bare exit: by then its last stderr lines are in, so the loss can
+        # quote them (its stdout's end is held back until then too).
+        for source in (self.process.ended, self.client.transport.eof):
             source.add_done_callback(self._on_lost)
 
     def _on_lost(self, _: asyncio.Future[object]) -> None:
@@ -57,6 +63,13 @@ class AgentHandle:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def loss(self) -> LingmaConnectionLost:
+        """Why the agent is gone: its exit code (or signal) and its last stderr line."""
+        process = self.process
+        return LingmaConnectionLost.process_ended(
+            "the Lingma CLI", process.returncode, process.stderr_tail()
+        )
 
     async def close(self) -> int | None:
         """Close the connection, then end the agent's whole process group. Idempotent."""
@@ -81,10 +94,16 @@ async def start_agent(
     """Spawn ``cli_bin --acp`` and complete ``initialize`` within ``startup_timeout``.
 
     Raises:
+        NodeMissing: it is a Node script and no node is on its PATH (the text says how to
+            give a host the PATH).
         LingmaStartupError: it could not be started, exited, or did not answer in time
             (with its exit code and the last lines of its stderr).
     """
     argv = [str(cli_bin), *extra_args, ACP_FLAG]
+    path = node_path(cli_bin, env if env is not None else os.environ)
+    if path is not None:
+        log.info("node is not on the PATH; running the Lingma CLI with %s first", path)
+        env = {**(env if env is not None else os.environ), "PATH": path}
     try:
         process = await ChildProcess.spawn(
             argv, cwd=cwd, env=env, name=CHILD_NAME, pipes=True, stdout_limit=STDOUT_LIMIT
@@ -100,12 +119,23 @@ async def start_agent(
     handle = AgentHandle(process, client, terminate_grace)
     try:
         await _initialize(handle, startup_timeout)
+    except LingmaStartupError as exc:
+        await asyncio.shield(handle.close())
+        if _node_was_missing(exc):
+            raise NodeMissing(str(cli_bin), (env or os.environ).get("PATH", "")) from exc
+        raise
     except BaseException:
         await asyncio.shield(handle.close())
         raise
     info = client.agent_info
     log.info("Lingma CLI %s %s ready (pid %d)", info.name, info.version, process.pid)
     return handle
+
+
+def _node_was_missing(exc: LingmaStartupError) -> bool:
+    """``env`` (or the shell) could not find node: exit 127 with node named on stderr, the
+    way ``/usr/bin/env: 'node': No such file or directory`` says it."""
+    return exc.exit_code == 127 and any("node" in line for line in exc.stderr_tail)
 
 
 async def _initialize(handle: AgentHandle, startup_timeout: float) -> None:

@@ -43,7 +43,7 @@ from lingma_mcp.backend import (
     SessionSummary,
     TextDelta,
 )
-from lingma_mcp.errors import LingmaConnectionLost, LingmaError
+from lingma_mcp.errors import LingmaError
 from lingma_mcp.process.machine import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
@@ -64,7 +64,7 @@ LOGIN_INSTRUCTIONS = (
     "The Lingma CLI has no login URL: run `qoderclicn login` in a terminal, "
     "or set QODERCN_PERSONAL_ACCESS_TOKEN, then ask again"
 )
-CLI_TERMINATE_GRACE = 1.5
+CLI_TERMINATE_GRACE = 0.0  # SIGKILL at once: its SIGTERM outlasts a host's wait (attempt.py)
 # The scenes the face asks about: chat mode and agent mode list the same models, the CLI
 # having one list for everything.
 SCENES = (CHAT_SCENE, AGENT_SCENE)
@@ -169,12 +169,8 @@ class CliHandle:
         return self.agent.pid
 
     def on_lost(self, callback: Callable[[BaseException], None]) -> None:
-        process = self.agent.process
-
         def lost(_: asyncio.Future[None]) -> None:
-            code = process.returncode
-            detail = f"exit code {code}" if code is not None else "its output ended"
-            callback(LingmaConnectionLost(f"the Lingma CLI stopped ({detail})"))
+            callback(self.agent.loss())  # its exit code (or signal) and last stderr line
 
         self.agent.lost.add_done_callback(lost)
 

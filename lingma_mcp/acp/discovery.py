@@ -5,6 +5,11 @@ else ``qoderclicn`` on PATH, then ``qodercli``; else the npm global bin folder, 
 often not on the PATH an MCP host starts servers with. That folder is found without
 running npm where possible (``NPM_CONFIG_PREFIX``, the npmrc ``prefix``, the usual
 prefixes); only then is ``npm prefix -g`` asked, with a short bound.
+
+The CLI is a Node script (``#!/usr/bin/env node``), so it also needs ``node`` on the PATH
+it runs with, which a host started from a desktop (or nvm, which adds node only in shells)
+often lacks: :func:`node_path` finds a node beside the CLI or in the usual folders, or
+raises :class:`NodeMissing` with the fix, instead of ``/usr/bin/env: 'node': No such file``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lingma_mcp.errors import LingmaNotFound
+from lingma_mcp.errors import LingmaNotFound, LingmaStartupError
 
 CLI_NAMES = ("qoderclicn", "qodercli")
 INSTALL_HINT = (
@@ -35,6 +40,24 @@ class CliNotFound(LingmaNotFound):
         where = "; ".join(places) if places else "nowhere"
         self.instructions = f"The Lingma CLI was not found. Looked in: {where}. {INSTALL_HINT}"
         self.args = (self.instructions,)
+
+
+class NodeMissing(LingmaStartupError):
+    """The CLI is a Node script and no ``node`` is on the PATH it would run with."""
+
+    def __init__(self, cli: str, path_env: str) -> None:
+        self.instructions = (
+            f"The Lingma CLI ({cli}) is a Node program, and `node` is not on the PATH "
+            f"lingma-mcp runs with (PATH={path_env or '(empty)'}). An MCP host started from "
+            "the desktop gets a shorter PATH than a terminal, and nvm puts node on the PATH "
+            "only in shells. Give the server node's folder: in the host's MCP config, add "
+            '"env": {"PATH": "<node\'s folder>:/usr/local/bin:/usr/bin:/bin"} to the '
+            'lingma-mcp entry, with the folder `dirname "$(command -v node)"` prints in a '
+            "terminal; or point --cli-bin (LINGMA_CLI_BIN) at the qoderclicn in node's own "
+            "folder (with nvm: ~/.nvm/versions/node/<version>/bin/qoderclicn), which is run "
+            "with the node beside it. Then run `lingma-mcp doctor` from that config to check."
+        )
+        super().__init__(self.instructions, waited_for="node to be found")
 
 
 @dataclass(frozen=True)
@@ -148,3 +171,45 @@ def find_cli(
                     return CliCommand((str(candidate),), "npm global bin")
             places.append(f"{_bin_dir(prefix)} (npm prefix -g)")
     raise CliNotFound(places)
+
+
+def _runs_node_from_path(program: Path) -> bool:
+    """Whether ``program`` is a script whose first line asks ``env`` for ``node``."""
+    try:
+        with open(program, "rb") as fh:
+            first = fh.readline(256)
+    except OSError:
+        return False
+    if not first.startswith(b"#!"):
+        return False
+    words = first[2:].decode("utf-8", "replace").split()
+    if not words or os.path.basename(words[0]) != "env":
+        return False
+    rest = [w for w in words[1:] if not w.startswith("-")]
+    return bool(rest) and os.path.basename(rest[0]) == "node"
+
+
+def node_path(
+    program: str | Path, env: Mapping[str, str], *, home: Path | None = None
+) -> str | None:
+    """The PATH to run ``program`` with when the one in ``env`` lacks the node it needs.
+
+    ``None``: nothing to change (not a Node script run through ``env``, node is on the
+    PATH, or Windows, where npm writes launchers that name node themselves). Else the PATH
+    with the folder of a node found beside the program, or in an npm global prefix's bin
+    folder, put first.
+
+    Raises:
+        NodeMissing: it needs node and none was found; the text says how to fix the PATH.
+    """
+    if sys.platform == "win32":
+        return None
+    program = Path(program)
+    path_env = env.get("PATH", "")
+    if not _runs_node_from_path(program) or _on_path("node", path_env) is not None:
+        return None
+    home = Path.home() if home is None else home
+    for folder in (program.parent, *(_bin_dir(p) for p in npm_prefixes(env, home))):
+        if _runnable(folder / "node"):
+            return os.pathsep.join(p for p in (str(folder), path_env) if p)
+    raise NodeMissing(str(program), path_env)

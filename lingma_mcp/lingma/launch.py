@@ -21,15 +21,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from ..errors import LingmaConnectionLost, LingmaError, LingmaStartupError, RpcTimeout
-from ..process.child import TERMINATE_GRACE, ChildProcess
+from ..process.child import STDOUT_END_WAIT, TERMINATE_GRACE, ChildProcess
 from ..process.machine import Handle, Progress
 from .client import LingmaClient
 from .discovery import find_lingma
 from .framing import DEFAULT_MAX_BODY, MAX_HEADER_BYTES
 from .info import remove_stale_info, shared_info_paths, wait_for_info
-from .jsonrpc import RpcConnection
+from .jsonrpc import RpcConnection, WebSocketLike
 from .launch_options import LaunchOptions
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,10 @@ class IdeHandle:
         self._callbacks: list[Callable[[BaseException], None]] = []
         self._lost: BaseException | None = None
         self._closing: asyncio.Task[None] | None = None
-        conn.add_close_listener(lambda exc: self._mark_lost(f"Lingma stopped: {exc}"))
+        conn.add_close_listener(lambda exc: self._mark_lost(self._loss(f"Lingma stopped: {exc}")))
         if process is not None:
-            process.exited.add_done_callback(
-                lambda _: self._mark_lost(f"Lingma stopped (exit code {process.returncode})")
-            )
+            # Its end, not the bare exit: by then its last stderr lines are in.
+            process.ended.add_done_callback(lambda _: self._mark_lost(self._loss("")))
 
     @property
     def client(self) -> LingmaClient:
@@ -91,20 +91,28 @@ class IdeHandle:
         else:
             self._callbacks.append(callback)
 
-    def _mark_lost(self, why: str) -> None:
+    def _loss(self, otherwise: str) -> LingmaConnectionLost:
+        """Why the connection is gone: how the process ended and its last stderr line, when
+        it has ended; else ``otherwise``."""
+        process = self.process
+        if process is None or process.returncode is None:
+            return LingmaConnectionLost(otherwise)
+        return LingmaConnectionLost.process_ended(
+            "Lingma", process.returncode, process.stderr_tail()
+        )
+
+    def _mark_lost(self, lost: LingmaConnectionLost) -> None:
         if self._lost is not None:
             return
-        self._lost = LingmaConnectionLost(why)
+        self._lost = lost
         if self.process is not None and self.process.returncode is not None:
-            log.warning(
-                "Lingma (pid %d) exited with code %s", self.process.pid, self.process.returncode
-            )
+            log.warning("Lingma (pid %d) %s", self.process.pid, lost)
         # Fail every pending request and stream now, not when someone next looks.
         if not self.conn.closed:
-            self._closing = asyncio.ensure_future(self.conn.close(why))
+            self._closing = asyncio.ensure_future(self.conn.close(str(lost)))
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
-            callback(self._lost)
+            callback(lost)
 
     @property
     def reusable(self) -> bool:
@@ -303,7 +311,8 @@ class IdeAttempt:
             proc,
             self.log_hint,
         )
-        conn = RpcConnection(ws, name=self.name)
+        socket: WebSocketLike = ws if proc is None else _EndsWithChild(ws, proc)
+        conn = RpcConnection(socket, name=self.name)
         conn.start()
         client = LingmaClient(conn, control_timeout=options.control_timeout)
         progress.step = f"the reply to initialize on port {port}"
@@ -325,6 +334,34 @@ class IdeAttempt:
         )
         # A connection lost from here on is the machine's to handle, like any later loss.
         return IdeHandle(client, conn, port, proc, self.terminate_grace)
+
+
+class _EndsWithChild:
+    """The WebSocket as the connection reads it, for a Lingma we started.
+
+    A crash closes the socket a moment before the exit is seen, and whoever hears of the
+    lost connection first (a chat waiting on its answer) should already be able to say how
+    Lingma ended. So the socket's end is passed on once the child's end is known (exit code
+    and last stderr lines), or :data:`STDOUT_END_WAIT` later if it lives on.
+    """
+
+    def __init__(self, ws: WebSocketLike, process: ChildProcess) -> None:
+        self._ws = ws
+        self._process = process
+
+    async def send(self, message: str | bytes) -> None:
+        await self._ws.send(message)
+
+    async def recv(self) -> str | bytes:
+        try:
+            return await self._ws.recv()
+        except ConnectionClosed:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._process.ended), STDOUT_END_WAIT)
+            raise
+
+    async def close(self) -> None:
+        await self._ws.close()
 
 
 async def _race_exit(

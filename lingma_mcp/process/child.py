@@ -6,7 +6,8 @@ are kept for a protocol spoken over stdio (the official CLI speaks ACP that way)
 written with :meth:`ChildProcess.write` (or :attr:`ChildProcess.stdin`, which also waits for
 room and closes) go to its stdin, and its stdout feeds :attr:`ChildProcess.stdout`. Stderr
 is read as it arrives, redacted, logged line by line at DEBUG and kept in a small ring
-buffer so a start-up failure can quote its last lines.
+buffer so a start-up failure or a crash can quote its last lines (:attr:`ChildProcess.ended`
+says when they are all in).
 
 The child leads its own session and process group, so stopping it stops whatever it
 started too: SIGTERM goes to the whole group, then after a grace SIGKILL to the whole
@@ -47,6 +48,11 @@ stderr_log = logging.getLogger("lingma_mcp.lingma.stderr")
 
 STDERR_TAIL_LINES = 50
 TERMINATE_GRACE = 5.0
+# After the exit, how long the last of stderr may take to arrive (a grandchild holding the
+# pipe open must not hold the news of the exit back longer).
+STDERR_AFTER_EXIT = 0.5
+# After stdout ends, how long its end waits for the exit that usually follows at once.
+STDOUT_END_WAIT = 1.0
 # asyncio's own default: how long a line ``StreamReader.readuntil`` may hold on stdout.
 STDOUT_LIMIT = 64 * 1024
 # A line longer than this is cut: one runaway line must not grow memory without bound.
@@ -194,7 +200,7 @@ class _Protocol(asyncio.SubprocessProtocol):
         if fd == 0 and self._owner.stdin is not None:
             self._owner.stdin._lose()
         if fd == 1 and self._owner.stdout is not None:
-            self._owner.stdout.feed_eof()
+            self._owner._stdout_closed()
         if fd == 2:
             rest = self._partial + self._decoder.decode(b"", final=True)
             self._partial = ""
@@ -218,6 +224,7 @@ class ChildProcess:
         loop = asyncio.get_running_loop()
         self._exited: asyncio.Future[int] = loop.create_future()
         self._stderr_closed: asyncio.Future[None] = loop.create_future()
+        self._ended: asyncio.Future[int] = loop.create_future()
         self._group = False
         self.stdout: asyncio.StreamReader | None = None
         self.stdin: StdinPipe | None = None
@@ -293,6 +300,36 @@ class ChildProcess:
             return
         log.debug("[%s] pid %d exited with %s", self.name, self.pid, code)
         self._exited.set_result(code)
+        if self._stderr_closed.done():
+            self._end()
+        else:
+            self._stderr_closed.add_done_callback(lambda _: self._end())
+            asyncio.get_running_loop().call_later(STDERR_AFTER_EXIT, self._end)
+
+    def _end(self) -> None:
+        if not self._ended.done():
+            self._ended.set_result(self._exited.result())
+
+    def _stdout_closed(self) -> None:
+        # Whoever reads stdout's end (the protocol) reports the child lost; by then its exit
+        # code and last stderr lines should be known, so the end waits for them (bounded:
+        # a child that closed stdout may live on).
+        stdout = self.stdout
+        assert stdout is not None
+        if self._ended.done():
+            stdout.feed_eof()
+            return
+
+        fed = False
+
+        def feed(*_: object) -> None:
+            nonlocal fed
+            if not fed:
+                fed = True
+                stdout.feed_eof()
+
+        self._ended.add_done_callback(feed)
+        asyncio.get_running_loop().call_later(STDOUT_END_WAIT, feed)
 
     # -- public --------------------------------------------------------------------------
     @property
@@ -308,6 +345,15 @@ class ChildProcess:
 
     async def wait(self) -> int:
         return await asyncio.shield(self._exited)
+
+    @property
+    def ended(self) -> asyncio.Future[int]:
+        """Resolves with the exit code once the child has exited and its stderr has been
+        read to the end (or :data:`STDERR_AFTER_EXIT` after the exit): then
+        :meth:`stderr_tail` holds its last words. With pipes, stdout's end is delivered
+        only after this (or :data:`STDOUT_END_WAIT` after it closed), so a reader that
+        sees the end finds the cause already known. Shared: shield it before cancelling."""
+        return self._ended
 
     async def stderr_drained(self, timeout: float) -> None:
         """Wait (up to ``timeout``) for stderr's end, so a tail read after an exit is whole.
@@ -337,8 +383,10 @@ class ChildProcess:
     ) -> int | None:
         """SIGTERM to the group, wait ``grace`` s, SIGKILL to the group, reap. Idempotent.
 
-        ``slow_to_stop``: the program is known to outlast ``grace`` (the Lingma CLI takes
-        seconds over SIGTERM, longer than a host waits), so the SIGKILL is routine, not news.
+        ``grace`` 0: no SIGTERM at all, SIGKILL to the group at once, for a program whose
+        own SIGTERM handling takes longer than anyone can wait (nothing then waits on it).
+        ``slow_to_stop``: the program is known to outlast ``grace``, so the SIGKILL is
+        routine, not news.
 
         Returns the exit code. On Windows ``terminate`` is already a hard kill. If the caller
         is cancelled while waiting, the group gets SIGKILL at once: a shutdown cut short
@@ -358,7 +406,12 @@ class ChildProcess:
         return self.returncode
 
     async def _stop(self, transport: asyncio.SubprocessTransport, grace: float, level: int) -> None:
-        if not self._exited.done():
+        if not self._exited.done() and grace <= 0:
+            log.debug("[%s] pid %d: SIGKILL to its group, no grace", self.name, self.pid)
+            self.kill_now()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._exited), 5.0)
+        elif not self._exited.done():
             self._signal(signal.SIGTERM)
             # A stopped (SIGSTOP) child would hold SIGTERM pending until the grace ran out.
             self._signal(getattr(signal, "SIGCONT", None))

@@ -10,7 +10,7 @@ that slot is skipped, never taken over.
 
 Slots are kept, not removed: the child keeps its own state there (the conversations it
 saved), and a lone server, the usual case, gets the work dir itself on every start, so
-nothing moves for it. Folders are 0700.
+nothing moves for it. Folders are 0700, the lock file 0600.
 """
 
 from __future__ import annotations
@@ -53,6 +53,16 @@ def make_private(path: Path) -> None:
         os.chmod(path, 0o700)
 
 
+def _open_lock(path: Path) -> IO[bytes]:
+    """The slot's lock file, created 0600 (every file the server writes is private) and
+    made 0600 if an older version left it readable to others."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    if hasattr(os, "fchmod"):  # not on Windows, where modes mean little
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "a+b")
+
+
 def slot_path(work_dir: Path, number: int) -> Path:
     return work_dir if number == 0 else work_dir / INSTANCES / str(number)
 
@@ -74,7 +84,7 @@ class InstanceDir:
         for number in range(MAX_SLOTS):
             path = slot_path(work_dir, number)
             make_private(path)
-            handle = open(path / LOCK_NAME, "a+b")
+            handle = _open_lock(path / LOCK_NAME)
             if not _try_lock(handle):
                 handle.close()
                 continue  # another server lives here

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -38,11 +37,28 @@ class _Shutdown:
     requested = False
 
 
-INSTRUCTIONS = """Lingma (Tongyi Lingma) is a coding assistant. Use ask_lingma to ask it a \
-question or give it a task; pass the returned session_id to continue the conversation. If a \
-call says Lingma is not logged in, call login and show the user the URL. auth_status and \
-list_models describe the account. A long ask can run as a job (background=true, or a call \
-that says it continues as a job): follow it with check_lingma_job."""
+_ASK = (
+    "Lingma (Tongyi Lingma) is a coding assistant. Use ask_lingma to ask it a question or "
+    "give it a task; pass the returned session_id to continue the conversation. "
+)
+_JOBS = (
+    " auth_status and list_models describe the account. A long ask can run as a job "
+    "(background=true, or a call that says it continues as a job): follow it with "
+    "check_lingma_job."
+)
+# How the person logs in differs per backend: the IDE binary hands out a URL; the CLI logs
+# in only from a terminal, so sending the model to the login tool there would always fail.
+_LOGIN = {
+    "ide": "If a call says Lingma is not logged in, call login and show the user the URL.",
+    "cli": "If a call says Lingma is not logged in, show the user its text: they log in once "
+    "by running `qoderclicn login` in a terminal (or set QODERCN_PERSONAL_ACCESS_TOKEN in "
+    "the server's environment), then ask again.",
+}
+
+
+def instructions_for(kind: str) -> str:
+    """The server's instructions for the backend ``kind`` (``ide`` or ``cli``)."""
+    return _ASK + _LOGIN.get(kind, _LOGIN["ide"]) + _JOBS
 
 
 class LingmaServer(MCPServer):
@@ -86,17 +102,11 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
             with anyio.move_on_after(CLOSE_GRACE_S, shield=True):
                 await bridge.close()
             log.info("Lingma supervisor closed")
-            if _Shutdown.requested:
-                # The SDK reads stdin in a worker thread that no cancellation can
-                # interrupt; with the host still attached, leaving would wait for its next
-                # line. Lingma is closed and reaped by now, so leave at once.
-                logging.shutdown()
-                os._exit(0)
 
     app = LingmaServer(
         "lingma-mcp",
         title="Lingma",
-        instructions=INSTRUCTIONS,
+        instructions=instructions_for(getattr(bridge.supervisor, "kind", "ide")),
         version=__version__,
         lifespan=lifespan,
         log_level=_sdk_level(settings.log_level),

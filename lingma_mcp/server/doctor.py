@@ -1,11 +1,13 @@
 """``lingma-mcp doctor``: each step of the path, ✓ or ✗ with the fix.
 
-Steps: find the binary, start it, read the login, list the models. Exit code 0 only when
+Steps: find the binary (and, for the CLI, the node it runs with), start it, read the login,
+list the models. Exit code 0 only when
 every step passed, so scripts and CI can use it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -176,15 +178,22 @@ def _note(out: TextIO, step: str) -> Callable[[bool, str, str], None]:
 
 
 def _find_cli(settings: Settings, report: Callable[[bool, str, str], None]) -> bool:
+    from ..acp.discovery import node_path
     from .backends import find_cli_for
 
     try:
         command = find_cli_for(settings)
+        # A Node script with no node on this PATH fails at its first line: say so here.
+        node = node_path(command.argv[0], os.environ)
     except LingmaError as exc:
         report(False, "Lingma CLI", error_text(exc))
         return False
     if command.source == "simulator":
         report(True, "Lingma CLI", "the bundled ACP simulator (--simulate --backend cli)")
-    else:
-        report(True, "Lingma CLI", f"{command.argv[0]} (found by {command.source})")
+        return True
+    detail = f"{command.argv[0]} (found by {command.source})"
+    if node is not None:
+        folder = node.split(os.pathsep, 1)[0]
+        detail += f"; node is not on PATH, the one in {folder} is used"
+    report(True, "Lingma CLI", detail)
     return True

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from ..errors import (
+    LAST_LINE_MARK,
     ChatFailed,
     ChatRejected,
     LingmaClosed,
@@ -22,6 +23,7 @@ from ..errors import (
     LingmaStartupError,
     RpcError,
     RpcTimeout,
+    describe_exit,
 )
 from ..redact import redact, redact_lines
 
@@ -131,16 +133,21 @@ def is_expected(exc: BaseException) -> bool:
     return isinstance(exc, LingmaError | InvalidArgument | AskTimedOut | ChatCancelled)
 
 
-def _exit_code(exc: BaseException, status: Any) -> int | None:
-    code = getattr(exc, "exit_code", None)
-    if isinstance(code, int):
-        return code
-    # The supervisor names the exit code in its words ("Lingma stopped (exit code 1)").
+def _loss_cause(exc: LingmaConnectionLost, status: Any) -> tuple[int | None, str | None]:
+    """How Lingma ended and its last stderr line (redacted), from the error itself or else
+    from the backend's last error: a chat hears of the lost connection through its own
+    error, the backend of the process's end, and the status keeps only that one's text."""
+    if exc.exit_code is not None or exc.stderr_tail:
+        return exc.exit_code, _last_output(exc.stderr_tail)
+    code: int | None = None
+    last: str | None = None
     for text in (str(exc), str(_field(status, "last_error") or "")):
         found = re.search(r"exit code (-?\d+)", text)
-        if found:
-            return int(found.group(1))
-    return None
+        if found and code is None:
+            code = int(found.group(1))
+        if LAST_LINE_MARK in text and last is None:
+            last = _last_output([text.split(LAST_LINE_MARK, 1)[1]])
+    return code, last
 
 
 def _last_output(lines: Any) -> str | None:
@@ -239,10 +246,9 @@ def error_text(exc: BaseException, *, status: Any = None, audience: Audience = "
         # Said once, in our words: the connection library's wording ("no close frame
         # received or sent") tells a user nothing.
         facts = []
-        code = _exit_code(exc, status)
+        code, last = _loss_cause(exc, status)
         if code is not None:
-            facts.append(f"exit code {code}")
-        last = _last_output(getattr(exc, "stderr_tail", None))
+            facts.append(describe_exit(code))
         if last:
             facts.append(f"its last output: {last}")
         detail = f" ({'; '.join(facts)})" if facts else ""

@@ -77,6 +77,8 @@ class Follower(Protocol):
 
     def status(self, line: str) -> None: ...
 
+    def restart(self) -> None: ...
+
 
 Work = Callable[["Job"], Awaitable[Any]]
 """``work(job)``: the job's body; its return value becomes :attr:`Job.result`."""
@@ -119,6 +121,18 @@ class Job:
         self._length += len(delta)
         if self._follower is not None:
             self._follower.text(delta)
+
+    def restart(self) -> None:
+        """Lingma started its answer over: the text that follows replaces the text so far.
+        A reader who already took part of the old text is told so in the notes."""
+        if self._read:
+            self.note(
+                "Lingma restarted its answer: the text from here on replaces the text read before."
+            )
+        self._parts = []
+        self._length = self._read = 0
+        if self._follower is not None:
+            self._follower.restart()
 
     def status(self, line: str) -> None:
         """A status line (thinking, a step, a tool state): followed, not kept."""

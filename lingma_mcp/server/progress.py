@@ -6,10 +6,12 @@ increases; a keepalive goes out while Lingma is silent so hosts that reset their
 progress keep waiting; and once :meth:`ProgressRelay.aclose` returns, nothing more is sent
 for this request (one host drops the whole connection when that happens).
 
-Plan: producers (``text``, ``status``) only append to one pending queue, in arrival order,
-and set an event; they never await. A single sender task drains the queue. While a send is
-in flight (a slow host), new text keeps joining the last pending text instead of queueing
-notifications, so memory is bounded by the answer itself, not by how many deltas Lingma sent.
+Plan: producers (``text``, ``status``, ``note``) only append to one pending queue, in
+arrival order, and set an event; they never await. A single sender task drains the queue.
+While a send is in flight (a slow host), new text keeps joining the last pending text
+instead of queueing notifications, so memory is bounded by the answer itself, not by how
+many deltas Lingma sent. Status lines behind a slow host are bounded (the oldest go);
+notes (what the approval gate allowed, denied or changed) are never dropped.
 
 The end of a call: the answer text goes out in order, and nothing closes it (no "answer
 complete" status). Some clients handle a notification that arrives just before the result
@@ -22,6 +24,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 
@@ -56,6 +59,7 @@ STATUS_PREFIX = "[lingma] "
 DEFAULT_COALESCE_S = 0.05
 MAX_STATUS_CHARS = 200
 MAX_PENDING_STATUS = 20
+RESTARTED = "answer restarted; the text below replaces what came before"
 
 
 def status_line(text: str) -> str:
@@ -99,13 +103,16 @@ class ProgressRelay:
         # piles up behind a slow host; a str += would copy the pending text on every delta).
         # Statuses are few (thinking, steps, tool states): repeats of the same line collapse
         # and at most MAX_PENDING_STATUS wait, so a chatty tool cannot grow the queue.
-        self._pending: list[str | list[str]] = []
+        # Notes (approvals, changed files) wait as 1-tuples: never collapsed or dropped,
+        # and as many as the call's actions; the per-delta path never looks at them.
+        self._pending: list[str | list[str] | tuple[str]] = []
         self._pending_status = 0
         self._wake = anyio.Event()
         self._progress = 0
         self._last_send = clock()  # end of the last send: keepalives count from here
         self._send_started = self._last_send  # start of the last send: the window's origin
         self._sent_text = False
+        self._text_out = False  # text was taken for sending (a restart must say so)
         self._closed = False
         self._broken = False
         self._started_at = clock()
@@ -132,7 +139,7 @@ class ProgressRelay:
         if self._pending and self._pending[-1] == msg:
             return
         if self._pending_status >= MAX_PENDING_STATUS:
-            # Drop the oldest waiting status; text is never dropped.
+            # Drop the oldest waiting status; text and notes are never dropped.
             for index, item in enumerate(self._pending):
                 if isinstance(item, str):
                     del self._pending[index]
@@ -141,6 +148,22 @@ class ProgressRelay:
         self._pending.append(msg)
         self._pending_status += 1
         self._wake.set()
+
+    def note(self, line: str) -> None:
+        """Queue a line the person must see (an approval, a changed file, a command run):
+        unlike a status it is never collapsed nor dropped, however many wait."""
+        if not self._closed:
+            self._pending.append((status_line(line),))
+            self._wake.set()
+
+    def restart(self) -> None:
+        """The answer starts over and the text that follows replaces it: text not yet sent
+        is dropped; text already out cannot be taken back, so a status line says so."""
+        if self._closed:
+            return
+        self._pending = [item for item in self._pending if not isinstance(item, list)]
+        if self._text_out:
+            self.status(RESTARTED)
 
     @property
     def sent(self) -> int:
@@ -208,12 +231,14 @@ class ProgressRelay:
             self._wake = anyio.Event()
             items, self._pending = self._pending, []
             self._pending_status = 0
+            if not self._text_out:
+                self._text_out = any(isinstance(item, list) for item in items)
             for item in items:
-                if isinstance(item, str):
-                    await self._emit(item)
-                else:
+                if isinstance(item, list):
                     self._sent_text = True
                     await self._emit("".join(item))
+                else:
+                    await self._emit(item if isinstance(item, str) else item[0])
 
     async def _emit(self, message: str) -> None:
         if self._closed or self._broken:
@@ -234,14 +259,34 @@ CLOSING_STEPS = frozenset({"step_end"})
 """Steps that only say the answer is over; never sent as progress."""
 
 
+class NarrationSink(Protocol):
+    """What a narrator feeds: a :class:`ProgressRelay`, or a job that keeps the text."""
+
+    def text(self, delta: str) -> None: ...
+
+    def status(self, line: str) -> None: ...
+
+    def note(self, line: str) -> None:
+        """Queue a line the person must see (an approval, a changed file, a command run):
+        unlike a status it is never collapsed nor dropped, however many wait."""
+        if not self._closed:
+            self._pending.append((status_line(line),))
+            self._wake.set()
+
+    def restart(self) -> None:
+        """The answer starts over; the text that follows replaces the text so far."""
+        ...
+
+
 class EventNarrator:
-    """Turns chat events into relay calls: answer text as text, the rest as short status.
+    """Turns chat events into sink calls: answer text as text, the rest as short status.
 
     Thinking is announced once when it starts and once when it is done (its text is in the
-    result, not in the notifications); steps and tool calls say their name and state.
+    result, not in the notifications); steps and tool calls say their name and state. An
+    ``overwrite`` delta restarts the answer: it replaces the text so far, never joins it.
     """
 
-    def __init__(self, relay: ProgressRelay) -> None:
+    def __init__(self, relay: NarrationSink) -> None:
         self._relay = relay
         self._thinking = False
 
@@ -249,7 +294,7 @@ class EventNarrator:
         relay = self._relay
         if isinstance(event, TextDelta):
             if event.overwrite:
-                relay.status("answer restarted; the text below replaces what came before")
+                relay.restart()
             if self._thinking:
                 self._thinking = False
             relay.text(event.text)

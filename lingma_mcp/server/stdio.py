@@ -9,16 +9,31 @@ request whose ``params`` is a list, and ``"jsonrpc": "1.0"``. :class:`CheckedLin
 front of the transport: well-formed lines pass untouched, lone surrogates are replaced by
 U+FFFD, and every other bad line is answered here with the JSON-RPC error it deserves.
 
-Reading happens in a worker thread that a cancellation abandons instead of waiting for, so
-the server can leave while the host keeps stdin open.
+Progress, then the result: the TypeScript SDK hands a notification to its handler a moment
+after reading it, and removes a call's progress handler as soon as it reads the call's
+result (typescript-sdk#2580), so a last notification read in the same chunk as the result
+is dropped. :class:`GuardedStdout` makes the server's side of that race as small as it can
+be: a message that follows a progress notification is written only once the host has read
+what is in the pipe (bounded by :data:`HOST_READ_WAIT_S`), so the two never share a read.
+Where the system cannot tell what the host has read (not Linux, not a pipe or a socket),
+nothing waits.
+
+Reading stdin and watching stdout happen in daemon threads of their own: a host may keep
+stdin open after the server decided to leave (a signal, a closed stdout), and a thread
+blocked in ``readline()`` cannot be interrupted. A worker thread of the async library would
+be joined at exit, keeping the process alive until the host's next line; a daemon thread
+is left behind, so the server ends cleanly by returning from ``main``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import re
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, BinaryIO
 
@@ -30,6 +45,13 @@ from mcp.shared.message import SessionMessage
 log = logging.getLogger(__name__)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+READ_CHUNK = 64 * 1024
+# The longest a message after a progress notification waits for the host to read the
+# pipe, and how often it looks (no event says "the other end read"): a host that does not
+# read at all costs each call this much once, never more.
+HOST_READ_WAIT_S = 0.1
+HOST_READ_POLL_S = 0.001
+_PROGRESS = '"notifications/progress"'
 
 Reply = Callable[[SessionMessage], Any]
 
@@ -120,11 +142,9 @@ class CheckedLines:
         self.reply_to: ObjectSendStream[SessionMessage] | None = None
 
     async def __aiter__(self) -> AsyncIterator[str]:
+        lines = _DaemonLines(self._source)
         while True:
-            # Abandoned on cancellation: a thread blocked in readline() cannot be
-            # interrupted, and waiting for it would keep the server alive until the host's
-            # next line.
-            raw = await anyio.to_thread.run_sync(self._source.readline, abandon_on_cancel=True)
+            raw = await lines.next()
             if not raw:
                 if self._on_eof is not None:
                     self._on_eof()
@@ -139,8 +159,82 @@ class CheckedLines:
                 yield passed
 
 
+class _DaemonLines:
+    """Lines of a blocking binary stream, read one at a time on demand by a daemon thread.
+
+    The thread reads the next line only when asked (no read-ahead: a host's lines wait in
+    the pipe, not in our memory). It reads the file descriptor itself, never through the
+    stream's buffered object: the interpreter's exit takes that object's lock to close
+    ``sys.stdin``, and a daemon thread left blocked holding it would abort the exit. A
+    caller cancelled while waiting drops that line, which only happens when the server is
+    leaving.
+    """
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._readline = _line_reader(source)
+        self._loop = asyncio.get_running_loop()
+        self._wanted = threading.Semaphore(0)
+        self._line: asyncio.Future[bytes] | None = None
+        threading.Thread(target=self._read, name="lingma-mcp stdin", daemon=True).start()
+
+    async def next(self) -> bytes:
+        """The next line, ``b""`` at the end of the stream."""
+        self._line = self._loop.create_future()
+        self._wanted.release()
+        return await self._line
+
+    def _read(self) -> None:
+        while True:
+            self._wanted.acquire()
+            try:
+                raw = self._readline()
+            except (OSError, ValueError) as exc:  # a closed or broken stdin is its end
+                log.debug("stdin ended: %r", exc)
+                raw = b""
+            try:
+                self._loop.call_soon_threadsafe(self._deliver, raw)
+            except RuntimeError:  # the loop is closed: nobody is reading any more
+                return
+            if not raw:
+                return
+
+    def _deliver(self, raw: bytes) -> None:
+        if self._line is not None and not self._line.done():
+            self._line.set_result(raw)
+
+
+def _line_reader(source: BinaryIO) -> Callable[[], bytes]:
+    """``readline`` on ``source``'s file descriptor (the stream's own for a stream with none,
+    such as an in-memory one)."""
+    try:
+        fd = source.fileno()
+    except (OSError, ValueError, AttributeError):
+        return source.readline
+    pending = bytearray()
+
+    def readline() -> bytes:
+        # Splitting costs one scan of each new chunk: ``find`` starts where the last looked.
+        start = 0
+        while True:
+            end = pending.find(b"\n", start)
+            if end >= 0:
+                line = bytes(pending[: end + 1])
+                del pending[: end + 1]
+                return line
+            start = len(pending)
+            chunk = os.read(fd, READ_CHUNK)
+            if not chunk:
+                line = bytes(pending)
+                pending.clear()
+                return line
+            pending.extend(chunk)
+
+    return readline
+
+
 class GuardedStdout:
-    """stdout for the SDK's transport: a host that closed it ends the server quietly.
+    """stdout for the SDK's transport: a host that closed it ends the server quietly, and a
+    message after a progress notification waits (bounded) for the host to have read it.
 
     Args:
         sink: the binary stream to write (the process's stdout).
@@ -151,10 +245,20 @@ class GuardedStdout:
         self._sink = sink
         self._on_broken = on_broken
         self._broken = False
+        self._after_progress = False
+        try:
+            self._fd: int | None = sink.fileno()
+        except (OSError, ValueError, AttributeError):
+            self._fd = None
 
     async def write(self, text: str) -> None:
         if self._broken:
             return
+        # The method comes first in what the SDK writes: a look at the head is enough.
+        progress = _PROGRESS in text[:128]
+        if self._after_progress and not progress:
+            await self._host_has_read()
+        self._after_progress = progress
         try:
             await anyio.to_thread.run_sync(self._sink.write, text.encode("utf-8"))
         except (BrokenPipeError, ConnectionResetError, ValueError, OSError):
@@ -168,11 +272,44 @@ class GuardedStdout:
         except (BrokenPipeError, ConnectionResetError, ValueError, OSError):
             self._gone()
 
+    async def _host_has_read(self) -> None:
+        if self._fd is None:
+            return
+        deadline = anyio.current_time() + HOST_READ_WAIT_S
+        # No event says "the other end read": polling is the honest way.
+        while unread_bytes(self._fd) and anyio.current_time() < deadline:  # noqa: ASYNC110
+            await anyio.sleep(HOST_READ_POLL_S)
+
     def _gone(self) -> None:
         if not self._broken:
             self._broken = True
             log.info("the host closed stdout: shutting down")
             self._on_broken()
+
+
+def unread_bytes(fd: int) -> int:
+    """What we wrote to ``fd`` that its reader has not read yet, where Linux can tell: a
+    pipe (``FIONREAD`` counts the pipe's unread bytes from either end) or a UNIX socket
+    (``TIOCOUTQ``: what the peer has not consumed; Node gives its children socket pairs).
+    0 where it cannot tell."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    import fcntl
+    import stat
+    import struct
+    import termios
+
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode):
+            request = termios.FIONREAD
+        elif stat.S_ISSOCK(mode):
+            request = termios.TIOCOUTQ
+        else:
+            return 0
+        return int(struct.unpack("i", fcntl.ioctl(fd, request, b"\0\0\0\0"))[0])
+    except OSError:
+        return 0
 
 
 def std_streams() -> tuple[BinaryIO, BinaryIO]:
@@ -183,7 +320,8 @@ async def wait_stdout_closed(sink: BinaryIO) -> None:
     """Return once the host closes the read end of our stdout (POSIX poll: POLLERR/HUP).
 
     Without this, a host that closes stdout but keeps stdin open is only noticed at the
-    next write, which may never come while the server idles.
+    next write, which may never come while the server idles. The poll runs in a daemon
+    thread, left behind when the server leaves for another reason.
     """
     import select
 
@@ -197,19 +335,19 @@ async def wait_stdout_closed(sink: BinaryIO) -> None:
         return
     poller = select.poll()
     poller.register(fd, 0)  # no events asked: poll reports only errors and hang-ups
-    done = False
+    loop = asyncio.get_running_loop()
+    closed = asyncio.Event()
 
-    def watch() -> bool:
-        while not done:
-            for _, events in poller.poll(500):
+    def watch() -> None:
+        while True:
+            for _, events in poller.poll():
                 if events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
-                    return True
-        return False
+                    try:
+                        loop.call_soon_threadsafe(closed.set)
+                    except RuntimeError:  # the loop is closed: the server has left
+                        pass
+                    return
 
-    try:
-        if await anyio.to_thread.run_sync(watch, abandon_on_cancel=True):
-            log.info("the host closed stdout: shutting down")
-            return
-        await anyio.sleep_forever()
-    finally:
-        done = True
+    threading.Thread(target=watch, name="lingma-mcp stdout watch", daemon=True).start()
+    await closed.wait()
+    log.info("the host closed stdout: shutting down")

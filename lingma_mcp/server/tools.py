@@ -178,7 +178,7 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
                     params.workspace,
                     read_only=read_only,
                     asker=host_asker(ctx),
-                    on_note=relay.status,
+                    on_note=relay.note,
                 )
             return await asks.ask(ctx, params, relay, background=background)
 
