@@ -99,7 +99,9 @@ class FakeToolHandler:
         if self.fail_with is not None:
             raise self.fail_with
 
-    async def invoke(self, name: str, parameters: dict[str, Any]) -> ToolOutcome:
+    async def invoke(
+        self, name: str, parameters: dict[str, Any], tool_call_id: str = ""
+    ) -> ToolOutcome:
         self.invoked.append((name, parameters))
         await self._wait()
         return self.outcome

@@ -42,9 +42,10 @@ def _real_inside(raw: str, root: Path) -> bool | None:
     expanded = os.path.expanduser(raw)
     if expanded.startswith("~"):
         return None
-    full = os.path.realpath(os.path.join(str(root), expanded))
-    if any(len(part.encode()) > 255 for part in full.split("/")):
-        return None
+    joined = os.path.join(str(root), expanded)
+    if any(len(part.encode()) > 255 for part in joined.split("/")):
+        return None  # refused as too long before it is resolved: fail closed
+    full = os.path.realpath(joined)
     return full == str(root) or full.startswith(str(root) + os.sep)
 
 

@@ -166,7 +166,8 @@ async def test_host_refuses_a_working_folder_outside(tmp_path: Path) -> None:
     host = WorkspaceHost(root, ApprovalGate(parse_policy("run=allow")))
     with pytest.raises(WorkspaceError, match="outside the workspace"):
         await host.create_terminal("ls", cwd=str(tmp_path))
-    assert host.approvals == []  # refused before anything was asked
+    # Refused before anything was asked, and recorded as the confinement's decision.
+    assert [a["by"] for a in host.approvals] == ["confinement"]
 
 
 async def test_host_close_kills_a_background_command(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..acp.backend import CliBackend, CliOptions
-from ..acp.discovery import CliCommand, find_cli
+from ..acp.discovery import CliCommand, find_cli, node_path
 from ..backend import Backend, BackendKind
 from ..config import Settings, _package_parent
 from ..errors import LingmaNotFound
@@ -126,3 +126,8 @@ def make_backend(settings: Settings) -> Backend:
     from ..lingma.supervisor import LingmaSupervisor
 
     return LingmaSupervisor(settings)
+
+
+def node_beside(command: CliCommand) -> str | None:
+    """The PATH to run a Node script with when ``node`` is not on ours (doctor says so)."""
+    return node_path(command.argv[0], os.environ)

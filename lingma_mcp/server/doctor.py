@@ -178,13 +178,12 @@ def _note(out: TextIO, step: str) -> Callable[[bool, str, str], None]:
 
 
 def _find_cli(settings: Settings, report: Callable[[bool, str, str], None]) -> bool:
-    from ..acp.discovery import node_path
-    from .backends import find_cli_for
+    from .backends import find_cli_for, node_beside
 
     try:
         command = find_cli_for(settings)
         # A Node script with no node on this PATH fails at its first line: say so here.
-        node = node_path(command.argv[0], os.environ)
+        node = node_beside(command)
     except LingmaError as exc:
         report(False, "Lingma CLI", error_text(exc))
         return False
