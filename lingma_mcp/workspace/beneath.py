@@ -36,10 +36,14 @@ from pathlib import Path
 from .errors import OutsideWorkspace, WorkspaceError
 from .paths import MAX_NAME_BYTES, MAX_PATH_BYTES, special_kind
 
+# getattr: these do not exist on Windows, where Beneath refuses to open (see SUPPORTED).
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
-_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_DIR_FLAGS = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
+_READ_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+SUPPORTED = bool(_NOFOLLOW and _DIRECTORY) and os.open in os.supports_dir_fd
 TEMP_SUFFIX = ".lingma-tmp"
 
 
@@ -100,8 +104,14 @@ class Beneath:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self._fd = -1
+        if not SUPPORTED:
+            raise WorkspaceError(
+                "link-safe file operations need O_NOFOLLOW, O_DIRECTORY and openat (Linux, "
+                "macOS); this system lacks them"
+            )
         try:
-            self._fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+            self._fd = os.open(self.root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
         except OSError as exc:
             raise WorkspaceError(f"cannot open the workspace {root}: {exc.strerror}") from None
 

@@ -1,0 +1,607 @@
+"""The shadow git repository of one workspace: snapshots, diffs and objects, by plumbing.
+
+The repository is ours (``GIT_DIR`` under the work dir) and the workspace is only its
+work tree; the person's own ``.git`` is never its repository. Git skips every ``.git`` by
+name while it walks the work tree; it looks at a nested one only to see that it is a
+repository (and then lists that folder's files separately, see :meth:`ShadowGit.snapshot`),
+never writing to it and never reading its config or hooks.
+
+Nothing in the workspace can make our git run anything: it runs with an environment built
+from scratch (no ``GIT_*`` of the server's, a private ``HOME``, no system or global config),
+``-c`` options that switch off hooks, fsmonitor, credential helpers and protocols, and an
+``info/attributes`` that overrides any ``.gitattributes``: no filter, no end-of-line or
+encoding conversion (a snapshot holds the bytes as they are, so a revert writes them back
+exactly), no diff or merge driver. Diffs run with ``--no-ext-diff --no-textconv``.
+
+Cost of a snapshot: ``git diff-files`` and ``git ls-files --others`` walk the tree (a stat
+per tracked file, a readdir per folder, using the index as a stat cache), a Python
+``lstat`` per changed or new file (for the size bound), ``update-index`` hashing only those,
+then ``write-tree`` (cached subtrees reused): about five short processes when little
+changed. The first snapshot hashes every file once.
+
+Blocking: every method runs git and waits; call from a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import WorkspaceError
+
+log = logging.getLogger("lingma_mcp.workspace.shadow_git")
+
+# What overrides every .gitattributes in the workspace ($GIT_DIR/info/attributes wins over
+# them): bytes stored as they are, no filter or driver named by the workspace is looked up.
+ATTRIBUTES = "* -text !eol -filter -ident !diff !merge -working-tree-encoding\n"
+# Our own temporary files (beneath.py's atomic writes) are never part of a snapshot.
+EXCLUDE = ".*.lingma-tmp\n"
+# Passed on every call, so that even a damaged config of our own cannot turn these on.
+SAFE_CONFIG = (
+    "core.bare=false",
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.untrackedCache=false",
+    "core.splitIndex=false",
+    "core.attributesFile=/dev/null",
+    "core.excludesFile=/dev/null",
+    "core.autocrlf=false",
+    "core.safecrlf=false",
+    "core.symlinks=true",
+    "core.quotePath=false",
+    "core.logAllRefUpdates=false",
+    "core.pager=cat",
+    "core.askPass=",
+    "credential.helper=",
+    "protocol.allow=never",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "safe.directory=*",
+    "index.sparse=false",
+    "diff.external=",
+    "diff.noprefix=false",
+    "diff.renames=false",
+    "color.ui=false",
+)
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+class CheckpointError(WorkspaceError):
+    """A checkpoint could not be taken, shown or reverted; the message says why."""
+
+
+class TooManyFiles(CheckpointError):
+    """The workspace has more files than a snapshot may hold."""
+
+    def __init__(self, workspace: Path, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(
+            f"the workspace {workspace} has more than {limit:,} files to snapshot (at least "
+            f"{count:,}, ignored files aside); checkpoints are off for it, so changes made by "
+            "commands and by Lingma's own tools are not recorded. Add the bulky folders to "
+            ".gitignore, or work in a smaller folder"
+        )
+
+
+class GitFailed(CheckpointError):
+    """Our git failed (or took longer than allowed)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One state of the workspace: a tree of the files kept, and the files left out.
+
+    ``skipped`` maps each file over the size bound (or unreadable) to ``(size, mtime_ns,
+    inode)``: enough to tell that it changed, not what changed.
+    """
+
+    tree: str
+    skipped: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    added_bytes: int = 0  # bytes hashed into the store by this snapshot (new or changed)
+
+
+@dataclass(frozen=True)
+class TreeChange:
+    """One path that differs between two trees (``git diff-tree --raw --numstat``)."""
+
+    path: str
+    status: str  # A, M, D, T (type change)
+    old_mode: str
+    new_mode: str
+    old_id: str
+    new_id: str
+    added: int = 0
+    removed: int = 0
+    binary: bool = False
+
+
+# -- pure helpers -------------------------------------------------------------------------
+
+
+def blob_id(data: bytes) -> str:
+    """The git (SHA-1) object id of a blob holding ``data``."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def file_blob_id(fd: int) -> str:
+    """The blob id of an open file's content, read in chunks (the fd is not closed).
+
+    A file that changes size while it is read gets ``""``: no id matches it.
+    """
+    size = os.fstat(fd).st_size
+    digest = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+    seen = 0
+    while chunk := os.read(fd, 1 << 20):
+        digest.update(chunk)
+        seen += len(chunk)
+    return digest.hexdigest() if seen == size else ""
+
+
+def split_nul(out: bytes) -> list[str]:
+    """NUL-separated paths from git ``-z`` output, decoded as the file system names them."""
+    return [os.fsdecode(p) for p in out.split(b"\0") if p]
+
+
+def parse_raw_numstat(out: bytes) -> list[TreeChange]:
+    """``git diff-tree -r -z --raw --numstat`` output, one entry per path, in git's order.
+
+    Raw records (``:mode mode id id status NUL path NUL``) come first, then numstat
+    records (``added TAB removed TAB path NUL``; ``-`` for binary). A path may begin with
+    anything, so each is read as the token after its record, never by its first byte.
+    """
+    tokens = out.split(b"\0")
+    raw: dict[str, list[str]] = {}
+    counts: dict[str, tuple[int, int, bool]] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.startswith(b":") and i + 1 < len(tokens):
+            meta = token[1:].decode("ascii").split(" ")
+            raw[os.fsdecode(tokens[i + 1])] = meta
+            i += 2
+            continue
+        if token:
+            added, removed, path = token.split(b"\t", 2)
+            binary = added == b"-"
+            counts[os.fsdecode(path)] = (
+                0 if binary else int(added),
+                0 if binary else int(removed),
+                binary,
+            )
+        i += 1
+    changes = []
+    for path, (old_mode, new_mode, old_id, new_id, status) in raw.items():
+        added, removed, binary = counts.get(path, (0, 0, False))
+        changes.append(
+            TreeChange(path, status[:1], old_mode, new_mode, old_id, new_id, added, removed, binary)
+        )
+    return changes
+
+
+def git_quote(text: str) -> str:
+    """``text`` as git prints a name in a diff header: C-style quoted when it must be.
+
+    Non-ASCII is left as it is (``core.quotePath=false``); control characters, ``"`` and
+    ``\\`` make git quote the whole name.
+    """
+    raw = os.fsencode(text)
+    named = {
+        0x22: b'\\"',
+        0x5C: b"\\\\",
+        7: b"\\a",
+        8: b"\\b",
+        9: b"\\t",
+        10: b"\\n",
+        11: b"\\v",
+        12: b"\\f",
+        13: b"\\r",
+    }
+    if not any(b < 0x20 or b == 0x7F or b in named for b in raw):
+        return text
+    out = bytearray(b'"')
+    for b in raw:
+        if b in named:
+            out += named[b]
+        elif b < 0x20 or b == 0x7F:
+            out += b"\\%03o" % b
+        else:
+            out.append(b)
+    out += b'"'
+    return out.decode("utf-8", "replace")
+
+
+def diff_header(path: str) -> str:
+    """The ``diff --git`` line git prints for ``path`` (no renames, default prefixes)."""
+    return f"diff --git {git_quote('a/' + path)} {git_quote('b/' + path)}"
+
+
+def index_entry_count(index: Path) -> int:
+    """How many entries the index file holds, from its header (0 when there is none)."""
+    try:
+        with open(index, "rb") as f:
+            header = f.read(12)
+    except OSError:
+        return 0
+    if len(header) < 12 or header[:4] != b"DIRC":
+        return 0
+    return int.from_bytes(header[8:12], "big")
+
+
+def find_git() -> str | None:
+    """The ``git`` program on ``PATH``, or None."""
+    return shutil.which("git")
+
+
+# -- the repository -----------------------------------------------------------------------
+
+
+class ShadowGit:
+    """Our repository of one workspace.
+
+    Args:
+        git: the git program.
+        git_dir: the repository (created by :meth:`ensure`).
+        workspace: the work tree (resolved).
+        home: an empty private folder used as git's ``HOME`` and ``XDG_CONFIG_HOME``.
+        scan_timeout: seconds a walk of the workspace may take before it is given up.
+    """
+
+    def __init__(
+        self, git: str, git_dir: Path, workspace: Path, home: Path, *, scan_timeout: float = 120.0
+    ) -> None:
+        self.git = git
+        self.git_dir = git_dir
+        self.workspace = workspace
+        self.home = home
+        self.scan_timeout = scan_timeout
+        git_bin = os.path.dirname(os.path.abspath(git))
+        self.env = {
+            "PATH": os.pathsep.join(p for p in (git_bin, os.defpath) if p),
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home),
+            "LC_ALL": "C",
+            "LANG": "C",
+            "GIT_DIR": str(git_dir),
+            "GIT_WORK_TREE": str(workspace),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_SYSTEM": os.devnull,
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_ATTR_NOSYSTEM": "1",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_NO_REPLACE_OBJECTS": "1",
+            "GIT_LITERAL_PATHSPECS": "1",
+            "GIT_PROTOCOL_FROM_USER": "0",
+        }
+
+    # -- running git -------------------------------------------------------------------
+
+    def _argv(self, args: Iterable[str]) -> list[str]:
+        argv = [self.git]
+        for option in SAFE_CONFIG:
+            argv += ["-c", option]
+        return [*argv, *args]
+
+    def run(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> bytes:
+        """Run git; its stdout. Raises :class:`GitFailed` with git's own words."""
+        try:
+            done = subprocess.run(
+                self._argv(args),
+                input=input,
+                capture_output=True,
+                env=env or self.env,
+                # Commands that walk the work tree run in it; the rest in the store, so a
+                # workspace that is gone does not keep a diff from being shown.
+                cwd=cwd or self.git_dir,
+                timeout=timeout,
+                check=False,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                umask=0o077,  # what git writes in the store is ours alone
+            )
+        except subprocess.TimeoutExpired:
+            raise GitFailed(
+                f"git {args[0]} in {self.workspace} took longer than {timeout:.0f} s and was "
+                "stopped; the workspace is too large to snapshot in time"
+            ) from None
+        except OSError as exc:
+            raise GitFailed(f"cannot run {self.git}: {exc.strerror}") from None
+        if done.returncode != 0:
+            words = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GitFailed(
+                f"git {args[0]} failed in the checkpoint store of {self.workspace}: "
+                + (" / ".join(words[-3:]) or f"exit {done.returncode}")
+            )
+        return done.stdout
+
+    def ensure(self) -> None:
+        """Create the repository if it is missing, and (re)write its attributes and excludes."""
+        if not (self.git_dir / "HEAD").exists():
+            self.git_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            env = {k: v for k, v in self.env.items() if k not in ("GIT_DIR", "GIT_WORK_TREE")}
+            self.run(
+                "init",
+                "--quiet",
+                "--bare",
+                "--template=",
+                str(self.git_dir),
+                env=env,
+                cwd=self.git_dir,
+            )
+        info = self.git_dir / "info"
+        info.mkdir(mode=0o700, exist_ok=True)
+        for name, text in (("attributes", ATTRIBUTES), ("exclude", EXCLUDE)):
+            target = info / name
+            with contextlib.suppress(OSError):
+                if target.read_text() == text:
+                    continue
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def _untracked(self, folder: str = "") -> list[str]:
+        """Files git would add below ``folder`` (``""``: the whole workspace), ignores applied.
+
+        A nested repository shows up as ``sub/``: git will not walk into it for the outer
+        work tree. Its files are listed by a walk with that folder as the work tree and an
+        empty index, so that its own ``.gitignore`` files apply, as they would for it.
+        """
+        if not folder:
+            out = self.run(
+                "ls-files",
+                "-z",
+                "--others",
+                "--exclude-standard",
+                timeout=self.scan_timeout,
+                cwd=self.workspace,
+            )
+        else:
+            env = dict(self.env)
+            env["GIT_WORK_TREE"] = str(self.workspace / folder)
+            env["GIT_INDEX_FILE"] = str(self.git_dir / "nested-index-none")
+            out = self.run(
+                "ls-files",
+                "-z",
+                "--others",
+                "--exclude-standard",
+                timeout=self.scan_timeout,
+                env=env,
+                cwd=self.workspace / folder,
+            )
+        prefix = f"{folder}/" if folder else ""
+        files: list[str] = []
+        for name in split_nul(out):
+            if name.endswith("/"):
+                files += self._untracked(prefix + name.rstrip("/"))
+            else:
+                files.append(prefix + name)
+        return files
+
+    def snapshot(self, *, max_file_bytes: int, max_files: int) -> Snapshot:
+        """The workspace now, as a tree in the store (and the files left out of it).
+
+        Raises:
+            TooManyFiles: more than ``max_files`` files would be in it.
+            GitFailed: git failed or the walk took longer than ``scan_timeout``.
+        """
+        dirty = set(
+            split_nul(
+                self.run(
+                    "diff-files", "--name-only", "-z", timeout=self.scan_timeout, cwd=self.workspace
+                )
+            )
+        )
+        untracked = self._untracked()
+        tracked = index_entry_count(self.git_dir / "index")
+        if tracked + len(untracked) > max_files:
+            raise TooManyFiles(self.workspace, tracked + len(untracked), max_files)
+        update: list[str] = []
+        drop: list[str] = []
+        skipped: dict[str, tuple[int, int, int]] = {}
+        added_bytes = 0
+        root = str(self.workspace)
+        for path in [*dirty, *untracked]:
+            is_tracked = path in dirty
+            try:
+                st = os.lstat(os.path.join(root, path))
+            except OSError:
+                if is_tracked:
+                    update.append(path)  # gone: --remove takes it out
+                continue
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                readable = os.access(os.path.join(root, path), os.R_OK)
+                if st.st_size > max_file_bytes or not readable:
+                    skipped[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
+                    if is_tracked:
+                        drop.append(path)
+                    continue
+                added_bytes += st.st_size
+                update.append(path)
+            elif stat.S_ISLNK(mode) or stat.S_ISDIR(mode):
+                update.append(path)  # a folder where a tracked file was: --remove
+            elif is_tracked:
+                drop.append(path)  # now a fifo, socket or device: not kept
+        if drop:
+            self.run(
+                "update-index",
+                "-z",
+                "--force-remove",
+                "--stdin",
+                input=_nul(drop),
+                cwd=self.workspace,
+            )
+        if update:
+            self.run(
+                "update-index",
+                "-z",
+                "--add",
+                "--remove",
+                "--replace",
+                "--stdin",
+                input=_nul(update),
+                cwd=self.workspace,
+            )
+        tree = self.run("write-tree").decode().strip()
+        return Snapshot(tree, skipped, added_bytes)
+
+    # -- reading the store -------------------------------------------------------------
+
+    def diff_entries(self, old: str, new: str) -> list[TreeChange]:
+        """Every path that differs between two trees, with its line counts."""
+        if old == new:
+            return []
+        out = self.run(
+            "diff-tree",
+            "-r",
+            "-z",
+            "--no-renames",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--raw",
+            "--numstat",
+            old,
+            new,
+        )
+        return parse_raw_numstat(out)
+
+    def changed_paths(self, old: str, new: str) -> list[str]:
+        """The paths that differ between two trees (names only: cheap)."""
+        if old == new:
+            return []
+        return split_nul(self.run("diff-tree", "-r", "-z", "--no-renames", "--name-only", old, new))
+
+    def patch(self, old: str, new: str) -> Iterator[str]:
+        """The unified diff between two trees, line by line (binary files named)."""
+        proc = subprocess.Popen(
+            self._argv(
+                [
+                    "diff-tree",
+                    "-p",
+                    "-r",
+                    "--no-renames",
+                    "--no-ext-diff",
+                    "--no-textconv",
+                    "--no-color",
+                    "--src-prefix=a/",
+                    "--dst-prefix=b/",
+                    old,
+                    new,
+                ]
+            ),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.git_dir,
+            umask=0o077,
+        )
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                yield line.decode("utf-8", "replace")
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+    def read_blobs(self, ids: Iterable[str]) -> Iterator[tuple[str, bytes | None]]:
+        """``(id, content)`` for each id, ``None`` where the store does not have it."""
+        proc = subprocess.Popen(
+            self._argv(["cat-file", "--batch"]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.git_dir,
+            umask=0o077,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            for object_id in ids:
+                # One at a time: a request and its reply, so neither pipe can fill up.
+                proc.stdin.write(object_id.encode("ascii", "replace") + b"\n")
+                proc.stdin.flush()
+                header = proc.stdout.readline().split()
+                if len(header) != 3 or header[1] != b"blob":
+                    if len(header) == 3:  # another type: skip its content
+                        proc.stdout.read(int(header[2]) + 1)
+                    yield object_id, None
+                    continue
+                content = proc.stdout.read(int(header[2]))
+                proc.stdout.read(1)
+                yield object_id, content
+        finally:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+    def folders(self, tree: str) -> set[str]:
+        """Every folder in a tree (relative paths)."""
+        return set(split_nul(self.run("ls-tree", "-r", "-d", "--name-only", "-z", tree)))
+
+    def has_objects(self, ids: Iterable[str]) -> set[str]:
+        """Which of these object ids the store holds."""
+        wanted = [i for i in ids if i]
+        if not wanted:
+            return set()
+        out = self.run(
+            "cat-file", "--batch-check=%(objectname)", input="\n".join(wanted).encode() + b"\n"
+        )
+        # A missing object is answered "<id> missing"; a present one by its id alone.
+        lines = out.decode("ascii", "replace").splitlines()
+        return {line for line in lines if line and " " not in line}
+
+    # -- refs and upkeep ---------------------------------------------------------------
+
+    def set_refs(self, refs: dict[str, str | None]) -> None:
+        """Point each ref at its object, or delete it (``None``), in one transaction."""
+        if not refs:
+            return
+        lines = [
+            f"update {ref} {target}" if target else f"delete {ref}" for ref, target in refs.items()
+        ]
+        self.run("update-ref", "--stdin", input=("\n".join(lines) + "\n").encode())
+
+    def refs(self, prefix: str) -> list[str]:
+        """The names of the refs under ``prefix``."""
+        out = self.run("for-each-ref", "--format=%(refname)", prefix)
+        return out.decode("utf-8", "replace").split()
+
+    def object_stats(self) -> tuple[int, int]:
+        """(loose objects, bytes on disk of all objects)."""
+        counts: dict[str, int] = {}
+        for line in self.run("count-objects", "-v").decode().splitlines():
+            key, _, value = line.partition(":")
+            with contextlib.suppress(ValueError):
+                counts[key.strip()] = int(value)
+        size = (counts.get("size", 0) + counts.get("size-pack", 0)) * 1024
+        return counts.get("count", 0), size
+
+    def gc(self) -> None:
+        """Pack what is kept and delete every object no ref (nor the index) reaches."""
+        self.run("gc", "--quiet", "--prune=now")
+
+
+def _nul(paths: list[str]) -> bytes:
+    return b"".join(os.fsencode(p) + b"\0" for p in paths)
