@@ -11,7 +11,9 @@ none follows a link or leaves the workspace, whatever the record says.
 Cost: one pass over the entries to check them (each file still there is hashed once),
 one ``cat-file --batch`` process streaming the earlier contents in order, one write per
 file: linear in the files and bytes of the call. Nothing is held in memory but the file
-being written.
+being written. The writes are not flushed one by one (two ``fsync`` a file made a revert
+of 20,000 files take most of a minute) but all at once by one ``os.sync()`` at the end;
+each is still an atomic rename, so a crash mid-way leaves every file old or new.
 """
 
 from __future__ import annotations
@@ -210,7 +212,7 @@ def revert_entries(
         try:
             st = ws.lstat(entry.path)
             if st is not None and not stat.S_ISDIR(st.st_mode):
-                ws.remove_file(entry.path)
+                ws.remove_file(entry.path, durable=False)
             restored.add(entry.path)
         except WorkspaceError as exc:
             refused[entry.path] = f"could not be removed: {exc}"
@@ -220,7 +222,7 @@ def revert_entries(
         made = {p for path in removed for p in _parents(path)} - had
         for folder in sorted(made, key=lambda p: p.count("/"), reverse=True):
             try:
-                ws.remove_folder(folder)  # kept when not empty
+                ws.remove_folder(folder, durable=False)  # kept when not empty
             except WorkspaceError as exc:
                 log.info("left the folder %s: %s", folder, exc)
 
@@ -236,14 +238,16 @@ def revert_entries(
                 continue
             try:
                 if entry.before[0] == LINK:
-                    ws.write_link(entry.path, os.fsdecode(content))
+                    ws.write_link(entry.path, os.fsdecode(content), durable=False)
                 else:
                     mode = _restore_mode(ws, entry)
-                    ws.write_bytes(entry.path, content, mode=mode, replace_link=True)
+                    ws.write_bytes(entry.path, content, mode=mode, replace_link=True, durable=False)
                 restored.add(entry.path)
             except WorkspaceError as exc:
                 refused[entry.path] = f"could not be restored: {exc}"
 
+    if restored:
+        os.sync()  # every write above made durable at once (see the module's cost note)
     order = {e.path: i for i, e in enumerate(entries)}
     return (
         sorted(restored, key=order.__getitem__),

@@ -257,7 +257,9 @@ class CallRecord:
             "stored_bytes": self.stored_bytes,
             "error": self.error,
         }
-        return json.dumps(payload, indent=1).encode()
+        # Compact: json's C encoder serves only without indent, and a record of a call
+        # that changed 100,000 files is written on every revert of it.
+        return json.dumps(payload, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, data: bytes, name: str) -> CallRecord:

@@ -157,10 +157,14 @@ class CallCheckpoint:
             return changed
 
     def _snapshot(self) -> Snapshot:
+        last = self._record.last
         snapshot = self._store.git.snapshot(
-            max_file_bytes=self._owner.max_file_bytes, max_files=self._owner.max_files
+            max_file_bytes=self._owner.max_file_bytes,
+            max_files=self._owner.max_files,
+            previous=last,
         )
-        self._store.git.set_refs({call_refs(self._path.stem)[1]: snapshot.tree})
+        if snapshot.tree != last.tree:
+            self._store.git.set_refs({call_refs(self._path.stem)[1]: snapshot.tree})
         return snapshot
 
     def _attribute(self, snapshot: Snapshot, by: str) -> list[str]:

@@ -28,9 +28,11 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +74,17 @@ SAFE_CONFIG = (
     "color.ui=false",
 )
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+# Tracked files whose stat or content differ from the index (stat-only changes included,
+# so that update-index refreshes them instead of each later walk hashing them again).
+DIRTY = ("diff-files", "--name-only", "-z")
+UNTRACKED = ("ls-files", "-z", "--others", "--exclude-standard")
+ADD = ("update-index", "-z", "--add", "--remove", "--replace", "--stdin")
+FORGET = ("update-index", "-z", "--force-remove", "--stdin")
+PATCH = ("diff-tree", "-p", "-r", "--no-renames", "--no-ext-diff", "--no-textconv",
+         "--no-color", "--src-prefix=a/", "--dst-prefix=b/")  # fmt: skip
+RAW_NUMSTAT = ("diff-tree", "-r", "-z", "--no-renames", "--no-ext-diff", "--no-textconv",
+               "--raw", "--numstat")  # fmt: skip
 
 
 class CheckpointError(WorkspaceError):
@@ -107,6 +120,9 @@ class Snapshot:
     tree: str
     skipped: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     added_bytes: int = 0  # bytes hashed into the store by this snapshot (new or changed)
+    # The index file as this snapshot left it (not kept in records): while it is the
+    # same, nobody else has snapshotted since, and an unchanged workspace has this tree.
+    index: tuple[int, int, int] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -290,6 +306,57 @@ class ShadowGit:
             argv += ["-c", option]
         return [*argv, *args]
 
+    def start(
+        self,
+        args: Iterable[str],
+        *,
+        stdin: int | None = subprocess.DEVNULL,
+        stderr: int | None = subprocess.PIPE,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start git with our environment; stdout piped, stderr piped unless told."""
+        try:
+            return subprocess.Popen(
+                self._argv(args),
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=env or self.env,
+                # Commands that walk the work tree run in it; the rest in the store, so a
+                # workspace that is gone does not keep a diff from being shown.
+                cwd=cwd or self.git_dir,
+                umask=0o077,  # what git writes in the store is ours alone
+            )
+        except OSError as exc:
+            raise GitFailed(f"cannot run {self.git}: {exc.strerror}") from None
+
+    def wait(
+        self,
+        proc: subprocess.Popen[bytes],
+        what: str,
+        *,
+        input: bytes | None = None,
+        timeout: float | None = None,
+    ) -> bytes:
+        """Wait for a started git; its stdout. Raises :class:`GitFailed` with git's words."""
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise GitFailed(
+                f"git {what} in {self.workspace} took longer than {timeout:.0f} s and was "
+                "stopped; the workspace is too large to snapshot in time"
+            ) from None
+        if proc.returncode != 0:
+            words = err.decode("utf-8", "replace").strip().splitlines()
+            raise GitFailed(
+                f"git {what} failed in the checkpoint store of {self.workspace}: "
+                + (" / ".join(words[-3:]) or f"exit {proc.returncode}")
+            )
+        return out
+
     def run(
         self,
         *args: str,
@@ -298,35 +365,10 @@ class ShadowGit:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
     ) -> bytes:
-        """Run git; its stdout. Raises :class:`GitFailed` with git's own words."""
-        try:
-            done = subprocess.run(
-                self._argv(args),
-                input=input,
-                capture_output=True,
-                env=env or self.env,
-                # Commands that walk the work tree run in it; the rest in the store, so a
-                # workspace that is gone does not keep a diff from being shown.
-                cwd=cwd or self.git_dir,
-                timeout=timeout,
-                check=False,
-                stdin=None if input is not None else subprocess.DEVNULL,
-                umask=0o077,  # what git writes in the store is ours alone
-            )
-        except subprocess.TimeoutExpired:
-            raise GitFailed(
-                f"git {args[0]} in {self.workspace} took longer than {timeout:.0f} s and was "
-                "stopped; the workspace is too large to snapshot in time"
-            ) from None
-        except OSError as exc:
-            raise GitFailed(f"cannot run {self.git}: {exc.strerror}") from None
-        if done.returncode != 0:
-            words = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise GitFailed(
-                f"git {args[0]} failed in the checkpoint store of {self.workspace}: "
-                + (" / ".join(words[-3:]) or f"exit {done.returncode}")
-            )
-        return done.stdout
+        """Run git and wait; its stdout. Raises :class:`GitFailed` with git's own words."""
+        stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
+        proc = self.start(args, stdin=stdin, env=env, cwd=cwd)
+        return self.wait(proc, args[0], input=input, timeout=timeout)
 
     def ensure(self) -> None:
         """Create the repository if it is missing, and (re)write its attributes and excludes."""
@@ -355,59 +397,59 @@ class ShadowGit:
 
     # -- snapshots ---------------------------------------------------------------------
 
-    def _untracked(self, folder: str = "") -> list[str]:
-        """Files git would add below ``folder`` (``""``: the whole workspace), ignores applied.
+    def _nested(self, folder: str) -> list[str]:
+        """The files of a nested repository at ``folder``, as git would add them.
 
-        A nested repository shows up as ``sub/``: git will not walk into it for the outer
+        Git shows a nested repository as ``sub/`` and will not walk into it for the outer
         work tree. Its files are listed by a walk with that folder as the work tree and an
         empty index, so that its own ``.gitignore`` files apply, as they would for it.
+        Once some of its files are in our index, git walks into it like any folder.
         """
-        if not folder:
-            out = self.run(
-                "ls-files",
-                "-z",
-                "--others",
-                "--exclude-standard",
-                timeout=self.scan_timeout,
-                cwd=self.workspace,
-            )
-        else:
-            env = dict(self.env)
-            env["GIT_WORK_TREE"] = str(self.workspace / folder)
-            env["GIT_INDEX_FILE"] = str(self.git_dir / "nested-index-none")
-            out = self.run(
-                "ls-files",
-                "-z",
-                "--others",
-                "--exclude-standard",
-                timeout=self.scan_timeout,
-                env=env,
-                cwd=self.workspace / folder,
-            )
-        prefix = f"{folder}/" if folder else ""
+        env = {**self.env, "GIT_WORK_TREE": str(self.workspace / folder),
+               "GIT_INDEX_FILE": str(self.git_dir / "nested-index-none")}  # fmt: skip
+        out = self.run(*UNTRACKED, timeout=self.scan_timeout, env=env, cwd=self.workspace / folder)
+        return self._expand(out, f"{folder}/")
+
+    def _expand(self, out: bytes, prefix: str = "") -> list[str]:
         files: list[str] = []
         for name in split_nul(out):
             if name.endswith("/"):
-                files += self._untracked(prefix + name.rstrip("/"))
+                files += self._nested(prefix + name.rstrip("/"))
             else:
                 files.append(prefix + name)
         return files
 
-    def snapshot(self, *, max_file_bytes: int, max_files: int) -> Snapshot:
+    def _index_identity(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.git_dir / "index")
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def snapshot(
+        self, *, max_file_bytes: int, max_files: int, previous: Snapshot | None = None
+    ) -> Snapshot:
         """The workspace now, as a tree in the store (and the files left out of it).
+
+        ``previous`` is this caller's last snapshot: when nothing changed and nobody else
+        snapshotted since (the index is as it was left), its tree is the answer, and only
+        the walk is paid for. Call under the store's lock: the index is shared.
 
         Raises:
             TooManyFiles: more than ``max_files`` files would be in it.
             GitFailed: git failed or the walk took longer than ``scan_timeout``.
         """
-        dirty = set(
-            split_nul(
-                self.run(
-                    "diff-files", "--name-only", "-z", timeout=self.scan_timeout, cwd=self.workspace
-                )
-            )
-        )
-        untracked = self._untracked()
+        # The two walks read the same index and folders; run side by side, they overlap.
+        walks = [self.start(args, cwd=self.workspace) for args in (DIRTY, UNTRACKED)]
+        try:
+            outs = [self.wait(p, "status", timeout=self.scan_timeout) for p in walks]
+        finally:
+            for proc in walks:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        dirty = set(split_nul(outs[0]))
+        untracked = self._expand(outs[1])
         tracked = index_entry_count(self.git_dir / "index")
         if tracked + len(untracked) > max_files:
             raise TooManyFiles(self.workspace, tracked + len(untracked), max_files)
@@ -415,51 +457,36 @@ class ShadowGit:
         drop: list[str] = []
         skipped: dict[str, tuple[int, int, int]] = {}
         added_bytes = 0
-        root = str(self.workspace)
         for path in [*dirty, *untracked]:
             is_tracked = path in dirty
+            full = os.path.join(self.workspace, path)
             try:
-                st = os.lstat(os.path.join(root, path))
+                st = os.lstat(full)
             except OSError:
                 if is_tracked:
                     update.append(path)  # gone: --remove takes it out
                 continue
-            mode = st.st_mode
-            if stat.S_ISREG(mode):
-                readable = os.access(os.path.join(root, path), os.R_OK)
-                if st.st_size > max_file_bytes or not readable:
+            if stat.S_ISREG(st.st_mode):
+                if st.st_size > max_file_bytes or not os.access(full, os.R_OK):
                     skipped[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
                     if is_tracked:
                         drop.append(path)
                     continue
                 added_bytes += st.st_size
                 update.append(path)
-            elif stat.S_ISLNK(mode) or stat.S_ISDIR(mode):
+            elif stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode):
                 update.append(path)  # a folder where a tracked file was: --remove
             elif is_tracked:
                 drop.append(path)  # now a fifo, socket or device: not kept
+        index = self._index_identity()
+        if not update and not drop and previous is not None and previous.index == index:
+            return Snapshot(previous.tree, skipped, 0, index)
         if drop:
-            self.run(
-                "update-index",
-                "-z",
-                "--force-remove",
-                "--stdin",
-                input=_nul(drop),
-                cwd=self.workspace,
-            )
+            self.run(*FORGET, input=_nul(drop), cwd=self.workspace)
         if update:
-            self.run(
-                "update-index",
-                "-z",
-                "--add",
-                "--remove",
-                "--replace",
-                "--stdin",
-                input=_nul(update),
-                cwd=self.workspace,
-            )
+            self.run(*ADD, input=_nul(update), cwd=self.workspace)
         tree = self.run("write-tree").decode().strip()
-        return Snapshot(tree, skipped, added_bytes)
+        return Snapshot(tree, skipped, added_bytes, self._index_identity())
 
     # -- reading the store -------------------------------------------------------------
 
@@ -467,18 +494,7 @@ class ShadowGit:
         """Every path that differs between two trees, with its line counts."""
         if old == new:
             return []
-        out = self.run(
-            "diff-tree",
-            "-r",
-            "-z",
-            "--no-renames",
-            "--no-ext-diff",
-            "--no-textconv",
-            "--raw",
-            "--numstat",
-            old,
-            new,
-        )
+        out = self.run(*RAW_NUMSTAT, old, new)
         return parse_raw_numstat(out)
 
     def changed_paths(self, old: str, new: str) -> list[str]:
@@ -489,29 +505,7 @@ class ShadowGit:
 
     def patch(self, old: str, new: str) -> Iterator[str]:
         """The unified diff between two trees, line by line (binary files named)."""
-        proc = subprocess.Popen(
-            self._argv(
-                [
-                    "diff-tree",
-                    "-p",
-                    "-r",
-                    "--no-renames",
-                    "--no-ext-diff",
-                    "--no-textconv",
-                    "--no-color",
-                    "--src-prefix=a/",
-                    "--dst-prefix=b/",
-                    old,
-                    new,
-                ]
-            ),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=self.env,
-            cwd=self.git_dir,
-            umask=0o077,
-        )
+        proc = self.start([*PATCH, old, new], stderr=subprocess.DEVNULL)
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
@@ -523,54 +517,50 @@ class ShadowGit:
             proc.wait()
 
     def read_blobs(self, ids: Iterable[str]) -> Iterator[tuple[str, bytes | None]]:
-        """``(id, content)`` for each id, ``None`` where the store does not have it."""
-        proc = subprocess.Popen(
-            self._argv(["cat-file", "--batch"]),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=self.env,
-            cwd=self.git_dir,
-            umask=0o077,
-        )
+        """``(id, content)`` for each id in order; ``None`` where the store lacks it.
+
+        One ``cat-file --batch`` for all: a thread writes the ids while the caller reads
+        the contents, so neither pipe waits on the other (and no round trip per object).
+        """
+        wanted = list(ids)
+        proc = self.start(["cat-file", "--batch"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert proc.stdin is not None and proc.stdout is not None
+        stdin, stdout = proc.stdin, proc.stdout
+
+        def feed() -> None:
+            with contextlib.suppress(OSError, ValueError):  # git ended, or reading stopped
+                for object_id in wanted:
+                    # Anything but an object id would break the line protocol: ask for a
+                    # name that is surely missing instead.
+                    name = object_id if _OBJECT_ID.fullmatch(object_id) else "invalid"
+                    stdin.write(name.encode("ascii") + b"\n")
+                stdin.close()
+
+        writer = threading.Thread(target=feed, name="cat-file feed", daemon=True)
+        writer.start()
         try:
-            for object_id in ids:
-                # One at a time: a request and its reply, so neither pipe can fill up.
-                proc.stdin.write(object_id.encode("ascii", "replace") + b"\n")
-                proc.stdin.flush()
-                header = proc.stdout.readline().split()
+            for object_id in wanted:
+                header = stdout.readline().split()
+                if not header:
+                    raise GitFailed(f"git cat-file ended early in the store of {self.workspace}")
                 if len(header) != 3 or header[1] != b"blob":
                     if len(header) == 3:  # another type: skip its content
-                        proc.stdout.read(int(header[2]) + 1)
+                        stdout.read(int(header[2]) + 1)
                     yield object_id, None
                     continue
-                content = proc.stdout.read(int(header[2]))
-                proc.stdout.read(1)
+                content = stdout.read(int(header[2]))
+                stdout.read(1)
                 yield object_id, content
         finally:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-            proc.stdout.close()
             if proc.poll() is None:
                 proc.kill()
+            stdout.close()
             proc.wait()
+            writer.join()
 
     def folders(self, tree: str) -> set[str]:
         """Every folder in a tree (relative paths)."""
         return set(split_nul(self.run("ls-tree", "-r", "-d", "--name-only", "-z", tree)))
-
-    def has_objects(self, ids: Iterable[str]) -> set[str]:
-        """Which of these object ids the store holds."""
-        wanted = [i for i in ids if i]
-        if not wanted:
-            return set()
-        out = self.run(
-            "cat-file", "--batch-check=%(objectname)", input="\n".join(wanted).encode() + b"\n"
-        )
-        # A missing object is answered "<id> missing"; a present one by its id alone.
-        lines = out.decode("ascii", "replace").splitlines()
-        return {line for line in lines if line and " " not in line}
 
     # -- refs and upkeep ---------------------------------------------------------------
 
