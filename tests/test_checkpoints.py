@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from lingma_mcp.workspace.checkpoints import (
+    CheckpointError,
     Checkpoints,
     CheckpointsUnavailable,
+    GitFailed,
     TooManyFiles,
 )
 
@@ -304,3 +306,40 @@ def test_links_are_recorded_as_links(checkpoints: Checkpoints, ws: Path, tmp_pat
     digest = hashlib.sha1(b"blob %d\0" % len(str(outside)) + str(outside).encode()).hexdigest()
     record = next((tmp_path / "work" / "checkpoints").glob("*/records/*.json")).read_text()
     assert digest in record  # the link's target, not the outside file's content
+
+
+def test_a_failed_last_snapshot_keeps_what_the_marks_saw_and_lets_go(
+    tmp_path: Path, ws: Path
+) -> None:
+    checkpoints = Checkpoints(tmp_path / "work", max_files=5)
+    call = checkpoints.begin("r1", ws)
+    (ws / "keep.txt").write_text("edited\n")
+    call.mark("Edit")
+    for n in range(10):
+        (ws / f"flood{n}.txt").write_text("x")
+    with pytest.raises(TooManyFiles):
+        call.mark("Bash: make")  # a failed mark: the call goes on
+    with pytest.raises(CheckpointError, match=r"the last checkpoint failed: .*more than 5 files"):
+        call.finish()
+    assert call.finished
+    assert [c["path"] for c in checkpoints.changes("r1")] == ["keep.txt"]
+    call.close()  # idempotent after finish
+    for n in range(10):
+        (ws / f"flood{n}.txt").unlink()
+    checkpoints.begin("r2", ws).finish()  # the workspace was let go
+
+
+def test_close_finishes_a_call_left_open(checkpoints: Checkpoints, ws: Path) -> None:
+    call = checkpoints.begin("r1", ws)
+    (ws / "keep.txt").write_text("edited\n")
+    call.close()
+    call.close()
+    assert [c["path"] for c in checkpoints.changes("r1")] == ["keep.txt"]
+    checkpoints.begin("r2", ws).finish()
+
+
+def test_a_walk_that_takes_too_long_is_given_up(tmp_path: Path, ws: Path) -> None:
+    hurried = Checkpoints(tmp_path / "work", scan_timeout=1e-6)
+    with pytest.raises(GitFailed, match="took longer than"):
+        hurried.begin("r1", ws)
+    Checkpoints(tmp_path / "work").begin("r2", ws).finish()  # and nothing was left held

@@ -10,8 +10,12 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lingma_mcp.workspace import UnknownChangeRecord, checkpoint_changes
+from lingma_mcp.workspace.beneath import split_relative
+from lingma_mcp.workspace.checkpoint_records import CallRecord, FileEntry
 from lingma_mcp.workspace.checkpoint_store import request_key, workspace_key
 from lingma_mcp.workspace.checkpoints import (
     CheckpointError,
@@ -19,6 +23,7 @@ from lingma_mcp.workspace.checkpoints import (
     DamagedRecord,
     WorkspaceBusy,
 )
+from lingma_mcp.workspace.shadow_git import Snapshot
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not on PATH")
 
@@ -218,8 +223,7 @@ def test_a_crashed_calls_record_keeps_what_its_marks_saw(work: Path, ws: Path) -
     (ws / "keep.txt").write_text("edited\n")
     call.mark("Edit")
     (ws / "after-the-last-mark.txt").write_text("x\n")
-    for lock in call._locks:  # what the kernel does when the server dies
-        lock.release()
+    call.release()  # what the kernel does to its locks when the server dies
     reopened = Checkpoints(work)
     assert reopened.changes("r1") == [
         {"path": "keep.txt", "action": "modified", "lines_added": 1, "lines_removed": 3,
@@ -334,3 +338,42 @@ def test_a_forged_record_naming_another_workspace_never_writes_there(
     with pytest.raises(DamagedRecord, match="not the one of its folder"):
         checkpoints.revert("forged", ws)
     assert (victim / "target.txt").read_text() == "original\n"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+FIELDS = st.sampled_from(
+    ["request_id", "workspace", "state", "before", "last", "attribution", "entries",
+     "reverted", "stored_bytes", "version", "began_at"]
+)  # fmt: skip
+ENTRY_FIELDS = st.sampled_from(
+    ["path", "action", "by", "before", "after", "before_stat", "after_stat", "lines_added",
+     "binary", "skipped"]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=FIELDS, entry_field=ENTRY_FIELDS, value=JSON, in_entry=st.booleans())
+def test_no_hand_edited_record_is_read_as_anything_but_damaged_or_sound(
+    field: str, entry_field: str, value: object, in_entry: bool
+) -> None:
+    before = Snapshot("a" * 40, {"big.bin": (1, 2, 3)})
+    sound = CallRecord("r1", "/work/proj", before, before, state="finished", entries=[
+        FileEntry("src/a.txt", "modified", 1, 1, "Edit", before=("100644", "b" * 40),
+                  after=("100644", "c" * 40))
+    ])  # fmt: skip
+    payload = json.loads(sound.to_json())
+    if in_entry:
+        payload["entries"][0][entry_field] = value
+    else:
+        payload[field] = value
+    try:
+        record = CallRecord.from_json(json.dumps(payload).encode(), "r")
+    except DamagedRecord:
+        return
+    for path in [*(e.path for e in record.entries or []), *record.attribution, *record.reverted]:
+        split_relative(path)  # every path still plain and relative
+    assert isinstance(record.request_id, str) and os.path.isabs(record.workspace)

@@ -18,17 +18,18 @@ each is still an atomic rename, so a crash mid-way leaves every file old or new.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import stat
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
 
 from .beneath import Beneath
 from .checkpoint_records import FileEntry
 from .errors import WorkspaceError
-from .shadow_git import ShadowGit, Snapshot, TreeChange, blob_id, diff_header, file_blob_id
+from .git_output import TreeChange, blob_id, diff_header, file_blob_id
+from .shadow_git import ShadowGit, Snapshot
 
 log = logging.getLogger("lingma_mcp.workspace.checkpoint_changes")
 
@@ -284,9 +285,9 @@ def render_diff(
     out: list[str] = []
     size = cut_lines = cut_files = 0
     cutting = hiding = False
-    lines: Any = git.patch(before_tree, after_tree)
     notes = (_skipped_note(e, max_file_bytes) for e in skipped)
-    for line in [*lines, *notes]:
+    # Streamed: past the cut, lines are only counted, never held.
+    for line in itertools.chain(git.patch(before_tree, after_tree), notes):
         if line.startswith("diff --git ") or line.startswith("# "):
             hiding = line.rstrip("\n") in hidden
             if cutting and not hiding:

@@ -104,13 +104,15 @@ class CallCheckpoint:
         store: Store,
         record: CallRecord,
         path: Path,
-        locks: list[FileLock],
+        alive: FileLock,
+        holds: FileLock | None,
     ) -> None:
         self._owner = owner
         self._store = store
         self._record = record
         self._path = path
-        self._locks = locks
+        self._alive = alive  # held while the call runs: its record is never dropped
+        self._holds = holds  # the workspace's call lock (None for a read-only call)
         self._pending: dict[str, str] = {}
         self._lock = threading.Lock()
         self._finished = False
@@ -150,9 +152,9 @@ class CallCheckpoint:
         with self._lock:
             if self._finished:
                 raise CheckpointError(f"the call {self.request_id} has already finished")
-            with self._store.repo_lock():
+            with self._store.repo_lock():  # the last tree stays reachable until compared
                 snapshot = self._snapshot()
-            changed = self._attribute(snapshot, by)
+                changed = self._attribute(snapshot, by)
             # Only a crash would read it before the call ends: not worth an fsync a mark.
             self._save(durable=False)
             return changed
@@ -224,15 +226,23 @@ class CallCheckpoint:
                 self._save()
             finally:
                 self._finished = True
-                for lock in self._locks:
-                    if lock.path.suffix == ".lock" and lock.path.parent == self._store.records:
-                        with contextlib.suppress(OSError):
-                            lock.path.unlink()
-                    lock.release()
+                self.release()
         self._owner._upkeep(self._store, self._path)
         if error is not None:
             raise CheckpointError(error)
         return [e.public() for e in self._record.entries or []]
+
+    def release(self) -> None:
+        """Let go of the workspace and of the record, as a dying server's kernel would.
+
+        :meth:`finish` does this; called alone, it leaves the record ``running`` with its
+        lock free, which the next reader completes as ``interrupted``.
+        """
+        with contextlib.suppress(OSError):
+            self._alive.path.unlink()
+        self._alive.release()
+        if self._holds is not None:
+            self._holds.release()
 
     def _entries_so_far(self) -> list[FileEntry]:
         try:
@@ -350,27 +360,24 @@ class Checkpoints:
             raise CheckpointError(f"the request id {request_id!r} already has checkpoints")
         store = self._store(root)
         store.ensure()
-        locks: list[FileLock] = []
+        holds = None if read_only else store.call_lock()
+        if holds is not None and not holds.try_acquire():
+            if on_wait is not None:
+                on_wait(
+                    f"waiting for another agent call in {root} to end: the changes of two "
+                    "calls at once could not be told apart"
+                )
+            holds.acquire(cancel)
+        stem = f"{time.time_ns():020d}-{request_key(request_id)}"
+        alive = FileLock(store.records / f"{stem}.lock")
         try:
-            if not read_only:
-                call = store.call_lock()
-                if not call.try_acquire():
-                    if on_wait is not None:
-                        on_wait(
-                            f"waiting for another agent call in {root} to end: the changes of "
-                            "two calls at once could not be told apart"
-                        )
-                    call.acquire(cancel)
-                locks.append(call)
-            stem = f"{time.time_ns():020d}-{request_key(request_id)}"
-            alive = FileLock(store.records / f"{stem}.lock")
             if not alive.try_acquire():  # pragma: no cover - a fresh name
                 raise CheckpointError(f"the record {stem} is in use")
-            locks.append(alive)
             with store.repo_lock():
                 before = store.git.snapshot(
                     max_file_bytes=self.max_file_bytes, max_files=self.max_files
                 )
+                # A failure after this leaves refs without a record: upkeep deletes them.
                 store.git.set_refs(dict.fromkeys(call_refs(stem), before.tree))
             record = CallRecord(
                 request_id=request_id,
@@ -384,13 +391,13 @@ class Checkpoints:
             path = store.records / f"{stem}.json"
             write_private(path, record.to_json())
         except BaseException:
-            for lock in locks:
-                if lock.path.parent == store.records:
-                    with contextlib.suppress(OSError):
-                        lock.path.unlink()
-                lock.release()
+            with contextlib.suppress(OSError):
+                alive.path.unlink()
+            alive.release()
+            if holds is not None:
+                holds.release()
             raise
-        return CallCheckpoint(self, store, record, path, locks)
+        return CallCheckpoint(self, store, record, path, alive, holds)
 
     # -- reading records -----------------------------------------------------------------
 

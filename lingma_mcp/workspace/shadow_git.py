@@ -25,10 +25,7 @@ Blocking: every method runs git and waits; call from a thread.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import logging
 import os
-import re
 import shutil
 import stat
 import subprocess
@@ -38,8 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import WorkspaceError
-
-log = logging.getLogger("lingma_mcp.workspace.shadow_git")
+from .git_output import OBJECT_ID, TreeChange, index_entry_count, parse_raw_numstat, split_nul
 
 # What overrides every .gitattributes in the workspace ($GIT_DIR/info/attributes wins over
 # them): bytes stored as they are, no filter or driver named by the workspace is looked up.
@@ -76,8 +72,6 @@ SAFE_CONFIG = (
     "diff.renames=false",
     "color.ui=false",
 )
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-_OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 # Tracked files whose stat or content differ from the index (stat-only changes included,
 # so that update-index refreshes them instead of each later walk hashing them again).
 DIRTY = ("diff-files", "--name-only", "-z")
@@ -126,133 +120,6 @@ class Snapshot:
     # The index file as this snapshot left it (not kept in records): while it is the
     # same, nobody else has snapshotted since, and an unchanged workspace has this tree.
     index: tuple[int, int, int] | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class TreeChange:
-    """One path that differs between two trees (``git diff-tree --raw --numstat``)."""
-
-    path: str
-    status: str  # A, M, D, T (type change)
-    old_mode: str
-    new_mode: str
-    old_id: str
-    new_id: str
-    added: int = 0
-    removed: int = 0
-    binary: bool = False
-
-
-# -- pure helpers -------------------------------------------------------------------------
-
-
-def blob_id(data: bytes) -> str:
-    """The git (SHA-1) object id of a blob holding ``data``."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-
-
-def file_blob_id(fd: int) -> str:
-    """The blob id of an open file's content, read in chunks (the fd is not closed).
-
-    A file that changes size while it is read gets ``""``: no id matches it.
-    """
-    size = os.fstat(fd).st_size
-    digest = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
-    seen = 0
-    while chunk := os.read(fd, 1 << 20):
-        digest.update(chunk)
-        seen += len(chunk)
-    return digest.hexdigest() if seen == size else ""
-
-
-def split_nul(out: bytes) -> list[str]:
-    """NUL-separated paths from git ``-z`` output, decoded as the file system names them."""
-    return [os.fsdecode(p) for p in out.split(b"\0") if p]
-
-
-def parse_raw_numstat(out: bytes) -> list[TreeChange]:
-    """``git diff-tree -r -z --raw --numstat`` output, one entry per path, in git's order.
-
-    Raw records (``:mode mode id id status NUL path NUL``) come first, then numstat
-    records (``added TAB removed TAB path NUL``; ``-`` for binary). A path may begin with
-    anything, so each is read as the token after its record, never by its first byte.
-    """
-    tokens = out.split(b"\0")
-    raw: dict[str, list[str]] = {}
-    counts: dict[str, tuple[int, int, bool]] = {}
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if token.startswith(b":") and i + 1 < len(tokens):
-            meta = token[1:].decode("ascii").split(" ")
-            raw[os.fsdecode(tokens[i + 1])] = meta
-            i += 2
-            continue
-        if token:
-            added, removed, path = token.split(b"\t", 2)
-            binary = added == b"-"
-            counts[os.fsdecode(path)] = (
-                0 if binary else int(added),
-                0 if binary else int(removed),
-                binary,
-            )
-        i += 1
-    changes = []
-    for path, (old_mode, new_mode, old_id, new_id, status) in raw.items():
-        added, removed, binary = counts.get(path, (0, 0, False))
-        changes.append(
-            TreeChange(path, status[:1], old_mode, new_mode, old_id, new_id, added, removed, binary)
-        )
-    return changes
-
-
-def git_quote(text: str) -> str:
-    """``text`` as git prints a name in a diff header: C-style quoted when it must be.
-
-    Non-ASCII is left as it is (``core.quotePath=false``); control characters, ``"`` and
-    ``\\`` make git quote the whole name.
-    """
-    raw = os.fsencode(text)
-    named = {
-        0x22: b'\\"',
-        0x5C: b"\\\\",
-        7: b"\\a",
-        8: b"\\b",
-        9: b"\\t",
-        10: b"\\n",
-        11: b"\\v",
-        12: b"\\f",
-        13: b"\\r",
-    }
-    if not any(b < 0x20 or b == 0x7F or b in named for b in raw):
-        return text
-    out = bytearray(b'"')
-    for b in raw:
-        if b in named:
-            out += named[b]
-        elif b < 0x20 or b == 0x7F:
-            out += b"\\%03o" % b
-        else:
-            out.append(b)
-    out += b'"'
-    return out.decode("utf-8", "replace")
-
-
-def diff_header(path: str) -> str:
-    """The ``diff --git`` line git prints for ``path`` (no renames, default prefixes)."""
-    return f"diff --git {git_quote('a/' + path)} {git_quote('b/' + path)}"
-
-
-def index_entry_count(index: Path) -> int:
-    """How many entries the index file holds, from its header (0 when there is none)."""
-    try:
-        with open(index, "rb") as f:
-            header = f.read(12)
-    except OSError:
-        return 0
-    if len(header) < 12 or header[:4] != b"DIRC":
-        return 0
-    return int.from_bytes(header[8:12], "big")
 
 
 def find_git() -> str | None:
@@ -535,7 +402,7 @@ class ShadowGit:
                 for object_id in wanted:
                     # Anything but an object id would break the line protocol: ask for a
                     # name that is surely missing instead.
-                    name = object_id if _OBJECT_ID.fullmatch(object_id) else "invalid"
+                    name = object_id if OBJECT_ID.fullmatch(object_id) else "invalid"
                     stdin.write(name.encode("ascii") + b"\n")
                 stdin.close()
 
