@@ -343,3 +343,29 @@ def test_a_walk_that_takes_too_long_is_given_up(tmp_path: Path, ws: Path) -> Non
     with pytest.raises(GitFailed, match="took longer than"):
         hurried.begin("r1", ws)
     Checkpoints(tmp_path / "work").begin("r2", ws).finish()  # and nothing was left held
+
+
+def test_names_git_would_quote_are_listed_diffed_and_reverted_exactly(
+    tmp_path: Path, ws: Path
+) -> None:
+    checkpoints = Checkpoints(tmp_path / "work", max_file_bytes=100)
+    names = [":colon", "tab\there", "new\nline", 'quo"te', "back\\slash", "名前.txt", "sp ace"]
+    big = "big\tone.bin"
+    (ws / big).write_bytes(b"x" * 50)  # crosses the bound during the call
+    call = checkpoints.begin("r1", ws)
+    for name in names:
+        (ws / name).write_text(f"{name}\n")
+    (ws / big).write_bytes(b"x" * 500)
+    changes = by_path(call.finish())
+    assert set(changes) == {*names, big}
+    assert changes[big]["skipped"] is True and changes[big]["action"] == "modified"
+    diff = checkpoints.diff("r1")
+    assert '+++ "b/tab\\there"' in diff and "+++ b/名前.txt" in diff
+    assert 'big\\tone.bin"\n' not in diff  # its section is left out, not shown as deleted
+    assert '# "big\\tone.bin": modified (now 500 bytes); not shown: files over 100 bytes' in diff
+    result = checkpoints.revert("r1", ws)
+    # The big file's earlier content was under the bound, so it was kept and comes back.
+    assert sorted(result["restored"]) == sorted([*names, big])
+    assert result["refused"] == []
+    assert sorted(p.name for p in ws.iterdir()) == sorted([big, "gone.txt", "keep.txt"])
+    assert (ws / big).read_bytes() == b"x" * 50

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from .beneath import Beneath
 from .checkpoint_records import FileEntry
 from .errors import WorkspaceError
-from .git_output import TreeChange, blob_id, diff_header, file_blob_id
+from .git_output import TreeChange, blob_id, diff_header, file_blob_id, git_quote
 from .shadow_git import ShadowGit, Snapshot
 
 log = logging.getLogger("lingma_mcp.workspace.checkpoint_changes")
@@ -94,8 +94,8 @@ def merge_changes(
     return sorted(entries.values(), key=lambda e: e.path)
 
 
-def _megabytes(n: int) -> str:
-    return f"{n / 2**20:g} MB"
+def _size(n: int) -> str:
+    return f"{n / 2**20:g} MB" if n >= 2**20 else f"{n:,} bytes"
 
 
 def _current(ws: Beneath, path: str) -> tuple[str, str] | str | None:
@@ -135,7 +135,7 @@ def _why_not(ws: Beneath, entry: FileEntry, max_file_bytes: int) -> str | None:
     if entry.before is None and entry.before_stat is not None:
         return (
             "its earlier content was not kept (files over "
-            f"{_megabytes(max_file_bytes)}, or unreadable, are left out of checkpoints), so it "
+            f"{_size(max_file_bytes)}, or unreadable, are left out of checkpoints), so it "
             "cannot be put back"
         )
     try:
@@ -257,11 +257,16 @@ def revert_entries(
 
 
 def _skipped_note(entry: FileEntry, max_file_bytes: int) -> str:
-    sizes = [s[0] for s in (entry.before_stat, entry.after_stat) if s is not None]
-    shown = " → ".join(f"{s:,} bytes" for s in sizes)
+    old, new = entry.before_stat, entry.after_stat
+    if old is not None and new is not None:
+        sizes = f"{old[0]:,} bytes → {new[0]:,} bytes"
+    elif new is not None:
+        sizes = f"now {new[0]:,} bytes"
+    else:
+        sizes = f"was {old[0]:,} bytes" if old is not None else "size unknown"
     return (
-        f"# {entry.path}: {entry.action} ({shown}); not shown: files over "
-        f"{_megabytes(max_file_bytes)} (or unreadable) are left out of checkpoints\n"
+        f"# {git_quote(entry.path)}: {entry.action} ({sizes}); not shown: files over "
+        f"{_size(max_file_bytes)} (or unreadable) are left out of checkpoints\n"
     )
 
 

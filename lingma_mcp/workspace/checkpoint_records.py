@@ -3,7 +3,8 @@
 A record is a small JSON file beside its workspace's shadow repository: the request id,
 the workspace, the snapshots (tree ids and the files left out), who changed what, and,
 once the call ended, one entry per changed file. It is written atomically (temporary
-file, flush, rename, flush the folder), 0600 in 0700 folders.
+file, rename; flushed to disk when the call begins and ends, not at each mark), 0600 in
+0700 folders.
 
 Nothing read back is trusted. :meth:`CallRecord.from_json` checks every field (types,
 object ids, canonical relative paths, known modes) and raises :class:`DamagedRecord`
@@ -17,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .beneath import UnsafePath, split_relative
+from .git_output import OBJECT_ID
 from .shadow_git import CheckpointError, Snapshot
 
 try:
@@ -37,7 +38,6 @@ STATES = ("running", "finished", "interrupted")
 ACTIONS = ("created", "modified", "deleted")
 # What a tree entry of ours can be: a file, an executable file, a symbolic link.
 MODES = ("100644", "100755", "120000")
-_OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
 class DamagedRecord(CheckpointError):
@@ -377,7 +377,7 @@ class _Checker:
         return value
 
     def object_id(self, value: Any) -> str:
-        if not isinstance(value, str) or not _OBJECT_ID.fullmatch(value):
+        if not isinstance(value, str) or not OBJECT_ID.fullmatch(value):
             raise self.fail(f"{str(value)[:80]!r} is not an object id")
         return value
 
