@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -200,3 +201,106 @@ async def test_an_undone_second_write_keeps_the_first_one_revertible(
     assert "+first\n" in journal.diff("r")
     assert journal.revert("r")["restored"] == ["keep.txt"]
     assert (root / "keep.txt").read_text() == "one\ntwo\nthree\n"
+
+
+# -- nothing read back is trusted ------------------------------------------------------------
+
+
+def record_file(journal: ChangeJournal, request_id: str) -> Path:
+    for folder in journal.directory.iterdir():
+        payload = json.loads((folder / "record.json").read_text())
+        if payload["request_id"] == request_id:
+            return folder / "record.json"
+    raise AssertionError(f"no record for {request_id}")
+
+
+def spoil_id(payload: dict) -> None:
+    payload["request_id"] = 12345
+
+
+def spoil_path(payload: dict) -> None:
+    payload["changes"][0]["path"] = "../../outside.txt"
+
+
+def spoil_blob_name(payload: dict) -> None:
+    payload["changes"][1]["before"] = "../../../etc/passwd"
+
+
+def spoil_workspace(payload: dict) -> None:
+    payload["workspace"] = "relative/folder"
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [spoil_id, spoil_path, spoil_blob_name, spoil_workspace],
+    ids=["non-string id", "path with ..", "blob name a path", "relative workspace"],
+)
+async def test_a_damaged_record_is_skipped_alone(tmp_path: Path, root: Path, spoil: object) -> None:
+    journal = ChangeJournal(tmp_path / "work")
+    await make_changes(journal, root, "bad")
+    host = host_for(journal, root, "good")
+    await host.write_text("good.txt", "good\n")
+    path = record_file(journal, "bad")
+    payload = json.loads(path.read_text())
+    spoil(payload)  # type: ignore[operator]
+    path.write_text(json.dumps(payload))
+    reopened = ChangeJournal(tmp_path / "work")
+    assert reopened.request_ids() == ["good"]
+    with pytest.raises(UnknownChangeRecord):
+        reopened.revert("bad")
+    assert reopened.revert("good", root)["restored"] == ["good.txt"]
+    await host_for(reopened, root, "next").write_text("next.txt", "x\n")  # nor new calls
+    assert reopened.request_ids() == ["good", "next"]
+
+
+async def test_a_missing_blob_refuses_only_its_own_file(tmp_path: Path, root: Path) -> None:
+    journal = ChangeJournal(tmp_path / "work")
+    await make_changes(journal, root)
+    payload = json.loads(record_file(journal, "req-1").read_text())
+    keep = next(c for c in payload["changes"] if c["path"] == "keep.txt")
+    (record_file(journal, "req-1").parent / f"{keep['before']}.blob").unlink()
+    reopened = ChangeJournal(tmp_path / "work")
+    assert "# keep.txt: its recorded content is missing" in reopened.diff("req-1")
+    result = reopened.revert("req-1", root)
+    assert result["refused"] == [
+        {"path": "keep.txt", "reason": "its recorded content is missing from the change journal"}
+    ]
+    assert result["restored"] == ["notes/new.txt", "gone.txt"]
+
+
+async def test_a_record_naming_another_workspace_is_not_reverted_there(
+    tmp_path: Path, root: Path
+) -> None:
+    """Issue 14: a record planted with the workspace `/` made revert write outside."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("one\n2\nthree\nfour\n")  # what the call left
+    journal = ChangeJournal(tmp_path / "work")
+    await make_changes(journal, root)
+    path = record_file(journal, "req-1")
+    payload = json.loads(path.read_text())
+    payload["workspace"] = str(victim)
+    path.write_text(json.dumps(payload))
+    reopened = ChangeJournal(tmp_path / "work")
+    result = reopened.revert("req-1", root)
+    assert result["restored"] == []
+    assert all("not in the workspace" in r["reason"] for r in result["refused"])
+    assert (victim / "keep.txt").read_text() == "one\n2\nthree\nfour\n"
+
+
+async def test_revert_does_not_write_through_a_folder_swapped_for_a_link(
+    tmp_path: Path, root: Path
+) -> None:
+    journal = ChangeJournal(tmp_path / "work")
+    host = host_for(journal, root, "r")
+    await host.write_text("notes/a.txt", "mine\n")
+    (root / "notes" / "b.txt").write_text("other\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.txt").write_text("mine\n")  # the same content: only the link can stop it
+    (root / "notes").rename(root / "notes-moved")
+    (root / "notes").symlink_to(outside)
+    result = journal.revert("r", root)
+    assert result["restored"] == []
+    assert "symbolic link" in result["refused"][0]["reason"]
+    assert (outside / "a.txt").read_text() == "mine\n"

@@ -12,6 +12,15 @@ before it counts; a record is written before the change it describes is made, an
 back if the change fails, so a crash never leaves a change without its record. Old calls
 are dropped, oldest first, past 100 calls or 200 MB.
 
+Nothing read back is trusted: a record is loaded only if every field is what this module
+writes (text ids, canonical relative paths, content hashes as blob names), so a damaged or
+hand-edited one is skipped alone; a missing blob refuses only its own file; a revert given
+the workspace it serves now refuses a record that names another; and every revert write
+goes through :class:`~.beneath.Beneath`, never through a link nor outside the workspace.
+
+This journal records only writes made through the workspace host; it is the fallback of
+the checkpoints (``checkpoints.py``) where git is missing.
+
 All methods do blocking file I/O: async callers run them in a thread
 (``asyncio.to_thread``); a lock makes concurrent calls safe.
 """
@@ -23,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -32,9 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from . import diffs
+from .beneath import Beneath, UnsafePath, split_relative
 from .errors import UnknownChangeRecord, WorkspaceError
-from .files import atomic_write, read_for_change, remove_file
-from .paths import resolve_path
+from .files import CHANGE_LIMIT, atomic_write
 
 log = logging.getLogger("lingma_mcp.workspace.journal")
 
@@ -45,6 +55,52 @@ RECORD = "record.json"
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+_BLOB_NAME = re.compile(r"[0-9a-f]{64}")
+
+
+class _Unreadable(ValueError):
+    """A record on disk that is not what this module writes."""
+
+
+def _checked_path(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Unreadable(f"a path is {type(value).__name__}, not text")
+    try:
+        split_relative(value)
+    except UnsafePath as exc:
+        raise _Unreadable(f"a path is not plain and relative: {exc}") from None
+    return value
+
+
+def _checked_change(value: Any) -> FileChange:
+    """A change entry read back from disk, every field checked."""
+    if not isinstance(value, dict):
+        raise _Unreadable("a change is not an object")
+    for key in ("before", "after"):
+        name = value.get(key)
+        if name is not None and not (isinstance(name, str) and _BLOB_NAME.fullmatch(name)):
+            raise _Unreadable(f"{key} is not a content hash")
+    counts = [value.get("lines_added", 0), value.get("lines_removed", 0)]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        raise _Unreadable("line counts are not counts")
+    mode = value.get("mode_before")
+    if mode is not None and (isinstance(mode, bool) or not isinstance(mode, int)):
+        raise _Unreadable("mode_before is not a number")
+    made = value.get("made_dirs", [])
+    if not isinstance(made, list) or not isinstance(value.get("reverted", False), bool):
+        raise _Unreadable("made_dirs or reverted is malformed")
+    return FileChange(
+        path=_checked_path(value.get("path")),
+        before=value.get("before"),
+        after=value.get("after"),
+        mode_before=None if mode is None else mode & 0o7777,
+        lines_added=counts[0],
+        lines_removed=counts[1],
+        made_dirs=[_checked_path(d) for d in made],
+        reverted=value.get("reverted", False),
+    )
 
 
 @dataclass
@@ -157,6 +213,9 @@ class CallRecord:
         return name
 
     def _load(self, name: str) -> bytes:
+        """A stored content. Raises OSError when it is missing or unreadable."""
+        if not _BLOB_NAME.fullmatch(name):  # only hashes name blobs, never a path
+            raise FileNotFoundError(name)
         return (self.folder / f"{name}.blob").read_bytes()
 
     def _collect(self) -> None:
@@ -241,23 +300,26 @@ class ChangeJournal:
             UnknownChangeRecord: no such call is recorded.
         """
         record = self._get(request_id)
+        parts: list[str] = []
         with self.lock:
-            parts = [
-                diffs.unified_diff(
-                    c.path,
-                    record._load(c.before) if c.before else None,
-                    record._load(c.after) if c.after else None,
-                )
-                for c in record._changes
-            ]
+            for c in record._changes:
+                try:
+                    before = record._load(c.before) if c.before else None
+                    after = record._load(c.after) if c.after else None
+                except OSError:
+                    parts.append(f"# {c.path}: its recorded content is missing from the journal\n")
+                    continue
+                parts.append(diffs.unified_diff(c.path, before, after))
         return "".join(parts)
 
-    def revert(self, request_id: str) -> dict[str, Any]:
+    def revert(self, request_id: str, workspace: Path | None = None) -> dict[str, Any]:
         """Put every file that call changed back as it was before the call.
 
         A file changed again since (its content is not what the call left) is refused and
-        named, and left as it is. Returns ``{request_id, restored: [path], refused: [{path,
-        reason}]}``.
+        named, and left as it is. ``workspace`` is the workspace the caller serves now:
+        when given, a record naming another is refused whole (a record read back from
+        disk is not trusted to say where to write). Returns ``{request_id, restored:
+        [path], refused: [{path, reason}]}``.
 
         Raises:
             UnknownChangeRecord: no such call is recorded.
@@ -267,13 +329,31 @@ class ChangeJournal:
         refused: list[dict[str, str]] = []
         with self.lock:
             root = Path(os.path.realpath(record.workspace))
-            for change in reversed(record._changes):
-                reason = self._revert_one(record, root, change)
-                if reason is None:
-                    change.reverted = True
-                    restored.append(change.path)
-                else:
-                    refused.append({"path": change.path, "reason": reason})
+            if workspace is not None and Path(os.path.realpath(workspace)) != root:
+                reason = (
+                    f"this call was made in {record.workspace}, not in the workspace "
+                    f"{workspace}; it is not reverted here"
+                )
+                return {
+                    "request_id": request_id,
+                    "restored": [],
+                    "refused": [{"path": c.path, "reason": reason} for c in record._changes],
+                }
+            try:
+                ws = Beneath(root)
+            except WorkspaceError:
+                ws = None
+            try:
+                for change in reversed(record._changes):
+                    reason = self._revert_one(record, ws, root, change)
+                    if reason is None:
+                        change.reverted = True
+                        restored.append(change.path)
+                    else:
+                        refused.append({"path": change.path, "reason": reason})
+            finally:
+                if ws is not None:
+                    ws.close()
             if restored:
                 record._save()
         return {
@@ -284,17 +364,23 @@ class ChangeJournal:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _revert_one(self, record: CallRecord, root: Path, change: FileChange) -> str | None:
+    def _revert_one(
+        self, record: CallRecord, ws: Beneath | None, root: Path, change: FileChange
+    ) -> str | None:
         if change.reverted:
             return "already reverted"
-        if not root.is_dir():
+        if ws is None:
             return f"the workspace {root} no longer exists"
         try:
-            path = resolve_path(change.path, root)
-            current = read_for_change(path, change.path)
+            # No link followed, on the way or at the end; a file larger than any change
+            # could have left is not read whole to be told apart.
+            current = ws.read_bytes(change.path, max_bytes=CHANGE_LIMIT)
+            expected = record._load(change.after) if change.after else None
+            before = record._load(change.before) if change.before else None
+        except OSError:
+            return "its recorded content is missing from the change journal"
         except WorkspaceError as exc:
             return str(exc)
-        expected = record._load(change.after) if change.after else None
         if current != expected:
             if expected is None:
                 return "created again since this call deleted it"
@@ -302,16 +388,13 @@ class ChangeJournal:
                 return "deleted since this call changed it"
             return "changed since this call changed it"
         try:
-            if change.before is None:
-                remove_file(path, change.path)
+            if before is None:
+                ws.remove_file(change.path)
                 for rel in reversed(change.made_dirs):
-                    with contextlib.suppress(OSError):  # kept when no longer empty
-                        os.rmdir(root / rel)
+                    ws.remove_folder(rel)  # kept when no longer empty
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                mode = change.mode_before if change.mode_before is not None else None
-                atomic_write(path, record._load(change.before), mode=mode)
-        except (WorkspaceError, OSError) as exc:
+                ws.write_bytes(change.path, before, mode=change.mode_before)
+        except WorkspaceError as exc:
             return f"could not be restored: {exc}"
         return None
 
@@ -335,13 +418,26 @@ class ChangeJournal:
         for folder in sorted(self.directory.iterdir()):
             try:
                 payload = json.loads((folder / RECORD).read_text())
-                changes = [FileChange(**c) for c in payload["changes"]]
+                if not isinstance(payload, dict):
+                    raise _Unreadable("not a JSON object")
+                request_id, workspace = payload.get("request_id"), payload.get("workspace")
+                if not isinstance(request_id, str) or not request_id:
+                    raise _Unreadable("its request id is not text")
+                if not isinstance(workspace, str) or not os.path.isabs(workspace):
+                    raise _Unreadable("its workspace is not an absolute path")
+                changes = payload.get("changes")
+                if not isinstance(changes, list):
+                    raise _Unreadable("changes is not a list")
                 record = CallRecord(
-                    self, payload["request_id"], Path(payload["workspace"]), folder, changes
+                    self, request_id, Path(workspace), folder, [_checked_change(c) for c in changes]
                 )
-                record.size = int(payload.get("size", 0))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+                size = payload.get("size", 0)
+                record.size = size if isinstance(size, int) and size >= 0 else 0
+            except (OSError, ValueError) as exc:
                 log.warning("skipping unreadable change record %s: %s", folder.name, exc)
+                continue
+            if request_id in self._records:
+                log.warning("skipping change record %s: its request id is taken", folder.name)
                 continue
             self._records[record.request_id] = record
 
