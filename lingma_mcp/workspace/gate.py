@@ -27,8 +27,19 @@ BY_POLICY = "policy"
 BY_PERSON = "person"
 BY_READ_ONLY = "read_only"
 BY_CANNOT_ASK = "host cannot ask"
+BY_NOBODY = "policy (nobody could be asked)"
+BY_FORM_FAILED = "host form failed"
 
 _CHANGING = ("write", "delete", "run")
+
+
+class NobodyToAsk(Exception):
+    """No person can be reached for this question now (the host offers no elicitation,
+    or nobody came back for it within the approval timeout)."""
+
+
+class AskFailed(Exception):
+    """The host's form failed (an error answer, a crashed form): not the person declining."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,30 @@ class ApprovalGate:
                 target=target,
                 by=BY_CANNOT_ASK,
             )
-        answer = await self._ask(ApprovalRequest(action, tool, target, preview))
+        try:
+            answer = await self._ask(ApprovalRequest(action, tool, target, preview))
+        except NobodyToAsk as exc:
+            # The policy's fallback for "ask" is deny: fail closed.
+            self._record(action, tool, target, allowed=False, by=BY_NOBODY)
+            raise ApprovalDenied(
+                f"{tool} on {target} needs the person's approval, but nobody could be asked; "
+                f"to allow it without asking, set LINGMA_APPROVAL={action}=allow (or pass "
+                f"--approval {action}=allow) when starting lingma-mcp ({exc})",
+                action=action,
+                tool=tool,
+                target=target,
+                by=BY_NOBODY,
+            ) from None
+        except AskFailed as exc:
+            self._record(action, tool, target, allowed=False, by=BY_FORM_FAILED)
+            raise ApprovalDenied(
+                f"{tool} on {target} was not done: the host's approval form failed ({exc}), "
+                "so nobody approved it; it may be asked again",
+                action=action,
+                tool=tool,
+                target=target,
+                by=BY_FORM_FAILED,
+            ) from None
         if answer == APPROVE_ALL:
             self._approved_all.add(action)
         if answer in (APPROVE, APPROVE_ALL):
@@ -201,6 +235,8 @@ class ApprovalGate:
                 self._record(request.action, request.tool, request.target, False, BY_PERSON)
                 raise
             return DENY
+        except (NobodyToAsk, AskFailed):
+            raise  # recorded by require() as what they are, not as the person's no
         except Exception:
             log.warning("asking the person about %s failed; denying", request.tool, exc_info=True)
             return DENY
@@ -216,5 +252,7 @@ class ApprovalGate:
             BY_PERSON: "by the person",
             BY_READ_ONLY: "(read-only call)",
             BY_CANNOT_ASK: "(this host cannot ask)",
+            BY_NOBODY: "by the approval setting (nobody could be asked)",
+            BY_FORM_FAILED: "(the host's approval form failed)",
         }[by]
         self.note(f"{record.decision} {tool} {target} {who}")
