@@ -43,9 +43,18 @@ class Approval(BaseModel):
     tool: str = Field(description="The tool, e.g. create_file_with_text or run_in_terminal.")
     target: str = Field(description="The path (relative to the workspace) or the command.")
     decision: Literal["allowed", "denied"]
-    by: Literal["policy", "person", "read_only", "host cannot ask"] = Field(
+    by: Literal[
+        "policy",
+        "person",
+        "read_only",
+        "host cannot ask",
+        "policy (nobody could be asked)",
+        "host form failed",
+    ] = Field(
         description="Who decided: the server's approval setting, the person through the "
-        "host, the call's read_only, or a denial because the host cannot ask."
+        "host, the call's read_only, a denial because the host cannot ask, the setting's "
+        "fallback (deny) because nobody could be asked (no form elicitation, or no answer "
+        "within the approval timeout), or a denial because the host's form failed."
     )
 
 
@@ -198,6 +207,11 @@ class JobState(BaseModel):
     )
     notes: list[str] = Field(
         default_factory=list, description="What the job could not ask the person, e.g. denials."
+    )
+    waiting_for_approval: str | None = Field(
+        default=None,
+        description="While the job waits for the person's approval (agent mode): the "
+        "question; check_lingma_job asks it where the host supports form elicitation.",
     )
 
 
