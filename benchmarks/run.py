@@ -16,6 +16,7 @@ from pathlib import Path
 
 from benchmarks import (
     bench_acp_throughput,
+    bench_approvals,
     bench_framing,
     bench_latency,
     bench_memory,
@@ -30,6 +31,7 @@ SUITES = (
     ("3b. Throughput, CLI backend (ACP)", bench_acp_throughput),
     ("4. Start-up", bench_startup),
     ("5. Memory", bench_memory),
+    ("6. Approval round trip", bench_approvals),
 )
 
 README = Path(__file__).with_name("README.md")
