@@ -13,7 +13,9 @@ moment puts the question to the person, the way its protocol allows:
   (:mod:`.input_required`).
 
 The call that follows is ``ask_lingma`` itself while it waits, or ``check_lingma_job`` for a
-``background`` job or a call that detached. Only where nobody can be asked (the host
+``background`` job or a call that detached. (MCP Tasks can put the same parked questions:
+``job.question`` is a task's ``input_required`` state, and ``question.answer(...)`` what the
+task's input brings.) Only where nobody can be asked (the host
 declared no form elicitation, or nobody answered within ``--approval-timeout``) does the
 asker raise :class:`~lingma_mcp.workspace.gate.NobodyToAsk`, and the gate falls back to the
 policy (deny); a host whose form fails raises :class:`~lingma_mcp.workspace.gate.AskFailed`.
@@ -149,7 +151,9 @@ class JobAsker:
             AskFailed: the host's form failed.
         """
         job = self._job
-        if not self.reachable or job is None:
+        if job is None:  # bound before the job's work starts: a question cannot come sooner
+            raise NobodyToAsk("the call asking was not running as a job")
+        if not self.reachable:
             raise self._nobody(request, "this MCP host offers no form elicitation")
         question = job.park(request)
         try:
