@@ -563,3 +563,18 @@ async def test_parked_calls_never_resumed_are_each_released_after_the_timeout(
         assert all([r.by for r in job.result.approvals] == [NOBODY] for job in jobs)
         assert len(registry.jobs()) <= registry.max_jobs
     assert list(served.project.iterdir()) == []
+
+
+async def test_the_cli_backends_permission_requests_are_asked_the_same_way_on_2026_07_28(
+    served: Served,
+) -> None:
+    person = Person("approve")
+    settings = {"backend": "cli"}  # with --simulate: the CLI's simulator, over ACP
+    async with served.client(elicitation_callback=person, settings=settings) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "@create notes.txt hello"})
+    assert not result.is_error, text_of(result)
+    assert (served.project / "notes.txt").read_text() == "hello"
+    assert "notes.txt" in person.asked[0].message
+    assert [(a["decision"], a["by"]) for a in result.structured_content["approvals"]] == [
+        ("allowed", "person")
+    ]
