@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -216,3 +217,37 @@ async def ask_in_call(ctx: Context, question: Question) -> None:
         else:
             question.answer(decision_of(result.action, result.content))
         tg.cancel_scope.cancel()
+
+
+async def follow_asking(
+    ctx: Context | None,
+    job: Job,
+    within_s: float | None,
+    flush: Callable[[], Awaitable[None]],
+) -> Question | None:
+    """Wait at most ``within_s`` (None: no bound) for ``job`` to finish, putting each of its
+    questions to the person through this call (``ctx``) as they come.
+
+    A question is never left waiting for the clock: one that waits when the time is up is
+    still asked. ``flush`` sends the text relayed so far, so text Lingma wrote before a
+    question reaches the client before the question does.
+
+    Returns:
+        A question this call must answer with an ``InputRequiredResult`` (2026-07-28), else
+        None (the job finished, the time is up, or this call cannot ask).
+    """
+    how = reach(ctx)
+    deadline = None if within_s is None else anyio.current_time() + within_s
+    left = within_s
+    while True:
+        await job.wait(left, or_question=how is not None)
+        question = job.question
+        if job.finished or question is None or how is None:
+            return None
+        await flush()
+        if how is Reach.INPUT_REQUIRED:
+            return question
+        assert ctx is not None
+        await ask_in_call(ctx, question)
+        if deadline is not None:
+            left = deadline - anyio.current_time()

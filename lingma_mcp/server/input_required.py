@@ -11,20 +11,23 @@ The SDK seals the state (``mcp.server.request_state``: encrypted and authenticat
 this process's key, bound to the tool, its arguments and this server's name, and expiring),
 so a client can neither read nor forge one, nor move one to another call. What the seal
 cannot know is whether a genuine state was already used: the job refuses a second answer to
-a question (:class:`~.jobs.Question` settles once). This module only builds the result and
-reads a retry; it keeps no state of its own.
+a question (:class:`~.jobs.Question` settles once). This module builds the result, reads a
+retry and applies its answer to the job; it keeps no state of its own.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 from mcp.server.mcpserver import Context
 from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
 
 from .approvals import DECISION_SCHEMA, decision_of
-from .jobs import Question
+from .jobs import Job, JobRegistry, Question, QuestionState, UnknownJob
+
+log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 _KEY_PREFIX = "lingma-approval-"
@@ -118,6 +121,54 @@ def read_retry(ctx: Context, *, tool: str, server: str) -> Answer:
             "the person's answer to that form."
         )
     return Answer(job_id, question_id, decision_of(response.action, response.content))
+
+
+def apply_answer(ctx: Context, registry: JobRegistry, *, tool: str, server: str) -> Job:
+    """Settle the question a retry of ``tool`` answers with the person's decision, once.
+
+    Returns:
+        The job the question belongs to, to be followed again.
+
+    Raises:
+        RetryRefused: the retry does not answer a question of this server (see
+            :func:`read_retry`), its job is gone, or the question is no longer waiting
+            (answered, expired, failed, or its call ended): nothing was applied.
+    """
+    answer = read_retry(ctx, tool=tool, server=server)
+    try:
+        job = registry.get(answer.job_id)
+    except UnknownJob as exc:
+        raise RetryRefused(
+            f"{exc} The approval this retry answers can no longer be applied."
+        ) from None
+    question = job.find_question(answer.question_id)
+    if question is None or not question.answer(answer.decision):
+        raise RetryRefused(_not_waiting(job, question))
+    log.info("job %s: the person answered %s", job.id, answer.decision)
+    return job
+
+
+def _not_waiting(job: Job, question: Question | None) -> str:
+    """Why an answer to ``question`` cannot be applied (it was settled, or is unknown)."""
+    follow = (
+        f"Job {job.id} has ended ({job.state.value}): check_lingma_job returns its result."
+        if job.finished
+        else f"Job {job.id} goes on: check_lingma_job follows it."
+    )
+    if question is None:
+        why = f"job {job.id} has no such question waiting (it was settled long ago)"
+    elif question.state is QuestionState.ANSWERED:
+        why = f"this approval was already answered ({question.decision}); an answer applies once"
+    elif question.state is QuestionState.EXPIRED:
+        why = (
+            "nobody answered this approval within the approval timeout, so the approval "
+            "setting decided it (denied)"
+        )
+    elif question.state is QuestionState.FAILED:
+        why = "the host's form for this approval failed, so it was denied"
+    else:
+        why = "the call that asked this approval ended before the answer came"
+    return f"The answer was not applied: {why}. Nothing was done twice. {follow}"
 
 
 def _parse(text: str | None) -> dict[str, str] | None:

@@ -37,10 +37,10 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from pydantic import Field
 
 from .answers import ANSWER_MIME, ANSWER_URI, AnswerStore, result_size_meta, shape_answer
-from .approvals import JobAsker, Reach, ask_in_call, reach
+from .approvals import JobAsker, follow_asking
 from .bridge import STOP_GRACE_S, AskParams, Bridge
-from .input_required import RetryRefused, input_required, is_retry, read_retry
-from .jobs import Job, JobRegistry, JobsClosed, JobStatus, Question, QuestionState, UnknownJob
+from .input_required import RetryRefused, apply_answer, input_required, is_retry
+from .jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
 from .models import AskResult, JobState
 from .progress import EventNarrator, ProgressRelay
 
@@ -205,7 +205,7 @@ class AskJobs:
         detach_after = detach_after_for(client_name(ctx), self.bridge.settings.detach_after)
         job.follow(relay)
         try:
-            question = await self._wait_asking(ctx, job, detach_after, relay.flush)
+            question = await follow_asking(ctx, job, detach_after, relay.flush)
         except BaseException:
             # The host cancelled the call or went away: the ask ends with it, and Lingma
             # is told to stop before this call is done.
@@ -226,55 +226,14 @@ class AskJobs:
             return self._finished(job)
         return self._detached(job, detach_after or 0.0)
 
-    async def _wait_asking(
-        self, ctx: Context | None, job: Job, within_s: float | None, flush: Any
-    ) -> Question | None:
-        """Wait at most ``within_s`` (None: no bound) for ``job`` to finish, putting each of
-        its questions to the person through this call as they come.
-
-        A question is never left waiting for the clock: one that waits when the time is up
-        is still asked. ``flush`` sends the text relayed so far, so text Lingma wrote before
-        a question reaches the client before the question does.
-
-        Returns:
-            A question this call must answer with an ``InputRequiredResult`` (2026-07-28),
-            else None (the job finished, or the time is up).
-        """
-        how = reach(ctx)
-        deadline = None if within_s is None else anyio.current_time() + within_s
-        left = within_s
-        while True:
-            await job.wait(left, or_question=how is not None)
-            question = job.question
-            if job.finished or question is None or how is None:
-                return None
-            await flush()
-            if how is Reach.INPUT_REQUIRED:
-                return question
-            assert ctx is not None
-            await ask_in_call(ctx, question)
-            if deadline is not None:
-                left = deadline - anyio.current_time()
-
     def _take_answer(self, ctx: Context, tool: str) -> Job | CallToolResult:
         """Apply the answer a retry of ``tool`` brings, once; the job it answers, or a
         refusal saying why nothing was applied."""
         try:
-            answer = read_retry(ctx, tool=tool, server=self.server_id)
-            try:
-                job = self.registry.get(answer.job_id)
-            except UnknownJob as exc:
-                raise RetryRefused(
-                    f"{exc} The approval this retry answers can no longer be applied."
-                ) from None
-            question = job.find_question(answer.question_id)
-            if question is None or not question.answer(answer.decision):
-                raise RetryRefused(_not_waiting(job, question))
+            return apply_answer(ctx, self.registry, tool=tool, server=self.server_id)
         except RetryRefused as exc:
             log.info("%s retry refused: %s", tool, str(exc).split(".")[0])
             return _error(str(exc))
-        log.info("job %s: the person answered %s", job.id, answer.decision)
-        return job
 
     def _started(self, job: Job) -> CallToolResult:
         text = f"Started job {job.id}: Lingma is answering in the background. Now " + (
@@ -339,7 +298,7 @@ class AskJobs:
                 return _error(str(exc))
         wait = DEFAULT_WAIT_S if wait_s is None else min(max(0.0, wait_s), MAX_WAIT_S)
         if not job.finished:
-            question = await self._wait_asking(ctx, job, wait, _nothing_to_flush)
+            question = await follow_asking(ctx, job, wait, _nothing_to_flush)
             if question is not None:
                 return input_required(
                     question, job_id=job.id, tool="check_lingma_job", server=self.server_id
@@ -456,29 +415,6 @@ def _waiting_for(job: Job) -> str | None:
     """The question a job waits on the person for, if any."""
     question = job.question if not job.finished else None
     return question.message if question is not None else None
-
-
-def _not_waiting(job: Job, question: Question | None) -> str:
-    """Why an answer to ``question`` cannot be applied (it was settled, or is unknown)."""
-    follow = (
-        f"Job {job.id} has ended ({job.state.value}): check_lingma_job returns its result."
-        if job.finished
-        else f"Job {job.id} goes on: check_lingma_job follows it."
-    )
-    if question is None:
-        why = f"job {job.id} has no such question waiting (it was settled long ago)"
-    elif question.state is QuestionState.ANSWERED:
-        why = f"this approval was already answered ({question.decision}); an answer applies once"
-    elif question.state is QuestionState.EXPIRED:
-        why = (
-            "nobody answered this approval within the approval timeout, so the approval "
-            "setting decided it (denied)"
-        )
-    elif question.state is QuestionState.FAILED:
-        why = "the host's form for this approval failed, so it was denied"
-    else:
-        why = "the call that asked this approval ended before the answer came"
-    return f"The answer was not applied: {why}. Nothing was done twice. {follow}"
 
 
 def register_job_tools(app: MCPServer, asks: AskJobs) -> None:
