@@ -16,6 +16,7 @@ from pathlib import Path
 
 from benchmarks import (
     bench_acp_throughput,
+    bench_approvals,
     bench_framing,
     bench_last_progress,
     bench_latency,
@@ -32,6 +33,7 @@ SUITES = (
     ("4. Start-up", bench_startup),
     ("5. Memory", bench_memory),
     ("6. Last progress, TypeScript SDK client", bench_last_progress),
+    ("7. Approval round trip", bench_approvals),
 )
 
 README = Path(__file__).with_name("README.md")

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .config import (
+    DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_MAX_PROMPT_CHARS,
     DEFAULT_MAX_RESULT_CHARS,
@@ -48,6 +49,7 @@ ENV_VARS: dict[str, str] = {
     "max_result_chars": "LINGMA_MAX_RESULT_CHARS",
     "approval": "LINGMA_APPROVAL",
     "command_timeout": "LINGMA_COMMAND_TIMEOUT",
+    "approval_timeout": "LINGMA_APPROVAL_TIMEOUT",
     "backend": "LINGMA_BACKEND",
     "cli_bin": "LINGMA_CLI_BIN",
 }
@@ -181,6 +183,14 @@ def _add_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         help="agent mode: a command Lingma runs is killed after this long "
         f"(env LINGMA_COMMAND_TIMEOUT; default {DEFAULT_COMMAND_TIMEOUT:g})",
     )
+    g.add_argument(
+        "--approval-timeout",
+        default=d,
+        metavar="SECONDS",
+        help="agent mode: an approval question nobody answers within this long is decided "
+        "by the approval setting (deny) (env LINGMA_APPROVAL_TIMEOUT; default "
+        f"{DEFAULT_APPROVAL_TIMEOUT:g})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,6 +315,9 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     value, name = pick("command_timeout")
     if value is not None:
         settings.command_timeout = _number(name, str(value))
+    value, name = pick("approval_timeout")
+    if value is not None:
+        settings.approval_timeout = _number(name, str(value))
     value, name = pick("backend")
     if value:
         backend = str(value).strip().lower()

@@ -31,6 +31,12 @@ DEFAULT_MAX_PROMPT_CHARS = 1_000_000
 DEFAULT_COMMAND_TIMEOUT = 300.0
 # The longest silence on a call's progress before a keepalive goes out (server/progress.py).
 DEFAULT_KEEPALIVE_S = 10.0
+# Agent mode: how long an approval question waits for the person before the approval
+# setting decides (deny). A person reading a diff needs minutes, and a background job's
+# question waits for the next check_lingma_job; but Lingma's tool call is held open all that
+# time. Five minutes matches the default request timeout and stays inside the ten minutes a
+# 2026-07-28 request_state lives by default.
+DEFAULT_APPROVAL_TIMEOUT = 300.0
 
 
 def _state_dir() -> Path:
@@ -109,6 +115,7 @@ class Settings:
     # --approval / LINGMA_APPROVAL: class=decision pairs over the default policy (agent mode).
     approval: str | None = None
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT  # --command-timeout
+    approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT  # --approval-timeout
     backend: str = "auto"  # --backend / LINGMA_BACKEND: auto | ide | cli (server/backends.py)
     cli_bin: str | None = None  # --cli-bin / LINGMA_CLI_BIN: the Lingma CLI (qoderclicn)
     # Not an option: a seam so tests see keepalives without waiting the default's 10 s.

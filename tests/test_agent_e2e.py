@@ -167,8 +167,9 @@ async def test_a_host_without_elicitation_gets_denials_that_say_how_to_allow(
     answer = result.structured_content["answer"]
     assert "LINGMA_APPROVAL=write=allow" in answer  # what Lingma was told
     assert "LINGMA_APPROVAL=write=allow,delete=allow" in text_of(result)  # what the host reads
-    by = {a["by"] for a in result.structured_content["approvals"]}
-    assert by == {"policy (nobody could be asked)"}
+    assert {a["by"] for a in result.structured_content["approvals"]} == {
+        "policy (nobody could be asked)"
+    }
 
 
 async def test_escapes_fail_clearly_and_touch_nothing_outside(

@@ -57,6 +57,7 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
         "LINGMA_MAX_RESULT_CHARS": "5000",
         "LINGMA_APPROVAL": "write=allow",
         "LINGMA_COMMAND_TIMEOUT": "56",
+        "LINGMA_APPROVAL_TIMEOUT": "78",
         "LINGMA_BACKEND": "CLI",
         "LINGMA_CLI_BIN": "/opt/qoderclicn",
     }
@@ -75,7 +76,7 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
     assert settings.max_prompt_chars == 5000
     assert settings.detach_after == 0.0 and settings.max_result_chars == 5000
     assert settings.approval == "write=allow"
-    assert settings.command_timeout == 56.0
+    assert settings.command_timeout == 56.0 and settings.approval_timeout == 78.0
     assert settings.backend == "cli" and settings.cli_bin == "/opt/qoderclicn"
 
 

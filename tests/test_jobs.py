@@ -63,6 +63,9 @@ class Recorder:
     def status(self, line: str) -> None:
         self.statuses.append(line)
 
+    def note(self, line: str) -> None:
+        self.statuses.append(line)
+
     def restart(self) -> None:
         self.restarts += 1
 
@@ -275,7 +278,7 @@ def test_detach_time_by_host_and_setting(
 async def test_a_check_waits_at_most_50_s_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     waits: list[float | None] = []
 
-    async def no_wait(self: Job, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+    async def no_wait(self: Job, timeout: float | None = None, **_: object) -> bool:  # noqa: ASYNC109
         waits.append(timeout)
         return False
 

@@ -96,6 +96,30 @@ async def test_every_lingma_request_gets_a_reply_before_listeners_see_it(wired):
     ]
 
 
+async def test_what_came_before_a_handled_request_is_delivered_before_its_handler_runs(wired):
+    sock, conn = wired
+    heard: list[str] = []
+    seen_by_handler: list[list[str]] = []
+    conn.add_listener(lambda method, params: heard.append(method))
+
+    def invoke(params):
+        seen_by_handler.append(list(heard))
+        return {"success": True}
+
+    conn.set_request_handler("tool/invoke", invoke)
+    # One WebSocket message: a delta, the tool call, another delta.
+    sock.deliver(
+        b"".join(
+            encode_frame({"jsonrpc": "2.0", "id": i, "method": method, "params": {}})
+            for i, method in enumerate(["chat/answer", "tool/invoke", "chat/answer"], 1)
+        )
+    )
+    replies = [await sock.next_sent() for _ in range(3)]
+    assert [r["id"] for r in replies] == [1, 2, 3]
+    assert seen_by_handler == [["chat/answer"]]
+    assert heard == ["chat/answer", "tool/invoke", "chat/answer"]
+
+
 async def test_reply_precedes_event_processing(wired):
     sock, conn = wired
     replied_first = []

@@ -321,18 +321,23 @@ async def test_a_host_that_cannot_ask_gets_denials_that_say_how_to_allow(
     assert "LINGMA_APPROVAL=write=allow" in outcomes[0].error_message
     assert "LINGMA_APPROVAL=delete=allow" in outcomes[2].error_message
     assert "LINGMA_APPROVAL=write=allow,delete=allow" in text(result)
-    assert "cannot ask" in text(result)
-    by = {a["by"] for a in result.structured_content["approvals"]}
-    assert by == {"policy (nobody could be asked)"}
+    assert "offers no form elicitation" in text(result)
+    assert "use a host that supports elicitation" in text(result)
+    assert {a["by"] for a in result.structured_content["approvals"]} == {
+        "policy (nobody could be asked)"
+    }
 
 
-async def test_on_the_newest_protocol_asking_is_a_denial_too(tmp_path: Path, project: Path) -> None:
-    app, fake, _ = make(tmp_path, project, EDITS[:1] + DONE)
-    async with Client(app, elicitation_callback=Person("approve")) as client:  # 2026-07-28
+async def test_on_the_newest_protocol_the_person_is_asked_through_the_retry(
+    tmp_path: Path, project: Path
+) -> None:
+    app, _, _ = make(tmp_path, project, EDITS[:1] + DONE)
+    person = Person("approve")
+    async with Client(app, elicitation_callback=person) as client:  # 2026-07-28
         result = await client.call_tool("ask_lingma", {"prompt": "edit"})
-    assert not (project / "notes").exists()
-    assert "LINGMA_APPROVAL=write=allow" in fake.streams[0].outcomes[0].error_message
-    assert result.structured_content["approvals"][0]["by"] == "policy (nobody could be asked)"
+    assert (project / "notes" / "new.txt").read_text() == "hello\n"
+    assert "notes/new.txt" in person.asked[0].message
+    assert result.structured_content["approvals"][0]["by"] == "person"
 
 
 async def test_the_setting_allows_without_asking(tmp_path: Path, project: Path) -> None:

@@ -292,15 +292,26 @@ class RpcConnection:
                 log.warning("%s: malformed frame from Lingma: %s", self._name, item)
             else:
                 events.append(self._rpc.receive(item))
-        # Every request in this message is answered before any of it is processed, in one
-        # write: Lingma streams a request per delta, and one write per reply was the
-        # largest cost per delta.
+        # A request with a handler (tool/invoke) starts work of its own: what came before it
+        # in this message is delivered first, so the text Lingma wrote before a tool call is
+        # in the chat's stream before the tool (and any approval question it asks) runs.
+        start = 0
+        for at, event in enumerate(events):
+            if at > start and isinstance(event, Request) and event.method in self._handlers:
+                await self._deliver(events[start:at])
+                start = at
+        await self._deliver(events[start:])
+        return fatal
+
+    async def _deliver(self, events: list[Any]) -> None:
+        # Every request here is answered before any of it is processed, in one write:
+        # Lingma streams a request per delta, and one write per reply was the largest cost
+        # per delta.
         replies = [answer for event in events if (answer := self._answer_now(event)) is not None]
         if replies:
             await self._write_replies(replies)
         for event in events:
             self._dispatch(event)
-        return fatal
 
     def _answer_now(self, event: Any) -> str | None:
         """The framed reply owed for this event now; None if none (or a handler answers later)."""

@@ -4,7 +4,7 @@ An agent-mode ``ask_lingma`` lets Lingma read, write, delete and run inside one 
 This module sets that up per call and takes it down again: it checks the folder against
 what the server may serve (the host's roots, else ``--workspace``), makes the call's
 :class:`~lingma_mcp.workspace.ApprovalGate` (the server's setting, the call's
-``read_only``, the person reached through elicitation), its
+``read_only``, the person reached through :mod:`.approvals`), its
 :class:`~lingma_mcp.workspace.WorkspaceHost` recording into the server's
 :class:`~lingma_mcp.workspace.ChangeJournal`, which the chat request carries to the
 backend. The work itself belongs to the workspace package; MCP's side of asking belongs
@@ -37,7 +37,7 @@ from ..workspace import (
     check_workspace,
     parse_policy,
 )
-from ..workspace.gate import BY_CANNOT_ASK, ApprovalDesk
+from ..workspace.gate import BY_NOBODY, ApprovalDesk
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +112,17 @@ class AgentCall:
     command it started.
     """
 
-    def __init__(self, owner: AgentCalls, request_id: str, host: WorkspaceHost) -> None:
+    def __init__(
+        self,
+        owner: AgentCalls,
+        request_id: str,
+        host: WorkspaceHost,
+        why_nobody: Callable[[], str] | None = None,
+    ) -> None:
         self._owner = owner
         self.request_id = request_id
         self.host = host
+        self._why_nobody = why_nobody
 
     def request_fields(self) -> dict[str, Any]:
         """What the chat request carries: the request id the journal knows, the host."""
@@ -126,23 +133,25 @@ class AgentCall:
         return {"changes": self.host.changes, "approvals": self.host.approvals}
 
     def result_note(self) -> str:
-        """Text for the call's result when the host could not ask, saying how to allow.
+        """Text for the call's result when nobody could be asked, saying how to allow.
 
-        Empty when nothing was denied for that reason.
+        Empty when nothing was denied for that reason. Why nobody could be asked comes from
+        the asker: only a host without form elicitation is told to use one that has it.
         """
-        records = [r for r in self.host.gate.records if r.by == BY_CANNOT_ASK]
+        records = [r for r in self.host.gate.records if r.by == BY_NOBODY]
         if not records:
             return ""
         classes = [a for a in ACTIONS if any(r.action == a for r in records)]
         setting = ",".join(f"{a}=allow" for a in classes)
         denied = "; ".join(f"{r.tool} {r.target}" for r in records[:5])
         more = f" and {len(records) - 5} more" if len(records) > 5 else ""
+        why = (self._why_nobody() if self._why_nobody is not None else "") or (
+            "nobody could be asked"
+        )
         return (
-            f"{len(records)} action(s) needed the person's approval, but this MCP host cannot "
-            "ask (it offers no form elicitation, or its protocol lets no question reach it "
-            f"during a call), so they were denied: {denied}{more}. To allow them "
-            f"without asking, start lingma-mcp with LINGMA_APPROVAL={setting} (or --approval "
-            f"{setting}); to be asked instead, use a host that supports elicitation."
+            f"{len(records)} action(s) needed the person's approval, but {why}; the approval "
+            f"setting denied them: {denied}{more}. To allow them without asking, start "
+            f"lingma-mcp with LINGMA_APPROVAL={setting} (or --approval {setting})."
         )
 
     def error_note(self) -> str:
@@ -203,8 +212,13 @@ class AgentCalls:
         read_only: bool = False,
         asker: Asker | None = None,
         on_note: Callable[[str], None] | None = None,
+        why_nobody: Callable[[], str] | None = None,
     ) -> AgentCall:
-        """Set up one call in ``root`` (already checked with :func:`call_workspace`)."""
+        """Set up one call in ``root`` (already checked with :func:`call_workspace`).
+
+        ``why_nobody`` says, for the result's note, why questions that nobody answered
+        went to the policy (the asker knows: no elicitation, or the approval timeout).
+        """
         request_id = str(uuid.uuid4())
         gate = ApprovalGate(
             self.policy, read_only=read_only, asker=asker, on_note=on_note, desk=self.desk
@@ -217,7 +231,7 @@ class AgentCalls:
             command_timeout=self.command_timeout,
             guarded=(self.work_dir,),
         )
-        call = AgentCall(self, request_id, host)
+        call = AgentCall(self, request_id, host, why_nobody)
         self._live[request_id] = call
         return call
 

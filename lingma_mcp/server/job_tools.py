@@ -11,6 +11,11 @@ server, not by the request), so a call can hand its ask over instead of ending i
 - ``check_lingma_job`` follows a job, ``cancel_lingma_job`` stops it, ``lingma://jobs``
   lists them, and ``lingma://answers/{request_id}`` holds whole answers that were cut.
 
+A call that follows a job also puts the job's approval questions to the person
+(:mod:`.approvals`): in the middle of the call before protocol 2026-07-28; on 2026-07-28 by
+answering ``InputRequiredResult`` (:mod:`.input_required`), after which the job is parked
+until the client's retry of the same call brings the answer and follows the job again.
+
 The detach time is ``--detach-after``, or by default chosen per host from the client name
 it gives at ``initialize`` (:func:`detach_after_for`).
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -27,11 +33,13 @@ from typing import Annotated, Any
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from .answers import ANSWER_MIME, ANSWER_URI, AnswerStore, result_size_meta, shape_answer
+from .approvals import JobAsker, follow_asking
 from .bridge import STOP_GRACE_S, AskParams, Bridge
+from .input_required import RetryRefused, apply_answer, input_required, is_retry
 from .jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
 from .models import AskResult, JobState
 from .progress import EventNarrator, ProgressRelay
@@ -78,8 +86,16 @@ def client_name(ctx: Context) -> str | None:
         return None
 
 
+Outcome = CallToolResult | InputRequiredResult
+"""A call that follows a job ends with a tool result, or (2026-07-28) with a question."""
+
+
 def _error(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+async def _nothing_to_flush() -> None:
+    return None
 
 
 def _label(prompt: str) -> str:
@@ -114,6 +130,9 @@ class AskJobs:
         self.bridge = bridge
         self.registry = registry if registry is not None else JobRegistry(bridge.error_text)
         self.answers = answers if answers is not None else AnswerStore()
+        # Names this server in the request_state it issues, so a state from any other
+        # server (or an earlier run of this one) is refused even where keys are shared.
+        self.server_id = secrets.token_hex(8)
 
     @property
     def limit(self) -> int:
@@ -127,16 +146,17 @@ class AskJobs:
 
     # -- ask_lingma ------------------------------------------------------------------------
 
-    def _work(self, params: AskParams) -> Any:
+    def _work(self, params: AskParams, asker: JobAsker | None) -> Any:
         """The job's body: the same ``bridge.ask`` a waiting call makes.
 
-        Approval hook (agent mode): an approval gate for this ask is built here from the
-        call's context (the host is asked while ``job.attached``, or where it can still be
-        asked); what it denies with no one to ask goes to ``job.note(...)``, which
-        ``check_lingma_job`` shows as ``notes``.
+        Agent mode: the call's approval asker parks its questions on this job, where the
+        call that follows it (or the next ``check_lingma_job``) asks them; what nobody could
+        be asked goes to ``job.note(...)``, which ``check_lingma_job`` shows as ``notes``.
         """
 
         async def work(job: Job) -> AskResult:
+            if asker is not None:
+                asker.bind(job)
             # The job is the narrator's sink: it keeps the text and passes text and status
             # on to the call that follows it, if any.
             return await self.bridge.ask(params, EventNarrator(job))  # type: ignore[arg-type]
@@ -144,26 +164,48 @@ class AskJobs:
         return work
 
     async def ask(
-        self, ctx: Context, params: AskParams, relay: ProgressRelay, *, background: bool
-    ) -> CallToolResult:
+        self,
+        ctx: Context,
+        params: AskParams,
+        relay: ProgressRelay,
+        *,
+        background: bool,
+        asker: JobAsker | None = None,
+    ) -> Outcome:
         """Run one validated ask: in the background, or followed through ``relay`` (the
-        call's progress) with automatic detach."""
+        call's progress) with automatic detach; ``asker`` is its approval gate's (agent
+        mode), bound to the job it runs as."""
         label = _label(params.prompt)
+        work = self._work(params, asker)
         try:
             if background:
                 # Refused now, as a foreground call would be, not later in the job.
                 await self.bridge.check_model(params)
-                job = self.registry.start(self._work(params), label=label)
+                job = self.registry.start(work, label=label)
                 return self._started(job)
-            job = self.registry.start(self._work(params), label=label, listed=False)
+            job = self.registry.start(work, label=label, listed=False)
         except JobsClosed as exc:
             return _error(str(exc))
         except Exception as exc:  # an unknown model key, Lingma not found or not logged in
             return _error(self.bridge.error_text(exc))
+        return await self._follow(ctx, job, relay)
+
+    async def resume(self, ctx: Context, relay: ProgressRelay) -> Outcome:
+        """A retry of ``ask_lingma`` (2026-07-28) with the person's answer: apply it, then
+        follow the same job again through this call's ``relay``, as the first call did."""
+        job = self._take_answer(ctx, "ask_lingma")
+        if isinstance(job, CallToolResult):
+            return job
+        return await self._follow(ctx, job, relay)
+
+    async def _follow(self, ctx: Context, job: Job, relay: ProgressRelay) -> Outcome:
+        """Follow ``job`` through ``relay`` until it finishes (its result), the detach time
+        passes (the text so far and the job id), or a question must go back to the client
+        (an ``InputRequiredResult``); the job's other questions are asked on the way."""
         detach_after = detach_after_for(client_name(ctx), self.bridge.settings.detach_after)
         job.follow(relay)
         try:
-            finished = await job.wait(detach_after)
+            question = await follow_asking(ctx, job, detach_after, relay.flush)
         except BaseException:
             # The host cancelled the call or went away: the ask ends with it, and Lingma
             # is told to stop before this call is done.
@@ -173,13 +215,25 @@ class AskJobs:
                 await job.wait()
             raise
         job.follow(None)
-        if not finished:
+        if not job.finished:
+            # Detached, or parked on a question: from now on the job is found by its id.
             self.registry.publish(job)
         # The last text goes out before the result; after the result nothing does.
         await relay.flush()
-        if finished:
+        if question is not None:
+            return input_required(question, job_id=job.id, tool="ask_lingma", server=self.server_id)
+        if job.finished:
             return self._finished(job)
         return self._detached(job, detach_after or 0.0)
+
+    def _take_answer(self, ctx: Context, tool: str) -> Job | CallToolResult:
+        """Apply the answer a retry of ``tool`` brings, once; the job it answers, or a
+        refusal saying why nothing was applied."""
+        try:
+            return apply_answer(ctx, self.registry, tool=tool, server=self.server_id)
+        except RetryRefused as exc:
+            log.info("%s retry refused: %s", tool, str(exc).split(".")[0])
+            return _error(str(exc))
 
     def _started(self, job: Job) -> CallToolResult:
         text = f"Started job {job.id}: Lingma is answering in the background. Now " + (
@@ -229,14 +283,26 @@ class AskJobs:
 
     # -- check_lingma_job, cancel_lingma_job -------------------------------------------------
 
-    async def check(self, job_id: str, wait_s: float | None) -> CallToolResult:
-        try:
-            job = self.registry.get(job_id)
-        except UnknownJob as exc:
-            return _error(str(exc))
+    async def check(self, job_id: str, wait_s: float | None, ctx: Context | None = None) -> Outcome:
+        """Follow a job for at most ``wait_s``; through ``ctx`` (the check's own call), the
+        person is asked the job's questions, and a retry (2026-07-28) answers one first."""
+        if ctx is not None and is_retry(ctx):
+            answered = self._take_answer(ctx, "check_lingma_job")
+            if isinstance(answered, CallToolResult):
+                return answered
+            job = answered
+        else:
+            try:
+                job = self.registry.get(job_id)
+            except UnknownJob as exc:
+                return _error(str(exc))
         wait = DEFAULT_WAIT_S if wait_s is None else min(max(0.0, wait_s), MAX_WAIT_S)
         if not job.finished:
-            await job.wait(wait)
+            question = await follow_asking(ctx, job, wait, _nothing_to_flush)
+            if question is not None:
+                return input_required(
+                    question, job_id=job.id, tool="check_lingma_job", server=self.server_id
+                )
         head = None
         if wait_s is not None and wait_s > MAX_WAIT_S and not job.finished:
             head = (
@@ -290,6 +356,7 @@ class AskJobs:
             result=AskResult.model_validate(data) if data is not None else None,
             error=job.error,
             notes=job.notes,
+            waiting_for_approval=_waiting_for(job),
         )
         return CallToolResult(content=content, structured_content=state.model_dump(mode="json"))
 
@@ -297,6 +364,14 @@ class AskJobs:
         elapsed = f"{job.elapsed_s:.0f} s"
         if head is not None:
             line = head
+        elif job.state is JobStatus.RUNNING and job.question is not None:
+            line = (
+                f"[lingma] Job {job.id} is waiting for your approval "
+                f"({job.question.waited_s:.0f} s so far): {job.question.message}\n"
+                "check_lingma_job puts the question to you where the host supports form "
+                "elicitation; unanswered, the approval setting decides (deny) after the "
+                "approval timeout."
+            )
         elif job.state is JobStatus.RUNNING:
             waiting = " (more text is waiting)" if more else ""
             line = (
@@ -328,11 +403,18 @@ class AskJobs:
                     "text_chars": job.text_chars,
                     "unread_chars": job.unread_chars,
                     "error": job.error,
+                    "waiting_for_approval": _waiting_for(job),
                     # The conversation to continue, once the answer is in.
                     "session_id": getattr(job.result, "session_id", None),
                 }
             )
         return {"jobs": jobs}
+
+
+def _waiting_for(job: Job) -> str | None:
+    """The question a job waits on the person for, if any."""
+    question = job.question if not job.finished else None
+    return question.message if question is not None else None
 
 
 def register_job_tools(app: MCPServer, asks: AskJobs) -> None:
@@ -346,7 +428,8 @@ def register_job_tools(app: MCPServer, asks: AskJobs) -> None:
         "a call that continued as a job). Waits up to wait_s seconds (at most 50) for it to "
         "finish, then returns its status (running, done, failed, cancelled), the answer text "
         "written since the previous check, and when done the whole result (the text content "
-        "is then the answer) or when failed the error.",
+        "is then the answer) or when failed the error. An agent-mode job that waits for "
+        "the person's approval is asked here (waiting_for_approval holds the question).",
         annotations=ToolAnnotations(
             title="Check a Lingma job",
             read_only_hint=True,
@@ -357,13 +440,14 @@ def register_job_tools(app: MCPServer, asks: AskJobs) -> None:
         meta=result_size_meta(asks.limit),
     )
     async def check_lingma_job(
+        ctx: Context,
         job_id: Annotated[str, Field(description="The job_id ask_lingma returned.")],
         wait_s: Annotated[
             float,
             Field(description="Seconds to wait for the job to finish (0 to 50; default 20)."),
         ] = DEFAULT_WAIT_S,
-    ) -> Annotated[CallToolResult, JobState]:
-        return await asks.check(job_id, wait_s)
+    ) -> Annotated[CallToolResult, JobState] | InputRequiredResult:
+        return await asks.check(job_id, wait_s, ctx)
 
     @app.tool(
         name="cancel_lingma_job",

@@ -16,10 +16,13 @@ Text: the work (through :class:`~.progress.EventNarrator`) calls :meth:`Job.text
 narrator feeds both. While a tool call waits on the job, it *follows* it: text and status
 also go to that call's relay, until the call returns (then nothing more is sent for it).
 
-Approvals: the work receives its :class:`Job`. An approval gate that denies something
-while no host can be asked records it with :meth:`Job.note`; ``check_lingma_job`` shows the
-notes. :attr:`Job.attached` tells whether a tool call is still waiting on the job (its
-host can be asked through that call).
+Approvals: a question for the person is *parked* on the job (:meth:`Job.park`) and waits
+there, one :class:`Question` each, until whichever live tool call follows the job puts it
+to the person and settles it with the answer (:mod:`.approvals` decides how, per protocol),
+or until it expires or its call ends. :meth:`Job.wait` with ``or_question`` wakes a
+follower for it. What the person should know later (an approval nobody could give) goes to
+:meth:`Job.note`; ``check_lingma_job`` shows the notes. :attr:`Job.attached` tells whether
+a tool call is following the job.
 
 Bounds: a finished job is kept for ``keep_s`` (an hour); past ``max_jobs`` (100) jobs the
 oldest finished ones are dropped first; running jobs are never dropped. A job holds its
@@ -43,6 +46,9 @@ log = logging.getLogger(__name__)
 DEFAULT_KEEP_S = 3600.0
 DEFAULT_MAX_JOBS = 100
 MAX_NOTES = 50
+# Settled questions a job remembers, so that a second answer to one is told "already
+# answered" rather than "never asked"; older ones are forgotten (memory stays bounded).
+MAX_SETTLED_QUESTIONS = 20
 
 
 class JobStatus(str, enum.Enum):
@@ -50,6 +56,82 @@ class JobStatus(str, enum.Enum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+class QuestionState(str, enum.Enum):
+    WAITING = "waiting"
+    ANSWERED = "answered"  # the person's decision is in
+    FAILED = "failed"  # the host's form failed: nobody answered
+    EXPIRED = "expired"  # nobody answered within the approval timeout
+    WITHDRAWN = "withdrawn"  # the call that asked ended first
+
+
+class Asked(Protocol):
+    """What a question is about (the approval gate's request); only its text is read here."""
+
+    @property
+    def message(self) -> str: ...
+
+
+class Question:
+    """One approval question parked on a job until it is settled, once.
+
+    The first of :meth:`answer`, :meth:`fail`, :meth:`expire` and :meth:`withdraw` settles
+    it; the others then return False and change nothing, so an answer is applied at most
+    once however many channels put the question to the person.
+    """
+
+    def __init__(self, question_id: str, request: Asked, clock: Callable[[], float]) -> None:
+        self.id = question_id
+        self.request = request
+        self.state = QuestionState.WAITING
+        self.decision: str | None = None
+        self.failure: str | None = None
+        self._clock = clock
+        self.parked_at = clock()
+        self._settled = anyio.Event()
+
+    @property
+    def message(self) -> str:
+        return self.request.message
+
+    @property
+    def waiting(self) -> bool:
+        return self.state is QuestionState.WAITING
+
+    @property
+    def waited_s(self) -> float:
+        return self._clock() - self.parked_at
+
+    def answer(self, decision: str) -> bool:
+        """The person's decision (``approve``, ``approve_all`` or ``deny``)."""
+        if self._settle(QuestionState.ANSWERED):
+            self.decision = decision
+            return True
+        return False
+
+    def fail(self, why: str) -> bool:
+        """The host's form failed; ``why`` says how (for the record, not the person's no)."""
+        if self._settle(QuestionState.FAILED):
+            self.failure = why
+            return True
+        return False
+
+    def expire(self) -> bool:
+        return self._settle(QuestionState.EXPIRED)
+
+    def withdraw(self) -> bool:
+        return self._settle(QuestionState.WITHDRAWN)
+
+    async def settled(self) -> None:
+        await self._settled.wait()
+
+    def _settle(self, state: QuestionState) -> bool:
+        if self.state is not QuestionState.WAITING:
+            return False
+        self.state = state
+        self._settled.set()
+        return True
 
 
 class UnknownJob(LookupError):
@@ -76,6 +158,8 @@ class Follower(Protocol):
     def text(self, delta: str) -> None: ...
 
     def status(self, line: str) -> None: ...
+
+    def note(self, line: str) -> None: ...
 
     def restart(self) -> None: ...
 
@@ -108,6 +192,11 @@ class Job:
         self._notes: list[str] = []
         self._follower: Follower | None = None
         self._done = anyio.Event()
+        # Set (and replaced) whenever a waiter may have something new: a question parked,
+        # or the job finished.
+        self._changed = anyio.Event()
+        # Waiting questions and the last few settled ones, oldest first.
+        self._questions: dict[str, Question] = {}
         self._scope: anyio.CancelScope | None = None
         self._cancel_requested = False
 
@@ -139,12 +228,37 @@ class Job:
         if self._follower is not None:
             self._follower.status(line)
 
+    def tell(self, line: str) -> None:
+        """A line the person must see now (an approval, a changed file): followed like a
+        status, but never collapsed nor dropped on the way."""
+        if self._follower is not None:
+            self._follower.note(line)
+
     def note(self, line: str) -> None:
         """Something the person should know later, e.g. an approval that was denied."""
         if len(self._notes) < MAX_NOTES:
             self._notes.append(line)
 
+    def park(self, request: Asked) -> Question:
+        """Park a question for the person; whoever follows the job is woken to ask it."""
+        question = Question(self._new_question_id(), request, self._clock)
+        self._questions[question.id] = question
+        settled = [q for q in self._questions.values() if not q.waiting]
+        for old in settled[: max(0, len(settled) - MAX_SETTLED_QUESTIONS)]:
+            del self._questions[old.id]
+        self._poke()
+        return question
+
     # -- read by the tools -----------------------------------------------------------------
+
+    @property
+    def question(self) -> Question | None:
+        """The oldest question still waiting for the person, if any."""
+        return next((q for q in self._questions.values() if q.waiting), None)
+
+    def find_question(self, question_id: str) -> Question | None:
+        """A question of this job by id (waiting, or among the last settled ones)."""
+        return self._questions.get(question_id)
 
     @property
     def notes(self) -> list[str]:
@@ -205,21 +319,29 @@ class Job:
         """Send text and status to ``follower`` too; ``None`` stops following."""
         self._follower = follower
 
-    async def wait(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        """Wait at most ``timeout`` seconds (``None``: no bound) for the job to finish.
+    async def wait(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109
+        *,
+        or_question: bool = False,
+    ) -> bool:
+        """Wait at most ``timeout`` seconds (``None``: no bound) for the job to finish, or
+        (``or_question``) for a question to wait for the person.
 
         (A timeout parameter, not a cancel scope around the call: "not yet" is an answer
         here, not a failure.)
 
         Returns:
-            True if it finished.
+            True if it finished (or, with ``or_question``, a question is waiting).
         """
-        if timeout is None:
-            await self._done.wait()
-            return True
-        with anyio.move_on_after(max(0.0, timeout)):
-            await self._done.wait()
-        return self._done.is_set()
+
+        def ready() -> bool:
+            return self._done.is_set() or (or_question and self.question is not None)
+
+        with anyio.move_on_after(None if timeout is None else max(0.0, timeout)):
+            while not ready():
+                await self._changed.wait()
+        return ready()
 
     def cancel(self) -> None:
         """Stop the work as a cancelled call would; :meth:`wait` to see it end."""
@@ -228,6 +350,16 @@ class Job:
         self._cancel_requested = True
         if self._scope is not None:
             self._scope.cancel()
+
+    def _poke(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    def _new_question_id(self) -> str:
+        while True:
+            question_id = secrets.token_hex(8)
+            if question_id not in self._questions:
+                return question_id
 
     # -- run by the registry ---------------------------------------------------------------
 
@@ -255,7 +387,10 @@ class Job:
                 self.state = JobStatus.CANCELLED
             self._finished = self._clock()
             self._follower = None
+            for question in self._questions.values():
+                question.withdraw()  # a question cannot outlive its call
             self._done.set()
+            self._poke()
             log.info("job %s %s after %.1f s", self.id, self.state.value, self.elapsed_s)
 
 

@@ -209,6 +209,11 @@ class JobState(BaseModel):
     notes: list[str] = Field(
         default_factory=list, description="What the job could not ask the person, e.g. denials."
     )
+    waiting_for_approval: str | None = Field(
+        default=None,
+        description="While the job waits for the person's approval (agent mode): the "
+        "question; check_lingma_job asks it where the host supports form elicitation.",
+    )
 
 
 class RevertRefusal(BaseModel):

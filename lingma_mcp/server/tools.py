@@ -15,24 +15,25 @@ from typing import Annotated
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..workspace import WorkspaceError
 from ..workspace.paths import check_agent_workspace
 from .agent import call_workspace
 from .answers import result_size_meta
-from .approvals import host_asker
+from .approvals import JobAsker, form_elicitation_declared
 from .arguments import MAX_TIMEOUT_S, SEND
 from .bridge import Bridge
 from .errors import InvalidArgument, invalid_argument, not_logged_in
+from .input_required import is_retry
 from .job_tools import AskJobs
 from .models import AskResult, AuthInfo, LoginInfo, ModelList
 from .progress import ProgressRelay
 
 log = logging.getLogger(__name__)
 
-ELICIT_TIMEOUT_S = 120.0
+ELICIT_TIMEOUT_S = 120.0  # the login URL offer
 
 ASK_DESCRIPTION = """Ask Lingma (Alibaba Cloud's Tongyi Lingma coding assistant) and wait for \
 its whole answer. The answer streams as progress while Lingma writes it.
@@ -133,7 +134,16 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
                 "whatever the server's approval setting."
             ),
         ] = False,
-    ) -> Annotated[CallToolResult, AskResult]:
+    ) -> Annotated[CallToolResult, AskResult] | InputRequiredResult:
+        async def send(progress: float, message: str) -> None:
+            await ctx.report_progress(progress, None, message)
+
+        if is_retry(ctx):
+            # 2026-07-28: the client retries with the person's answer to an approval this
+            # call's first round asked; the same job goes on (its arguments were checked then,
+            # and the SDK's seal binds the state to them).
+            async with ProgressRelay(send, keepalive_s=bridge.settings.keepalive_s) as relay:
+                return await asks.resume(ctx, relay)
         # The folder is checked first: outside the host's roots (or --workspace) is refused
         # before Lingma is asked.
         try:
@@ -155,11 +165,9 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
         if from_roots:
             bridge.workspace = folder
 
-        async def send(progress: float, message: str) -> None:
-            await ctx.report_progress(progress, None, message)
-
         # The ask runs as a job (job_tools.py): background, detach, big answers, errors.
         async with ProgressRelay(send, keepalive_s=bridge.settings.keepalive_s) as relay:
+            asker = None
             if params.mode == "agent":
                 try:
                     check_agent_workspace(
@@ -172,15 +180,21 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
                     return _tool_error(
                         str(invalid_argument("workspace", problem, SEND["workspace"]))
                     )
-                # Its gate asks through this call while the call lasts; a job that outlives
-                # the call (background, detached) gets the policy's fallback instead.
+                # Its questions wait on the job for whichever call follows it (this one, a
+                # retry, a check_lingma_job); only a host that cannot show forms at all, or
+                # nobody answering in time, leaves them to the policy.
+                asker = JobAsker(
+                    reachable=form_elicitation_declared(ctx),
+                    timeout_s=bridge.settings.approval_timeout,
+                )
                 params.agent = bridge.agents.begin(
                     params.workspace,
                     read_only=read_only,
-                    asker=host_asker(ctx),
-                    on_note=relay.note,
+                    asker=asker,
+                    on_note=asker.status,
+                    why_nobody=lambda: asker.why_nobody,
                 )
-            return await asks.ask(ctx, params, relay, background=background)
+            return await asks.ask(ctx, params, relay, background=background, asker=asker)
 
     @app.tool(
         name="list_models",

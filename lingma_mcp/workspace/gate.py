@@ -357,8 +357,8 @@ class ApprovalGate:
             self._withdrawn(request.action, request.tool, request.target)
         try:
             answer = asking.result()
-        except NobodyToAsk:
-            self._nobody(request)
+        except NobodyToAsk as exc:
+            self._nobody(request, str(exc))
         except AskFailed as exc:
             log.warning("the host's approval form failed for %s: %s", request.tool, exc)
             self._deny(
@@ -386,8 +386,9 @@ class ApprovalGate:
 
     # -- records -----------------------------------------------------------------------
 
-    def _nobody(self, request: ApprovalRequest) -> None:
+    def _nobody(self, request: ApprovalRequest, why: str = "") -> None:
         action, tool, target = request.action, request.tool, request.target
+        why = f" ({why})" if why else ""
         if request.warning is not None:
             how = (
                 "it needs the person's approval whatever the setting says "
@@ -400,7 +401,7 @@ class ApprovalGate:
                 f"without asking, set LINGMA_APPROVAL={action}=allow (or pass --approval "
                 f"{action}=allow) when starting lingma-mcp"
             )
-        self._deny(action, tool, target, BY_NOBODY, f"{tool} on {target} was denied: {how}")
+        self._deny(action, tool, target, BY_NOBODY, f"{tool} on {target} was denied: {how}{why}")
 
     def _withdrawn(self, action: str, tool: str, target: str) -> None:
         self._deny(
