@@ -550,17 +550,21 @@ async def test_cancelling_the_retry_stops_lingma(served: Served) -> None:
 async def test_parked_calls_never_resumed_are_each_released_after_the_timeout(
     served: Served,
 ) -> None:
-    settings = {"approval_timeout": 0.5}
+    # One question at a time per server: the calls' questions are put to the person in
+    # turn, each parked (its call answering InputRequiredResult) once the one before it
+    # was settled, here by its timeout because no retry ever comes.
+    settings = {"approval_timeout": 0.3, "request_timeout": 120.0}
+    calls = 12
     async with served.client(elicitation_callback=Person(), settings=settings) as client:
         async with anyio.create_task_group() as tg:
-            for n in range(100):
+            for n in range(calls):
                 prompt = f"edit {n}\n@create f{n}.txt x\\n"
                 tg.start_soon(Rounds(client, prompt).first)
         # Each call returned its question (Rounds.first checks) and left its job parked.
         assert served.asks is not None
         registry = served.asks.registry
         jobs = registry.jobs()
-        assert len(jobs) == 100 <= registry.max_jobs
+        assert len(jobs) == calls <= registry.max_jobs
         for job in jobs:
             await job.wait()
         # Released: no question waits, and each went to the policy when its time was up.
