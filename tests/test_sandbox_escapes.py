@@ -130,6 +130,7 @@ async def test_writes_in_the_workspace_and_the_private_tmpdir_work(
         runner, 'echo hi > made.txt && echo t > "$TMPDIR/t" && cat "$TMPDIR/t"', workspace
     )
     tmpdir = runner.tmpdir
+    assert tmpdir is not None
     assert (out.exit_code, out.output) == (0, "t\n")
     assert (workspace / "made.txt").read_text() == "hi\n"
     assert tmpdir.stat().st_mode & 0o777 == 0o700

@@ -196,19 +196,20 @@ class Terminals:
         self._closed = False
 
     @property
-    def tmpdir(self) -> Path:
-        """The call's private temporary folder (made on first use, removed at close)."""
-        if self._tmpdir is None:
-            self._tmpdir = Path(tempfile.mkdtemp(prefix="lingma-call-"))  # 0700
+    def tmpdir(self) -> Path | None:
+        """The call's private temporary folder: made (0700) by the first command, removed
+        when the call ends."""
         return self._tmpdir
 
-    def _environment(self, env: Mapping[str, str] | None) -> dict[str, str]:
+    def _environment(self, env: Mapping[str, str] | None) -> tuple[dict[str, str], Path]:
+        if self._tmpdir is None:
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="lingma-call-"))
         source = os.environ if self._environ is None else self._environ
         full = clean_env(source, passthrough=self._passthrough)
         if env:
             full.update(env)
-        full["TMPDIR"] = str(self.tmpdir)  # the call's own, whatever was asked
-        return full
+        full["TMPDIR"] = str(self._tmpdir)  # the call's own, whatever was asked
+        return full, self._tmpdir
 
     async def start(
         self,
@@ -232,11 +233,11 @@ class Terminals:
             raise WorkspaceError("this call has ended; no more commands can be started")
         limit = self.output_limit if output_limit is None else output_limit
         limit = max(1, min(limit, MAX_OUTPUT_LIMIT))
-        full_env = self._environment(env)
+        full_env, tmpdir = self._environment(env)
         command = display or " ".join(argv)
         spec = None
         if self.sandbox is not None and self.sandbox.confined:
-            spec = replace(self.sandbox, tmpdir=self.tmpdir)
+            spec = replace(self.sandbox, tmpdir=tmpdir)
             # The launcher could only say so in the output: refuse a missing program here,
             # as an unconfined start does.
             _check_program(argv[0], cwd, full_env)
