@@ -244,35 +244,48 @@ def mount_proc() -> None:
 # -- running the program ----------------------------------------------------------------
 
 
+def _confine(opts: Options) -> None:
+    """Landlock for this process and everything it starts from now on."""
+    if not opts.abi:
+        return
+    folders = list(opts.writable)
+    if opts.private_shm and os.path.isdir("/dev/shm"):
+        folders.append("/dev/shm")
+    try:
+        landlock.restrict(
+            folders,
+            list(DEVICES),
+            abi=opts.abi,
+            deny_tcp=opts.no_network,
+            scope_signals=opts.scope_signals,
+            scope_abstract_sockets=opts.no_network,
+        )
+    except OSError as exc:
+        _fail(f"cannot confine the program: {exc}")
+
+
+# Python changed these at start-up (SIGINT handled, SIGPIPE and SIGXFSZ ignored, and an
+# ignored signal survives exec): the program gets the defaults, as subprocess gives them.
+_RESET = (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def _cannot_run(program: str, exc: OSError) -> int:
+    os.write(2, f"lingma-mcp sandbox: cannot run {program}: {exc.strerror}\n".encode())
+    return 127 if isinstance(exc, FileNotFoundError) else 126  # as a shell says it
+
+
 def _exec_program(
     opts: Options, command: list[str], env: dict[bytes, bytes], mask: set[int]
 ) -> None:
     """In the child that becomes the program: Landlock, the caller's signals, exec."""
-    if opts.abi:
-        folders = list(opts.writable)
-        if opts.private_shm and os.path.isdir("/dev/shm"):
-            folders.append("/dev/shm")
-        try:
-            landlock.restrict(
-                folders,
-                list(DEVICES),
-                abi=opts.abi,
-                deny_tcp=opts.no_network,
-                scope_signals=opts.scope_signals,
-                scope_abstract_sockets=opts.no_network,
-            )
-        except OSError as exc:
-            _fail(f"cannot confine the program: {exc}")
-    # Python changed these at start-up (SIGINT handled, SIGPIPE and SIGXFSZ ignored, and
-    # an ignored signal survives exec): give the program the defaults, as subprocess does.
-    for sig in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
+    _confine(opts)
+    for sig in _RESET:
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:
-        os.write(2, f"lingma-mcp sandbox: cannot run {command[0]}: {exc.strerror}\n".encode())
-        os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
+        os._exit(_cannot_run(command[0], exc))
 
 
 def _status_code(status: int) -> int:
@@ -335,12 +348,14 @@ def run_as_init(
             mount_proc()
     except SetupError as exc:
         _fail(str(exc))
+    # A fork, not posix_spawn: glibc's posix_spawn leaves its two internal signals
+    # ignored in the child, and an ignored signal survives exec.
     program = os.fork()
     if program == 0:
         os.close(report)
         _exec_program(opts, command, env, mask)
-    status = _wait_for(program)
-    os.write(report, str(_status_code(status)).encode())
+    code = _status_code(_wait_for(program))
+    os.write(report, str(code).encode())
     # Our exit ends the namespace: the kernel kills whatever the program left running.
     os._exit(0)
 
