@@ -21,6 +21,7 @@ from benchmarks import (
     bench_memory,
     bench_startup,
     bench_throughput,
+    sandbox_cost,
 )
 
 SUITES = (
@@ -30,6 +31,7 @@ SUITES = (
     ("3b. Throughput, CLI backend (ACP)", bench_acp_throughput),
     ("4. Start-up", bench_startup),
     ("5. Memory", bench_memory),
+    ("6. Sandbox start cost", sandbox_cost),
 )
 
 README = Path(__file__).with_name("README.md")
