@@ -212,7 +212,7 @@ async def test_git_metadata_stays_read_only_inside_a_writable_workspace(
         workspace,
     )
     assert said(out).count("Read-only file system") >= 3  # git words its own refusal
-    assert f"{workspace / '.git'} stay read-only" in out.output
+    assert f"kept read-only: {workspace / '.git'}" in out.output
     assert (workspace / ".git" / "config").read_text() == "[core]\n\tbare = false\n"
     assert not (workspace / ".git" / "hooks").exists()
     await runner.close()

@@ -257,7 +257,7 @@ def test_a_refusal_is_explained_with_the_folders_the_command_may_write(tmp_path:
     spec = command_spec(tmp_path, mode="workspace-write", tmpdir=tmp_path / "t")
     text = explain(spec)
     assert str(tmp_path.resolve()) in text and f"temporary folder {tmp_path / 't'}" in text
-    assert f"{tmp_path.resolve() / '.git'} stay read-only" in text and "no network" in text
+    assert f"kept read-only: {tmp_path.resolve() / '.git'}" in text and "no network" in text
     assert "nowhere" in explain(command_spec(tmp_path, mode="read-only"))
     assert looks_refused("bash: /etc/x: Permission denied\n")
     assert looks_refused("curl: (6) Could not resolve host: example.com")

@@ -114,7 +114,7 @@ def explain(spec: SandboxSpec) -> str:
     parts.append(where)
     kept = spec.protected()
     if kept:
-        parts.append(f"; {', '.join(str(p) for p in kept)} stay read-only")
+        parts.append(f"; kept read-only: {', '.join(str(p) for p in kept)}")
     if not spec.network:
         parts.append("; it has no network")
     parts.append(
