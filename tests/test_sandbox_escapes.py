@@ -334,3 +334,17 @@ async def test_killing_a_command_kills_the_daemons_it_left(workspace: Path, home
     await runner.close()
     # Killed with the namespace, which the kernel tears down after the launcher's death.
     await until(lambda: not sleepers(marker))
+
+
+async def test_the_git_file_of_a_linked_worktree_stays_read_only_too(
+    tmp_path: Path, home: Path
+) -> None:
+    need("mount_namespaces", "a mount namespace")
+    worktree = tmp_path / "worktree"
+    worktree.mkdir()
+    (worktree / ".git").write_text(f"gitdir: {tmp_path / 'repo.git'}\n")
+    runner = terminals(worktree, home)
+    out = await run(runner, "echo 'gitdir: /elsewhere' > .git; rm -f .git", worktree)
+    assert "Read-only file system" in said(out) and "busy" in said(out)
+    assert (worktree / ".git").read_text() == f"gitdir: {tmp_path / 'repo.git'}\n"
+    await runner.close()
