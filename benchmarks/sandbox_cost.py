@@ -36,10 +36,12 @@ def _cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
-async def _once(terminals: Terminals, cwd: Path) -> tuple[float, float]:
+async def _once(
+    terminals: Terminals, cwd: Path, argv: list[str] | None = None
+) -> tuple[float, float]:
     """Wall and CPU seconds of one command, start to end."""
     cpu, start = _cpu(), time.perf_counter()
-    tid = await terminals.start(["true"], cwd=cwd)
+    tid = await terminals.start(argv or ["true"], cwd=cwd)
     out = await terminals.wait(tid)  # reaped by now, so its rusage is counted
     elapsed = time.perf_counter() - start
     assert out.exit_code == 0, out.output  # a failed start would make a cheap figure
@@ -61,12 +63,15 @@ async def _measure(found: SandboxSupport) -> dict[str, list[tuple[float, float]]
                 sandbox_support=SandboxSupport("landlock", landlock_abi=found.landlock_abi),
             ),
         }
-        times: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
+        # The launcher's floor: the interpreter starting and doing nothing, unconfined.
+        python = [sys.executable, "-I", "-S", "-c", "pass"]
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in (*runners, "python")}
         for runner in runners.values():  # warm up: the probe, the launcher's .pyc
             await _once(runner, ws)
         for _ in range(ROUNDS):
             for name, runner in runners.items():
                 times[name].append(await _once(runner, ws))
+            times["python"].append(await _once(runners["off"], ws, python))
         for runner in runners.values():
             await runner.close()
     return times
@@ -120,6 +125,7 @@ def report(r: dict) -> list[str]:
         row("off (baseline)", "off"),
         row(f"workspace-write: {layers[0]} + {', '.join(layers[1:])} namespaces", "sandbox"),
         row("workspace-write: Landlock and a subreaper alone", "landlock"),
+        row("for scale: `python -I -S -c pass`, unconfined (the launcher's floor)", "python"),
         "",
         f"- added per command: {added:.1f} ms wall ({ratio:.1f}× the unconfined start), "
         f"{added_cpu:.1f} ms CPU (target < {TARGET_MS:g} ms) "

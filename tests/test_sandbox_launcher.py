@@ -6,6 +6,7 @@ Only a process can show these, so each starts the launcher through ``wrap()``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -165,4 +166,49 @@ def test_an_unprivileged_user_gets_the_same_confinement(shared_tmp: Path) -> Non
     # Its own uid, PID 2 under its init, writes inside only.
     assert done.stdout == "65534\n2\ninside ok\n", done.stderr
     assert "Permission denied" in done.stderr
+    assert (ws / "in.txt").read_text() == "in\n" and list(outside.iterdir()) == []
+
+
+PROBE_WITHOUT_USER_NAMESPACES = """
+import json, subprocess, sys
+from pathlib import Path
+from lingma_mcp.workspace.sandbox import command_spec, report, support, wrap
+ws, outside = Path(sys.argv[1]), Path(sys.argv[2])
+found = support()
+line = wrap(["/bin/sh", "-c", f"echo in > in.txt; echo x > {outside}/x"],
+            command_spec(ws, mode="workspace-write"))
+done = subprocess.run(line, cwd=ws, capture_output=True, text=True)
+print(json.dumps({"user": found.user_namespaces, "pid": found.pid_namespaces,
+                  "flags": line[line.index("-a"):line.index("--")],
+                  "notes": report("workspace-write", False)["not_enforced"],
+                  "stderr": done.stderr}))
+"""
+
+
+def test_where_no_user_namespace_can_be_made_the_probe_says_so_and_still_confines(
+    tmp_path: Path,
+) -> None:
+    # A user namespace whose limit on further user namespaces is 0: inside it we are
+    # privileged (mount, PID and network namespaces work) but cannot make a user namespace.
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or unshare is None or support().mechanism != "landlock":
+        pytest.skip("needs root, unshare and Landlock to build a machine without user namespaces")
+    ws, outside = tmp_path / "ws", tmp_path / "outside"
+    ws.mkdir()
+    outside.mkdir()
+    script = 'echo 0 > /proc/sys/user/max_user_namespaces || exit 99; exec "$0" -c "$1" "$2" "$3"'
+    python = [sys.executable, PROBE_WITHOUT_USER_NAMESPACES, str(ws), str(outside)]
+    done = subprocess.run(
+        [unshare, "-U", "-r", "sh", "-c", script, *python],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode == 99:
+        pytest.skip("cannot limit user namespaces inside a user namespace here")
+    seen = json.loads(done.stdout)
+    assert (seen["user"], seen["pid"]) == (False, True), done.stderr
+    assert "-U" not in seen["flags"] and "-P" in seen["flags"]
+    assert any("keep the server's root privileges" in n for n in seen["notes"])
+    assert "Permission denied" in seen["stderr"]
     assert (ws / "in.txt").read_text() == "in\n" and list(outside.iterdir()) == []

@@ -67,10 +67,10 @@ _ST_RELATIME = 4096
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
-# Devices every program may write (not create or remove): the bit buckets, its own
-# terminal, and pseudo-terminals (Python's pty, `script`, node-pty open /dev/ptmx and then
-# /dev/pts/N). Found by running shells, git, Python, Node and the Lingma CLI under the
-# sandbox; nothing else under /dev was written.
+# Devices every program may write (not create or remove). Under strace, bash, git, Python,
+# Node, npm, pip, make, ripgrep and the Lingma CLI opened only /dev/null and /dev/tty for
+# writing; /dev/zero and /dev/full are the other bit buckets, and programs that make a
+# pseudo-terminal (Python's pty, `script`, node-pty) open /dev/ptmx and then /dev/pts/N.
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx", "/dev/pts")
 
 FAILED = 125  # the launcher itself failed: nothing was run (as `env` and `nice` do)
@@ -429,8 +429,8 @@ def main(argv: list[str]) -> None:
 # -- probing what this machine allows (once per server, from support()) ----------------
 
 
-def _try(name: str, step) -> bool:  # type: ignore[no-untyped-def]
-    """Run ``step`` in a child; print ``name=1`` or ``name=0 why``; whether it worked."""
+def _in_child(step) -> str | None:  # type: ignore[no-untyped-def]
+    """Run ``step`` in a child of its own; why it failed, or ``None`` when it worked."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -444,22 +444,16 @@ def _try(name: str, step) -> bool:  # type: ignore[no-untyped-def]
     os.close(write_end)
     with os.fdopen(read_end, "rb") as f:
         why = f.read().decode(errors="replace").replace("\n", " ")
-    ok = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
-    print(f"{name}=1" if ok else f"{name}=0 {why or 'failed'}", flush=True)
-    return ok
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0:
+        return None
+    return why or "failed"
 
 
-def _in_child(step) -> None:  # type: ignore[no-untyped-def]
-    pid = os.fork()
-    if pid == 0:
-        try:
-            step()
-        except BaseException as exc:
-            os.write(2, str(exc).encode(errors="replace")[:300])
-            os._exit(1)
-        os._exit(0)
-    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
-        raise SetupError("failed inside the new PID namespace")
+def _try(name: str, step) -> bool:  # type: ignore[no-untyped-def]
+    """Print ``name=1`` or ``name=0 why`` for ``step``; whether it worked."""
+    why = _in_child(step)
+    print(f"{name}=1" if why is None else f"{name}=0 {why}", flush=True)
+    return why is None
 
 
 def probe(scratch: str) -> None:
@@ -490,7 +484,9 @@ def probe(scratch: str) -> None:
                 raise SetupError("the child is not PID 1")
             mount_proc()
 
-        _in_child(init)
+        why = _in_child(init)  # only a child enters the new PID namespace
+        if why is not None:
+            raise SetupError(why)
 
     def private_shm(user: bool) -> None:
         enter_namespaces(ns(user_ns=user, mount_ns=True))
