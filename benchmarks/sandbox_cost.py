@@ -127,12 +127,11 @@ def report(r: dict) -> list[str]:
         row("workspace-write: Landlock and a subreaper alone", "landlock"),
         row("for scale: `python -I -S -c pass`, unconfined (the launcher's floor)", "python"),
         "",
-        f"- added per command: {added:.1f} ms wall ({ratio:.1f}× the unconfined start), "
-        f"{added_cpu:.1f} ms CPU (target < {TARGET_MS:g} ms) "
-        f"{'met' if added < TARGET_MS else 'MISSED'}",
+        f"- added per command: {added:.1f} ms wall, {ratio:.1f}× the unconfined start "
+        f"(target < {TARGET_MS:g} ms) {'met' if added < TARGET_MS else 'MISSED'}; "
+        f"{added_cpu:.1f} ms of CPU {'met' if added_cpu < TARGET_MS else 'MISSED'}",
     ]
 
 
 if __name__ == "__main__":
     print("\n".join(report(run())))
-    sys.exit(0)

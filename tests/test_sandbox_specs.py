@@ -19,13 +19,13 @@ from lingma_mcp.workspace.sandbox import (
     cli_state_dirs,
     command_spec,
     explain,
+    looks_refused,
     report,
     support,
     wrap,
 )
 from lingma_mcp.workspace.sandbox.seatbelt import profile
 from lingma_mcp.workspace.sandbox.support import LAUNCH, _parse_probe
-from lingma_mcp.workspace.sandbox.wrap import looks_refused
 
 EVERYTHING = SandboxSupport(
     "landlock",

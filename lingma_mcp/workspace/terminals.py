@@ -1,13 +1,14 @@
 """Commands run for a call: sandboxed, in a clean environment, each in its own process
 group, output bounded and redacted, time-limited.
 
-Every command runs through :func:`sandbox.wrap` with the call's spec (writes only in the
-workspace and the call's private temporary folder, no network, nothing left behind; see
-``sandbox/``), in the environment :func:`command_env.clean_env` builds from the server's,
-with the agent's own entries on top (the gate has refused those that change what runs
-before they get here). The private temporary folder (0700) is the command's ``TMPDIR`` and
-is removed when the call ends. Output is redacted before anyone reads it, and a sandboxed
-command that failed on a refusal gets a last paragraph saying what the sandbox allows.
+Every command runs through :func:`sandbox.wrap` with the call's spec when the server gives
+one (writes only in the workspace and the call's private temporary folder, no network,
+nothing left behind; see ``sandbox/``), in the environment :func:`command_env.clean_env`
+builds from the server's, with the agent's own entries on top (the gate has refused those
+that change what runs before they get here). The private temporary folder (0700) is the
+command's ``TMPDIR`` and is removed when the call ends. Output is redacted before anyone
+reads it, and a sandboxed command that failed on a refusal gets a last paragraph saying
+what the sandbox allows.
 
 Each command is the leader of a new session (so of a new process group); killing means
 SIGKILL to the whole group, which takes along whatever the command started in the
@@ -38,8 +39,7 @@ from pathlib import Path
 from ..redact import redact
 from .command_env import clean_env
 from .errors import WorkspaceError
-from .sandbox import SandboxSpec, SandboxSupport, explain, wrap
-from .sandbox.wrap import looks_refused
+from .sandbox import SandboxSpec, SandboxSupport, explain, looks_refused, wrap
 
 log = logging.getLogger("lingma_mcp.workspace.terminals")
 

@@ -23,7 +23,7 @@ from .report import report
 from .spec import MODES, Mode, SandboxSpec
 from .specs import cli_spec, cli_state_dirs, command_spec
 from .support import SandboxSupport, support
-from .wrap import SandboxUnavailable, explain, wrap
+from .wrap import SandboxUnavailable, explain, looks_refused, wrap
 
 
 def default_mode() -> Mode:
@@ -42,6 +42,7 @@ __all__ = [
     "command_spec",
     "default_mode",
     "explain",
+    "looks_refused",
     "report",
     "support",
     "wrap",
