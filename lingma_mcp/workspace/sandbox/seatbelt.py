@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .spec import SandboxSpec
 
-SANDBOX_EXEC = "/usr/bin/sandbox-exec"
+SANDBOX_EXEC = "/usr/bin/sandbox-exec"  # only this one: a sandbox-exec on PATH could be anyone's
 
 # What nearly every program needs to start and run on macOS, whatever the sandbox.
 _BASE = """\

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import landlock
+from .seatbelt import SANDBOX_EXEC
 
 log = logging.getLogger("lingma_mcp.workspace.sandbox")
 
 LAUNCH = Path(__file__).with_name("launch.py")
-SANDBOX_EXEC = "/usr/bin/sandbox-exec"  # only this one: a sandbox-exec on PATH could be anyone's
 PROBE_TIMEOUT = 20.0
 
 
