@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -246,3 +247,16 @@ async def test_a_sandbox_that_cannot_be_enforced_runs_nothing(tmp_path: Path) ->
         await terminals.start(shell_argv("touch ran"), cwd=tmp_path)
     assert not (tmp_path / "ran").exists()
     await terminals.close()
+
+
+async def test_a_call_never_closed_leaves_no_temporary_folder_behind(tmp_path: Path) -> None:
+    terminals = Terminals()
+    tid = await terminals.start(shell_argv("true"), cwd=tmp_path)
+    await terminals.wait(tid)
+    folder = terminals.tmpdir
+    assert folder is not None
+    terminals.release(tid)
+    del terminals
+    gc.collect()
+    with pytest.raises(FileNotFoundError):
+        os.stat(folder)

@@ -32,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -190,6 +191,7 @@ class Terminals:
         self._environ = environ
         self._support = sandbox_support
         self._tmpdir: Path | None = None
+        self._remove_tmpdir: weakref.finalize | None = None
         self._terminals: dict[str, _Terminal] = {}
         self._released: list[_Terminal] = []  # still killed and reaped by close()
         self._count = 0
@@ -204,6 +206,11 @@ class Terminals:
     def _environment(self, env: Mapping[str, str] | None) -> tuple[dict[str, str], Path]:
         if self._tmpdir is None:
             self._tmpdir = Path(tempfile.mkdtemp(prefix="lingma-call-"))
+            # Removed at close(); and, should a caller never close, when this object is
+            # collected or the process exits.
+            self._remove_tmpdir = weakref.finalize(
+                self, shutil.rmtree, self._tmpdir, ignore_errors=True
+            )
         source = os.environ if self._environ is None else self._environ
         full = clean_env(source, passthrough=self._passthrough)
         if env:
@@ -328,8 +335,8 @@ class Terminals:
         for terminal in terminals:
             if terminal.transport is not None:
                 terminal.transport.close()
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+        if self._remove_tmpdir is not None:
+            self._remove_tmpdir()
 
 
 def _check_program(program: str, cwd: Path, env: Mapping[str, str]) -> None:
