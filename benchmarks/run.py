@@ -23,6 +23,7 @@ from benchmarks import (
     bench_memory,
     bench_startup,
     bench_throughput,
+    sandbox_cost,
 )
 
 SUITES = (
@@ -34,6 +35,7 @@ SUITES = (
     ("5. Memory", bench_memory),
     ("6. Last progress, TypeScript SDK client", bench_last_progress),
     ("7. Approval round trip", bench_approvals),
+    ("9. Sandbox start cost", sandbox_cost),
 )
 
 README = Path(__file__).with_name("README.md")

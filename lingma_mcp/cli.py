@@ -23,6 +23,7 @@ from .config import (
     DEFAULT_STARTUP_TIMEOUT,
     MIN_MAX_RESULT_CHARS,
     MODES,
+    SANDBOX_MODES,
     Settings,
     absolute_path,
     absolute_program,
@@ -52,6 +53,9 @@ ENV_VARS: dict[str, str] = {
     "approval_timeout": "LINGMA_APPROVAL_TIMEOUT",
     "backend": "LINGMA_BACKEND",
     "cli_bin": "LINGMA_CLI_BIN",
+    "sandbox": "LINGMA_SANDBOX",
+    "sandbox_network": "LINGMA_SANDBOX_NETWORK",
+    "command_env": "LINGMA_COMMAND_ENV",
 }
 
 COMMANDS = ("serve", "doctor", "ask", "demo")
@@ -191,6 +195,29 @@ def _add_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         "by the approval setting (deny) (env LINGMA_APPROVAL_TIMEOUT; default "
         f"{DEFAULT_APPROVAL_TIMEOUT:g})",
     )
+    g.add_argument(
+        "--sandbox",
+        default=d,
+        choices=SANDBOX_MODES,
+        help="agent mode: what commands Lingma runs, and the CLI backend's whole process, may "
+        "write: workspace-write (the workspace, less .git, and a private temporary folder), "
+        "read-only, or off (env LINGMA_SANDBOX; default workspace-write where this machine "
+        "can enforce it; where it cannot, commands are refused unless run= is set)",
+    )
+    g.add_argument(
+        "--sandbox-network",
+        default=d,
+        choices=("on", "off"),
+        help="agent mode: whether commands may use the network (env LINGMA_SANDBOX_NETWORK; "
+        "default off; the CLI backend's own process keeps its network)",
+    )
+    g.add_argument(
+        "--command-env",
+        default=d,
+        metavar="NAME,...",
+        help="agent mode: environment variables passed on to commands besides PATH, HOME, "
+        "USER, LOGNAME, SHELL, LANG, LC_*, TERM and TZ (env LINGMA_COMMAND_ENV)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,6 +354,26 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     value, _ = pick("cli_bin")
     if value:
         settings.cli_bin = absolute_program(str(value))
+    value, name = pick("sandbox")
+    if value:
+        mode = str(value).strip().lower()
+        if mode not in SANDBOX_MODES:
+            raise UsageError(f"{name} must be one of {', '.join(SANDBOX_MODES)}, not {value!r}")
+        settings.sandbox = mode
+    value, name = pick("sandbox_network")
+    if value:
+        network = str(value).strip().lower()
+        if network not in ("on", "off"):
+            raise UsageError(f"{name} must be on or off, not {value!r}")
+        settings.sandbox_network = network == "on"
+    value, name = pick("command_env")
+    if value:
+        from .workspace.command_env import parse_names
+
+        try:
+            settings.command_env = parse_names(str(value))
+        except ValueError as exc:
+            raise UsageError(f"{name}: {exc}") from None
     flag = getattr(args, "simulate", None)
     settings.simulate = bool(flag) or _truthy(env.get(ENV_VARS["simulate"], ""))
     return settings

@@ -12,7 +12,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .lingma.launch_options import LaunchOptions
 
@@ -37,6 +37,9 @@ DEFAULT_KEEPALIVE_S = 10.0
 # time. Five minutes matches the default request timeout and stays inside the ten minutes a
 # 2026-07-28 request_state lives by default.
 DEFAULT_APPROVAL_TIMEOUT = 300.0
+# --sandbox: the same as workspace.sandbox.MODES (a test keeps them equal), spelt out here so
+# that reading the settings does not load the workspace host.
+SANDBOX_MODES: tuple[str, ...] = ("workspace-write", "read-only", "off")
 
 
 def _state_dir() -> Path:
@@ -118,6 +121,12 @@ class Settings:
     approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT  # --approval-timeout
     backend: str = "auto"  # --backend / LINGMA_BACKEND: auto | ide | cli (server/backends.py)
     cli_bin: str | None = None  # --cli-bin / LINGMA_CLI_BIN: the Lingma CLI (qoderclicn)
+    # --sandbox / LINGMA_SANDBOX: what commands (and the CLI process) may write; None: not
+    # set, which is workspace-write where this machine can enforce it (sandbox_mode).
+    sandbox: str | None = None
+    sandbox_network: bool = False  # --sandbox-network on|off / LINGMA_SANDBOX_NETWORK
+    # --command-env / LINGMA_COMMAND_ENV: names passed on to commands besides the allowlist
+    command_env: tuple[str, ...] = ()
     # Not an option: a seam so tests see keepalives without waiting the default's 10 s.
     keepalive_s: float = DEFAULT_KEEPALIVE_S
 
@@ -130,6 +139,65 @@ class Settings:
         if self.work_dir is not None:
             return self.work_dir
         return default_simulator_work_dir() if self.simulate else default_work_dir()
+
+    @property
+    def sandbox_mode(self) -> str:
+        """The sandbox mode in force: as set, else ``workspace-write`` where this machine
+        can enforce it and ``off`` where it cannot (see :meth:`effective_approval`)."""
+        if self.sandbox is not None:
+            return self.sandbox
+        from .workspace.sandbox import default_mode
+
+        return default_mode()
+
+    @property
+    def sandbox_enforced(self) -> bool:
+        """Whether commands run confined (probes the machine once)."""
+        from .workspace.sandbox import support
+
+        return self.sandbox_mode != "off" and support().available
+
+    def sandbox_report(self) -> dict[str, Any]:
+        """``auth_status.bridge.sandbox`` and ``doctor``: what is enforced, and what not."""
+        from .workspace.sandbox import report
+
+        return report(self.sandbox_mode, self.sandbox_network)
+
+    def _run_denied_for_want_of_a_sandbox(self) -> bool:
+        if self.sandbox == "off" or self.sandbox_enforced:
+            return False  # confined, or the person accepted unconfined commands
+        named = (
+            piece.partition("=")[0].strip().lower() for piece in (self.approval or "").split(",")
+        )
+        return "run" not in named  # an explicit run= is the person's own choice
+
+    def effective_approval(self) -> str | None:
+        """The approval setting the policy is built from.
+
+        Where no sandbox can be enforced, ``run`` defaults to ``deny``: writes made by
+        commands could not be prevented. Not when the person set ``run=`` themselves, or
+        accepted unconfined commands with ``--sandbox off``.
+        """
+        if not self._run_denied_for_want_of_a_sandbox():
+            return self.approval
+        if self.approval and self.approval.strip():
+            return f"{self.approval},run=deny"
+        return "run=deny"
+
+    def run_refusal_note(self) -> str | None:
+        """What a refused command's message adds when ``run=deny`` came from the missing
+        sandbox (``None`` otherwise)."""
+        if not self._run_denied_for_want_of_a_sandbox():
+            return None
+        from .workspace.sandbox import support
+
+        why = support().reason or f"the {self.sandbox_mode} sandbox cannot be enforced here"
+        return (
+            f"No OS sandbox can confine commands on this machine ({why}), so writes made "
+            "by commands cannot be prevented and commands are refused. To accept that and "
+            "run them unconfined, start lingma-mcp with --sandbox off (LINGMA_SANDBOX=off), "
+            "or set run=ask or run=allow in LINGMA_APPROVAL yourself."
+        )
 
     def launch_options(self) -> LaunchOptions:
         """What the Lingma side needs; ``--simulate`` becomes the simulator's command."""

@@ -60,6 +60,9 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
         "LINGMA_APPROVAL_TIMEOUT": "78",
         "LINGMA_BACKEND": "CLI",
         "LINGMA_CLI_BIN": "/opt/qoderclicn",
+        "LINGMA_SANDBOX": "read-only",
+        "LINGMA_SANDBOX_NETWORK": "on",
+        "LINGMA_COMMAND_ENV": "GOPATH",
     }
     assert set(env) == set(ENV_VARS.values())
     settings = settings_from(build_parser().parse_args([]), env)
@@ -78,6 +81,11 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
     assert settings.approval == "write=allow"
     assert settings.command_timeout == 56.0 and settings.approval_timeout == 78.0
     assert settings.backend == "cli" and settings.cli_bin == "/opt/qoderclicn"
+    assert (settings.sandbox, settings.sandbox_network, settings.command_env) == (
+        "read-only",
+        True,
+        ("GOPATH",),
+    )
 
 
 def test_path_options_are_resolved_against_the_folder_the_server_started_in(

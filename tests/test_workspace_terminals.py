@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lingma_mcp.workspace import ApprovalGate, WorkspaceError, WorkspaceHost, parse_policy
+from lingma_mcp.workspace.sandbox import SandboxSupport, command_spec
 from lingma_mcp.workspace.terminals import Terminals, shell_argv
 from tests.procs import alive
 
@@ -190,3 +192,72 @@ async def test_host_honours_a_smaller_output_limit(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError, match="no terminal"):
         await host.terminal_output(tid)
     await host.close()
+
+
+# -- the clean environment, the private temporary folder, redaction ---------------------
+
+
+async def test_commands_see_an_allowlisted_environment_not_the_servers(tmp_path: Path) -> None:
+    environ = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "QODERCN_PERSONAL_ACCESS_TOKEN": "pt-abcdefgh12345678",
+        "LINGMA_APPROVAL": "run=allow",
+        "SOME_SERVER_SETTING": "x",
+        "GOPATH": "/go",
+    }
+    terminals = Terminals(environ=environ, passthrough_env=["GOPATH"])
+    tid = await terminals.start(["env"], cwd=tmp_path, env={"FOO": "bar", "TMPDIR": "/tmp"})
+    lines = sorted((await terminals.wait(tid)).output.splitlines())
+    assert lines == sorted(
+        [f"PATH={environ['PATH']}", "GOPATH=/go", "FOO=bar", f"TMPDIR={terminals.tmpdir}"]
+    )
+    await terminals.close()
+
+
+async def test_each_call_has_a_private_temporary_folder_removed_at_its_end(tmp_path: Path) -> None:
+    terminals = Terminals()
+    tid = await terminals.start(shell_argv('echo x > "$TMPDIR/f"; echo "$TMPDIR"'), cwd=tmp_path)
+    folder = Path((await terminals.wait(tid)).output.strip())
+    assert folder == terminals.tmpdir and (folder / "f").read_text() == "x\n"
+    assert os.stat(folder).st_mode & 0o777 == 0o700
+    await terminals.close()
+    with pytest.raises(FileNotFoundError):
+        os.stat(folder)
+
+
+async def test_output_is_redacted_before_anyone_reads_it(tmp_path: Path) -> None:
+    terminals = Terminals()
+    tid = await terminals.start(shell_argv("echo 'Authorization: Bearer abc.def'"), cwd=tmp_path)
+    assert (await terminals.wait(tid)).output == "Authorization: Bearer ***\n"
+    await terminals.close()
+
+
+async def test_a_missing_program_is_a_clear_error_in_the_sandbox_too(tmp_path: Path) -> None:
+    terminals = Terminals(sandbox=command_spec(tmp_path, mode="workspace-write"))
+    with pytest.raises(WorkspaceError, match="cannot run no-such-program: no such program"):
+        await terminals.start(["no-such-program"], cwd=tmp_path)
+    await terminals.close()
+
+
+async def test_a_sandbox_that_cannot_be_enforced_runs_nothing(tmp_path: Path) -> None:
+    nothing = SandboxSupport(None, "this Linux kernel offers no Landlock")
+    terminals = Terminals(
+        sandbox=command_spec(tmp_path, mode="workspace-write"), sandbox_support=nothing
+    )
+    with pytest.raises(WorkspaceError, match=r"cannot be prevented.*--sandbox off"):
+        await terminals.start(shell_argv("touch ran"), cwd=tmp_path)
+    assert not (tmp_path / "ran").exists()
+    await terminals.close()
+
+
+async def test_a_call_never_closed_leaves_no_temporary_folder_behind(tmp_path: Path) -> None:
+    terminals = Terminals()
+    tid = await terminals.start(shell_argv("true"), cwd=tmp_path)
+    await terminals.wait(tid)
+    folder = terminals.tmpdir
+    assert folder is not None
+    terminals.release(tid)
+    del terminals
+    gc.collect()
+    with pytest.raises(FileNotFoundError):
+        os.stat(folder)

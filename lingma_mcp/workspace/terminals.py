@@ -1,4 +1,14 @@
-"""Commands run for a call: each in its own process group, output bounded, time-limited.
+"""Commands run for a call: sandboxed, in a clean environment, each in its own process
+group, output bounded and redacted, time-limited.
+
+Every command runs through :func:`sandbox.wrap` with the call's spec when the server gives
+one (writes only in the workspace and the call's private temporary folder, no network,
+nothing left behind; see ``sandbox/``), in the environment :func:`command_env.clean_env`
+builds from the server's, with the agent's own entries on top (the gate has refused those
+that change what runs before they get here). The private temporary folder (0700) is the
+command's ``TMPDIR`` and is removed when the call ends. Output is redacted before anyone
+reads it, and a sandboxed command that failed on a refusal gets a last paragraph saying
+what the sandbox allows.
 
 Each command is the leader of a new session (so of a new process group); killing means
 SIGKILL to the whole group, which takes along whatever the command started in the
@@ -21,10 +31,16 @@ import os
 import shutil
 import signal
 import subprocess
-from dataclasses import dataclass
+import tempfile
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..redact import redact
+from .command_env import clean_env
 from .errors import WorkspaceError
+from .sandbox import SandboxSpec, SandboxSupport, explain, looks_refused, wrap
 
 log = logging.getLogger("lingma_mcp.workspace.terminals")
 
@@ -52,10 +68,13 @@ class TerminalOutput:
 
 
 class _Terminal:
-    def __init__(self, terminal_id: str, command: str, limit: int) -> None:
+    def __init__(
+        self, terminal_id: str, command: str, limit: int, spec: SandboxSpec | None
+    ) -> None:
         self.id = terminal_id
         self.command = command
         self.limit = limit
+        self.spec = spec
         self.pid = 0
         self.buffer = bytearray()
         self.truncated = False
@@ -101,7 +120,7 @@ class _Terminal:
             while skip < min(3, len(data)) and data[skip] & 0xC0 == 0x80:
                 skip += 1
             data = data[skip:]
-        text = data.decode("utf-8", errors="replace")
+        text = redact(data.decode("utf-8", errors="replace"))
         running = not (self.exited.done() and self.drained.done())
         code: int | None = None
         sig: str | None = None
@@ -114,6 +133,9 @@ class _Terminal:
                     sig = str(-rc)
             else:
                 code = rc
+        if not running and code != 0 and self.spec is not None and looks_refused(text):
+            sep = "" if not text or text.endswith("\n") else "\n"
+            text = f"{text}{sep}{explain(self.spec)}\n"
         return TerminalOutput(text, self.truncated, code, running, sig, self.timed_out)
 
 
@@ -142,17 +164,59 @@ class Terminals:
     Args:
         command_timeout: seconds after which a command's group is killed.
         output_limit: bytes of output kept per command (the last ones).
+        sandbox: the call's sandbox (:func:`sandbox.command_spec`); its ``tmpdir`` is
+            replaced by this call's own. ``None``: commands run unconfined (what the
+            server passes decides; ``--sandbox off`` passes a spec whose mode is off).
+        passthrough_env: names of the server's environment the person listed
+            (``--command-env``), passed on besides the allowlist.
+        environ: the environment commands are taken from (the server's by default).
+        sandbox_support: what the machine can enforce (probed when not given; tests pass
+            a narrower one to exercise the fallbacks).
     """
 
     def __init__(
-        self, *, command_timeout: float = COMMAND_TIMEOUT, output_limit: int = OUTPUT_LIMIT
+        self,
+        *,
+        command_timeout: float = COMMAND_TIMEOUT,
+        output_limit: int = OUTPUT_LIMIT,
+        sandbox: SandboxSpec | None = None,
+        passthrough_env: Sequence[str] = (),
+        environ: Mapping[str, str] | None = None,
+        sandbox_support: SandboxSupport | None = None,
     ) -> None:
         self.command_timeout = command_timeout
         self.output_limit = output_limit
+        self.sandbox = sandbox
+        self._passthrough = tuple(passthrough_env)
+        self._environ = environ
+        self._support = sandbox_support
+        self._tmpdir: Path | None = None
+        self._remove_tmpdir: weakref.finalize | None = None
         self._terminals: dict[str, _Terminal] = {}
         self._released: list[_Terminal] = []  # still killed and reaped by close()
         self._count = 0
         self._closed = False
+
+    @property
+    def tmpdir(self) -> Path | None:
+        """The call's private temporary folder: made (0700) by the first command, removed
+        when the call ends."""
+        return self._tmpdir
+
+    def _environment(self, env: Mapping[str, str] | None) -> tuple[dict[str, str], Path]:
+        if self._tmpdir is None:
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="lingma-call-"))
+            # Removed at close(); and, should a caller never close, when this object is
+            # collected or the process exits.
+            self._remove_tmpdir = weakref.finalize(
+                self, shutil.rmtree, self._tmpdir, ignore_errors=True
+            )
+        source = os.environ if self._environ is None else self._environ
+        full = clean_env(source, passthrough=self._passthrough)
+        if env:
+            full.update(env)
+        full["TMPDIR"] = str(self._tmpdir)  # the call's own, whatever was asked
+        return full, self._tmpdir
 
     async def start(
         self,
@@ -165,18 +229,28 @@ class Terminals:
     ) -> str:
         """Start ``argv`` in ``cwd``; returns its terminal id at once.
 
+        ``env`` is merged over the clean environment: entries that change what runs must
+        have been refused before (``command_env.refused_env_names``).
+
         Raises:
-            WorkspaceError: the program could not be started, or the call is over.
+            WorkspaceError: the program could not be started (or cannot be sandboxed
+                here: ``SandboxUnavailable``), or the call is over.
         """
         if self._closed:
             raise WorkspaceError("this call has ended; no more commands can be started")
         limit = self.output_limit if output_limit is None else output_limit
         limit = max(1, min(limit, MAX_OUTPUT_LIMIT))
+        full_env, tmpdir = self._environment(env)
+        command = display or " ".join(argv)
+        spec = None
+        if self.sandbox is not None and self.sandbox.confined:
+            spec = replace(self.sandbox, tmpdir=tmpdir)
+            # The launcher could only say so in the output: refuse a missing program here,
+            # as an unconfined start does.
+            _check_program(argv[0], cwd, full_env)
+            argv = wrap(argv, spec, found=self._support)
         self._count += 1
-        terminal = _Terminal(f"term-{self._count}", display or " ".join(argv), limit)
-        full_env = dict(os.environ)
-        if env:
-            full_env.update(env)
+        terminal = _Terminal(f"term-{self._count}", command, limit, spec)
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.subprocess_exec(
@@ -261,3 +335,20 @@ class Terminals:
         for terminal in terminals:
             if terminal.transport is not None:
                 terminal.transport.close()
+        if self._remove_tmpdir is not None:
+            self._remove_tmpdir()
+
+
+def _check_program(program: str, cwd: Path, env: Mapping[str, str]) -> None:
+    """Raise unless ``program`` is found as the command's own PATH and folder find it.
+
+    Raises:
+        WorkspaceError: there is no such program.
+    """
+    if "/" in program:
+        path = cwd / program
+        if os.access(path, os.X_OK) and not path.is_dir():
+            return
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is not None:
+        return
+    raise WorkspaceError(f"cannot run {program}: no such program (or it is not executable)")
