@@ -42,7 +42,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "contract": {"base", "process", "workspace"},
     "lingma": {"base", "process", "workspace", "contract"},
     "acp": {"base", "process", "workspace", "contract"},
-    "config": {"base", "lingma"},
+    "config": {"base", "workspace", "lingma"},
     "server": {"base", "process", "workspace", "contract", "lingma", "acp", "config"},
     "cli": {"base", "workspace", "config", "server"},
     "sim": set(),
