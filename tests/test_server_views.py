@@ -145,7 +145,8 @@ def test_sessions_come_newest_first_and_those_without_a_time_last() -> None:
 
 def test_every_output_field_has_a_type() -> None:
     # Strict hosts (the Inspector's --strict) flag a schema property without a type.
-    from lingma_mcp.server.models import AskResult, AuthInfo, LoginInfo, ModelList
+    from lingma_mcp.server.models import AskResult, AuthInfo, ModelList
+    from lingma_mcp.server.tool_schemas import LoginInfo
 
     def typed(prop: dict) -> bool:
         if "type" in prop or "$ref" in prop:

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from ..workspace import UnknownChangeRecord
 from .bridge import Bridge
-from .models import RevertResult
+from .tool_schemas import RevertResult
 
 DIFF = "text/x-diff"
 # The protocol's code for a resource that does not exist (MCP 2025-06-18).

@@ -36,13 +36,15 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from .answers import ANSWER_MIME, ANSWER_URI, AnswerStore, result_size_meta, shape_answer
+from .answer_store import AnswerStore
+from .answers import ANSWER_MIME, ANSWER_URI, result_size_meta, shape_answer
 from .approvals import JobAsker, follow_asking
 from .bridge import STOP_GRACE_S, AskParams, Bridge
 from .input_required import RetryRefused, apply_answer, input_required, is_retry
 from .jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
-from .models import AskResult, JobState
+from .models import AskResult
 from .progress import EventNarrator, ProgressRelay
+from .tool_schemas import JobState
 
 log = logging.getLogger(__name__)
 

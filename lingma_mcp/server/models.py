@@ -1,8 +1,9 @@
-"""Pydantic models at the MCP edge: what each tool returns (its ``outputSchema``).
+"""What the asking service returns, as pydantic models: an answer, the models, the login.
 
-Field names are a contract with hosts and users' prompts: change them only with the issue.
-Every model here is built from allow-listed values; none has a field that could hold a
-token.
+The MCP face sends them as they are, as structured results; their schemas are the tools'
+``outputSchema``. Field names are a contract with hosts and users' prompts: change them
+only with the issue. Every model here is built from allow-listed values; none has a field
+that could hold a token.
 """
 
 from __future__ import annotations
@@ -177,57 +178,3 @@ class AuthInfo(BaseModel):
         default=None, description="What is wrong and how to fix it, when something is."
     )
     bridge: BridgeState
-
-
-class LoginInfo(BaseModel):
-    """Where to log in."""
-
-    login_url: str = Field(description="Open this in a browser and log in to Lingma.")
-    message: str = Field(description="What to do with the URL.")
-    opened_by_host: bool = Field(
-        description="True if the host accepted to open the URL for the user."
-    )
-
-
-class JobState(BaseModel):
-    """A background ``ask_lingma`` job, as ``check_lingma_job`` and ``cancel_lingma_job`` see it."""
-
-    job_id: str
-    status: Literal["running", "done", "failed", "cancelled"]
-    text: str = Field(
-        description="Answer text written since the previous check of this job (at most "
-        "--max-result-chars; the rest follows at the next check)."
-    )
-    unread_chars: int = Field(description="Answer text written but not yet returned.")
-    elapsed_s: float = Field(description="Seconds since the job started (until it ended).")
-    result: AskResult | None = Field(
-        default=None, description="When done: the whole ask_lingma result."
-    )
-    error: str | None = Field(
-        default=None, description="When failed: what went wrong and what to do."
-    )
-    notes: list[str] = Field(
-        default_factory=list, description="What the job could not ask the person, e.g. denials."
-    )
-    waiting_for_approval: str | None = Field(
-        default=None,
-        description="While the job waits for the person's approval (agent mode): the "
-        "question; check_lingma_job asks it where the host supports form elicitation.",
-    )
-
-
-class RevertRefusal(BaseModel):
-    """A file revert_changes left as it is, and why."""
-
-    path: str
-    reason: str
-
-
-class RevertResult(BaseModel):
-    """What revert_changes put back."""
-
-    request_id: str
-    restored: list[str] = Field(description="Files put back as they were before the call.")
-    refused: list[RevertRefusal] = Field(
-        description="Files left as they are (changed again since, or already reverted)."
-    )

@@ -20,7 +20,6 @@ from pydantic import BaseModel, Field
 
 from ..workspace import WorkspaceError
 from ..workspace.paths import check_agent_workspace
-from .agent import call_workspace
 from .answers import result_size_meta
 from .approvals import JobAsker, form_elicitation_declared
 from .arguments import MAX_TIMEOUT_S, SEND
@@ -28,8 +27,10 @@ from .bridge import Bridge
 from .errors import InvalidArgument, invalid_argument, not_logged_in
 from .input_required import is_retry
 from .job_tools import AskJobs
-from .models import AskResult, AuthInfo, LoginInfo, ModelList
+from .models import AskResult, AuthInfo, ModelList
 from .progress import ProgressRelay
+from .roots import call_workspace
+from .tool_schemas import LoginInfo
 
 log = logging.getLogger(__name__)
 
