@@ -417,7 +417,7 @@ async def test_caches_follow_the_client_not_its_id(tmp_path: Path) -> None:
     supervisor = FakeSupervisor(first)
     settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work")
     bridge = Bridge(settings, supervisor)
-    await bridge._check_auth(first)  # type: ignore[arg-type]
+    await bridge.login.ensure(first)  # type: ignore[arg-type]
     second = FakeClient([], [3])
     with pytest.raises(Exception, match="not logged in"):
-        await bridge._check_auth(second)  # type: ignore[arg-type]
+        await bridge.login.ensure(second)  # type: ignore[arg-type]

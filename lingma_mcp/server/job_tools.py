@@ -39,7 +39,9 @@ from pydantic import Field
 from .answer_store import AnswerStore
 from .answers import ANSWER_MIME, ANSWER_URI, result_size_meta, shape_answer
 from .approvals import JobAsker, follow_asking
-from .bridge import STOP_GRACE_S, AskParams, Bridge
+from .arguments import AskParams
+from .ask import STOP_GRACE_S
+from .bridge import Bridge
 from .input_required import RetryRefused, apply_answer, input_required, is_retry
 from .jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
 from .models import AskResult
