@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mcp.shared.exceptions import MCPError
 
-from lingma_mcp.server.answer_store import AnswerStore, cut_text
+from lingma_mcp.asking.answer_store import AnswerStore, cut_text
+from lingma_mcp.asking.results import AskResult
 from lingma_mcp.server.answers import answer_uri, shape_answer
-from lingma_mcp.server.models import AskResult
 
 # -- the cut -----------------------------------------------------------------------------------
 

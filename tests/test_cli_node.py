@@ -13,9 +13,9 @@ import pytest
 from lingma_mcp.acp import discovery
 from lingma_mcp.acp.attempt import start_agent
 from lingma_mcp.acp.discovery import NodeMissing, node_path
+from lingma_mcp.asking.error_texts import error_text
+from lingma_mcp.cli.doctor import run_doctor
 from lingma_mcp.config import Settings
-from lingma_mcp.server.doctor import run_doctor
-from lingma_mcp.server.errors import error_text
 
 pytestmark = pytest.mark.timeout(30)
 

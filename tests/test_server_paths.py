@@ -17,13 +17,13 @@ import anyio
 import pytest
 from mcp import Client
 
+from lingma_mcp.asking.bridge import Bridge
 from lingma_mcp.backend import ChatRequest, ChatResult, Login, Model, Session
 from lingma_mcp.config import Settings
 from lingma_mcp.errors import LingmaConnectionLost, RpcTimeout
 from lingma_mcp.events import Finish, TextDelta
 from lingma_mcp.lingma.auth import login_from_status
 from lingma_mcp.server.app import build_app
-from lingma_mcp.server.bridge import Bridge
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from mcp.types import CallToolResult, ResourceLink, TextContent
 
-from .answer_store import AnswerStore, cut_text
-from .models import AskResult
+from ..asking.answer_store import AnswerStore, cut_text
+from ..asking.results import AskResult
 from .progress import STATUS_PREFIX
 
 ANSWER_URI = "lingma://answers/{request_id}"

@@ -17,9 +17,9 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
 from .. import __version__
+from ..asking.arguments import arguments_text
+from ..asking.bridge import Bridge
 from ..config import Settings
-from .arguments import arguments_text
-from .bridge import Bridge
 from .changes import register_changes
 from .job_tools import AskJobs, register_job_tools
 from .resources import register_resources

@@ -38,9 +38,9 @@ from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import is_version_at_least
 
+from ..asking.jobs import Job, Question, QuestionState
 from ..workspace import ApprovalRequest
 from ..workspace.gate import AskFailed, NobodyToAsk
-from .jobs import Job, Question, QuestionState
 
 log = logging.getLogger(__name__)
 

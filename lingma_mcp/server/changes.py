@@ -16,8 +16,8 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
+from ..asking.bridge import Bridge
 from ..workspace import UnknownChangeRecord
-from .bridge import Bridge
 from .tool_schemas import RevertResult
 
 DIFF = "text/x-diff"

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from mcp.server.mcpserver import Context
 from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
 
+from ..asking.jobs import Job, JobRegistry, Question, QuestionState, UnknownJob
 from .approvals import DECISION_SCHEMA, decision_of
-from .jobs import Job, JobRegistry, Question, QuestionState, UnknownJob
 
 log = logging.getLogger(__name__)
 

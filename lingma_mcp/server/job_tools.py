@@ -36,15 +36,15 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from .answer_store import AnswerStore
+from ..asking.answer_store import AnswerStore
+from ..asking.arguments import AskParams
+from ..asking.ask import STOP_GRACE_S
+from ..asking.bridge import Bridge
+from ..asking.jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
+from ..asking.results import AskResult
 from .answers import ANSWER_MIME, ANSWER_URI, result_size_meta, shape_answer
 from .approvals import JobAsker, follow_asking
-from .arguments import AskParams
-from .ask import STOP_GRACE_S
-from .bridge import Bridge
 from .input_required import RetryRefused, apply_answer, input_required, is_retry
-from .jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
-from .models import AskResult
 from .progress import EventNarrator, ProgressRelay
 from .tool_schemas import JobState
 

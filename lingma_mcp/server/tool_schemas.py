@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .models import AskResult
+from ..asking.results import AskResult
 
 
 class LoginInfo(BaseModel):

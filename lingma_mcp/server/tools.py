@@ -18,16 +18,16 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from ..asking.arguments import MAX_TIMEOUT_S, SEND
+from ..asking.bridge import Bridge
+from ..asking.error_texts import InvalidArgument, invalid_argument, not_logged_in
+from ..asking.results import AskResult, AuthInfo, ModelList
 from ..workspace import WorkspaceError
 from ..workspace.paths import check_agent_workspace
 from .answers import result_size_meta
 from .approvals import JobAsker, form_elicitation_declared
-from .arguments import MAX_TIMEOUT_S, SEND
-from .bridge import Bridge
-from .errors import InvalidArgument, invalid_argument, not_logged_in
 from .input_required import is_retry
 from .job_tools import AskJobs
-from .models import AskResult, AuthInfo, ModelList
 from .progress import ProgressRelay
 from .roots import call_workspace
 from .tool_schemas import LoginInfo

@@ -19,11 +19,11 @@ import anyio
 from ..backend import BackendClient, ChatEvent, ChatRequest, ChatStreamLike
 from ..errors import ChatFailed, LingmaConnectionLost, LingmaError
 from .arguments import AskParams
-from .errors import AskTimedOut, ChangedThenFailed, ChatCancelled
+from .error_texts import AskTimedOut, ChangedThenFailed, ChatCancelled
 from .health_watch import HealthWatch
 from .login_check import LoginCheck
 from .model_cache import ModelCache
-from .models import AskResult
+from .results import AskResult
 from .views import tool_event
 
 log = logging.getLogger(__name__)

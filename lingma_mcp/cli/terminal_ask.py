@@ -21,14 +21,14 @@ from typing import Any, TextIO
 
 import anyio
 
+from ..asking.bridge import Bridge
+from ..asking.error_texts import InvalidArgument
 from ..config import Settings
 from ..events import ChatEvent, Step, TextDelta, Thinking, ToolUpdate
 from ..workspace.errors import WorkspaceError
 from ..workspace.gate import APPROVE, APPROVE_ALL, DENY
 from ..workspace.paths import check_workspace
 from ..workspace.policy import ACTIONS, Policy
-from .bridge import Bridge
-from .errors import InvalidArgument
 
 LineSource = Callable[[], Awaitable[str]]
 """Reads one line the person typed, stripped; ``""`` at the end of input."""

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import MODES, Settings
-from .errors import InvalidArgument, invalid_argument
+from .error_texts import InvalidArgument, invalid_argument
 
 if TYPE_CHECKING:
-    from .agent import AgentCall
+    from .agent_calls import AgentCall
 
 # The longest timeout_s a call may ask for: a day.
 MAX_TIMEOUT_S = 86400.0

@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 
 from ..backend import CHAT_SCENE, SCENE_FOR_MODE, BackendClient, Model
-from .errors import Audience, invalid_argument
+from .error_texts import Audience, invalid_argument
 from .health_watch import HealthWatch
 from .login_check import LoginCheck
-from .models import ModelList
+from .results import ModelList
 from .views import default_key, model_info, model_keys, models_by_scene
 
 # An unknown model key triggers one fresh fetch of the list, at most this often.

@@ -21,14 +21,14 @@ from ..backend import Backend, BackendClient, ChatEvent, SessionSummary
 from ..config import Settings
 from ..errors import LingmaError
 from ..redact import redact
-from .agent import AgentCalls
+from .agent_calls import AgentCalls
 from .arguments import AskParams, validate
 from .ask import AskRunner
-from .errors import Audience, error_text, is_expected
+from .error_texts import Audience, error_text, is_expected
 from .health_watch import HealthWatch
 from .login_check import LoginCheck
 from .model_cache import ModelCache
-from .models import AskResult, AuthInfo, BridgeState, ModelList
+from .results import AskResult, AuthInfo, BridgeState, ModelList
 from .views import auth_info, newest_first, session_detail, session_summary
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Bridge:
         self, settings: Settings, supervisor: Backend | None = None, *, audience: Audience = "host"
     ) -> None:
         if supervisor is None:
-            from .backends import make_backend  # the IDE binary or the CLI, per --backend
+            from .backend_choice import make_backend  # the IDE binary or the CLI, per --backend
 
             supervisor = make_backend(settings)
         self.settings = settings

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from ..backend import Login, Model, Session, SessionSummary, ToolCall
-from .errors import LOGIN_HINT, not_logged_in
-from .models import AuthInfo, BridgeState, ModelInfo, ToolEvent
+from .error_texts import LOGIN_HINT, not_logged_in
+from .results import AuthInfo, BridgeState, ModelInfo, ToolEvent
 
 
 def auth_info(login: Login, bridge: BridgeState) -> AuthInfo:
