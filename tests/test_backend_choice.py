@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lingma_mcp.acp.backend import CliBackend
-from lingma_mcp.acp.discovery import CliNotFound, find_cli
+from lingma_mcp.acp.cli_backend import CliBackend
+from lingma_mcp.acp.cli_discovery import CliNotFound, find_cli
 from lingma_mcp.asking.backend_choice import choose, cli_options, make_backend
 from lingma_mcp.asking.error_texts import error_text
 from lingma_mcp.cli.main import build_parser, settings_from

@@ -25,10 +25,10 @@ from ..asking.bridge import Bridge
 from ..asking.error_texts import InvalidArgument
 from ..config import Settings
 from ..events import ChatEvent, Step, TextDelta, Thinking, ToolUpdate
-from ..workspace.errors import WorkspaceError
 from ..workspace.gate import APPROVE, APPROVE_ALL, DENY
 from ..workspace.paths import check_workspace
 from ..workspace.policy import ACTIONS, Policy
+from ..workspace.workspace_errors import WorkspaceError
 
 LineSource = Callable[[], Awaitable[str]]
 """Reads one line the person typed, stripped; ``""`` at the end of input."""

@@ -35,10 +35,10 @@ from ..process.machine import (
     Supervised,
 )
 from ..process.states import State
-from .client import LingmaClient
-from .info import info_process_alive
-from .launch import IdeAttempt, IdeHandle
+from .ide_client import LingmaClient
+from .info_reader import info_process_alive
 from .launch_options import LaunchOptions
+from .startup import IdeAttempt, IdeHandle
 
 __all__ = ["LingmaSupervisor", "State", "SupervisorStatus"]
 

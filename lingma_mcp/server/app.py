@@ -22,9 +22,9 @@ from ..asking.bridge import Bridge
 from ..config import Settings
 from .changes import register_changes
 from .job_tools import AskJobs, register_job_tools
+from .lingma_tools import register_tools
 from .resources import register_resources
 from .stdio import CheckedLines, GuardedStdout, std_streams, wait_stdout_closed
-from .tools import register_tools
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from json.encoder import encode_basestring as _json_str  # C speed, ensure_ascii
 from typing import TYPE_CHECKING, Any
 
 from lingma_mcp.sim import script
-from lingma_mcp.sim.agent import AgentRun
+from lingma_mcp.sim.agent_mode import AgentRun
+from lingma_mcp.sim.outbox import MALFORMED_FRAMES
 from lingma_mcp.sim.state import noise
 from lingma_mcp.sim.tools import ChatStopped
-from lingma_mcp.sim.wire import MALFORMED_FRAMES
 
 if TYPE_CHECKING:
     from lingma_mcp.sim.connection import Connection

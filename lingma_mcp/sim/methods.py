@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lingma_mcp.sim.chat import ChatRun, ChatSpec
-from lingma_mcp.sim.options import SIM_VERSION
+from lingma_mcp.sim.start_options import SIM_VERSION
 from lingma_mcp.sim.state import noise
 
 if TYPE_CHECKING:

@@ -24,7 +24,6 @@ from typing import Any
 
 from . import diffs
 from .confine import GIT_FOLDER, Confinement, confine
-from .errors import WorkspaceError
 from .files import (
     READ_LIMIT,
     FileText,
@@ -41,6 +40,7 @@ from .paths import final_is_symlink, refuse_special
 from .policy import ACTIONS
 from .problems import check_text, has_check
 from .terminals import COMMAND_TIMEOUT, OUTPUT_LIMIT, TerminalOutput, Terminals, shell_argv
+from .workspace_errors import WorkspaceError
 
 
 class _LocalChanges:

@@ -23,10 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from lingma_mcp.acp.acp_client import CONTROL_TIMEOUT, AcpClient, ListedSession
 from lingma_mcp.acp.attempt import AgentHandle, start_agent
-from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient, ListedSession
-from lingma_mcp.acp.discovery import CliCommand, CliNotFound, find_cli
-from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
+from lingma_mcp.acp.cli_discovery import CliCommand, CliNotFound, find_cli
+from lingma_mcp.acp.cli_errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
 from lingma_mcp.acp.models import as_models
 from lingma_mcp.acp.prompt import PromptStream
 from lingma_mcp.backend import (

@@ -37,7 +37,7 @@ from acp.schema import (
 )
 
 from lingma_mcp import __version__
-from lingma_mcp.acp.errors import (
+from lingma_mcp.acp.cli_errors import (
     AUTH_REQUIRED,
     AcpRpcError,
     CapabilityMissing,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lingma_mcp.sim.files import private_folder, remove_leftovers, write_durably
+from lingma_mcp.sim.private_files import private_folder, remove_leftovers, write_durably
 
 log = logging.getLogger("lingma_mcp.sim")
 
