@@ -119,7 +119,8 @@ class Settings:
     approval: str | None = None
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT  # --command-timeout
     approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT  # --approval-timeout
-    backend: str = "auto"  # --backend / LINGMA_BACKEND: auto | ide | cli (server/backends.py)
+    # --backend / LINGMA_BACKEND: auto | ide | cli (chosen in asking/backend_choice.py).
+    backend: str = "auto"
     cli_bin: str | None = None  # --cli-bin / LINGMA_CLI_BIN: the Lingma CLI (qoderclicn)
     # --sandbox / LINGMA_SANDBOX: what commands (and the CLI process) may write; None: not
     # set, which is workspace-write where this machine can enforce it (sandbox_mode).

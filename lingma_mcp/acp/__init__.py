@@ -3,7 +3,7 @@
 Layers, lowest first: ``transport`` (ACP lines on the stdio of the shared
 :class:`~lingma_mcp.process.ChildProcess`), ``updates``, ``permissions`` and ``models``
 (pure mappings), ``handlers`` (the agent's requests to us), ``prompt`` (one prompt's event
-stream), ``client`` (sessions, prompts, models), ``attempt`` (one start-up: spawn +
+stream), ``acp_client`` (sessions, prompts, models), ``attempt`` (one start-up: spawn +
 initialize).
 ``ports`` names what the workspace host and approval gate provide.
 """

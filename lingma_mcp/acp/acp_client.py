@@ -53,7 +53,7 @@ from lingma_mcp.acp.updates import UpdateMapper
 from lingma_mcp.errors import LingmaConnectionLost, LingmaError, RpcTimeout
 from lingma_mcp.events import ChatEvent
 
-log = logging.getLogger("lingma_mcp.acp.client")
+log = logging.getLogger("lingma_mcp.acp.acp_client")
 
 T = TypeVar("T")
 

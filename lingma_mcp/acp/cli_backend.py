@@ -54,7 +54,7 @@ from lingma_mcp.process.machine import (
 )
 from lingma_mcp.process.states import State
 
-log = logging.getLogger("lingma_mcp.acp.backend")
+log = logging.getLogger("lingma_mcp.acp.cli_backend")
 
 LOG_HINT = (
     "The Lingma CLI's stderr is logged at DEBUG: run with --log-level DEBUG "

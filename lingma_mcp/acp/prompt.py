@@ -16,7 +16,7 @@ log = logging.getLogger("lingma_mcp.acp.prompt")
 
 
 class Prompter(Protocol):
-    """What a prompt needs of its connection (:class:`~lingma_mcp.acp.client.AcpClient`)."""
+    """What a prompt needs of its connection (:class:`~lingma_mcp.acp.acp_client.AcpClient`)."""
 
     control_timeout: float
 

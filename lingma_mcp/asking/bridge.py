@@ -4,7 +4,7 @@ It owns the backend (:class:`~lingma_mcp.backend.Backend`: the IDE binary or the
 never asks which) and wires the parts that each do one job above it: the argument checks
 (:mod:`.arguments`), the login check and the model list with their caches
 (:mod:`.login_check`, :mod:`.model_cache`), the health watch (:mod:`.health_watch`), the
-ask itself (:mod:`.ask`) and agent mode's calls (:mod:`.agent`). Itself it answers for
+ask itself (:mod:`.ask`) and agent mode's calls (:mod:`.agent_calls`). Itself it answers for
 the backend's state, the text of an error with that state, the login state and the
 conversations. It knows nothing of MCP; the face turns what it returns (or raises) into
 tool results.
@@ -43,7 +43,7 @@ class Bridge:
     Args:
         settings: every option.
         supervisor: the :class:`~lingma_mcp.backend.Backend` that serves; by default the
-            one ``settings`` choose (:func:`.backends.make_backend`).
+            one ``settings`` choose (:func:`.backend_choice.make_backend`).
         audience: where error texts are read ("host" names tools, "terminal" commands).
     """
 

@@ -9,16 +9,19 @@ This module knows nothing of MCP or of Lingma: a job runs any ``work(job)`` coro
 function and keeps whatever it returns. That is deliberate. MCP Tasks (the 2026-07-28
 extension) are the standard shape for the same thing (a task id, a status, a result to
 fetch later, a cancel); once the SDK implements them, a thin layer can expose these jobs
-as Tasks without changing this registry. :mod:`.job_tools` is today's thin layer.
+as Tasks without changing this registry. The face's
+:mod:`lingma_mcp.server.job_tools` is today's thin layer.
 
-Text: the work (through :class:`~.progress.EventNarrator`) calls :meth:`Job.text` and
-:meth:`Job.status`, the same two calls a :class:`~.progress.ProgressRelay` takes, so one
-narrator feeds both. While a tool call waits on the job, it *follows* it: text and status
-also go to that call's relay, until the call returns (then nothing more is sent for it).
+Text: the work (through the face's :class:`~lingma_mcp.server.progress.EventNarrator`)
+calls :meth:`Job.text` and :meth:`Job.status`, the same two calls a
+:class:`~lingma_mcp.server.progress.ProgressRelay` takes, so one narrator feeds both. While
+a tool call waits on the job, it *follows* it: text and status also go to that call's
+relay, until the call returns (then nothing more is sent for it).
 
 Approvals: a question for the person is *parked* on the job (:meth:`Job.park`) and waits
 there, one :class:`Question` each, until whichever live tool call follows the job puts it
-to the person and settles it with the answer (:mod:`.approvals` decides how, per protocol),
+to the person and settles it with the answer (the face's :mod:`lingma_mcp.server.approvals`
+decides how, per protocol),
 or until it expires or its call ends. :meth:`Job.wait` with ``or_question`` wakes a
 follower for it. What the person should know later (an approval nobody could give) goes to
 :meth:`Job.note`; ``check_lingma_job`` shows the notes. :attr:`Job.attached` tells whether

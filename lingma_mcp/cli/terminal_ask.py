@@ -1,7 +1,8 @@
 """``lingma-mcp ask``: one question from a terminal, the answer streamed to stdout.
 
-The same :class:`~.bridge.Bridge` path the MCP tool takes, so the terminal sees the same
-validation and the same error texts; status goes to stderr so stdout can be piped.
+The same :class:`~lingma_mcp.asking.bridge.Bridge` path the MCP tool takes, so the terminal
+sees the same validation and the same error texts; status goes to stderr so stdout can be
+piped.
 
 Agent mode hosts the workspace here as the MCP face does: Lingma's file and command work
 goes through the approval gate, whose questions are asked on the terminal (the question on

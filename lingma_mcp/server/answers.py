@@ -7,9 +7,9 @@ left out and where the whole answer is, plus a ``resource_link`` to that resourc
 content never passes the limit, note included, so the size the tool declares
 (``_meta["anthropic/maxResultSizeChars"]``) is the most it ever sends.
 
-The whole answers live in memory only (:class:`~.answer_store.AnswerStore`), an hour each
-and a bounded number of them; the conversation itself stays in
-``lingma://sessions/{session_id}``.
+The whole answers live in memory only
+(:class:`~lingma_mcp.asking.answer_store.AnswerStore`), an hour each and a bounded number
+of them; the conversation itself stays in ``lingma://sessions/{session_id}``.
 """
 
 from __future__ import annotations

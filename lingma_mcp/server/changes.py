@@ -3,7 +3,7 @@
 The resource template ``lingma://changes/{request_id}`` shows a call's changes as one
 unified diff; the tool ``revert_changes`` puts its files back as they were before the
 call, refusing (and naming) any file changed again since. Both read the server's change
-journal (``server/agent.py``), which lives on disk and so outlasts a restart.
+journal (``asking/agent_calls.py``), which lives on disk and so outlasts a restart.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Asks as jobs, for MCP: background asks, automatic detach, and the job tools.
 
-Every ``ask_lingma`` runs as a job of the :class:`~.jobs.JobRegistry` (a task owned by the
-server, not by the request), so a call can hand its ask over instead of ending it:
+Every ``ask_lingma`` runs as a job of the :class:`~lingma_mcp.asking.jobs.JobRegistry` (a
+task owned by the server, not by the request), so a call can hand its ask over instead of
+ending it:
 
 - ``background=true``: the call returns at once with a ``job_id``;
 - a foreground call waits on its job and relays its text as progress (through the

@@ -1,9 +1,10 @@
 """The four tools: ask_lingma, list_models, auth_status, login.
 
 Each tool is thin: read the host's context (progress token, roots, elicitation), call the
-:class:`~.bridge.Bridge`, and shape the answer as a tool result with text content and, for
-success, ``structuredContent`` matching the tool's ``outputSchema``. Failures become
-``isError`` results whose text comes from :mod:`.errors`, so the server stays usable.
+:class:`~lingma_mcp.asking.bridge.Bridge`, and shape the answer as a tool result with text
+content and, for success, ``structuredContent`` matching the tool's ``outputSchema``.
+Failures become ``isError`` results whose text comes from
+:mod:`lingma_mcp.asking.error_texts`, so the server stays usable.
 """
 
 from __future__ import annotations

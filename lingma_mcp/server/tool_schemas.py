@@ -1,8 +1,8 @@
 """The outputSchema of the tools that only the MCP face answers: login, jobs, revert.
 
-The answers, models and login state the asking service returns have their models beside
-it (:mod:`.models`); these are built by the face itself. Field names are a contract with
-hosts and users' prompts, as there.
+The answers, models and login state the asking service returns have their models beside it
+(:mod:`lingma_mcp.asking.results`); these are built by the face itself. Field names are a
+contract with hosts and users' prompts, as there.
 """
 
 from __future__ import annotations

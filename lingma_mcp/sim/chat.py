@@ -4,7 +4,7 @@ The order a client sees (events interleave freely with other chats'), as Lingma 
 was recorded sending it (PROTOCOL.md section 9):
   process_step_callback step_start (done) -> process_step_callback step_end (done)
   -> [session/title/update {sessionId, sessionTitle}] -> [think start.. done]
-  -> answer deltas -> [agent mode: the tool calls of :mod:`lingma_mcp.sim.agent`, with
+  -> answer deltas -> [agent mode: the tool calls of :mod:`lingma_mcp.sim.agent_mode`, with
   more deltas] -> chat/finish.
 Every one of them is a request with an id and counts against the connection's window.
 
