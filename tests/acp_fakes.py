@@ -109,9 +109,13 @@ class FakeGate:
 
 
 def sim_env(state: Path, log: Path | None = None, **switches: str) -> dict[str, str]:
+    """The simulator's environment. Its agent hands file and command work to the client
+    (``fs/*``, ``terminal/*``), which the client's handler tests need; a test of the agent
+    that acts on the disk itself, as the real CLI does, passes ``client_tools="0"``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINGMA_SIM_ACP_")}
     env["LINGMA_SIM_ACP_STATE_DIR"] = str(state)
     env["LINGMA_SIM_ACP_SIGTERM_DELAY"] = "0"
+    env["LINGMA_SIM_ACP_CLIENT_TOOLS"] = "1"
     if log is not None:
         env["LINGMA_SIM_ACP_LOG"] = str(log)
     for key, value in switches.items():
