@@ -29,6 +29,7 @@ from lingma_mcp.sim.acp.options import SIM_ACP_VERSION, AcpSimOptions
 from lingma_mcp.sim.acp.session import SessionRuntime, TurnCancelled, TurnState, replayed_tool
 from lingma_mcp.sim.acp.store import Conversation, ConversationStore
 from lingma_mcp.sim.acp.turn import Model, Toolbox, Turn, TurnFailed, TurnOutcome, text
+from lingma_mcp.sim.acp.validate import InvalidParams, check
 from lingma_mcp.sim.acp.wire import Wire
 
 log = logging.getLogger("lingma_mcp.sim.acp")
@@ -48,10 +49,6 @@ COMMANDS = [
         "input": {"hint": "<title>"},
     },
 ]
-
-
-class InvalidParams(Exception):
-    pass
 
 
 class Refused(Exception):
@@ -133,7 +130,7 @@ class AcpSimAgent:
         try:
             answer = await handler(params)
         except InvalidParams as exc:
-            self.wire.error(msg_id, -32602, "Invalid params", {"details": str(exc)})
+            self.wire.error(msg_id, -32602, "Invalid params", exc.data)
         except (Refused, config.ConfigRefused, BlockRefused) as exc:
             code = exc.code if isinstance(exc, Refused) else -32602
             text_ = exc.message if isinstance(exc, Refused) else str(exc)
@@ -158,18 +155,9 @@ class AcpSimAgent:
             raise _AuthRequired
 
     @staticmethod
-    def _cwd(params: dict[str, Any]) -> str:
-        cwd = params.get("cwd")
-        if not isinstance(cwd, str) or not cwd.startswith("/"):
-            raise InvalidParams("cwd: an absolute path is required")
-        return cwd
-
-    @staticmethod
     def _sid(params: dict[str, Any]) -> str:
-        sid = params.get("sessionId")
-        if not isinstance(sid, str):
-            raise InvalidParams("sessionId is required")
-        return sid
+        check(params, sessionId="string")
+        return str(params["sessionId"])
 
     def _unknown(self, sid: str, root: str | None = None) -> Refused:
         return Refused(
@@ -185,8 +173,9 @@ class AcpSimAgent:
             },
         )
 
-    def _runtime(self, params: dict[str, Any]) -> SessionRuntime:
-        sid = self._sid(params)
+    def _runtime(self, params: dict[str, Any], **fields: str) -> SessionRuntime:
+        check(params, sessionId="string", **fields)
+        sid = str(params["sessionId"])
         runtime = self.open.get(sid)
         if runtime is None:
             raise Refused(-32603, "Internal error", {"details": f"Session not found: {sid}"})
@@ -197,13 +186,12 @@ class AcpSimAgent:
         self.open[conversation.session_id] = runtime
         return runtime
 
-    def _stored(self, params: dict[str, Any]) -> Conversation:
-        sid = self._sid(params)
-        cwd = self._cwd(params)
-        self._login()
+    def _stored(self, sid: str, root: str | None = None) -> Conversation:
+        """A conversation on disk. One never prompted is not there yet, as with the CLI,
+        which writes a session's transcript at its first prompt."""
         conversation = self.store.get(sid)
-        if conversation is None:
-            raise self._unknown(sid, cwd)
+        if conversation is None or not conversation.history:
+            raise self._unknown(sid, root)
         return conversation
 
     def _state(self, runtime: SessionRuntime) -> dict[str, Any]:
@@ -264,8 +252,9 @@ class AcpSimAgent:
         }
 
     async def session_new(self, params: dict[str, Any]) -> Reply:
-        cwd = self._cwd(params)  # checked before the login, as 1.1.52 does
+        check(params, cwd="string", mcpServers="array")  # before the login, as 1.1.52 does
         self._login()
+        cwd = os.path.join(os.getcwd(), params["cwd"])
         if not _is_folder(cwd):
             raise Refused(-32603, "Internal error", {"details": f"Directory does not exist: {cwd}"})
         if self.opts.new_delay:
@@ -278,8 +267,10 @@ class AcpSimAgent:
 
     async def session_load(self, params: dict[str, Any]) -> Reply:
         if not self.opts.load:
-            raise InvalidParams("session/load is not supported")
-        runtime = self._open(self._stored(params))
+            raise Refused(-32601, '"Method not found": session/load', {"method": "session/load"})
+        check(params, sessionId="string", cwd="string", mcpServers="array")
+        self._login()
+        runtime = self._open(self._stored(params["sessionId"], params["cwd"]))
         updates = _replay(runtime.conversation)
         send = self._sender(runtime.session_id)
         commands = self._commands(runtime)
@@ -310,14 +301,16 @@ class AcpSimAgent:
         return send
 
     async def session_resume(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self._state(self._open(self._stored(params)))
+        check(params, sessionId="string", cwd="string", mcpServers="array")
+        self._login()
+        return self._state(self._open(self._stored(params["sessionId"], params["cwd"])))
 
     async def session_fork(self, params: dict[str, Any]) -> Reply:
-        sid = self._sid(params)
-        cwd = self._cwd(params)
+        check(params, sessionId="string", cwd="string")
         self._login()
-        source = self.open[sid].conversation if sid in self.open else self.store.get(sid)
-        if source is None:
+        sid, cwd = str(params["sessionId"]), str(params["cwd"])
+        source = self.open[sid].conversation if sid in self.open else self._stored(sid, cwd)
+        if not source.history:
             raise self._unknown(sid, cwd)
         runtime = self._open(self.store.fork(source, cwd))
         return Reply(
@@ -327,12 +320,14 @@ class AcpSimAgent:
     async def session_delete(self, params: dict[str, Any]) -> dict[str, Any]:
         sid = self._sid(params)
         self._login()
-        if not self.store.delete(sid):
-            raise self._unknown(sid)
+        self._stored(sid)
+        self.store.delete(sid)
         self.open.pop(sid, None)
         return {}
 
     async def session_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "cwd" in params:
+            check(params, cwd="string")
         self._login()
         cwd = params.get("cwd")
         return {
@@ -344,6 +339,7 @@ class AcpSimAgent:
                     "updatedAt": c.updated_at,
                 }
                 for c in self.store.all(cwd if isinstance(cwd, str) else None)
+                if c.history  # never prompted: not written yet, as with the CLI
             ]
         }
 
@@ -385,12 +381,9 @@ class AcpSimAgent:
 
     # -- the prompt ----------------------------------------------------------------------
     async def session_prompt(self, params: dict[str, Any]) -> dict[str, Any]:
-        runtime = self._runtime(params)
+        runtime = self._runtime(params, prompt="array")
         self._login()
-        blocks = params.get("prompt")
-        if not isinstance(blocks, list):
-            raise InvalidParams("prompt: a list of content blocks is required")
-        prompt = read_prompt(blocks, _read_linked)
+        prompt = read_prompt(params["prompt"], _read_linked)
         sid = runtime.session_id
         if prompt.image_error is not None:
             error = text(f"[Error] {prompt.image_error}")
@@ -425,6 +418,11 @@ class AcpSimAgent:
         turn = Turn(self.wire, self.opts, runtime, state, model, tools)
         try:
             outcome.stop = await self._play(turn, prompt.text, outcome, state)
+        except TurnFailed as exc:
+            # Kept with its error as the agent's message, as the CLI keeps a failed turn.
+            error = {"kind": "agent", "id": str(uuid.uuid4()), "text": f"[Error] {exc}"}
+            self.store.remember(runtime.conversation, [user, *outcome.records, error])
+            raise
         finally:
             runtime.turn = None
         self.store.remember(runtime.conversation, [user, *outcome.records])
