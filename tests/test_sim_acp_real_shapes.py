@@ -10,6 +10,7 @@ Skipped, saying why, where the real CLI cannot be installed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Callable
@@ -152,3 +153,53 @@ async def test_the_simulator_speaks_the_real_clis_shapes_for_one_script(tmp_path
         assert not (workspace / "refused.txt").exists()
         assert (workspace / "b.txt").read_text() == "b\n"
     assert sorted(os.listdir(real_ws)) == sorted(os.listdir(sim_ws))
+
+
+async def cancel_with_a_question_open(
+    argv: list[str], workspace: Path, env: dict[str, str]
+) -> list[tuple[Any, ...]]:
+    questions: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def hold(request: dict[str, Any]) -> Any:
+        await questions.put(request)
+        return await answers.get()
+
+    peer = await LinePeer.start(argv, cwd=workspace, env=env, answer=hold)
+    try:
+        await peer.result("initialize", {"protocolVersion": 1, "clientCapabilities": CAPS})
+        new = await peer.result("session/new", {"cwd": str(workspace), "mcpServers": []})
+        session = new["sessionId"]
+        text = [{"type": "text", "text": "write"}]
+        prompted = asyncio.ensure_future(
+            peer.call("session/prompt", {"sessionId": session, "prompt": text})
+        )
+        await questions.get()
+        peer.notify("session/cancel", {"sessionId": session})
+        reply = await prompted  # ends with the question still open
+        assert reply["result"]["stopReason"] == "cancelled"
+        await answers.put({"outcome": {"outcome": "selected", "optionId": "proceed_once"}})
+        await peer.result("session/list", {})  # the late yes has been read by now
+    finally:
+        await peer.close()
+    return [s for s in (shape(m, workspace) for m in peer.incoming()) if s is not None]
+
+
+def late_write(workspace: Path) -> list[dict[str, Any]]:
+    return [fake_call("Write", file_path=str(workspace / "late.txt"), content="x"), fake_text("no")]
+
+
+async def test_a_cancel_with_a_question_open_ends_the_prompt_at_once_in_both(tmp_path: Path):
+    binary = installed_cli()
+    real_ws, real_script = prepare(tmp_path / "real", late_write)
+    env = {**empty_home_env(tmp_path / "home"), "QODER_FAKE_STREAM_DELAY_MS": "5"}
+    argv = [str(binary), "--acp", "--fake-responses", str(real_script)]
+    real = await cancel_with_a_question_open(argv, real_ws, env)
+
+    sim_ws, sim_script = prepare(tmp_path / "sim", late_write)
+    env = sim_env(tmp_path / "state", client_tools="0", efforts="")
+    argv = sim_argv("--fake-responses", str(sim_script))
+    simulated = await cancel_with_a_question_open(argv, sim_ws, env)
+
+    assert simulated == real
+    assert not (real_ws / "late.txt").exists() and not (sim_ws / "late.txt").exists()
