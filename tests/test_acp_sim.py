@@ -595,6 +595,7 @@ async def test_attachments_arrive_and_the_answer_names_them(agent, workspace):
     ]
     reply = await prompt(peer, session, "look", blocks=blocks)
     assert reply["result"]["stopReason"] == "end_turn"
+    assert "userMessageId" not in reply["result"]  # as the CLI, for a prompt with attachments
     answer = answer_text(peer)
     assert "image image/png (73 bytes)" in answer
     assert "resource file:///notes/embedded.md (2 characters)" in answer

@@ -28,6 +28,12 @@ pytestmark = [
 
 CAPS = {"fs": {"readTextFile": True, "writeTextFile": True}, "terminal": True}
 USAGE = {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18}
+PNG_BLOCK = {
+    "type": "image",
+    "mimeType": "image/png",
+    "data": "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARAwQ"
+    "CgAf7gP9i18U1AAAAABJRU5ErkJggg==",
+}
 
 
 def script(workspace: Path) -> list[dict[str, Any]]:
@@ -42,6 +48,7 @@ def script(workspace: Path) -> list[dict[str, Any]]:
         fake_call("Bash", command="cat missing.txt"),
         fake_call("Edit", file_path=b, old_string="b", new_string="c"),
         fake_text("all ", "done", usage=USAGE),
+        fake_text("seen"),
     ]
 
 
@@ -68,9 +75,13 @@ def shape(message: dict[str, Any], workspace: Path) -> tuple[Any, ...] | None:
             types = [c.get("type") for c in content] if isinstance(content, list) else content
             if isinstance(types, dict):
                 types = types.get("type")
+            said = ""
+            if kind == "user_message_chunk":  # the prompt as kept, attachments expanded
+                said = str(update["content"].get("text", "")).replace(where, "<ws>")
             return (
                 "update",
                 kind,
+                said,
                 update.get("status"),
                 update.get("kind"),
                 str(update.get("title", "")).replace(where, "<ws>"),
@@ -106,6 +117,12 @@ async def drive(argv: list[str], workspace: Path, env: dict[str, str]) -> list[t
         session = new["sessionId"]
         text = [{"type": "text", "text": "work"}]
         await peer.call("session/prompt", {"sessionId": session, "prompt": text})
+        attached = [
+            *text,
+            PNG_BLOCK,
+            {"type": "resource_link", "uri": (workspace / "b.txt").as_uri(), "name": "b.txt"},
+        ]
+        await peer.call("session/prompt", {"sessionId": session, "prompt": attached})
         # The script has run out: an error, kept in the history with its words.
         await peer.call("session/prompt", {"sessionId": session, "prompt": text})
         load = {"sessionId": session, "cwd": str(workspace), "mcpServers": []}

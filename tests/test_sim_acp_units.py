@@ -228,12 +228,12 @@ def test_resources_are_mentioned_and_their_contents_follow_as_the_cli_expands_th
         {"/w/b.txt": "bravo\n"}.get,
     )
     assert prompt.text == "look at these"
-    assert prompt.expanded == (
+    assert prompt.expanded == (  # each part trimmed, as the CLI keeps the message
         "look at these @file:///w/a.txt @/w/b.txt\n"
         "--- Content from referenced files ---\n"
-        "Content from @/w/b.txt:\n1\tbravo\n2\t\n"
+        "Content from @/w/b.txt:\n1\tbravo\n2\n"
         "--- Content from referenced context ---\n"
-        "Content from @file:///w/a.txt:\nalpha\n"
+        "Content from @file:///w/a.txt:\nalpha"
     )
     assert prompt.attached == [
         "resource file:///w/a.txt (6 characters)",

@@ -426,7 +426,9 @@ class AcpSimAgent:
         finally:
             runtime.turn = None
         self.store.remember(runtime.conversation, [user, *outcome.records])
-        return _result(outcome, user["id"], runtime.choice.model, self.opts.expose_usage)
+        # The CLI names the user's message in the result only for a prompt of text alone.
+        message_id = None if prompt.attached else user["id"]
+        return _result(outcome, message_id, runtime.choice.model, self.opts.expose_usage)
 
     async def _play(self, turn: Turn, prompt: str, outcome: TurnOutcome, state: TurnState) -> str:
         """Run the turn; its stop reason. A cancel ends it at once, as the CLI's does,
@@ -468,19 +470,19 @@ def _replay(conversation: Conversation) -> list[dict[str, Any]]:
     return updates
 
 
-def _result(outcome: TurnOutcome, message_id: str, model: str, expose: bool) -> dict[str, Any]:
+def _result(
+    outcome: TurnOutcome, message_id: str | None, model: str, expose: bool
+) -> dict[str, Any]:
     """The prompt result: usage counts only when QODERCN_EXPOSE_TOKEN_USAGE=1, as the CLI."""
     used_in = outcome.usage.input_tokens if expose else 0
     used_out = outcome.usage.output_tokens if expose else 0
     counts = {"input_tokens": used_in, "output_tokens": used_out}
     usage = {"inputTokens": used_in, "outputTokens": used_out, "totalTokens": used_in + used_out}
     quota = {"token_count": counts, "model_usage": [{"model": model, "token_count": counts}]}
-    return {
-        "stopReason": outcome.stop,
-        "userMessageId": message_id,
-        "usage": usage,
-        "_meta": {"quota": quota},
-    }
+    result: dict[str, Any] = {"stopReason": outcome.stop}
+    if message_id is not None:
+        result["userMessageId"] = message_id
+    return {**result, "usage": usage, "_meta": {"quota": quota}}
 
 
 def _is_folder(path: str) -> bool:

@@ -88,7 +88,7 @@ def read_prompt(blocks: list[Any], read_file: Callable[[str], str | None]) -> Pr
             uri = str(resource.get("uri", ""))
             mentions.append(f"@{uri}")
             if isinstance(resource.get("text"), str):
-                context.append(f"Content from @{uri}:\n{resource['text']}")
+                context += [f"\nContent from @{uri}:\n", resource["text"]]
                 prompt.attached.append(f"resource {uri} ({len(resource['text'])} characters)")
             else:
                 prompt.attached.append(f"resource {uri} (binary)")
@@ -98,7 +98,7 @@ def read_prompt(blocks: list[Any], read_file: Callable[[str], str | None]) -> Pr
             mentions.append(f"@{path}")
             content = read_file(path)
             if content is not None:
-                files.append(f"Content from @{path}:\n{numbered(content)}")
+                files += [f"\nContent from @{path}:\n", numbered(content)]
             shown = "unreadable" if content is None else f"{len(content)} characters"
             prompt.attached.append(f"resource_link {block.get('name') or path} {uri} ({shown})")
         elif kind == "audio":
@@ -106,12 +106,14 @@ def read_prompt(blocks: list[Any], read_file: Callable[[str], str | None]) -> Pr
         else:
             raise BlockRefused(f"unsupported content block: {kind!r}", {"type": kind})
     prompt.text = "".join(texts)
-    expanded = " ".join([prompt.text, *mentions]) if mentions else prompt.text
-    if files:
-        expanded += "\n--- Content from referenced files ---\n" + "\n".join(files)
-    if context:
-        expanded += "\n--- Content from referenced context ---\n" + "\n".join(context)
-    prompt.expanded = expanded
+    # The model gets these parts; the message kept (and replayed by session/load) is
+    # each part trimmed, joined by newlines, as the CLI keeps it.
+    parts = [" ".join([prompt.text, *mentions]) if mentions else prompt.text]
+    for title, contents in (("files", files), ("context", context)):
+        if contents:
+            parts.append(f"\n--- Content from referenced {title} ---")
+            parts += contents
+    prompt.expanded = "\n".join(p.strip() for p in parts if p.strip()) if mentions else prompt.text
     return prompt
 
 
