@@ -15,20 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from lingma_mcp.sim.acp import config
-from lingma_mcp.sim.acp.blocks import BlockRefused, read_prompt
-from lingma_mcp.sim.acp.client_tools import ClientTools
-from lingma_mcp.sim.acp.local_tools import LocalTools
-from lingma_mcp.sim.acp.model import InstructionModel, Response, ScriptModel, parse_instructions
+from lingma_mcp.sim.acp.blocks import BlockRefused
+from lingma_mcp.sim.acp.model import Response
 from lingma_mcp.sim.acp.options import SIM_ACP_VERSION, AcpSimOptions
-from lingma_mcp.sim.acp.session import SessionRuntime, TurnCancelled, TurnState, replayed_tool
+from lingma_mcp.sim.acp.prompting import Prompting
+from lingma_mcp.sim.acp.session import SessionRuntime, replay
 from lingma_mcp.sim.acp.store import Conversation, ConversationStore
-from lingma_mcp.sim.acp.turn import Model, Toolbox, Turn, TurnFailed, TurnOutcome, text
+from lingma_mcp.sim.acp.turn import TurnFailed
 from lingma_mcp.sim.acp.validate import InvalidParams, check
 from lingma_mcp.sim.acp.wire import Wire
 
@@ -36,7 +34,6 @@ log = logging.getLogger("lingma_mcp.sim.acp")
 
 AUTH_REQUIRED = (-32000, "Authentication required: Authentication is required.")
 REPLAY_LAG = 0.2
-LINKED_FILE_LIMIT = 1024 * 1024
 COMMANDS = [
     {
         "name": "rewind",
@@ -81,6 +78,9 @@ class AcpSimAgent:
         self.offer = config.Offer(opts.models, opts.efforts)
         self.store = ConversationStore(opts.state_dir)
         self.open: dict[str, SessionRuntime] = {}
+        self.prompting = Prompting(
+            wire, opts, self.store, script, lambda r: self._options_changed(r, mode=True)
+        )
         self.ready = asyncio.Event()  # cleared while a late replay is pending
         self.ready.set()
         self.methods = {
@@ -129,14 +129,8 @@ class AcpSimAgent:
             return
         try:
             answer = await handler(params)
-        except InvalidParams as exc:
-            self.wire.error(msg_id, -32602, "Invalid params", exc.data)
-        except (Refused, config.ConfigRefused, BlockRefused) as exc:
-            code = exc.code if isinstance(exc, Refused) else -32602
-            text_ = exc.message if isinstance(exc, Refused) else str(exc)
-            if isinstance(exc, BlockRefused):
-                text_ = f"Invalid params: {exc}"
-            self.wire.error(msg_id, code, text_, exc.data)
+        except (InvalidParams, Refused, config.ConfigRefused, BlockRefused) as exc:
+            self.wire.error(msg_id, *_refusal(exc))
         except _AuthRequired:
             self.wire.error(msg_id, *AUTH_REQUIRED)
         except TurnFailed as exc:
@@ -271,7 +265,7 @@ class AcpSimAgent:
         check(params, sessionId="string", cwd="string", mcpServers="array")
         self._login()
         runtime = self._open(self._stored(params["sessionId"], params["cwd"]))
-        updates = _replay(runtime.conversation)
+        updates = replay(runtime.conversation)
         send = self._sender(runtime.session_id)
         commands = self._commands(runtime)
         if self.opts.replay == "before":
@@ -383,118 +377,20 @@ class AcpSimAgent:
     async def session_prompt(self, params: dict[str, Any]) -> dict[str, Any]:
         runtime = self._runtime(params, prompt="array")
         self._login()
-        prompt = read_prompt(params["prompt"], _read_linked)
-        sid = runtime.session_id
-        if prompt.image_error is not None:
-            error = text(f"[Error] {prompt.image_error}")
-            self.update(sid, {"sessionUpdate": "agent_message_chunk", "content": error})
-            raise TurnFailed(prompt.image_error)
-        state = runtime.turn = TurnState()
-        outcome = TurnOutcome("end_turn")
-        user = {"kind": "user", "id": str(uuid.uuid4()), "text": prompt.text}
-        if prompt.expanded != prompt.text:
-            user["expanded"] = prompt.expanded
-        model: Model
-        if self.script is not None:
-            runtime.script = runtime.script or ScriptModel(self.script)
-            model = runtime.script
-        else:
-            instructions, chat = parse_instructions(prompt.text)
-            model = InstructionModel(
-                instructions,
-                chat,
-                prompt.text,
-                earlier=runtime.conversation.last_prompt(),
-                attached=prompt.attached,
-                chunk=self.opts.chunk,
-            )
-        tools: Toolbox
-        if self.opts.client_tools:
-            tools = ClientTools(self.wire, runtime, state, outcome.records)
-        else:
-            tools = LocalTools(
-                self.wire, runtime, state, outcome.records, lambda r: self._options_changed(r, True)
-            )
-        turn = Turn(self.wire, self.opts, runtime, state, model, tools)
-        try:
-            outcome.stop = await self._play(turn, prompt.text, outcome, state)
-        except TurnFailed as exc:
-            # Kept with its error as the agent's message, as the CLI keeps a failed turn.
-            error = {"kind": "agent", "id": str(uuid.uuid4()), "text": f"[Error] {exc}"}
-            self.store.remember(runtime.conversation, [user, *outcome.records, error])
-            raise
-        finally:
-            runtime.turn = None
-        self.store.remember(runtime.conversation, [user, *outcome.records])
-        # The CLI names the user's message in the result only for a prompt of text alone.
-        message_id = None if prompt.attached else user["id"]
-        return _result(outcome, message_id, runtime.choice.model, self.opts.expose_usage)
-
-    async def _play(self, turn: Turn, prompt: str, outcome: TurnOutcome, state: TurnState) -> str:
-        """Run the turn; its stop reason. A cancel ends it at once, as the CLI's does,
-        unless a permission question is open and the switch (or the delegating style)
-        says to wait for its answer."""
-        task = asyncio.ensure_future(turn.run(prompt, outcome))
-        cancelled = asyncio.ensure_future(state.cancel.wait())
-        try:
-            await asyncio.wait({task, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-            if not task.done():
-                if self.opts.cancel_waits or self.opts.client_tools:
-                    await state.no_question.wait()
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                return "cancelled"
-            task.result()  # TurnFailed goes up as the error
-            return outcome.stop
-        except TurnCancelled:
-            return "cancelled"
-        finally:
-            cancelled.cancel()
-            if not task.done():
-                task.cancel()
+        return await self.prompting.run(runtime, params["prompt"])
 
 
-def _replay(conversation: Conversation) -> list[dict[str, Any]]:
-    """The updates ``session/load`` sends for a stored conversation, in order."""
-    updates = []
-    for entry in conversation.history:
-        kind = entry.get("kind")
-        if kind in ("user", "agent"):
-            words = entry.get("expanded") or entry.get("text", "")
-            chunk = "user_message_chunk" if kind == "user" else "agent_message_chunk"
-            updates.append(
-                {"sessionUpdate": chunk, "content": text(str(words)), "messageId": entry.get("id")}
-            )
-        elif kind == "tool":
-            updates.append(replayed_tool(entry))
-    return updates
-
-
-def _result(
-    outcome: TurnOutcome, message_id: str | None, model: str, expose: bool
-) -> dict[str, Any]:
-    """The prompt result: usage counts only when QODERCN_EXPOSE_TOKEN_USAGE=1, as the CLI."""
-    used_in = outcome.usage.input_tokens if expose else 0
-    used_out = outcome.usage.output_tokens if expose else 0
-    counts = {"input_tokens": used_in, "output_tokens": used_out}
-    usage = {"inputTokens": used_in, "outputTokens": used_out, "totalTokens": used_in + used_out}
-    quota = {"token_count": counts, "model_usage": [{"model": model, "token_count": counts}]}
-    result: dict[str, Any] = {"stopReason": outcome.stop}
-    if message_id is not None:
-        result["userMessageId"] = message_id
-    return {**result, "usage": usage, "_meta": {"quota": quota}}
+def _refusal(exc: Exception) -> tuple[int, str, Any]:
+    """The JSON-RPC error (code, message, data) a refusal is answered with."""
+    if isinstance(exc, Refused):
+        return exc.code, exc.message, exc.data
+    if isinstance(exc, InvalidParams):
+        return -32602, "Invalid params", exc.data
+    if isinstance(exc, BlockRefused):
+        return -32602, f"Invalid params: {exc}", exc.data
+    assert isinstance(exc, config.ConfigRefused)
+    return -32602, str(exc), exc.data  # its words already start "Invalid params: "
 
 
 def _is_folder(path: str) -> bool:
     return os.path.isdir(path)
-
-
-def _read_linked(path: str) -> str | None:
-    """A linked file's text, as the CLI reads it for a resource link; None if unreadable."""
-    try:
-        if os.path.getsize(path) > LINKED_FILE_LIMIT:
-            return None
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None

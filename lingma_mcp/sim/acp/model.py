@@ -203,9 +203,9 @@ class InstructionModel:
     earlier: str | None = None  # the previous prompt of the conversation
     attached: list[str] = field(default_factory=list)
     chunk: int = 8
-    _index: int = 0
-    _notes: list[str] = field(default_factory=list)
-    _done: bool = False
+    _index: int = field(default=0, init=False)
+    _notes: list[str] = field(default_factory=list, init=False)
+    _done: bool = field(default=False, init=False)
 
     def next(self, results: list[ToolResult]) -> Response | None:
         self._notes += [result.note for result in results]

@@ -3,7 +3,8 @@
 The conversation (:mod:`lingma_mcp.sim.acp.store`) is what survives a restart; this is
 what the real CLI keeps only while a session is open: its permission mode, the files
 its tools have read (an Edit needs an earlier Read of the same file, unchanged since),
-its place in a ``--fake-responses`` script, and the prompt running in it.
+its place in a ``--fake-responses`` script, and the prompt running in it. And how a
+stored conversation is replayed by ``session/load``.
 """
 
 from __future__ import annotations
@@ -114,3 +115,21 @@ def replayed_tool(entry: dict[str, Any]) -> dict[str, Any]:
         update["locations"] = entry["locations"]
     update["_meta"] = {"qoder": {"toolName": entry.get("name", "")}}
     return update
+
+
+def replay(conversation: Conversation) -> list[dict[str, Any]]:
+    """The updates ``session/load`` sends for a stored conversation, in order: messages
+    with their ids, tool calls finished."""
+    updates = []
+    for entry in conversation.history:
+        kind = entry.get("kind")
+        if kind in ("user", "agent"):
+            words = entry.get("expanded") or entry.get("text", "")
+            chunk = "user_message_chunk" if kind == "user" else "agent_message_chunk"
+            content = {"type": "text", "text": str(words)}
+            updates.append(
+                {"sessionUpdate": chunk, "content": content, "messageId": entry.get("id")}
+            )
+        elif kind == "tool":
+            updates.append(replayed_tool(entry))
+    return updates
