@@ -562,7 +562,7 @@ async def test_usage_counts_only_when_the_cli_is_told_to_expose_it(
     usage = {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18}
     script = write_script(tmp_path / "usage.jsonl", [fake_text("counted", usage=usage)])
     env = {"QODERCN_EXPOSE_TOKEN_USAGE": "1"} if exposed else {}
-    peer = await agent("--fake-responses", str(script), env=env)
+    peer = await agent(env=env, script=str(script))  # LINGMA_SIM_ACP_SCRIPT, not the flag
     session = await new_session(peer, workspace)
     result = (await prompt(peer, session, "count"))["result"]
     tokens = (11, 7) if exposed else (0, 0)

@@ -5,7 +5,10 @@ Both get the same ``--fake-responses`` file, the same files in their folder and 
 answers to their permission questions; what each sends is reduced to its shape (method
 names, update kinds, statuses, tool kinds, titles, option ids, kinds and names, content
 types, the keys of replies and the codes of errors) and the two lists must be equal.
-Skipped, saying why, where the real CLI cannot be installed.
+Two scenarios: a session's whole life (tools approved and rejected, failures, an
+attached prompt, a script run out, load, list, fork, delete, a refused option), and a
+cancel with a permission question open. Skipped, saying why, where the real CLI cannot
+be installed.
 """
 
 from __future__ import annotations
