@@ -23,6 +23,7 @@ from acp_fakes import (
     sim_env,
     write_script,
 )
+from procs import wait_gone
 
 from lingma_mcp.sim.acp.agent import AcpSimAgent
 from lingma_mcp.sim.acp.options import from_env
@@ -643,3 +644,25 @@ async def test_a_slow_session_new_does_not_hold_up_other_requests(agent, workspa
     await peer.result("session/list", {})
     assert not slow.done()
     slow.cancel()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+async def test_a_command_still_running_is_killed_when_a_signal_ends_the_simulator(agent, workspace):
+    peer = await agent()
+    session = await new_session(peer, workspace)
+    prompted = asyncio.ensure_future(
+        prompt(peer, session, "@run echo $$ > pid.txt; exec sleep 600")
+    )
+    pid_file = workspace / "pid.txt"
+    await poll(lambda: pid_file.exists() and pid_file.read_text().strip())
+    command = int(pid_file.read_text())
+    peer.process.send_signal(signal.SIGTERM)
+    assert await peer.process.wait() == 143
+    prompted.cancel()
+    await wait_gone(command, "the command the simulator was running")
+
+
+async def poll(check) -> None:
+    """For what only the disk shows (a command's file): look every few milliseconds."""
+    while not check():  # noqa: ASYNC110 - a file written by another process is no event
+        await asyncio.sleep(0.01)

@@ -80,6 +80,7 @@ def _script(path: Path | None) -> list[Response] | None:
 
 async def _serve(opts: AcpSimOptions, script: list[Response] | None) -> int:
     from lingma_mcp.sim.acp.agent import AcpSimAgent
+    from lingma_mcp.sim.acp.local_tools import kill_running_commands
     from lingma_mcp.sim.acp.wire import Wire
 
     loop = asyncio.get_running_loop()
@@ -105,6 +106,7 @@ async def _serve(opts: AcpSimOptions, script: list[Response] | None) -> int:
     serving = asyncio.ensure_future(wire.read_forever(reader, agent.handle))
     code = await done
     serving.cancel()
+    kill_running_commands()
     if opts.chatter != "none":
         wire.chatter("Shutting down... goodbye from Qoder CLI CN (simulated)")
     sys.stdout.flush()

@@ -255,11 +255,24 @@ _RUNNERS: dict[str, Callable[[LocalTools, str, dict[str, Any]], Awaitable[Outcom
 }
 
 
+# Process groups of the commands running now: a cancelled prompt kills its command's
+# group, and the simulator kills them all when a signal ends it (a command in its own
+# group would outlive a kill of the simulator's group).
+RUNNING: set[int] = set()
+
+
+def kill_running_commands() -> None:
+    for group in list(RUNNING):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+
+
 async def _run(command: str, cwd: str, timeout: float) -> tuple[int, str, str]:
     """Run ``command`` with bash in its own process group; (exit code, stdout, stderr).
 
     The environment is the simulator's own, tokens included, as the CLI's commands
-    inherit the CLI's. A cancelled prompt kills the whole group.
+    inherit the CLI's. A cancelled prompt kills the whole group, as the CLI's cancel
+    ended a running ``sleep``.
     """
     process = await asyncio.create_subprocess_exec(
         "/bin/bash",
@@ -271,6 +284,7 @@ async def _run(command: str, cwd: str, timeout: float) -> tuple[int, str, str]:
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
     )
+    RUNNING.add(process.pid)
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout)
     except (asyncio.CancelledError, asyncio.TimeoutError) as exc:
@@ -280,6 +294,8 @@ async def _run(command: str, cwd: str, timeout: float) -> tuple[int, str, str]:
         if isinstance(exc, asyncio.CancelledError):
             raise
         return 124, "", f"Command timed out after {timeout:g} s"
+    finally:
+        RUNNING.discard(process.pid)
     stdout, stderr = (p.decode(errors="replace").rstrip("\n")[:OUTPUT_LIMIT] for p in (out, err))
     return process.returncode or 0, stdout, stderr
 
