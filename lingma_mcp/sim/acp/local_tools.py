@@ -262,9 +262,29 @@ RUNNING: set[int] = set()
 
 
 def kill_running_commands() -> None:
-    for group in list(RUNNING):
-        with contextlib.suppress(ProcessLookupError):
+    """End every command's process group: those registered, and (where ``/proc`` shows
+    them) any child just started, before its spawn returned to be registered."""
+    for group in RUNNING | _child_groups():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, signal.SIGKILL)
+
+
+def _child_groups() -> set[int]:
+    """Process groups of this process's children other than its own group (Linux)."""
+    me, mine = os.getpid(), os.getpgrp()
+    groups = set()
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parent, group = int(fields[1]), int(fields[2])
+        if parent == me and group != mine:
+            groups.add(group)
+    return groups
 
 
 async def _run(command: str, cwd: str, timeout: float) -> tuple[int, str, str]:
