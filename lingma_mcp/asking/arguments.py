@@ -123,7 +123,7 @@ class AskParams:
     session_id: str | None
     workspace: Path
     timeout_s: float
-    agent: AgentCall | None = None  # agent mode: the call's workspace host (.agent)
+    agent: AgentCall | None = None  # agent mode: the call's workspace host (.agent_calls)
 
 
 def validate(
