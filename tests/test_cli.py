@@ -171,6 +171,8 @@ def test_doctor_on_the_simulator_passes_every_step() -> None:
         "✓ Lingma starts",
         "✓ Logged in",
         "✓ Models",
+        "✓ Sandbox (agent mode)",
+        "✓ Change record (agent mode)",
     ]
     assert "All is well" in done.stdout
 

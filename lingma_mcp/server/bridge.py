@@ -30,6 +30,7 @@ from ..backend import (
     ChatStreamLike,
     Model,
     SessionSummary,
+    Step,
 )
 from ..config import MODES, Settings
 from ..errors import ChatFailed, LingmaConnectionLost, LingmaError, RpcTimeout
@@ -198,6 +199,7 @@ class Bridge:
             log_hint=str(get("log_hint")) if get("log_hint") is not None else None,
             simulated=bool(self.settings.simulate),
             backend=getattr(self.supervisor, "kind", None),
+            sandbox=self.settings.sandbox_report(),
         )
 
     def error_text(self, exc: BaseException) -> str:
@@ -455,6 +457,7 @@ class Bridge:
                                 mode="agent" if params.mode == "agent" else "chat",
                                 session_id=params.session_id,
                                 workspace=params.workspace,
+                                status=lambda line: seen(Step(line, status="doing")),
                                 **(params.agent.request_fields() if params.agent else {}),
                             )
                         )

@@ -180,6 +180,13 @@ class BridgeState(BaseModel):
         description="What serves: ide (the IDE plugin's Lingma binary) or cli (the official "
         "Lingma CLI, qoderclicn); version is then that program's version.",
     )
+    sandbox: dict[str, Any] | None = Field(
+        default=None,
+        description="Agent mode's OS sandbox as enforced on this machine: mode "
+        "(workspace-write, read-only, off), enforced, mechanism and version (landlock ABI, "
+        "seatbelt), network (for commands), containment (what keeps a command's processes "
+        "from outliving it), and not_enforced: what this machine cannot enforce.",
+    )
 
 
 class AuthInfo(BaseModel):
