@@ -174,6 +174,8 @@ async def test_2025_an_agent_task_asks_the_person_within_the_task(served: Served
     assert approvals(result["structuredContent"]) == [("a.txt", "allowed", "person")]
     assert (served.project / "a.txt").read_text() == "one\n"
     assert client.statuses(task_id) == ["input_required", "working", "completed"]
+    working = [n["params"] for n in client.notifications if n["params"]["status"] == "working"]
+    assert working[0]["ttl"] is None  # unlimited while it runs, and said so
 
 
 async def test_2025_a_client_that_cannot_be_asked_gets_the_policy_recorded_as_such(

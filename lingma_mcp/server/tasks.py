@@ -242,7 +242,7 @@ class LingmaTasks(Extension):
 
     async def _send_notifications(self, outbox: Any) -> None:
         async for session, task in outbox:
-            notification = TaskStatusNotification(
+            notification = _StatusNotification(
                 params=TaskStatusNotificationParams.model_validate(task, by_name=False)
             )
             try:
@@ -366,6 +366,17 @@ class LingmaTasks(Extension):
             return self.asks.registry.get(job_id) if isinstance(job_id, str) else None
         except UnknownJob:
             return None
+
+
+class _StatusNotification(TaskStatusNotification):
+    """``notifications/tasks/status`` with its ``ttl`` even when null (unlimited, while the
+    task runs): the session leaves null fields out of what it sends, but ``ttl`` is
+    required, and a client that checks the shape drops a notification without it."""
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        dumped = super().model_dump(**kwargs)
+        dumped["params"].setdefault("ttl", self.params.ttl)
+        return dumped
 
 
 def _declared_extension(ctx: ServerRequestContext[Any, Any]) -> bool:
