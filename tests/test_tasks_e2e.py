@@ -314,3 +314,22 @@ async def test_2026_a_client_without_the_extension_keeps_the_job_tools(served: S
     assert (started.structured_content or {})["status"] == "running"
     assert (started.structured_content or {})["job_id"].startswith("job-")
     assert refused.value.error.code == -32021
+
+
+# -- the sealed request_state ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("approval_timeout", "ttl"), [(30.0, 600.0), (1200.0, 1260.0)])
+def test_a_sealed_request_state_outlives_the_approval_timeout(
+    served: Served, monkeypatch: pytest.MonkeyPatch, approval_timeout: float, ttl: float
+) -> None:
+    made: list[float] = []
+    ephemeral = app_module.RequestStateSecurity.ephemeral
+
+    def spy(**options: Any) -> Any:
+        made.append(options["ttl"])
+        return ephemeral(**options)
+
+    monkeypatch.setattr(app_module.RequestStateSecurity, "ephemeral", spy)
+    served.app(approval_timeout=approval_timeout)
+    assert made == [ttl]

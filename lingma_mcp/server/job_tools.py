@@ -440,7 +440,10 @@ def register_job_tools(app: MCPServer, asks: AskJobs) -> None:
         "the person's approval is asked here (waiting_for_approval holds the question).",
         annotations=ToolAnnotations(
             title="Check a Lingma job",
-            read_only_hint=True,
+            # Not read-only: the person's answer to a question asked here lets the job go
+            # on and change the workspace. Not destructive: nothing changes here that the
+            # person did not approve.
+            read_only_hint=False,
             destructive_hint=False,
             idempotent_hint=False,  # each check returns the text since the previous one
             open_world_hint=False,
