@@ -115,6 +115,7 @@ class Bridge:
             log_hint=str(get("log_hint")) if get("log_hint") is not None else None,
             simulated=bool(self.settings.simulate),
             backend=getattr(self.supervisor, "kind", None),
+            sandbox=self.settings.sandbox_report(),
         )
 
     def error_text(self, exc: BaseException) -> str:
