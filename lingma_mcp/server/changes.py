@@ -4,11 +4,16 @@ The resource template ``lingma://changes/{request_id}`` shows a call's changes a
 unified diff; the tool ``revert_changes`` puts its files back as they were before the
 call, refusing (and naming) any file changed again since. Both read the server's change
 journal (``server/agent.py``), which lives on disk and so outlasts a restart.
+
+``revert_changes(paths=[...])`` reverts only those files (the review page's per-file
+buttons); the page (``review_app.py``) reads a call through :func:`call_changes` and
+:func:`call_diff`, the one place that knows where changes are recorded.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -18,7 +23,11 @@ from pydantic import Field
 
 from ..workspace import UnknownChangeRecord
 from .bridge import Bridge
+from .errors import invalid_argument
 from .models import RevertResult
+
+if TYPE_CHECKING:
+    from .agent import AgentCalls
 
 DIFF = "text/x-diff"
 # The protocol's code for a resource that does not exist (MCP 2025-06-18).
@@ -28,7 +37,7 @@ REVERT_DESCRIPTION = """Undo what one agent-mode ask_lingma call changed: every 
 created is removed, every file it modified or deleted is put back as it was before the \
 call. A file changed again since that call is left as it is and listed under refused, with \
 the reason. Pass the request_id from the call's result; lingma://changes/{request_id} shows \
-the diff first."""
+the diff first. paths reverts only those files."""
 
 
 def _text(text: str, *, error: bool = False) -> CallToolResult:
@@ -46,6 +55,24 @@ def revert_summary(outcome: RevertResult) -> str:
     if not lines:
         lines.append(f"Call {outcome.request_id} changed no files: nothing to revert.")
     return "\n".join(lines)
+
+
+async def call_changes(agents: AgentCalls, request_id: str) -> list[dict[str, Any]]:
+    """``[{path, action, lines_added, lines_removed, by?, ...}]`` of one call.
+
+    Raises:
+        UnknownChangeRecord: no record of that call.
+    """
+    return await anyio.to_thread.run_sync(agents.journal.changes, request_id)
+
+
+async def call_diff(agents: AgentCalls, request_id: str) -> str:
+    """One call's changes as one unified diff.
+
+    Raises:
+        UnknownChangeRecord: no record of that call.
+    """
+    return await anyio.to_thread.run_sync(agents.journal.diff, request_id)
 
 
 def register_changes(app: MCPServer, bridge: Bridge) -> None:
@@ -68,15 +95,26 @@ def register_changes(app: MCPServer, bridge: Bridge) -> None:
         request_id: Annotated[
             str, Field(description="The request_id of an agent-mode ask_lingma result.")
         ],
+        paths: Annotated[
+            list[str] | None,
+            Field(
+                description="Only these files, as the call's changes list names them; "
+                "default: every file the call changed."
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, RevertResult]:
         request_id = request_id.strip()
+        if paths is not None and not paths:
+            send = "the files to revert as the call's changes name them, or no paths for all"
+            return _text(str(invalid_argument("paths", "it is empty", send)), error=True)
         if agents.is_running(request_id):
             return _text(
                 f"Call {request_id} is still running; revert its changes once it has ended.",
                 error=True,
             )
         try:
-            outcome = await anyio.to_thread.run_sync(agents.journal.revert, request_id)
+            revert = functools.partial(agents.journal.revert, request_id, paths=paths)
+            outcome = await anyio.to_thread.run_sync(revert)
         except UnknownChangeRecord as exc:
             return _text(str(exc), error=True)
         result = RevertResult.model_validate(outcome)
@@ -95,7 +133,7 @@ def register_changes(app: MCPServer, bridge: Bridge) -> None:
     )
     async def changes(request_id: str) -> str:
         try:
-            return await anyio.to_thread.run_sync(agents.journal.diff, request_id)
+            return await call_diff(agents, request_id)
         except UnknownChangeRecord as exc:
             raise MCPError(
                 code=RESOURCE_NOT_FOUND,

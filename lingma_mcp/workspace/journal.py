@@ -312,13 +312,16 @@ class ChangeJournal:
                 parts.append(diffs.unified_diff(c.path, before, after))
         return "".join(parts)
 
-    def revert(self, request_id: str, workspace: Path | None = None) -> dict[str, Any]:
+    def revert(
+        self, request_id: str, workspace: Path | None = None, paths: list[str] | None = None
+    ) -> dict[str, Any]:
         """Put every file that call changed back as it was before the call.
 
         A file changed again since (its content is not what the call left) is refused and
         named, and left as it is. ``workspace`` is the workspace the caller serves now:
         when given, a record naming another is refused whole (a record read back from
-        disk is not trusted to say where to write). Returns ``{request_id, restored:
+        disk is not trusted to say where to write). ``paths`` reverts only those files (a
+        path the call did not change is refused). Returns ``{request_id, restored:
         [path], refused: [{path, reason}]}``.
 
         Raises:
@@ -328,6 +331,17 @@ class ChangeJournal:
         restored: list[str] = []
         refused: list[dict[str, str]] = []
         with self.lock:
+            changes = record._changes
+            unknown: list[dict[str, str]] = []
+            if paths is not None:
+                known = {c.path for c in changes}
+                unknown = [
+                    {"path": p, "reason": "this call did not change it"}
+                    for p in paths
+                    if p not in known
+                ]
+                wanted = set(paths)
+                changes = [c for c in changes if c.path in wanted]
             root = Path(os.path.realpath(record.workspace))
             if workspace is not None and Path(os.path.realpath(workspace)) != root:
                 reason = (
@@ -337,14 +351,14 @@ class ChangeJournal:
                 return {
                     "request_id": request_id,
                     "restored": [],
-                    "refused": [{"path": c.path, "reason": reason} for c in record._changes],
+                    "refused": unknown + [{"path": c.path, "reason": reason} for c in changes],
                 }
             try:
                 ws = Beneath(root)
             except WorkspaceError:
                 ws = None
             try:
-                for change in reversed(record._changes):
+                for change in reversed(changes):
                     reason = self._revert_one(record, ws, root, change)
                     if reason is None:
                         change.reverted = True
@@ -359,7 +373,7 @@ class ChangeJournal:
         return {
             "request_id": request_id,
             "restored": list(reversed(restored)),
-            "refused": list(reversed(refused)),
+            "refused": unknown + list(reversed(refused)),
         }
 
     # -- internals ---------------------------------------------------------------------
