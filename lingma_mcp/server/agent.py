@@ -42,6 +42,8 @@ from ..workspace.gate import BY_NOBODY, ApprovalDesk
 log = logging.getLogger(__name__)
 
 ROOTS_TIMEOUT_S = 5.0
+# Ended calls whose approvals are kept for the review (in memory only, like the calls).
+KEPT_APPROVALS = 100
 # How long closing a call may take (killing its commands' process groups).
 CLOSE_GRACE_S = 5.0
 
@@ -173,6 +175,7 @@ class AgentCall:
             await self.host.close()
         finally:
             self._owner._live.pop(self.request_id, None)
+            self._owner._keep_approvals(self.request_id, self.host.approvals)
 
 
 class AgentCalls:
@@ -192,6 +195,7 @@ class AgentCalls:
         self.work_dir = settings.resolved_work_dir
         self._journal: ChangeJournal | None = None
         self._live: dict[str, AgentCall] = {}
+        self._approvals: dict[str, list[dict[str, str]]] = {}  # of ended calls, oldest first
         # One question to the person at a time, across every call of this server.
         self.desk = ApprovalDesk()
 
@@ -204,6 +208,17 @@ class AgentCalls:
 
     def is_running(self, request_id: str) -> bool:
         return request_id in self._live
+
+    def approvals(self, request_id: str) -> list[dict[str, str]] | None:
+        """The approvals of a call running or ended in this process (the last 100 ended);
+        None where this server does not know them."""
+        call = self._live.get(request_id)
+        return call.host.approvals if call is not None else self._approvals.get(request_id)
+
+    def _keep_approvals(self, request_id: str, approvals: list[dict[str, str]]) -> None:
+        self._approvals[request_id] = approvals
+        while len(self._approvals) > KEPT_APPROVALS:
+            del self._approvals[next(iter(self._approvals))]
 
     def begin(
         self,

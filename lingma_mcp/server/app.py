@@ -23,6 +23,7 @@ from .bridge import Bridge
 from .changes import register_changes
 from .job_tools import AskJobs, register_job_tools
 from .resources import register_resources
+from .review_app import review_extension
 from .stdio import CheckedLines, GuardedStdout, std_streams, wait_stdout_closed
 from .tools import register_tools
 
@@ -113,6 +114,8 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
         # No subscriptions/listen: nothing here notifies of changes, so neither
         # resources.subscribe nor listChanged is advertised, on any protocol version.
         subscriptions=False,
+        # MCP Apps: the change review page and review_changes (review_app.py).
+        extensions=[review_extension(bridge)],
     )
     register_tools(app, bridge, asks)
     register_resources(app, bridge)
