@@ -209,11 +209,13 @@ class ReviewHost:
         call_tool: forwards a ``tools/call`` of the page to the server; returns the result
             as JSON (the shape the host hands back).
         theme: ``light`` or ``dark``, told in the host context.
+        server_tools: whether the host says it forwards the page's ``tools/call``.
     """
 
     cdp: Cdp
     call_tool: ToolCaller
     theme: str = "light"
+    server_tools: bool = True
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # exceptions, console errors, CSP
@@ -334,7 +336,8 @@ class ReviewHost:
             return {
                 "protocolVersion": PROTOCOL_VERSION,
                 "hostInfo": {"name": "review-test-host", "version": "1"},
-                "hostCapabilities": {"serverTools": {}, "serverResources": {}, "logging": {}},
+                "hostCapabilities": {"logging": {}}
+                | ({"serverTools": {}, "serverResources": {}} if self.server_tools else {}),
                 "hostContext": {
                     "theme": self.theme,
                     "displayMode": "inline",

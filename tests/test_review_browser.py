@@ -98,7 +98,7 @@ async def agent_server(tmp_path: Path, project: Path) -> AsyncIterator[Client]:
 
 @asynccontextmanager
 async def hosted_page(
-    profile: Path, html: str, client: Client | None = None, theme: str = "light"
+    profile: Path, html: str, client: Client | None = None, **options: Any
 ) -> AsyncIterator[ReviewHost]:
     """The page in a browser, its ``tools/call`` forwarded to ``client``."""
 
@@ -108,7 +108,7 @@ async def hosted_page(
 
     assert CHROMIUM is not None
     async with chromium(CHROMIUM, profile) as cdp:
-        host = ReviewHost(cdp, call_tool, theme=theme)
+        host = ReviewHost(cdp, call_tool, **options)
         try:
             await host.open(html)
             yield host
@@ -280,6 +280,41 @@ async def test_text_from_the_call_is_shown_as_text_and_never_run(tmp_path: Path)
     assert host.problems == []
 
 
+async def test_an_ask_shown_by_a_host_that_forwards_nothing_says_how_to_revert(
+    tmp_path: Path,
+) -> None:
+    ask = {
+        "content": [{"type": "text", "text": "Done."}],
+        "structuredContent": {
+            "answer": "Done.",
+            "mode": "agent",
+            "request_id": "r3",
+            "status": "done",
+            "changes": [
+                {"path": "a.txt", "action": "created", "lines_added": 1, "lines_removed": 0}
+            ],
+            "approvals": [
+                {"tool": "Write", "target": "a.txt", "decision": "allowed", "by": "policy"}
+            ],
+        },
+    }
+    async with hosted_page(tmp_path / "profile", review_page(), server_tools=False) as host:
+        await host.show_tool_call({"prompt": "make a.txt", "mode": "agent"}, ask)
+        await host.wait_for("document.querySelector('#review[data-state=ready] #files tr')")
+        notice = await host.evaluate("document.getElementById('notice').textContent")
+        diff = await host.evaluate("document.getElementById('diff').textContent")
+        disabled = await host.evaluate(
+            "[...document.querySelectorAll('button.danger')].map((b) => b.disabled)"
+        )
+        approval = await host.evaluate("document.querySelector('#approvals li').textContent")
+    # What the result itself carries is shown; nothing is asked of a host that cannot pass it.
+    assert host.tool_calls == []
+    assert "revert_changes with request_id r3" in notice
+    assert diff == "The diff is in lingma://changes/r3."
+    assert disabled == [True, True]  # "Revert all" and the file's own button
+    assert approval == "\u2713 allowed Write a.txt by policy"
+
+
 async def test_an_error_result_is_shown_to_the_person(tmp_path: Path) -> None:
     failed = {
         "content": [{"type": "text", "text": "no changes are recorded for 'x'"}],
@@ -290,7 +325,11 @@ async def test_an_error_result_is_shown_to_the_person(tmp_path: Path) -> None:
         status = await host.wait_for(
             "document.querySelector('#review[data-state=ready] .status.error')?.textContent"
         )
+        shown = await host.evaluate(
+            "[...document.querySelectorAll('section, .actions')].filter((n) => !n.hidden).length"
+        )
     assert status == "no changes are recorded for 'x'"
+    assert shown == 0  # no empty lists, no buttons: only what went wrong
 
 
 async def review_screenshot() -> bytes:  # pragma: no cover - a maintainer's tool

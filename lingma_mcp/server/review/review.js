@@ -92,6 +92,8 @@
   function show(stateName) {
     page.dataset.state = stateName;
     page.hidden = stateName === "empty" || stateName === "waiting";
+    // Before there is a review (reading it, or an error instead) only the status shows.
+    for (const part of page.querySelectorAll("section, .actions")) part.hidden = !state.review;
   }
 
   function setStatus(text, isError) {
@@ -243,7 +245,10 @@
     notes.replaceChildren(...((review && review.notes) || []).map((note) => element("li", "", note)));
     notes.hidden = notes.childElementCount === 0;
     if (!review || !review.diff) {
-      target.replaceChildren(element("p", "muted", review ? "No diff to show." : "Loading the diff\u2026"));
+      let text = "No diff to show.";
+      if (!review || (review.fromAsk && canAskServer())) text = "Loading the diff\u2026";
+      else if (review.fromAsk) text = `The diff is in lingma://changes/${review.request_id}.`;
+      target.replaceChildren(element("p", "muted", text));
       return;
     }
     const ui = new Diff2HtmlUI(target, review.diff, {
@@ -333,9 +338,10 @@
       show("empty");
       return;
     }
-    state.requestId = ask.request_id;
-    // Shown at once from the result; the diff and who made each change follow.
-    takeReview({ request_id: ask.request_id, running: false, changes, approvals, diff: "", notes: [] }, true);
+    // Shown at once from the result; the diff and who made each change follow where the
+    // host passes the page's requests on.
+    const provisional = { request_id: ask.request_id, running: false, changes, approvals };
+    takeReview(Object.assign(provisional, { diff: "", notes: [], fromAsk: true }), canAskServer());
     if (!canAskServer()) return;
     host
       .request("tools/call", { name: REVIEW_TOOL, arguments: { request_id: ask.request_id } })
@@ -357,7 +363,6 @@
     state.requestId = review.request_id;
     show(partial ? "loading" : "ready");
     draw();
-    if (partial) $("diff").replaceChildren(element("p", "muted", "Loading the diff\u2026"));
   }
 
   host.onNotification = (method, params) => {
