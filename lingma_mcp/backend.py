@@ -21,7 +21,7 @@ Errors are the typed errors of :mod:`lingma_mcp.errors`, turned into text at the
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -168,7 +168,8 @@ class ChatRequest:
     ``model`` is a :attr:`Model.key` (None: Lingma's default). ``session_id`` continues a
     conversation (a :attr:`ChatResult.session_id`). ``host`` is the call's workspace host in
     agent mode: each backend serves Lingma's file and terminal work through it, in its own
-    dialect; without one the chat runs no tools and says so to Lingma.
+    dialect; without one the chat runs no tools and says so to Lingma. ``status`` hears a
+    line a person should see while the backend prepares the chat (a slow session start).
     """
 
     prompt: str
@@ -178,6 +179,7 @@ class ChatRequest:
     workspace: Path | None = None
     request_id: str = field(default_factory=_new_request_id)
     host: WorkspaceHost | None = None
+    status: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 # -- interfaces ----------------------------------------------------------------------------

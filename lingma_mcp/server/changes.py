@@ -3,25 +3,26 @@
 The resource template ``lingma://changes/{request_id}`` shows a call's changes as one
 unified diff; the tool ``revert_changes`` puts its files back as they were before the
 call, refusing (and naming) any file changed again since. Both read the server's change
-journal (``server/agent.py``), which lives on disk and so outlasts a restart.
+records of changes (``workspace/recording.py``: checkpoints, else the journal), which
+live on disk and so outlast a restart.
 
 ``revert_changes(paths=[...])`` reverts only those files (the review page's per-file
 buttons); the page (``review_app.py``) reads a call through :func:`call_changes` and
-:func:`call_diff`, the one place that knows where changes are recorded.
+:func:`call_diff`, like the resource.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from ..workspace import UnknownChangeRecord
+from ..workspace import UnknownChangeRecord, WorkspaceError
+from .agent import host_roots
 from .bridge import Bridge
 from .errors import invalid_argument
 from .models import RevertResult
@@ -37,7 +38,7 @@ REVERT_DESCRIPTION = """Undo what one agent-mode ask_lingma call changed: every 
 created is removed, every file it modified or deleted is put back as it was before the \
 call. A file changed again since that call is left as it is and listed under refused, with \
 the reason. Pass the request_id from the call's result; lingma://changes/{request_id} shows \
-the diff first. paths reverts only those files."""
+the diff first."""
 
 
 def _text(text: str, *, error: bool = False) -> CallToolResult:
@@ -58,12 +59,13 @@ def revert_summary(outcome: RevertResult) -> str:
 
 
 async def call_changes(agents: AgentCalls, request_id: str) -> list[dict[str, Any]]:
-    """``[{path, action, lines_added, lines_removed, by?, ...}]`` of one call.
+    """``[{path, action, lines_added, lines_removed, by, binary?, skipped?}]`` of one call.
 
     Raises:
         UnknownChangeRecord: no record of that call.
+        WorkspaceError: its record cannot be read.
     """
-    return await anyio.to_thread.run_sync(agents.journal.changes, request_id)
+    return await anyio.to_thread.run_sync(agents.records.changes, request_id)
 
 
 async def call_diff(agents: AgentCalls, request_id: str) -> str:
@@ -71,8 +73,9 @@ async def call_diff(agents: AgentCalls, request_id: str) -> str:
 
     Raises:
         UnknownChangeRecord: no record of that call.
+        WorkspaceError: its record cannot be read.
     """
-    return await anyio.to_thread.run_sync(agents.journal.diff, request_id)
+    return await anyio.to_thread.run_sync(agents.records.diff, request_id)
 
 
 def register_changes(app: MCPServer, bridge: Bridge) -> None:
@@ -92,13 +95,14 @@ def register_changes(app: MCPServer, bridge: Bridge) -> None:
         ),
     )
     async def revert_changes(
+        ctx: Context,
         request_id: Annotated[
             str, Field(description="The request_id of an agent-mode ask_lingma result.")
         ],
         paths: Annotated[
             list[str] | None,
             Field(
-                description="Only these files, as the call's changes list names them; "
+                description="Only these files (paths as the call's changes list them); "
                 "default: every file the call changed."
             ),
         ] = None,
@@ -112,11 +116,19 @@ def register_changes(app: MCPServer, bridge: Bridge) -> None:
                 f"Call {request_id} is still running; revert its changes once it has ended.",
                 error=True,
             )
+        # The record's own word for where it was made is not trusted: it must lie in a
+        # folder this server may serve now (the host's roots, else --workspace).
+        allowed = await host_roots(ctx) or [bridge.settings.workspace]
         try:
-            revert = functools.partial(agents.journal.revert, request_id, paths=paths)
-            outcome = await anyio.to_thread.run_sync(revert)
+            outcome = await anyio.to_thread.run_sync(
+                agents.records.revert, request_id, allowed, paths
+            )
         except UnknownChangeRecord as exc:
             return _text(str(exc), error=True)
+        except WorkspaceError as exc:
+            return _text(
+                f"Call {request_id} was not reverted: {exc}. Nothing was changed.", error=True
+            )
         result = RevertResult.model_validate(outcome)
         return CallToolResult(
             content=[TextContent(type="text", text=revert_summary(result))],
@@ -138,5 +150,11 @@ def register_changes(app: MCPServer, bridge: Bridge) -> None:
             raise MCPError(
                 code=RESOURCE_NOT_FOUND,
                 message=f"Resource not found: {exc}",
+                data={"uri": f"lingma://changes/{request_id}"},
+            ) from None
+        except WorkspaceError as exc:  # a damaged record: only this call's
+            raise MCPError(
+                code=RESOURCE_NOT_FOUND,
+                message=f"The changes of {request_id} cannot be shown: {exc}",
                 data={"uri": f"lingma://changes/{request_id}"},
             ) from None
