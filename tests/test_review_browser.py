@@ -44,6 +44,7 @@ pytestmark = [
 ]
 
 APP_PY = 'def greet(name):\n    return "hi " + name\n\n\nprint(greet("lingma"))\n'
+README = "# demo\n\nSays hello.\n"
 NEW_APP_PY = (
     "def greet(name: str) -> str:\\n"
     '    """Greet someone politely."""\\n'
@@ -56,16 +57,17 @@ PROMPT = "\n".join(
         f"@replace app.py {NEW_APP_PY}",
         "@create notes/todo.md # To do\\n\\n- tests for greet\\n",
         "@delete old.txt",
+        "@run sed -i s/demo/greeter/ README.md",
         "@run rm -rf build",
     ]
 )
 
 
 class Person:
-    """Answers the approval forms in turn: the three edits yes, the command no."""
+    """Answers the approval forms in turn: the edits and sed yes, rm no."""
 
     def __init__(self) -> None:
-        self.decisions = ["approve", "approve", "approve", "deny"]
+        self.decisions = ["approve", "approve", "approve", "approve", "deny"]
 
     async def __call__(self, _: Any, params: Any) -> ElicitResult:
         return ElicitResult(action="accept", content={"decision": self.decisions.pop(0)})
@@ -82,6 +84,7 @@ def project(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "app.py").write_text(APP_PY)
     (folder / "old.txt").write_text("bye\n")
+    (folder / "README.md").write_text(README)
     return folder.resolve()
 
 
@@ -125,9 +128,10 @@ async def review_of_an_agent_call(
     result = await client.call_tool("ask_lingma", arguments)
     assert not result.is_error, result.content
     await host.show_tool_call(arguments, as_json(result))
+    files = len(result.structured_content["changes"])
     await host.wait_for(
         "document.querySelector('#review[data-state=ready]')"
-        " && document.querySelectorAll('.d2h-file-wrapper').length === 3"
+        f" && document.querySelectorAll('.d2h-file-wrapper').length === {files}"
     )
     request_id = result.structured_content["request_id"]
     review = await client.call_tool("review_changes", {"request_id": request_id})
@@ -175,7 +179,7 @@ async def test_a_real_agent_call_is_reviewed_and_reverted_through_the_host(
             await host.wait_for("document.getElementById('revert-all').dataset.armed")
             await host.click("#revert-all")
             await host.wait_for(
-                "document.querySelectorAll('#files .outcome.restored').length === 3"
+                "document.querySelectorAll('#files .outcome.restored').length === 4"
             )
             status = await host.evaluate("document.getElementById('status').textContent")
             buttons_left = await host.evaluate("document.querySelectorAll('.revert-file').length")
@@ -183,21 +187,26 @@ async def test_a_real_agent_call_is_reviewed_and_reverted_through_the_host(
 
     # What the page shows is the call: its files, who made each change, its approvals.
     assert [(r["path"], r["change"]) for r in rows] == [
+        ("README.md", "modified"),
         ("app.py", "modified"),
         ("notes/todo.md", "created"),
         ("old.txt", "deleted"),
     ]
     made_by = {c["path"]: c["by"] or "\u2014" for c in review["changes"]}
     assert {r["path"]: r["by"] for r in rows} == made_by
+    # The command's edit is the command's, not the last tool's.
+    assert made_by["README.md"] == "command: sed -i s/demo/greeter/ README.md"
+    assert made_by["app.py"] == "replace_text_by_path"
     assert all(r["revert"] == "Revert" for r in rows)
     added = sum(c["lines_added"] for c in ask["changes"])
     removed = sum(c["lines_removed"] for c in ask["changes"])
-    assert (added, removed) == (6, 3)
-    assert summary == f"Call {request_id} \u00b7 3 files \u00b7 +{added} \u2212{removed}"
+    assert (added, removed) == (7, 4)
+    assert summary == f"Call {request_id} \u00b7 4 files \u00b7 +{added} \u2212{removed}"
     assert [(a["decision"], a["tool"], a["target"], a["by"]) for a in ask["approvals"]] == [
         ("allowed", "replace_text_by_path", "app.py", "person"),
         ("allowed", "create_file_with_text", "notes/todo.md", "person"),
         ("allowed", "delete_file_by_path", "old.txt", "person"),
+        ("allowed", "run_in_terminal", "sed -i s/demo/greeter/ README.md", "person"),
         ("denied", "run_in_terminal", "rm -rf build", "person"),
     ]
     marks = {"allowed": "\u2713 allowed", "denied": "\u2717 denied"}
@@ -212,8 +221,9 @@ async def test_a_real_agent_call_is_reviewed_and_reverted_through_the_host(
     ]
     assert app_py_after_one == APP_PY and todo_after_one
     assert (project / "old.txt").read_text() == "bye\n"
+    assert (project / "README.md").read_text() == README
     assert not (project / "notes" / "todo.md").exists()
-    assert "Restored 2 file(s)" in status and "app.py: already reverted" in status
+    assert "Restored 3 file(s)" in status and "app.py: already reverted" in status
     assert buttons_left == 0
     assert problems == []
 
@@ -340,6 +350,7 @@ async def review_screenshot() -> bytes:  # pragma: no cover - a maintainer's too
         folder.mkdir()
         (folder / "app.py").write_text(APP_PY)
         (folder / "old.txt").write_text("bye\n")
+        (folder / "README.md").write_text(README)
         async with agent_server(tmp, folder) as client:
             html = (await client.read_resource("ui://lingma/review.html")).contents[0].text
             async with hosted_page(tmp / "profile", html, client) as host:
