@@ -13,8 +13,8 @@ Why the DevTools Protocol over a WebSocket: ``websockets`` is already a dependen
 Node tooling), and the protocol reaches what a WebDriver script cannot easily: out-of-process
 iframes, the page's console and exceptions, a screenshot of the whole page.
 
-Run as a script (``python tests/review_host.py docs/review-app.png``), it makes an
-agent-mode call on the simulator, shows its review and saves a screenshot.
+``tests/test_review_browser.py`` drives it; run as a script, that module saves the
+README's screenshot.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -448,7 +447,3 @@ class ReviewHost:
         )
         shot = await self.cdp.send("Page.captureScreenshot", {"format": "png"}, self.session)
         return base64.b64decode(shot["data"])
-
-
-if __name__ == "__main__":  # pragma: no cover - a maintainer's tool
-    sys.exit("run tests/test_review_browser.py's screenshot helper")
