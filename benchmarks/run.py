@@ -23,6 +23,7 @@ from benchmarks import (
     bench_memory,
     bench_startup,
     bench_throughput,
+    gate_cost,
     sandbox_cost,
 )
 
@@ -36,6 +37,7 @@ SUITES = (
     ("6. Last progress, TypeScript SDK client", bench_last_progress),
     ("7. Approval round trip", bench_approvals),
     ("9. Sandbox start cost", sandbox_cost),
+    ("10. The gate's cost per hosted write", gate_cost),
 )
 
 README = Path(__file__).with_name("README.md")
