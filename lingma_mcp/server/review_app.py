@@ -14,7 +14,6 @@ diff, and ``lingma://changes/{request_id}`` stays. A host without Apps support i
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Annotated, Any
 
@@ -27,8 +26,6 @@ from .bridge import Bridge
 from .changes import call_changes, call_diff
 from .models import Approval
 from .review_page import review_page
-
-log = logging.getLogger(__name__)
 
 REVIEW_URI = "ui://lingma/review.html"
 NOTE_PREFIXES = ("# ", "[lingma-mcp:")
