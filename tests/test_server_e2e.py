@@ -49,6 +49,7 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
         "check_lingma_job",
         "cancel_lingma_job",
         "revert_changes",
+        "review_changes",
     }
     ask = tools["ask_lingma"]
     assert set(ask.input_schema["properties"]) == {
@@ -396,7 +397,7 @@ async def test_lingma_not_found_says_where_it_looked_and_how_to_fix(tmp_path: Pa
         tools = await client.list_tools()
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
         status = await client.call_tool("auth_status", {})
-    assert len(tools.tools) == 7
+    assert len(tools.tools) == 8
     assert result.is_error
     text = text_of(result)
     assert "Lingma was not found" in text and str(tmp_path / "no" / "Lingma") in text
@@ -433,7 +434,13 @@ async def test_resources_describe_status_models_and_conversations(tmp_path: Path
         one = json.loads(
             (await client.read_resource(f"lingma://sessions/{session_id}")).contents[0].text
         )
-    assert listed == {"lingma://status", "lingma://models", "lingma://sessions", "lingma://jobs"}
+    assert listed == {
+        "lingma://status",
+        "lingma://models",
+        "lingma://sessions",
+        "lingma://jobs",
+        "ui://lingma/review.html",
+    }
     assert set(templates) == {
         "lingma://sessions/{session_id}",
         "lingma://answers/{request_id}",

@@ -23,6 +23,7 @@ from .bridge import Bridge
 from .changes import register_changes
 from .job_tools import AskJobs, register_job_tools
 from .resources import register_resources
+from .review_app import review_extension
 from .stdio import CheckedLines, GuardedStdout, std_streams, wait_stdout_closed
 from .tasks import TASK_TOOL, LingmaTasks
 from .tools import register_tools
@@ -136,8 +137,9 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
             ttl=max(MIN_REQUEST_STATE_TTL_S, settings.approval_timeout + REQUEST_STATE_SLACK_S)
         ),
         # Tasks: the extension serves 2026-07-28 and the tasks/* methods; the middleware
-        # answers 2025-11-25's task-augmented calls above the SDK's result check.
-        extensions=[tasks],
+        # answers 2025-11-25's task-augmented calls above the SDK's result check. MCP Apps:
+        # the change review page and review_changes (review_app.py).
+        extensions=[tasks, review_extension(bridge)],
         middleware=[tasks.middleware],
     )
     register_tools(app, bridge, asks)

@@ -30,6 +30,7 @@ from .input_required import is_retry
 from .job_tools import AskJobs
 from .models import AskResult, AuthInfo, LoginInfo, ModelList
 from .progress import ProgressRelay
+from .review_app import link_meta
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
             open_world_hint=True,
         ),
         # Answers longer than this come back cut (answers.py): the most this tool sends.
-        meta=result_size_meta(bridge.settings.max_result_chars),
+        # Hosts with MCP Apps show an agent-mode result's changes as a review (review_app.py).
+        meta={**result_size_meta(bridge.settings.max_result_chars), **link_meta()},
     )
     async def ask_lingma(
         ctx: Context,
