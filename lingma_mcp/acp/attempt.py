@@ -37,6 +37,8 @@ CHILD_NAME = "qoderclicn"
 TERMINATE_GRACE = 0.0
 # One ACP line may carry a whole file (fs/write_text_file); the reader must hold it.
 STDOUT_LIMIT = 64 * 1024 * 1024
+# Without it the CLI reports zeros for every token count in a prompt's result.
+USAGE_VARIABLE = "QODERCN_EXPOSE_TOKEN_USAGE"
 
 
 @dataclass
@@ -93,6 +95,10 @@ async def start_agent(
 ) -> AgentHandle:
     """Spawn ``cli_bin --acp`` and complete ``initialize`` within ``startup_timeout``.
 
+    The agent gets ``env`` (default: ours) as it is, token variables included (the CLI
+    logs in from them), with ``QODERCN_EXPOSE_TOKEN_USAGE=1`` added so its answers count
+    their tokens.
+
     Raises:
         NodeMissing: it is a Node script and no node is on its PATH (the text says how to
             give a host the PATH).
@@ -100,10 +106,11 @@ async def start_agent(
             (with its exit code and the last lines of its stderr).
     """
     argv = [str(cli_bin), *extra_args, ACP_FLAG]
-    path = node_path(cli_bin, env if env is not None else os.environ)
+    env = {USAGE_VARIABLE: "1", **(env if env is not None else os.environ)}
+    path = node_path(cli_bin, env)
     if path is not None:
         log.info("node is not on the PATH; running the Lingma CLI with %s first", path)
-        env = {**(env if env is not None else os.environ), "PATH": path}
+        env["PATH"] = path
     try:
         process = await ChildProcess.spawn(
             argv, cwd=cwd, env=env, name=CHILD_NAME, pipes=True, stdout_limit=STDOUT_LIMIT
