@@ -31,7 +31,12 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def params(tmp_path: Path, env: dict[str, str] | None = None) -> StdioServerParameters:
-    acp_log = {"LINGMA_SIM_ACP_LOG": str(tmp_path / "acp.jsonl")}
+    # CLIENT_TOOLS: the simulator hands file and command work to our fs/* and terminal/*
+    # handlers, which these tests exercise (the real CLI acts on the disk itself).
+    acp_log = {
+        "LINGMA_SIM_ACP_LOG": str(tmp_path / "acp.jsonl"),
+        "LINGMA_SIM_ACP_CLIENT_TOOLS": "1",
+    }
     return server_params(
         tmp_path, {**acp_log, **(env or {})}, "--backend", "cli", "--startup-timeout", "20"
     )

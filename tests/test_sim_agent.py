@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from simclient import SimClient, SimProcess, running_sim, sim_command
 
+from lingma_mcp.sim import script
+
 WORKSPACE = "/tmp/project"
 INIT = {"rootUri": "file:///tmp/project", "processId": 1, "capabilities": {}}
 SMALL = {"LINGMA_SIM_ANSWER_SIZE": "60", "LINGMA_SIM_CHUNK": "16"}
@@ -386,6 +388,116 @@ async def test_chat_stop_while_pending_cancels_the_chat(client: SimClient) -> No
     assert finish["reason"] == "cancelled"
 
 
+# -- edits Lingma makes itself, after a PENDING approval -----------------------------------
+
+
+@pytest.mark.parametrize("approval", [True, False])
+async def test_an_approved_edit_is_written_by_the_simulator_itself_and_a_denied_one_is_not(
+    client: SimClient, tmp_path: Path, approval: bool
+) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "a.txt").write_text("old\n")
+    await client.ask("@edit a.txt new\\nlines", "req-e", mode="agent", workspace=str(workspace))
+    await approve_when_pending(client, "req-e", 0, approval)
+    finish = await client.wait_until(lambda: client.finish("req-e"))
+    tool = "sim-tool-req-e-1"
+    [pending] = [
+        e for e in client.events("req-e", "tool/call/sync") if e["toolCallStatus"] == "PENDING"
+    ]
+    assert pending["name"] == "edit_file"
+    assert pending["parameters"] == {"file_path": f"{workspace}/a.txt", "content": "new\nlines"}
+    assert client.events("req-e", "tool/invoke") == []  # the binary edits without the IDE
+    if approval:
+        assert (workspace / "a.txt").read_text() == "new\nlines"
+        assert statuses(client, "req-e", tool) == [
+            "PENDING",
+            "RUNNING",
+            "FINISHED",
+            "REQUEST_FINISHED",
+        ]
+        [done] = [
+            e for e in client.events("req-e", "tool/call/sync") if e["toolCallStatus"] == "FINISHED"
+        ]
+        assert done["results"] == [
+            {"fileId": f"{workspace}/a.txt", "message": "wrote 9 characters"}
+        ]
+        assert (
+            answer_lines(finish)[-1]
+            == f"edit a.txt: approved, wrote 9 characters to {workspace}/a.txt"
+        )
+    else:
+        assert (workspace / "a.txt").read_text() == "old\n"
+        assert statuses(client, "req-e", tool) == ["PENDING", "CANCELLED", "REQUEST_FINISHED"]
+        assert answer_lines(finish)[-1] == "edit a.txt: denied"
+
+
+async def test_a_pending_edit_file_in_another_spelling_creates_the_file_too(
+    client: SimClient, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    call = '@pending edit_file {"filePath": "sub/new.py", "code_edit": "x = 1\\n"}'
+    await client.ask(call, "req-p", mode="agent", workspace=str(workspace))
+    await approve_when_pending(client, "req-p", 0, True)
+    await client.wait_until(lambda: client.finish("req-p"))
+    assert (workspace / "sub" / "new.py").read_text() == "x = 1\n"
+
+
+async def test_commands_that_change_files_reach_the_clients_terminal_verbatim(
+    client: SimClient,
+) -> None:
+    commands = ["sed -i 's/a/b/' notes.txt", "touch made.txt", "rm -f old.txt"]
+    await agent(client, "\n".join(f"@run {c}" for c in commands), "req-r")
+    assert invokes(client, "req-r") == [
+        ("run_in_terminal", {"command": c, "isBackground": False}) for c in commands
+    ]
+
+
+# -- what a chat/ask carries beside its question --------------------------------------------
+
+
+@pytest.fixture
+async def whole_answers(tmp_path: Path) -> AsyncIterator[SimClient]:
+    """A client of a simulator whose answers are not cut to a size."""
+    async with running_sim(tmp_path, name="whole") as sim:
+        async with SimClient.connect(await sim.wait_port()) as connected:
+            await connected.result("initialize", INIT)
+            yield connected
+
+
+async def test_the_answer_names_the_active_file_images_and_context_it_received(
+    whole_answers: SimClient,
+) -> None:
+    client = whole_answers
+    png = "data:image/png;base64," + "A" * 40
+    finish = await client.chat(
+        "look at this",
+        "req-x",
+        chatContext={
+            "text": "look at this",
+            "activeFilePath": "/tmp/project/main.py",
+            "imageUrls": [png, "https://example.invalid/shot.png"],
+        },
+        extra={
+            "modelConfig": {"key": "auto"},
+            "workspacePath": WORKSPACE,
+            "context": [{"type": "file", "path": "/tmp/project/util.py"}, "loose note"],
+        },
+    )
+    assert (
+        "Attached: active file /tmp/project/main.py; image data:image/png (62 characters); "
+        "image https://example.invalid/shot.png; context file /tmp/project/util.py; "
+        'context "loose note".'
+    ) in finish["fullAnswer"]
+
+
+async def test_a_question_without_context_is_answered_as_before(
+    whole_answers: SimClient,
+) -> None:
+    finish = await whole_answers.chat("plain", "req-y")
+    assert finish["fullAnswer"] == script.compose_answer("plain", "dashscope_qwen3_coder", 1)
+
+
 # -- the language is documented where users look ------------------------------------------
 
 
@@ -398,7 +510,7 @@ def test_help_agent_lists_every_instruction_and_help_env_points_to_it() -> None:
     listed = sim("--help-agent")
     for verb in ("read", "create", "replace", "delete", "save", "problems", "run", "run&"):
         assert f"@{verb} " in listed
-    for verb in ("output", "confirm", "pending", "tool", "async", "spell"):
+    for verb in ("output", "confirm", "edit", "pending", "tool", "async", "spell"):
         assert f"@{verb} " in listed
     environment = sim("--help-env")
     assert "--help-agent" in environment and "LINGMA_SIM_TOOL_TIMEOUT" in environment

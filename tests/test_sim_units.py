@@ -14,6 +14,8 @@ import pytest
 from lingma_mcp.lingma.framing import FrameDecoder, FrameError, encode_frame
 from lingma_mcp.sim import instructions, script
 from lingma_mcp.sim.account import Account
+from lingma_mcp.sim.context import attachments
+from lingma_mcp.sim.edits import edit_of
 from lingma_mcp.sim.files import remove_leftovers, write_durably
 from lingma_mcp.sim.info import render_info
 from lingma_mcp.sim.options import OptionError, build_options
@@ -315,3 +317,31 @@ def test_outcome_lines_read_as_the_client_answered() -> None:
     (read,) = instructions.parse("@read a")
     long_line = {"success": True, "result": {"content": "x" * 500}}
     assert len(instructions.describe(read, long_line)) == len("read_file a: ok: ") + 200
+
+
+# -- what a chat/ask carries, and edits the binary makes itself ---------------------------
+
+
+def test_context_items_are_named_in_the_order_the_fields_are_read():
+    params = {
+        "chatContext": {"activeFilePath": "/p/a.py", "imageUrls": ["data:image/jpeg;base64,AA", 7]},
+        "extra": {"context": [{"kind": "selection", "text": "x" * 200}, {"type": "folder"}]},
+    }
+    assert attachments(params) == (
+        "active file /p/a.py",
+        "image data:image/jpeg (25 characters)",
+        "image (not a URL: int)",
+        "context selection " + "x" * 80,
+        "context folder",
+    )
+    assert attachments({"chatContext": "junk", "extra": None}) == ()
+
+
+def test_an_edit_needs_an_editing_tool_a_path_and_a_text():
+    assert edit_of("edit_file", {"target_file": "a.py", "text": ""}, "/w") == ("/w/a.py", "")
+    assert edit_of("edit_file", {"file_path": "/abs/b.py", "content": "x"}, "/w") == (
+        "/abs/b.py",
+        "x",
+    )
+    assert edit_of("edit_file", {"file_path": "a.py"}, "/w") is None  # nothing to write
+    assert edit_of("run_in_terminal", {"file_path": "a", "content": "x"}, "/w") is None

@@ -5,7 +5,9 @@ sees it: a toolCall card in the answer text, ``tool/call/sync`` INIT and RUNNING
 ``tool/invoke`` (answered by the client in the form ``@async`` chose), ``tool/call/sync``
 FINISHED or ERROR, and a line in the answer that says what the client answered. A
 ``@confirm`` or ``@pending`` call is one Lingma runs itself: ``tool/call/sync`` PENDING,
-then it waits for the client's ``tool/call/approve``. Once every instruction is done,
+then it waits for the client's ``tool/call/approve``; an ``@edit`` (``edit_file``) is then
+written by the simulator itself, as the binary edits files without the IDE
+(:mod:`lingma_mcp.sim.edits`). Once every instruction is done,
 each tool call gets ``REQUEST_FINISHED``.
 
 The order INIT -> RUNNING -> tool/invoke -> FINISHED is the one PROTOCOL.md section 9
@@ -21,7 +23,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from lingma_mcp.sim import instructions, script, tools
+from lingma_mcp.sim import edits, instructions, script, tools
 from lingma_mcp.sim.instructions import Instruction, Spelling
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ class AgentRun:
                 await self.chat.say(f"\n{instruction.source}: not understood: {instruction.text}")
             elif instruction.verb in _SETTINGS:
                 self.spelling.apply(instruction)
-            elif instruction.verb in ("confirm", "pending"):
+            elif instruction.verb in ("confirm", "pending", "edit"):
                 await self._pending(instruction)
             else:
                 await self._invoke(instruction)
@@ -126,6 +128,10 @@ class AgentRun:
         if instruction.verb == "confirm":
             name = "run_in_terminal"
             parameters: dict[str, Any] = {"command": instruction.text, "isBackground": False}
+        elif instruction.verb == "edit":
+            name = "edit_file"
+            path = instructions.resolve(instruction.paths[0], self.spec.workspace)
+            parameters = {"file_path": path, "content": instruction.text}
         else:
             name, parameters = instruction.name, dict(instruction.parameters)
         tool_id = self._new_tool(name)
@@ -153,14 +159,7 @@ class AgentRun:
         )
         if answer is True:
             await self._sync(tool_id, "RUNNING", toolName=name, input=parameters, results=[])
-            line = f"{head}: approved"
-            await self._sync(
-                tool_id,
-                "FINISHED",
-                name=name,
-                parameters=parameters,
-                results=[{"message": f"{line}; Lingma ran it itself (simulated)"}],
-            )
+            line = await self._run_itself(tool_id, name, parameters, f"{head}: approved")
         else:
             line = (
                 f"{head}: denied"
@@ -177,6 +176,40 @@ class AgentRun:
             )
         log.info("%s (%s)", line, tool_id)
         await self.chat.say(f"\n{line}")
+
+    async def _run_itself(
+        self, tool_id: str, name: str, parameters: dict[str, Any], line: str
+    ) -> str:
+        """Carry out an approved call as the binary would; its outcome line."""
+        edit = edits.edit_of(name, parameters, self.spec.workspace)
+        if edit is None:
+            results = [{"message": f"{line}; Lingma ran it itself (simulated)"}]
+            await self._sync(tool_id, "FINISHED", name=name, parameters=parameters, results=results)
+            return line
+        path, text = edit
+        try:
+            edits.write(path, text)
+        except OSError as exc:
+            failed = f"{line}, failed: {exc.strerror or exc}"
+            await self._sync(
+                tool_id,
+                "ERROR",
+                name=name,
+                parameters=parameters,
+                results=[],
+                errorCode="TOOL_FAILED",
+                errorMsg=failed,
+            )
+            return failed
+        wrote = f"wrote {len(text)} characters"
+        await self._sync(
+            tool_id,
+            "FINISHED",
+            name=name,
+            parameters=parameters,
+            results=[{"fileId": path, "message": wrote}],
+        )
+        return f"{line}, {wrote} to {path}"
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class ChatSpec:
     session_hint: str | None
     is_reply: bool
     workspace: str
+    attached: tuple[str, ...] = ()  # what came beside the question (context.py)
 
 
 class ChatAbandoned(Exception):
@@ -112,7 +113,7 @@ class ChatRun:
         if options.think or "thinking" in spec.model:
             await self._think()
         answer = script.compose_answer(
-            spec.question, spec.model, self.turn.number, options.answer_size
+            spec.question, spec.model, self.turn.number, options.answer_size, spec.attached
         )
         await self._stream(self._plan(answer))
         if spec.agent:

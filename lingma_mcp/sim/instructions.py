@@ -32,7 +32,13 @@ simulator reads README.md once, as before.
                              isBackground}) announced by tool/call/sync PENDING; waits for
                              tool/call/approve {sessionId, requestId, toolCallId,
                              approval}: true -> RUNNING, FINISHED; false -> CANCELLED
+  @edit PATH TEXT            an edit Lingma makes itself: tool/call/sync PENDING for
+                             edit_file {file_path, content: TEXT (the whole new text)};
+                             on approval true the simulator writes the file itself (no
+                             tool/invoke, as the binary), then RUNNING, FINISHED with
+                             results [{fileId, message}]; false -> CANCELLED, no write
   @pending NAME {JSON}       the same PENDING round trip for any tool name and parameters
+                             (edit_file with a path and content/text/code_edit writes too)
   @tool NAME {JSON}          tool/invoke NAME with these parameters, sent verbatim
   @async on|off|absent       the async field of later tool/invokes: true (expect an empty
                              ack, then tool/invokeResult), false, or left out
@@ -52,6 +58,9 @@ outcome, for example:
   read_file /etc/passwd: failed: <errorMessage>
   run_in_terminal ls: exit 0: <first line of output>
   confirm rm -rf build: approved | denied | no answer within 30 s
+  edit a.txt: approved, wrote 12 characters to /project/a.txt
+Commands that change files (sed -i, touch, rm, a generator) go through the client's
+terminal as @run COMMAND: run_in_terminal {command} carries the command verbatim.
 A line that is not a valid instruction is reported as "@...: not understood: <why>".
 A client that does not answer a tool/invoke or a PENDING call within
 LINGMA_SIM_TOOL_TIMEOUT seconds (default 30) gets a failure in its place.
@@ -68,6 +77,7 @@ VERBS = (
     "run&",
     "output",
     "confirm",
+    "edit",
     "pending",
     "tool",
     "async",
@@ -117,7 +127,7 @@ def _parse(verb: str, rest: str, line: str) -> Instruction:
         if tail:
             raise ValueError(f"@{verb} takes one PATH, got more: {tail!r}")
         return Instruction(verb, line, paths=(path,))
-    if verb in ("create", "replace"):
+    if verb in ("create", "replace", "edit"):
         path, tail = _path(rest)
         return Instruction(verb, line, paths=(path,), text=unescape(tail))
     if verb == "problems":
@@ -251,6 +261,8 @@ def label(instruction: Instruction) -> str:
         return f"run_in_terminal{'&' if verb == 'run&' else ''} {instruction.text}"
     if verb == "confirm":
         return f"confirm {instruction.text}"
+    if verb == "edit":
+        return f"edit {' '.join(instruction.paths)}"
     if verb in ("tool", "pending"):
         return f"{verb} {instruction.name}"
     if verb == "output":

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lingma_mcp.sim.chat import ChatRun, ChatSpec
+from lingma_mcp.sim.context import attachments
 from lingma_mcp.sim.options import SIM_VERSION
 from lingma_mcp.sim.state import noise
 
@@ -281,6 +282,7 @@ def _chat_ask(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         session_hint=params.get("sessionId") or None,
         is_reply=bool(params.get("isReply")),
         workspace=os.path.abspath(workspace),
+        attached=attachments(params),
     )
     project_uri = conn.project_uri or Path(spec.workspace).as_uri()
     noise(f"[chat] ask requestId={request_id} mode={mode} model={model}")

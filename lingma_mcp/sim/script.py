@@ -7,6 +7,8 @@ instead of UTF-8 bytes breaks a client.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 FILLER = "通义灵码模拟器 pads this answer, 逐字确定。 "
 DEFAULT_MODEL = "auto"
 # An empty delta goes out after delta 1 and then after every 7th, as the binary sends
@@ -14,11 +16,19 @@ DEFAULT_MODEL = "auto"
 EMPTY_EVERY = 7
 
 
-def compose_answer(question: str, model_key: str, turn: int, size: int | None = None) -> str:
-    """The answer to ``question``; padded (or cut) to exactly ``size`` characters if given."""
+def compose_answer(
+    question: str,
+    model_key: str,
+    turn: int,
+    size: int | None = None,
+    attached: Sequence[str] = (),
+) -> str:
+    """The answer to ``question``, naming what came with it (``attached``); padded (or
+    cut) to exactly ``size`` characters if given."""
     asked = " ".join(question.split())
+    received = f" Attached: {'; '.join(attached)}." if attached else ""
     text = (
-        f"Lingma sim answer, turn {turn}, model {model_key}: you asked «{asked}». "
+        f"Lingma sim answer, turn {turn}, model {model_key}: you asked «{asked}».{received} "
         f"这是通义灵码模拟器的回答（第{turn}轮）。"
     )
     return pad(text, size) if size is not None else text

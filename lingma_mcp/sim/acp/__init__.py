@@ -1,10 +1,12 @@
 """``lingma-sim acp``: a stand-in for ``qoderclicn --acp``, as awkward as the real one.
 
-ACP over stdio, one JSON message a line. It starts slowly if asked, numbers its own
-requests from 0, streams thoughts, plans and tool calls, asks permission, sends ``fs/*``
-and ``terminal/*`` requests, keeps conversations for ``session/load`` after a restart,
-ignores the end of its input (only a signal ends it), takes its time over SIGTERM and
-prints chatter on stdout at exit. See ``lingma-sim acp --help`` for the switches.
+ACP over stdio, one JSON message a line. Like ``qoderclicn`` 1.1.52 its tools act on
+the disk themselves after a ``session/request_permission`` (no ``fs/*``, no
+``terminal/*``; ``LINGMA_SIM_ACP_CLIENT_TOOLS=1`` hands them to the client instead), it
+numbers its own requests from 0, reads the CLI's ``--fake-responses`` scripts, keeps
+conversations for ``session/load`` and ``session/fork`` after a restart, ignores the end
+of its input (only a signal ends it), takes its time over SIGTERM and prints chatter on
+stdout at exit. See ``lingma-sim acp --help`` for the switches.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from lingma_mcp.sim.acp.model import Response, ScriptError, parse_script
 from lingma_mcp.sim.acp.options import HELP_ENV, AcpSimOptions, OptionError, from_env
 
 log = logging.getLogger("lingma_mcp.sim.acp")
@@ -36,9 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--acp", action="store_true", help="accepted and ignored, as `qoderclicn --acp`"
     )
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--fake-responses",
+        metavar="FILE",
+        type=Path,
+        help="play FILE (the CLI's --fake-responses JSONL) instead of the prompt's instructions",
+    )
+    args = parser.parse_args(argv)
     try:
         opts = from_env()
+        if args.fake_responses is not None:
+            opts.script = args.fake_responses
+        script = _script(opts.script)
     except OptionError as exc:
         sys.stderr.write(f"lingma-sim acp: {exc}\n")
         return 2
@@ -50,11 +63,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.exit_at_start is not None:
         sys.stderr.write(f"Error: simulated start-up failure (exit {opts.exit_at_start})\n")
         return opts.exit_at_start
-    return asyncio.run(_serve(opts))
+    return asyncio.run(_serve(opts, script))
 
 
-async def _serve(opts: AcpSimOptions) -> int:
+def _script(path: Path | None) -> list[Response] | None:
+    """The scripted model responses, read once at start as the CLI reads its file."""
+    if path is None:
+        return None
+    try:
+        return parse_script(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OptionError(f"cannot read the script {path}: {exc.strerror}") from None
+    except ScriptError as exc:
+        raise OptionError(f"{path}: {exc}") from None
+
+
+async def _serve(opts: AcpSimOptions, script: list[Response] | None) -> int:
     from lingma_mcp.sim.acp.agent import AcpSimAgent
+    from lingma_mcp.sim.acp.local_tools import kill_running_commands
     from lingma_mcp.sim.acp.wire import Wire
 
     loop = asyncio.get_running_loop()
@@ -76,10 +102,11 @@ async def _serve(opts: AcpSimOptions) -> int:
         await asyncio.sleep(opts.start_delay)
     reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    agent = AcpSimAgent(wire, opts)
+    agent = AcpSimAgent(wire, opts, script)
     serving = asyncio.ensure_future(wire.read_forever(reader, agent.handle))
     code = await done
     serving.cancel()
+    kill_running_commands()
     if opts.chatter != "none":
         wire.chatter("Shutting down... goodbye from Qoder CLI CN (simulated)")
     sys.stdout.flush()

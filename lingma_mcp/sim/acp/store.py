@@ -2,6 +2,11 @@
 
 Files are 0600 in 0700 folders: they hold prompts and answers. Writes are atomic
 (temporary file, then rename), so a crash never leaves half a conversation.
+
+A conversation's history is what ``session/load`` replays, in order: ``user`` messages
+(with their message id), ``agent`` messages (one per model response that had text) and
+``tool`` calls with their input and output. Files written before tool calls were kept
+(``{"role", "text"}`` entries) still load.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-TITLE_CHARS = 40
+TITLE_CHARS = 80
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    """An ISO time with milliseconds, as the CLI's ``updatedAt``."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
 @dataclass
@@ -29,7 +36,25 @@ class Conversation:
     title: str = ""
     updated_at: str = field(default_factory=_now)
     model: str = "auto"
-    history: list[dict[str, str]] = field(default_factory=list)  # {"role", "text"}
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def last_prompt(self) -> str | None:
+        """The text of the latest user message (what the simulated answer calls earlier)."""
+        for entry in reversed(self.history):
+            if entry.get("kind") == "user":
+                return str(entry.get("text", ""))
+        return None
+
+
+def _entry(raw: Any) -> dict[str, Any] | None:
+    if not isinstance(raw, dict):
+        return None
+    if "kind" in raw:
+        return raw
+    role = raw.get("role")  # the older {"role", "text"} form
+    if role in ("user", "agent"):
+        return {"kind": role, "id": str(uuid.uuid4()), "text": str(raw.get("text", ""))}
+    return None
 
 
 class ConversationStore:
@@ -44,14 +69,34 @@ class ConversationStore:
         self.save(conversation)
         return conversation
 
+    def fork(self, source: Conversation, cwd: str) -> Conversation:
+        """A new conversation with the same history, title and model."""
+        copy = Conversation(
+            session_id=str(uuid.uuid4()),
+            cwd=cwd,
+            title=source.title,
+            model=source.model,
+            history=json.loads(json.dumps(source.history)),
+        )
+        self.save(copy)
+        return copy
+
     def get(self, session_id: str) -> Conversation | None:
-        if "/" in session_id or session_id.startswith("."):
+        if not session_id or "/" in session_id or session_id.startswith("."):
             return None
         try:
             data: dict[str, Any] = json.loads(self._path(session_id).read_text("utf-8"))
-        except (OSError, ValueError):
+            history = [e for e in map(_entry, data.pop("history", [])) if e is not None]
+            return Conversation(**data, history=history)
+        except (OSError, ValueError, TypeError):
             return None
-        return Conversation(**data)
+
+    def delete(self, session_id: str) -> bool:
+        if self.get(session_id) is None:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            self._path(session_id).unlink()
+        return True
 
     def save(self, conversation: Conversation) -> None:
         conversation.updated_at = _now()
@@ -74,8 +119,10 @@ class ConversationStore:
                 found.append(conversation)
         return sorted(found, key=lambda c: c.updated_at, reverse=True)
 
-    def remember(self, conversation: Conversation, role: str, text: str) -> None:
-        conversation.history.append({"role": role, "text": text})
-        if not conversation.title and role == "user":
-            conversation.title = text.strip().splitlines()[0][:TITLE_CHARS] if text.strip() else ""
+    def remember(self, conversation: Conversation, entries: list[dict[str, Any]]) -> None:
+        """Append a finished turn; the title becomes its prompt, as the CLI's does."""
+        conversation.history.extend(entries)
+        prompt = next((e["text"] for e in entries if e.get("kind") == "user"), "")
+        if prompt.strip():
+            conversation.title = prompt.strip().splitlines()[0][:TITLE_CHARS]
         self.save(conversation)

@@ -1,10 +1,16 @@
-"""One ``session/prompt`` of the simulated agent: plan, thought, instructions, answer.
+"""One ``session/prompt`` of the simulated agent: the model's calls and the tools between.
 
-Instructions (``@create``, ``@read``, ``@run``, ``@wait``, ``@refuse``; see
-``lingma-sim acp --help``) each become a tool call: ``tool_call`` (pending), a
-``session/request_permission`` offering allow_always / allow_once / reject_once under the
-CLI's fixed ids, then the ``fs/*`` or ``terminal/*`` requests to the client, then
-``tool_call_update`` completed or failed. Any other text is answered as a chat.
+The loop is the real CLI's: ask the model; stream its text as ``agent_message_chunk``;
+run the tool calls it made and ask it again with their results; stop at a response
+without tool calls. The model is a ``--fake-responses`` script or the prompt's ``@``
+instructions (:mod:`lingma_mcp.sim.acp.model`); the tools act on the disk
+(:mod:`~lingma_mcp.sim.acp.local_tools`, as the CLI) or through the client
+(:mod:`~lingma_mcp.sim.acp.client_tools`, ``LINGMA_SIM_ACP_CLIENT_TOOLS=1``). Scripted
+turns send no plan and no thought, as the CLI with a script does; instruction turns
+keep the simulator's plan and thought (``LINGMA_SIM_ACP_PLAN``, ``LINGMA_SIM_ACP_THINK``).
+
+An error comes twice, as the CLI sends it: an ``agent_message_chunk`` "[Error] ..." and
+then the JSON-RPC error (:class:`TurnFailed`) instead of a result.
 """
 
 from __future__ import annotations
@@ -12,32 +18,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shlex
+import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from lingma_mcp.sim.acp import shapes
+from lingma_mcp.sim.acp.model import InstructionModel, Response, ToolCall, ToolResult, Usage
 from lingma_mcp.sim.acp.options import AcpSimOptions
-from lingma_mcp.sim.acp.store import Conversation
-from lingma_mcp.sim.acp.wire import PeerError, Wire
+from lingma_mcp.sim.acp.session import SessionRuntime, TurnState
+from lingma_mcp.sim.acp.wire import Wire
 
 log = logging.getLogger("lingma_mcp.sim.acp")
 
-PERMISSION_OPTIONS = [
-    {"optionId": "proceed_always", "name": "Always allow", "kind": "allow_always"},
-    {"optionId": "proceed_once", "name": "Allow once", "kind": "allow_once"},
-    {"optionId": "cancel", "name": "Reject", "kind": "reject_once"},
-]
-_KINDS = {"@create": "edit", "@read": "read", "@run": "execute"}
+
+class Model(Protocol):
+    def next(self, results: list[ToolResult]) -> Response | None: ...
 
 
-class Cancelled(Exception):
-    """The client sent session/cancel (or answered a permission request ``cancelled``)."""
+class Toolbox(Protocol):
+    async def run(self, calls: tuple[ToolCall, ...]) -> list[ToolResult]: ...
+
+
+class TurnFailed(Exception):
+    """The prompt fails with JSON-RPC error 500 (its chunk was already sent)."""
 
 
 @dataclass
-class TurnState:
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    chunks: int = 0
+class TurnOutcome:
+    stop: str
+    usage: Usage = field(default_factory=lambda: Usage(0, 0))
+    records: list[dict[str, Any]] = field(default_factory=list)  # the agent's messages
 
 
 def text(content: str) -> dict[str, Any]:
@@ -46,52 +56,72 @@ def text(content: str) -> dict[str, Any]:
 
 class Turn:
     def __init__(
-        self, wire: Wire, opts: AcpSimOptions, conversation: Conversation, state: TurnState
+        self,
+        wire: Wire,
+        opts: AcpSimOptions,
+        runtime: SessionRuntime,
+        state: TurnState,
+        model: Model,
+        tools: Toolbox,
     ) -> None:
         self.wire = wire
         self.opts = opts
-        self.conversation = conversation
+        self.runtime = runtime
         self.state = state
-        self.sid = conversation.session_id
-        self.calls = 0
+        self.model = model
+        self.tools = tools
 
     def update(self, update: dict[str, Any]) -> None:
-        self.wire.notify("session/update", {"sessionId": self.sid, "update": update})
+        self.wire.notify("session/update", {"sessionId": self.runtime.session_id, "update": update})
 
-    async def run(self, prompt: str) -> tuple[str, str]:
-        """Play the turn; (stopReason, answer)."""
-        lines = [line.strip() for line in prompt.splitlines() if line.strip()]
-        instructions = [line for line in lines if line.startswith("@")]
-        chat = " ".join(line for line in lines if not line.startswith("@"))
-        plan = [line.split()[0] + " " + " ".join(line.split()[1:2]) for line in instructions]
-        plan = [p.strip() for p in plan] + ["Answer"]
-        if self.opts.plan:
-            self._plan(plan, 0)
-        if self.opts.think:
+    def fail(self, message: str) -> TurnFailed:
+        self.update({"sessionUpdate": "agent_message_chunk", "content": text(f"[Error] {message}")})
+        return TurnFailed(message)
+
+    async def run(self, prompt: str, outcome: TurnOutcome) -> None:
+        """Play the turn into ``outcome`` (kept by the caller, so a cancelled turn's
+        records survive). Raises :class:`TurnFailed` for an error."""
+        planned = self.model.plan if isinstance(self.model, InstructionModel) else None
+        if planned is not None and self.opts.plan:
+            self._plan(planned, 0)
+        if planned is not None and self.opts.think:
             self.update(
                 {
                     "sessionUpdate": "agent_thought_chunk",
                     "content": text(f"Thinking about: {prompt[:40]}"),
                 }
             )
-        notes: list[str] = []
-        try:
-            for index, line in enumerate(instructions):
-                if line == "@refuse":
-                    return "refusal", ""
-                if line == "@wait":
-                    await self.state.cancel.wait()
-                    raise Cancelled
-                notes.append(await self._instruction(line))
-                if self.opts.plan:
-                    self._plan(plan, index + 1)
-            answer = self._answer(chat, notes)
-            await self._stream(answer)
-        except Cancelled:
-            return "cancelled", ""
-        if self.opts.plan:
-            self._plan(plan, len(plan))
-        return "end_turn", answer
+        results: list[ToolResult] = []
+        step = 0
+        usage = Usage(0, 0)
+        while True:
+            response = self.model.next(results)
+            if response is None:
+                raise self.fail(shapes.MODEL_TIMEOUT)
+            if response.control == "wait":
+                await asyncio.Event().wait()  # until the prompt is cancelled
+            if response.control == "refuse":
+                outcome.stop = "refusal"
+                return
+            if response.control == "error":
+                raise self.fail(response.text or shapes.REQUEST_FAILED)
+            if response.usage is not None:
+                usage = Usage(
+                    usage.input_tokens + response.usage.input_tokens,
+                    usage.output_tokens + response.usage.output_tokens,
+                )
+                outcome.usage = usage
+            if response.chunks:
+                await self._stream(response.chunks, outcome)
+            if not response.calls:
+                break
+            results = await self.tools.run(response.calls)
+            step += 1
+            if planned is not None and self.opts.plan:
+                self._plan(planned, step)
+        if planned is not None and self.opts.plan:
+            self._plan(planned, len(planned))
+        outcome.stop = "end_turn"
 
     def _plan(self, entries: list[str], done: int) -> None:
         self.update(
@@ -110,123 +140,14 @@ class Turn:
             }
         )
 
-    def _answer(self, chat: str, notes: list[str]) -> str:
-        earlier = [t["text"] for t in self.conversation.history if t["role"] == "user"]
-        parts = []
-        if earlier:
-            parts.append(f"Earlier you said: {earlier[-1]}.")
-        parts.append(f"Answer to: {chat}" if chat else "Done.")
-        parts += notes
-        return " ".join(parts)
-
-    async def _stream(self, answer: str) -> None:
-        size = self.opts.chunk
-        for start in range(0, len(answer), size):
-            if self.state.cancel.is_set():
-                raise Cancelled
-            self.update(
-                {
-                    "sessionUpdate": "agent_message_chunk",
-                    "content": text(answer[start : start + size]),
-                }
-            )
+    async def _stream(self, chunks: tuple[str, ...], outcome: TurnOutcome) -> None:
+        message = {"kind": "agent", "id": str(uuid.uuid4()), "text": ""}
+        outcome.records.append(message)
+        for chunk in chunks:
+            self.update({"sessionUpdate": "agent_message_chunk", "content": text(chunk)})
+            message["text"] += chunk
             self.state.chunks += 1
             if self.opts.crash_after is not None and self.state.chunks >= self.opts.crash_after:
                 log.error("crashing on purpose after %d chunks", self.state.chunks)
                 os._exit(3)
-            if self.opts.delta_delay:
-                await asyncio.sleep(self.opts.delta_delay)
-            else:
-                await asyncio.sleep(0)
-
-    async def _instruction(self, line: str) -> str:
-        verb, _, rest = line.partition(" ")
-        kind = _KINDS.get(verb)
-        if kind is None:
-            return f"(unknown instruction {verb})"
-        self.calls += 1
-        call_id = f"call_{self.calls}"
-        if verb == "@run":
-            argv = shlex.split(rest)
-            raw: dict[str, Any] = {"command": rest}
-            title, locations = f"Run {rest}", []
-        else:
-            path, _, body = rest.partition(" ")
-            raw = {"path": path, "content": body} if verb == "@create" else {"path": path}
-            title = f"{'Write' if verb == '@create' else 'Read'} {path}"
-            locations = [{"path": path}]
-        tool = {
-            "toolCallId": call_id,
-            "title": title,
-            "kind": kind,
-            "locations": locations,
-            "rawInput": raw,
-        }
-        self.update({"sessionUpdate": "tool_call", "status": "pending", **tool})
-        if not await self._permitted(tool):
-            self._tool_done(call_id, "failed", "the user rejected this")
-            return f"{title}: rejected."
-        self.update(
-            {"sessionUpdate": "tool_call_update", "toolCallId": call_id, "status": "in_progress"}
-        )
-        try:
-            if verb == "@create":
-                await self.wire.request(
-                    "fs/write_text_file", {"sessionId": self.sid, "path": path, "content": body}
-                )
-                result = f"wrote {path}"
-            elif verb == "@read":
-                reply = await self.wire.request(
-                    "fs/read_text_file", {"sessionId": self.sid, "path": path}
-                )
-                result = f"{path} says: {reply['content']}"
-            else:
-                result = await self._run(argv)
-        except PeerError as exc:
-            self._tool_done(call_id, "failed", str(exc))
-            return f"{title}: failed ({exc})."
-        self._tool_done(call_id, "completed", result)
-        return result + "."
-
-    async def _permitted(self, tool: dict[str, Any]) -> bool:
-        reply = await self.wire.request(
-            "session/request_permission",
-            {"sessionId": self.sid, "toolCall": tool, "options": PERMISSION_OPTIONS},
-        )
-        outcome = (reply or {}).get("outcome") or {}
-        if outcome.get("outcome") == "cancelled":
-            raise Cancelled
-        chosen = next(
-            (o for o in PERMISSION_OPTIONS if o["optionId"] == outcome.get("optionId")), None
-        )
-        return chosen is not None and chosen["kind"].startswith("allow")
-
-    def _tool_done(self, call_id: str, status: str, result: str) -> None:
-        self.update(
-            {
-                "sessionUpdate": "tool_call_update",
-                "toolCallId": call_id,
-                "status": status,
-                "content": [{"type": "content", "content": text(result)}],
-            }
-        )
-
-    async def _run(self, argv: list[str]) -> str:
-        created = await self.wire.request(
-            "terminal/create",
-            {"sessionId": self.sid, "command": argv[0], "args": argv[1:], "outputByteLimit": 65536},
-        )
-        terminal = {"sessionId": self.sid, "terminalId": created["terminalId"]}
-        try:
-            waited = asyncio.ensure_future(self.wire.request("terminal/wait_for_exit", terminal))
-            cancelled = asyncio.ensure_future(self.state.cancel.wait())
-            await asyncio.wait({waited, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-            if not waited.done():
-                waited.cancel()
-                await self.wire.request("terminal/kill", terminal)
-                raise Cancelled
-            cancelled.cancel()
-            output = await self.wire.request("terminal/output", terminal)
-        finally:
-            await self.wire.request("terminal/release", terminal)
-        return f"exit {waited.result().get('exitCode')}, output: {output['output'].strip()}"
+            await asyncio.sleep(self.opts.delta_delay)
