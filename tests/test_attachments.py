@@ -25,6 +25,7 @@ from lingma_mcp.server.attachments import (
     MAX_ATTACHMENTS,
     MAX_EMBED_BYTES,
     MAX_IMAGE_BYTES,
+    MAX_TOTAL_BYTES,
     AttachmentItem,
     resolve,
     sniff_image,
@@ -211,6 +212,20 @@ def test_an_image_over_the_bound_is_refused_with_the_bound(workspace):
     inline = base64.b64encode(png() + b"\x00" * MAX_IMAGE_BYTES).decode()
     with pytest.raises(InvalidArgument, match=r"image 1 has 5\.0 MB, over the 5\.0 MB bound"):
         resolve(items({"type": "image", "data": inline, "mime_type": "image/png"}), workspace)
+
+
+def test_what_one_question_carries_is_bounded_text_going_by_reference_past_the_bound(workspace):
+    share = MAX_TOTAL_BYTES // 4 - 1024  # four images just under the total
+    for n in range(5):
+        with (workspace / f"big{n}.png").open("wb") as handle:
+            handle.write(png())
+            handle.truncate(share)
+    (workspace / "notes.txt").write_text("n" * 200_000)
+    four = [{"type": "image", "path": f"big{n}.png"} for n in range(4)]
+    *images, notes = resolve(items(*four, {"type": "file", "path": "notes.txt"}), workspace)
+    assert len(images) == 4 and notes.text is None and notes.size == 200_000
+    with pytest.raises(InvalidArgument, match=r"with big4\.png they carry"):
+        resolve(items(*four, {"type": "image", "path": "big4.png"}), workspace)
 
 
 def test_too_many_items_are_refused_and_repeats_count_once(workspace):

@@ -14,7 +14,8 @@ inside ``.git`` or lingma-mcp's work dir, it is refused before Lingma is asked. 
 must be a PNG, JPEG, GIF or WebP by its own bytes (the CLI fails a whole prompt over an
 image it cannot decode) and at most :data:`MAX_IMAGE_BYTES`. A text file up to
 :data:`MAX_EMBED_BYTES` is read so a backend can hand over its content; a larger or binary
-file goes by reference. What each backend can carry is its own affair: it refuses the rest.
+file goes by reference. All of it together stays under :data:`MAX_TOTAL_BYTES`. What each
+backend can carry is its own affair: it refuses the rest.
 
 :func:`resolve` does the reading (bounded) and is run off the event loop by
 :func:`resolve_attachments`; the checks on bytes are pure functions.
@@ -28,6 +29,7 @@ import mimetypes
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -46,6 +48,9 @@ MAX_IMAGE_BYTES = 5 * 1024 * 1024
 # Text files up to this size are read for a backend that embeds them; larger ones go by
 # reference (the agent reads them itself, with its own bounds).
 MAX_EMBED_BYTES = 256 * 1024
+# What one question may carry in all (images and embedded text): it travels in a single
+# JSON-RPC line to the agent. Text past it goes by reference; an image past it is refused.
+MAX_TOTAL_BYTES = 20 * 1024 * 1024
 
 _ALIASES = {"image/jpg": "image/jpeg"}
 
@@ -178,23 +183,46 @@ def resolve(
     found: list[Attachment] = []
     seen: set[tuple[str, str]] = set()
     inline = 0
+    carried = 0  # bytes of images and embedded text so far
     for item in items:
         if isinstance(item, ImageItem) and item.data is not None:
             inline += 1
             name = f"image {inline}"
             try:
                 raw, declared = decode_inline(item.data, item.mime_type)
-                found.append(ImageAttachment(raw, checked_image(raw, declared, name), name))
+                attachment: Attachment = ImageAttachment(
+                    raw, checked_image(raw, declared, name), name
+                )
             except ValueError as exc:
                 raise _refused(f"{name}: {exc}") from None
-            continue
-        assert item.path is not None  # a path item, or an image with a path (validated)
-        path, name = _confined(item.path, root, guarded)
-        if (item.type, name) in seen:
-            continue
-        seen.add((item.type, name))
-        found.append(_read(item.type, path, name))
+        else:
+            assert item.path is not None  # a path item, or an image with a path (validated)
+            path, name = _confined(item.path, root, guarded)
+            if (item.type, name) in seen:
+                continue
+            seen.add((item.type, name))
+            attachment = _read(item.type, path, name)
+        attachment, carried = _within_total(attachment, carried)
+        found.append(attachment)
     return tuple(found)
+
+
+def _within_total(attachment: Attachment, carried: int) -> tuple[Attachment, int]:
+    """``attachment`` kept within what one question may carry, and the new total: a text
+    past it goes by reference instead; an image past it is refused."""
+    if isinstance(attachment, ImageAttachment):
+        carried += len(attachment.data)
+        if carried > MAX_TOTAL_BYTES:
+            raise _refused(
+                f"with {attachment.name} they carry {_mb(carried)}, over the "
+                f"{_mb(MAX_TOTAL_BYTES)} one question may carry"
+            )
+    elif isinstance(attachment, FileAttachment) and attachment.text is not None:
+        size = len(attachment.text.encode("utf-8"))
+        if carried + size > MAX_TOTAL_BYTES:
+            return replace(attachment, text=None), carried
+        carried += size
+    return attachment, carried
 
 
 async def resolve_attachments(
