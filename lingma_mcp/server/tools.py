@@ -264,8 +264,9 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
         name="auth_status",
         title="Lingma login status",
         description="Whether Lingma is logged in (state and whitelist in words), the user "
-        "name, expiry and quota when known, and this bridge's own state (Lingma state, pid, "
-        "port, version, last error). Never returns a token.",
+        "name, expiry and quota when known, which credential the Lingma CLI logs in with (a "
+        "token variable by name, or its stored login), and this bridge's own state (Lingma "
+        "state, pid, port, version, last error). Never returns a token.",
         annotations=ToolAnnotations(
             title="Lingma login status",
             read_only_hint=True,
@@ -282,7 +283,9 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
         name="login",
         title="Log in to Lingma",
         description="Get Lingma's login URL. Open it in a browser and log in; where the host "
-        "supports it, the host is asked to open the URL.",
+        "supports it, the host is asked to open the URL. The Lingma CLI backend has no URL: "
+        "it says how to log in instead (qoderclicn login, or a token in the server's "
+        "environment).",
         annotations=ToolAnnotations(
             title="Log in to Lingma",
             read_only_hint=True,
