@@ -21,6 +21,8 @@ import pytest
 from conftest import sent_to_lingma, text_of
 from mcp import Client
 
+from lingma_mcp.acp.credentials import credential_in
+from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE
 from lingma_mcp.config import Settings
 from lingma_mcp.server.app import build_app
 from lingma_mcp.server.progress import STATUS_PREFIX
@@ -372,12 +374,40 @@ async def test_auth_status_names_the_clis_credential_kind_and_never_its_value(
     assert "inherit its environment, token included" in explained
 
 
+async def test_a_token_in_the_servers_environment_reaches_the_cli_and_logs_it_in(
+    tmp_path: Path, sims: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The simulator, like the CLI, adopts a token from its environment at start: logged
+    # out without one, logged in with one, so a login here means the token went through.
+    monkeypatch.setenv("LINGMA_SIM_ACP_AUTH", "logged_out")
+    async with server(tmp_path) as client:
+        without = await client.call_tool("auth_status", {})
+    monkeypatch.setenv("QODERCN_SERVICE_ACCOUNT_KEY", "sa-" + "k" * 30)
+    async with server(tmp_path) as client:
+        with_key = await client.call_tool("auth_status", {})
+    assert without.structured_content["logged_in"] is False
+    assert with_key.structured_content["logged_in"] is True
+    assert with_key.structured_content["credential"] == (
+        "service account key (QODERCN_SERVICE_ACCOUNT_KEY)"
+    )
+
+
 async def test_without_a_token_the_cli_logs_in_with_its_stored_login(
     tmp_path: Path, sims: Path
 ) -> None:
     async with server(tmp_path) as client:
         status = await client.call_tool("auth_status", {})
     assert status.structured_content["credential"] == "stored login (qoderclicn login)"
+
+
+def test_the_credential_is_the_first_token_variable_set_and_a_refused_one_is_named() -> None:
+    both = credential_in({"QODERCN_PAT": "a", "QODERCN_PERSONAL_ACCESS_TOKEN": "b"})
+    assert str(both) == "personal access token (QODERCN_PERSONAL_ACCESS_TOKEN)"
+    assert "did not accept the personal access token in QODERCN_PERSONAL_ACCESS_TOKEN" in (
+        both.refused()
+    )
+    blank = credential_in({"QODERCN_JOB_TOKEN": "  "})
+    assert not blank.token and blank.refused() == NOT_LOGGED_IN_MESSAGE
 
 
 def test_commands_lingma_mcp_runs_never_see_the_clis_token_variables() -> None:
