@@ -22,7 +22,7 @@ Errors are the typed errors of :mod:`lingma_mcp.errors`, turned into text at the
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -225,7 +225,8 @@ class ChatRequest:
     copy of it instead, and the result's session is the copy's. ``host`` is the call's
     workspace host in agent mode: each backend serves Lingma's file and terminal work
     through it, in its own dialect; without one the chat runs no tools and says so to
-    Lingma.
+    Lingma. ``status`` hears a line a person should see while the backend prepares the
+    chat (a slow session start).
 
     ``attachments`` go with the prompt as the backend's protocol carries them; what it
     cannot carry is refused (:class:`~lingma_mcp.errors.RequestRefused`) before anything
@@ -245,6 +246,7 @@ class ChatRequest:
     fork: bool = False
     reasoning_effort: str | None = None
     effort_optional: bool = False
+    status: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 # -- interfaces ----------------------------------------------------------------------------

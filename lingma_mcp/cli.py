@@ -16,6 +16,8 @@ from typing import Any
 from . import __version__
 from .config import (
     DEFAULT_APPROVAL_TIMEOUT,
+    DEFAULT_CHECKPOINT_MAX_FILE_MB,
+    DEFAULT_CLI_SESSION_TIMEOUT,
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_MAX_PROMPT_CHARS,
     DEFAULT_MAX_RESULT_CHARS,
@@ -52,6 +54,8 @@ ENV_VARS: dict[str, str] = {
     "approval": "LINGMA_APPROVAL",
     "command_timeout": "LINGMA_COMMAND_TIMEOUT",
     "approval_timeout": "LINGMA_APPROVAL_TIMEOUT",
+    "checkpoint_max_file_mb": "LINGMA_CHECKPOINT_MAX_FILE_MB",
+    "cli_session_timeout": "LINGMA_CLI_SESSION_TIMEOUT",
     "backend": "LINGMA_BACKEND",
     "cli_bin": "LINGMA_CLI_BIN",
     "sandbox": "LINGMA_SANDBOX",
@@ -203,6 +207,22 @@ def _add_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         help="agent mode: an approval question nobody answers within this long is decided "
         "by the approval setting (deny) (env LINGMA_APPROVAL_TIMEOUT; default "
         f"{DEFAULT_APPROVAL_TIMEOUT:g})",
+    )
+    g.add_argument(
+        "--checkpoint-max-file-mb",
+        default=d,
+        metavar="MB",
+        help="agent mode: a changed file larger than this is listed but its contents are not "
+        "kept, so it is not shown as a diff nor reverted (env LINGMA_CHECKPOINT_MAX_FILE_MB; "
+        f"default {DEFAULT_CHECKPOINT_MAX_FILE_MB:g})",
+    )
+    g.add_argument(
+        "--cli-session-timeout",
+        default=d,
+        metavar="SECONDS",
+        help="CLI backend: how long opening a session may take (the CLI scans the workspace "
+        "first) (env LINGMA_CLI_SESSION_TIMEOUT; default "
+        f"{DEFAULT_CLI_SESSION_TIMEOUT:g})",
     )
     g.add_argument(
         "--sandbox",
@@ -357,6 +377,12 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     value, name = pick("approval_timeout")
     if value is not None:
         settings.approval_timeout = _number(name, str(value))
+    value, name = pick("checkpoint_max_file_mb")
+    if value is not None:
+        settings.checkpoint_max_file_mb = _number(name, str(value))
+    value, name = pick("cli_session_timeout")
+    if value is not None:
+        settings.cli_session_timeout = _number(name, str(value))
     value, name = pick("backend")
     if value:
         backend = str(value).strip().lower()

@@ -31,6 +31,12 @@ DEFAULT_MAX_PROMPT_CHARS = 1_000_000
 DEFAULT_COMMAND_TIMEOUT = 300.0
 # The longest silence on a call's progress before a keepalive goes out (server/progress.py).
 DEFAULT_KEEPALIVE_S = 10.0
+# Agent mode: files larger than this are listed when a call changes them, but their
+# contents are not kept in the checkpoints (so they are not shown as a diff nor reverted).
+DEFAULT_CHECKPOINT_MAX_FILE_MB = 10.0
+# The CLI's session/new scans the workspace first: 30 s was seen in a large repository,
+# so it gets a bound of its own, longer than a control call's.
+DEFAULT_CLI_SESSION_TIMEOUT = 90.0
 # Agent mode: how long an approval question waits for the person before the approval
 # setting decides (deny). A person reading a diff needs minutes, and a background job's
 # question waits for the next check_lingma_job; but Lingma's tool call is held open all that
@@ -122,6 +128,8 @@ class Settings:
     approval: str | None = None
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT  # --command-timeout
     approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT  # --approval-timeout
+    checkpoint_max_file_mb: float = DEFAULT_CHECKPOINT_MAX_FILE_MB  # --checkpoint-max-file-mb
+    cli_session_timeout: float = DEFAULT_CLI_SESSION_TIMEOUT  # --cli-session-timeout
     backend: str = "auto"  # --backend / LINGMA_BACKEND: auto | ide | cli (server/backends.py)
     cli_bin: str | None = None  # --cli-bin / LINGMA_CLI_BIN: the Lingma CLI (qoderclicn)
     # --sandbox / LINGMA_SANDBOX: what commands (and the CLI process) may write; None: not

@@ -40,6 +40,12 @@ class Step:
     message: str = ""
 
 
+# Statuses after which a tool call changes nothing more: ACP's and the plugin dialect's.
+_ENDED = frozenset(
+    {"completed", "failed", "finished", "error", "cancelled", "canceled", "request_finished"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     """What is known of one tool call, merged from every event that named it."""
@@ -50,6 +56,23 @@ class ToolCall:
     input: Any = field(default_factory=dict)
     result: Any = None
     error: str | None = None
+    # The agent's own name for the tool where it gives one apart from a title (the CLI's
+    # ``_meta.qoder.toolName``: Edit, Write, Bash); the change record attributes by it.
+    tool_name: str = ""
+
+    @property
+    def ended(self) -> bool:
+        """The call has run its course (done, failed or stopped), on either backend."""
+        return self.status.lower() in _ENDED
+
+    def label(self) -> str:
+        """Who made a change, as the change record names it: ``Edit``, ``Bash: <command>``,
+        or the tool's name."""
+        name = self.tool_name or self.name
+        command = self.input.get("command") if isinstance(self.input, dict) else None
+        if isinstance(command, str) and command.strip():
+            return f"{name}: {' '.join(command.split())}"
+        return name
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,7 +133,13 @@ async def test_an_approved_edit_lands_and_is_recorded_as_the_persons(
     assert (served.project / "a.txt").read_text() == "one\n"
     data = result.structured_content
     assert data["changes"] == [
-        {"path": "a.txt", "action": "created", "lines_added": 1, "lines_removed": 0}
+        {
+            "path": "a.txt",
+            "action": "created",
+            "lines_added": 1,
+            "lines_removed": 0,
+            "by": "create_file_with_text",
+        }
     ]
     assert approvals(result) == [("a.txt", "allowed", "person")]
     (form,) = person.asked
@@ -550,11 +556,12 @@ async def test_cancelling_the_retry_stops_lingma(served: Served) -> None:
 async def test_parked_calls_never_resumed_are_each_released_after_the_timeout(
     served: Served,
 ) -> None:
-    # One question at a time per server: the calls' questions are put to the person in
-    # turn, each parked (its call answering InputRequiredResult) once the one before it
-    # was settled, here by its timeout because no retry ever comes.
+    # One question at a time per server, and one changing call at a time per workspace:
+    # the calls' questions are put to the person in turn, each parked (its call answering
+    # InputRequiredResult) once the one before it was settled, here by its timeout
+    # because no retry ever comes.
     settings = {"approval_timeout": 0.3, "request_timeout": 120.0}
-    calls = 12
+    calls = 4
     async with served.client(elicitation_callback=Person(), settings=settings) as client:
         async with anyio.create_task_group() as tg:
             for n in range(calls):

@@ -59,6 +59,8 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
         "LINGMA_APPROVAL": "write=allow",
         "LINGMA_COMMAND_TIMEOUT": "56",
         "LINGMA_APPROVAL_TIMEOUT": "78",
+        "LINGMA_CHECKPOINT_MAX_FILE_MB": "2.5",
+        "LINGMA_CLI_SESSION_TIMEOUT": "120",
         "LINGMA_BACKEND": "CLI",
         "LINGMA_CLI_BIN": "/opt/qoderclicn",
         "LINGMA_SANDBOX": "read-only",
@@ -82,6 +84,7 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
     assert settings.detach_after == 0.0 and settings.max_result_chars == 5000
     assert settings.approval == "write=allow"
     assert settings.command_timeout == 56.0 and settings.approval_timeout == 78.0
+    assert settings.checkpoint_max_file_mb == 2.5 and settings.cli_session_timeout == 120.0
     assert settings.backend == "cli" and settings.cli_bin == "/opt/qoderclicn"
     assert (settings.sandbox, settings.sandbox_network, settings.command_env) == (
         "read-only",
@@ -170,6 +173,8 @@ def test_doctor_on_the_simulator_passes_every_step() -> None:
         "✓ Lingma starts",
         "✓ Logged in",
         "✓ Models",
+        "✓ Sandbox (agent mode)",
+        "✓ Change record (agent mode)",
     ]
     assert "All is well" in done.stdout
 

@@ -138,29 +138,31 @@ async def test_the_real_cli_takes_attachments_counts_usage_forks_and_deletes(
         await handle.close()
 
 
-def wrapper(tmp_path: Path, binary: Path, script: Path, env: dict[str, str]) -> Path:
-    """A --cli-bin that runs the real CLI offline, in the empty HOME, with no token."""
+def wrapper(tmp_path: Path, binary: Path, script: Path) -> Path:
+    """A --cli-bin that runs the real CLI offline."""
     path = tmp_path / "qoderclicn-offline"
-    unset = " ".join(f"-u {name}" for name in os.environ if name.startswith("QODERCN_"))
     path.write_text(
         "#!/bin/sh\n"
-        f'exec env {unset} HOME="{env["HOME"]}" QODER_FAKE_STREAM_DELAY_MS=5 '
-        f'"{binary}" --fake-responses "{script}" "$@"\n'
+        f'exec env QODER_FAKE_STREAM_DELAY_MS=5 "{binary}" --fake-responses "{script}" "$@"\n'
     )
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
 
 
 async def test_mcp_on_the_real_cli_attaches_reports_usage_forks_lists_and_shows_turns(
-    tmp_path: Path, offline: tuple[Path, Path, dict[str, str]]
+    tmp_path: Path, offline: tuple[Path, Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     binary, script, env = offline
+    # The server's own HOME, so the sandbox it runs the CLI in lets it keep its state there;
+    # no token, so nothing but the offline run logs it in.
+    monkeypatch.setenv("HOME", env["HOME"])
+    for name in [n for n in os.environ if n.startswith("QODERCN_")]:
+        monkeypatch.delenv(name)
     settings = Settings(
         backend="cli",
-        cli_bin=str(wrapper(tmp_path, binary, script, env)),
+        cli_bin=str(wrapper(tmp_path, binary, script)),
         workspace=tmp_path / "project",
         work_dir=tmp_path / "work",
-        sandbox="off",  # what is checked here is ACP, not the sandbox
         startup_timeout=90,
         request_timeout=120,
     )

@@ -92,7 +92,8 @@ async def test_the_job_tools_resources_and_ask_lingma_background_are_listed(
         "result",
         "error",
     }
-    assert check.annotations.read_only_hint is True
+    # Answering a question there lets the job act: not read-only, not destructive.
+    assert (check.annotations.read_only_hint, check.annotations.destructive_hint) == (False, False)
     assert set(tools["cancel_lingma_job"].input_schema["properties"]) == {"job_id"}
     assert "lingma://jobs" in resources
     assert templates["lingma://answers/{request_id}"].mime_type == "text/markdown"

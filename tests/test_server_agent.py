@@ -11,6 +11,7 @@ killed with the call.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import ElicitResult, ListRootsResult, Root
-from procs import alive
+from procs import alive, with_marker
 
 from lingma_mcp.backend import ChatRequest, ChatResult, Login, Model
 from lingma_mcp.config import Settings
@@ -252,10 +253,29 @@ async def test_edits_happen_after_the_person_approves_and_are_listed(
     assert all(o.success for o in fake.streams[0].outcomes)
     data = result.structured_content
     assert data["request_id"] == fake.streams[0].request.request_id
-    assert data["changes"] == [
-        {"path": "notes/new.txt", "action": "created", "lines_added": 1, "lines_removed": 0},
-        {"path": "keep.txt", "action": "modified", "lines_added": 1, "lines_removed": 1},
-        {"path": "old.txt", "action": "deleted", "lines_added": 0, "lines_removed": 1},
+    # Every change, from the checkpoints, with what made it.
+    assert sorted(data["changes"], key=lambda c: c["path"]) == [
+        {
+            "path": "keep.txt",
+            "action": "modified",
+            "lines_added": 1,
+            "lines_removed": 1,
+            "by": "replace_text_by_path",
+        },
+        {
+            "path": "notes/new.txt",
+            "action": "created",
+            "lines_added": 1,
+            "lines_removed": 0,
+            "by": "create_file_with_text",
+        },
+        {
+            "path": "old.txt",
+            "action": "deleted",
+            "lines_added": 0,
+            "lines_removed": 1,
+            "by": "delete_file_by_path",
+        },
     ]
     assert [(a["tool"], a["target"], a["decision"], a["by"]) for a in data["approvals"]] == [
         ("create_file_with_text", "notes/new.txt", "allowed", "person"),
@@ -493,10 +513,12 @@ async def test_the_record_survives_a_restart_of_the_server(tmp_path: Path, proje
     assert len(revert.structured_content["restored"]) == 3
     assert (project / "keep.txt").read_text() == "one\ntwo\n"
     assert (project / "old.txt").exists() and not (project / "notes" / "new.txt").exists()
-    journal = tmp_path / "work" / "changes"
-    assert journal.stat().st_mode & 0o777 == 0o700
-    for item in journal.rglob("*"):
-        assert item.stat().st_mode & 0o777 == (0o700 if item.is_dir() else 0o600)
+    record = tmp_path / "work" / "checkpoints"
+    assert record.stat().st_mode & 0o777 == 0o700
+    for item in record.rglob("*"):
+        if not item.is_symlink():
+            mode = item.stat().st_mode & 0o777
+            assert mode == 0o700 if item.is_dir() else mode & 0o077 == 0, item
 
 
 async def test_a_failed_call_says_what_it_changed_and_how_to_undo_it(
@@ -546,8 +568,9 @@ async def _wait_gone(pid: int) -> None:
 async def test_a_cancelled_call_kills_its_commands_whole_process_group(
     tmp_path: Path, project: Path
 ) -> None:
-    pids = project / "pids"
-    command = f"sleep 60 & echo $$ $! > {pids}; wait"
+    # Found by what they run: in the sandbox's PID namespace $$ and $! are not our pids.
+    marker = f"{os.getpid()}.{id(tmp_path) % 1000}"
+    command = f"sleep 60.{marker} & sleep 61.{marker}"
     script = [Invoke("run_in_terminal", {"command": command, "isBackground": True}), Forever()]
     app, fake, _ = make(tmp_path, project, script, approval="run=allow")
     async with host(app) as client:
@@ -558,27 +581,24 @@ async def test_a_cancelled_call_kills_its_commands_whole_process_group(
 
             tg.start_soon(call)
             await _until(lambda: bool(fake.streams and fake.streams[0].outcomes))
-            await _until(lambda: pids.exists() and len(pids.read_text().split()) == 2)
+            await _until(lambda: len(with_marker(marker)) >= 2)
             tg.cancel_scope.cancel()
-        shell, child = (int(p) for p in pids.read_text().split())
-        await _wait_gone(shell)
-        await _wait_gone(child)
+        await _until(lambda: not with_marker(marker))
 
 
 async def test_the_server_closing_kills_the_commands_of_calls_in_flight(
     tmp_path: Path, project: Path
 ) -> None:
-    pids = project / "pids"
-    command = f"sleep 60 & echo $! > {pids}; wait"
+    marker = f"{os.getpid()}.{id(tmp_path) % 1000}"
+    command = f"sleep 60.{marker} & wait"
     script = [Invoke("run_in_terminal", {"command": command, "isBackground": True}), Forever()]
     app, fake, bridge = make(tmp_path, project, script, approval="run=allow")
     async with host(app) as client, anyio.create_task_group() as tg:
         tg.start_soon(client.call_tool, "ask_lingma", {"prompt": "run"})
         await _until(lambda: bool(fake.streams and fake.streams[0].outcomes))
-        await _until(lambda: pids.exists() and bool(pids.read_text().strip()))
+        await _until(lambda: bool(with_marker(marker)))
         await bridge.agents.close()
-        child = int(pids.read_text())
-        await _wait_gone(child)
+        await _until(lambda: not with_marker(marker))
         tg.cancel_scope.cancel()
 
 

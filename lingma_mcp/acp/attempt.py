@@ -17,11 +17,11 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient
+from lingma_mcp.acp.client import CONTROL_TIMEOUT, SESSION_TIMEOUT, AcpClient
 from lingma_mcp.acp.discovery import NodeMissing, node_path
 from lingma_mcp.acp.transport import LineTransport
 from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError
@@ -91,13 +91,18 @@ async def start_agent(
     extra_args: Sequence[str] = (),
     startup_timeout: float = 30.0,
     control_timeout: float = CONTROL_TIMEOUT,
+    session_timeout: float = SESSION_TIMEOUT,
     terminate_grace: float = TERMINATE_GRACE,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> AgentHandle:
     """Spawn ``cli_bin --acp`` and complete ``initialize`` within ``startup_timeout``.
 
     The agent gets ``env`` (default: ours) as it is, token variables included (the CLI
     logs in from them), with ``QODERCN_EXPOSE_TOKEN_USAGE=1`` added so its answers count
     their tokens.
+
+    ``wrap`` turns the command into the one that runs it (the OS sandbox's launcher); it
+    sees the command after everything else about it (its node, its flags) is settled.
 
     Raises:
         NodeMissing: it is a Node script and no node is on its PATH (the text says how to
@@ -111,6 +116,8 @@ async def start_agent(
     if path is not None:
         log.info("node is not on the PATH; running the Lingma CLI with %s first", path)
         env["PATH"] = path
+    if wrap is not None:
+        argv = wrap(argv)
     try:
         process = await ChildProcess.spawn(
             argv, cwd=cwd, env=env, name=CHILD_NAME, pipes=True, stdout_limit=STDOUT_LIMIT
@@ -122,7 +129,7 @@ async def start_agent(
         ) from exc
     assert process.stdout is not None and process.stdin is not None  # pipes=True
     transport = LineTransport(process.stdout, process.stdin)
-    client = AcpClient(transport, control_timeout=control_timeout)
+    client = AcpClient(transport, control_timeout=control_timeout, session_timeout=session_timeout)
     handle = AgentHandle(process, client, terminate_grace)
     try:
         await _initialize(handle, startup_timeout)

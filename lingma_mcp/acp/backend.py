@@ -19,15 +19,15 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from lingma_mcp.acp.attachments import prompt_blocks
 from lingma_mcp.acp.attempt import AgentHandle, start_agent
-from lingma_mcp.acp.client import CONTROL_TIMEOUT, AcpClient, ListedSession
+from lingma_mcp.acp.client import CONTROL_TIMEOUT, SESSION_TIMEOUT, AcpClient, ListedSession
 from lingma_mcp.acp.credentials import LOGIN_INSTRUCTIONS, Credential, credential_in
 from lingma_mcp.acp.discovery import CliCommand, CliNotFound, find_cli
 from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
@@ -64,6 +64,9 @@ LOG_HINT = (
     "The Lingma CLI's stderr is logged at DEBUG: run with --log-level DEBUG "
     "(LINGMA_MCP_LOG_LEVEL=DEBUG) to see it; it keeps its own state in ~/.qoder-cn."
 )
+# Agent-mode processes kept at once beside the main one, when each may write only in its
+# own workspace (a person rarely works in more than two at a time).
+MAX_WORKSPACE_PROCESSES = 2
 CLI_TERMINATE_GRACE = 0.0  # SIGKILL at once: its SIGTERM outlasts a host's wait (attempt.py)
 # The scenes the face asks about: chat mode and agent mode list the same models, the CLI
 # having one list for everything.
@@ -79,6 +82,15 @@ class CliLoginInstructions(LingmaError):
 
 
 @dataclass(frozen=True)
+class CliLaunch:
+    """How one CLI process is started: its command run through ``wrap`` (the OS sandbox's
+    launcher) with ``env`` added to its environment (its private ``TMPDIR``)."""
+
+    wrap: Callable[[list[str]], list[str]] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CliOptions:
     """What starting the CLI needs.
 
@@ -88,6 +100,8 @@ class CliOptions:
         command: a whole command to run instead (the simulator), before ``--acp``.
         command_cwd: the folder ``command`` runs in.
         env: the child's environment (None: ours).
+        launch: how a process is started for a workspace (:class:`CliLaunch`), or None.
+        per_workspace: agent-mode chats run in a process of their own workspace's.
     """
 
     workspace: Path
@@ -99,6 +113,13 @@ class CliOptions:
     work_dir: Path | None = None
     startup_timeout: float = 60.0
     control_timeout: float = CONTROL_TIMEOUT
+    session_timeout: float = SESSION_TIMEOUT
+    # How each process is started (the OS sandbox): given the one workspace it may write in
+    # (None: none, for chat mode, login, models and sessions). None: started as it is.
+    launch: Callable[[Path | None], CliLaunch] | None = None
+    # True when a process may write only in its own workspace: agent-mode chats then run in
+    # a process of their workspace's (a sandbox is fixed when its process starts).
+    per_workspace: bool = False
     # The CLI takes ~8.5 s over SIGTERM; hosts on the MCP SDK give a server 2 s after
     # closing its stdin before they signal it. The group gets SIGKILL after this grace so
     # the whole close fits in that window; the CLI saves its sessions as it goes.
@@ -164,10 +185,15 @@ class CliHandle:
 
 
 class CliAttempt:
-    """One try: find the CLI, spawn ``<cli> --acp`` in its own group, ``initialize``."""
+    """One try: find the CLI, spawn ``<cli> --acp`` in its own group, ``initialize``.
 
-    def __init__(self, options: CliOptions) -> None:
+    ``workspace``: the one folder this process may write in, where a sandbox confines it
+    (None: none). It is also where sessions opened without a chat are made.
+    """
+
+    def __init__(self, options: CliOptions, workspace: Path | None = None) -> None:
         self.options = options
+        self.workspace = workspace
         self.source: str | None = None
 
     async def __call__(self, progress: Progress, previous: Any) -> CliHandle:
@@ -177,19 +203,30 @@ class CliAttempt:
         progress.step = "the Lingma CLI to be found"
         command = self.options.find()
         self.source = command.source
+        env = self.options.env
+        wrap = None
+        if self.options.launch is not None:
+            launch = self.options.launch(self.workspace)
+            env = {**(env if env is not None else os.environ), **launch.env}
+            wrap = launch.wrap
         progress.step = "the Lingma CLI to start and answer initialize"
         agent = await start_agent(
             command.argv[0],
             extra_args=command.argv[1:],
             cwd=command.cwd,
-            env=self.options.env,
+            env=env,
             startup_timeout=self.options.startup_timeout,
             control_timeout=self.options.control_timeout,
+            session_timeout=self.options.session_timeout,
             terminate_grace=self.options.terminate_grace,
+            wrap=wrap,
         )
         progress.process = agent.process
-        env = self.options.env if self.options.env is not None else os.environ
-        client = CliClient(agent.client, self.options.workspace, credential_in(env))
+        client = CliClient(
+            agent.client,
+            self.workspace or self.options.workspace,
+            credential_in(env if env is not None else os.environ),
+        )
         return CliHandle(agent, client, command.source)
 
 
@@ -198,11 +235,45 @@ async def _probe(client: CliClient) -> object:
     return await client.acp.ping()
 
 
+class _Process:
+    """One supervised CLI process and what it may write in."""
+
+    def __init__(self, options: CliOptions, workspace: Path | None, name: str, **bounds: Any):
+        self.workspace = workspace
+        self.attempt = CliAttempt(options, workspace)
+        self.machine: Supervised[CliClient] = Supervised(
+            self.attempt,
+            name=name,
+            startup_timeout=options.startup_timeout,
+            probe=_probe,
+            give_up_on=(CliNotFound,),
+            log_hint=LOG_HINT,
+            **bounds,
+        )
+        self.used = time.monotonic()
+
+    @property
+    def busy(self) -> bool:
+        """A prompt of this process is running."""
+        handle = self.machine.handle
+        if not isinstance(handle, CliHandle):
+            return False
+        return any(b.sink is not None for b in handle.client.acp.handlers.sessions.values())
+
+
 class CliBackend:
     """The official CLI, supervised: started in the background, restarted when lost.
 
     Same surface as :class:`~lingma_mcp.lingma.supervisor.LingmaSupervisor`, so the face
     holds either as a :class:`~lingma_mcp.backend.Backend`.
+
+    Where a sandbox confines the CLI to one workspace (``options.per_workspace``), the CLI
+    runs as more than one process, since a process's sandbox is fixed when it starts: the
+    main one may write nowhere but its own state (chat mode, the login, models, sessions),
+    and each workspace an agent-mode chat works in gets a process of its own, started on
+    first use, at most :data:`MAX_WORKSPACE_PROCESSES` of them (the one idle the longest
+    is ended for a new one). Conversations are the CLI's files, so any process continues
+    any of them.
     """
 
     kind: BackendKind = "cli"
@@ -219,19 +290,17 @@ class CliBackend:
     ) -> None:
         self.options = options
         self.name = name
-        self._attempt = CliAttempt(options)
-        self._machine: Supervised[CliClient] = Supervised(
-            self._attempt,
-            name=name,
-            startup_timeout=options.startup_timeout,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
-            max_attempts=max_attempts,
-            probe=_probe,
-            probe_timeout=probe_timeout,
-            give_up_on=(CliNotFound,),
-            log_hint=LOG_HINT,
-        )
+        self._bounds = {
+            "backoff_initial": backoff_initial,
+            "backoff_max": backoff_max,
+            "max_attempts": max_attempts,
+            "probe_timeout": probe_timeout,
+        }
+        self._main = _Process(options, None, name, **self._bounds)
+        self._attempt = self._main.attempt
+        self._machine = self._main.machine
+        self._workspaces: dict[Path, _Process] = {}
+        self._closing = False
         self._last_version: str | None = None
         self._last_agent: str | None = None
 
@@ -272,18 +341,52 @@ class CliBackend:
     async def client(self, timeout: float | None = None) -> CliClient:
         """A ready client, starting, waiting or restarting as needed (see ``Supervised``)."""
         client = await self._machine.client(timeout)
+        if self.options.per_workspace:
+            client.route = self._client_for
         self.status()
         return client
 
+    async def _client_for(self, workspace: Path) -> CliClient:
+        """The client of the process that may write in ``workspace`` (started if need be)."""
+        root = Path(workspace)  # the host's root: already resolved
+        process = self._workspaces.get(root)
+        if process is None:
+            if self._closing:
+                raise LingmaError("lingma-mcp is shutting down; no new agent chats")
+            await self._make_room()
+            name = f"{self.name}-{len(self._workspaces) + 1}"
+            process = self._workspaces[root] = _Process(self.options, root, name, **self._bounds)
+            log.info("starting a Lingma CLI process that may write in %s", root)
+        process.used = time.monotonic()
+        return await process.machine.client(None)
+
+    async def _make_room(self) -> None:
+        idle = [p for p in self._workspaces.values() if not p.busy]
+        while len(self._workspaces) >= MAX_WORKSPACE_PROCESSES and idle:
+            oldest = min(idle, key=lambda p: p.used)
+            idle.remove(oldest)
+            assert oldest.workspace is not None
+            self._workspaces.pop(oldest.workspace, None)
+            log.info("ending the Lingma CLI process of %s (idle longest)", oldest.workspace)
+            await oldest.machine.close()
+
     def suspect(self, reason: str) -> None:
+        # Which process went quiet is not known here: each checks its health (cheap).
         self._machine.suspect(reason)
+        for process in self._workspaces.values():
+            process.machine.suspect(reason)
 
     async def check_health(self, reason: str) -> bool:
         return await self._machine.check_health(reason)
 
     async def close(self) -> None:
-        """End the connection and the CLI's whole process group. Idempotent."""
-        await self._machine.close()
+        """End every CLI process's connection and whole process group. Idempotent."""
+        self._closing = True
+        processes = [*self._workspaces.values()]
+        self._workspaces.clear()
+        await asyncio.gather(
+            self._machine.close(), *(p.machine.close() for p in processes), return_exceptions=True
+        )
 
 
 # -- the client the face talks to ------------------------------------------------------
@@ -328,6 +431,9 @@ class CliClient:
         # A session opened to read the login or the models, handed to the next new chat
         # in the same folder rather than wasted.
         self._spare: tuple[str, Path] | None = None
+        # Where an agent-mode chat runs when a process may write only in its own workspace
+        # (set by CliBackend): the client of that workspace's process.
+        self.route: Callable[[Path], Awaitable[CliClient]] | None = None
 
     @property
     def version(self) -> str | None:
@@ -436,15 +542,20 @@ class CliClient:
             CliNotLoggedIn, UnknownModel, UnknownSession, RequestRefused, CapabilityMissing,
             AcpRpcError, RpcTimeout.
         """
+        if request.host is not None and self.route is not None:
+            target = await self.route(request.host.root)
+            if target is not self:
+                return await target.open_chat(request)
         blocks = prompt_blocks(request.prompt, request.attachments, self.acp.prompt_capabilities)
         cwd = Path(request.workspace or self.workspace)
         session_id = request.session_id
         if session_id is None:
-            session_id = self._take_spare(cwd) or await self.acp.new_session(cwd)
+            spare = self._take_spare(cwd)
+            session_id = spare or await _said_if_slow(self.acp.new_session(cwd), request)
         elif request.fork:
-            session_id = await self.acp.fork_session(session_id, cwd)
+            session_id = await _said_if_slow(self.acp.fork_session(session_id, cwd), request)
         else:
-            session_id = await self.acp.open_session(session_id, cwd)
+            session_id = await _said_if_slow(self.acp.open_session(session_id, cwd), request)
         if request.model:
             await self.acp.set_model(session_id, request.model)
         if request.reasoning_effort:
@@ -457,6 +568,23 @@ class CliClient:
         return CliChatStream(
             prompt, request.request_id, started, continuing=request.session_id is not None
         )
+
+
+SLOW_SESSION_S = 2.0
+SLOW_SESSION_LINE = (
+    "Opening a Lingma CLI session: the CLI scans the workspace first, which takes a while "
+    "in a large folder"
+)
+
+
+async def _said_if_slow(opening: Awaitable[str], request: ChatRequest) -> str:
+    """Await a session call; if it takes longer than :data:`SLOW_SESSION_S`, tell the
+    request's status line why the answer has not begun."""
+    task = asyncio.ensure_future(opening)
+    done, _ = await asyncio.wait({task}, timeout=SLOW_SESSION_S)
+    if not done and request.status is not None:
+        request.status(SLOW_SESSION_LINE)
+    return await task
 
 
 # -- one chat --------------------------------------------------------------------------

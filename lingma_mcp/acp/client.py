@@ -81,6 +81,7 @@ log = logging.getLogger("lingma_mcp.acp.client")
 T = TypeVar("T")
 
 CONTROL_TIMEOUT = 30.0
+SESSION_TIMEOUT = 90.0
 # Methods whose replies carry a session's model state.
 _SESSION_METHODS = frozenset({"session/new", "session/load", "session/resume", "session/fork"})
 # The CLI's words for an id it does not know (in the error's data), whatever the call.
@@ -119,8 +120,12 @@ class AcpClient:
         transport: LineTransport,
         *,
         control_timeout: float = CONTROL_TIMEOUT,
+        session_timeout: float = SESSION_TIMEOUT,
     ) -> None:
         self.control_timeout = control_timeout
+        # session/new scans the workspace first (30 s seen in a large repository), and
+        # load/resume may too: a bound of their own, longer than a control call's.
+        self.session_timeout = max(session_timeout, control_timeout)
         self.handlers = ClientHandlers()
         self._models: dict[str, ModelState] = {}
         self._efforts: dict[str, EffortState | None] = {}
@@ -183,7 +188,7 @@ class AcpClient:
                     name="lingma-mcp", title="lingma-mcp", version=__version__
                 ),
             ),
-            timeout=self.control_timeout,
+            timeout=self.session_timeout,
         )
         return self.init
 
@@ -239,7 +244,7 @@ class AcpClient:
         reply = await self._call(
             "session/new",
             self.conn.new_session(cwd=str(cwd), mcp_servers=[]),
-            timeout=self.control_timeout,
+            timeout=self.session_timeout,
         )
         self.handlers.bind(reply.session_id, cwd)
         self._remember_models(reply.session_id, reply.config_options)
@@ -325,7 +330,7 @@ class AcpClient:
             reply = await self._call(
                 "session/resume",
                 self.conn.resume_session(session_id=session_id, cwd=str(cwd), mcp_servers=[]),
-                timeout=self.control_timeout,
+                timeout=self.session_timeout,
             )
         except BaseException:
             if not known:

@@ -64,6 +64,13 @@ def _content_text(content: Any) -> str | None:
     return None
 
 
+def _tool_name(meta: Any) -> str:
+    """The CLI's own name for a tool (``_meta.qoder.toolName``: Edit, Write, Bash)."""
+    qoder = meta.get("qoder") if isinstance(meta, dict) else None
+    name = qoder.get("toolName") if isinstance(qoder, dict) else None
+    return name if isinstance(name, str) else ""
+
+
 @dataclass
 class UpdateMapper:
     """Turns one prompt's updates into events, remembering tool calls and the plan."""
@@ -103,6 +110,9 @@ class UpdateMapper:
             changes["status"] = update.status
         if update.raw_input not in (None, {}, ""):
             changes["input"] = update.raw_input
+        tool_name = _tool_name(update.field_meta)
+        if tool_name:
+            changes["tool_name"] = tool_name
         result = update.raw_output if update.raw_output is not None else None
         if result is None:
             result = _content_text(update.content)

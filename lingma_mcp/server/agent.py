@@ -5,16 +5,16 @@ This module sets that up per call and takes it down again: it checks the folder 
 what the server may serve (the host's roots, else ``--workspace``), makes the call's
 :class:`~lingma_mcp.workspace.ApprovalGate` (the server's setting, the call's
 ``read_only``, the person reached through :mod:`.approvals`), its
-:class:`~lingma_mcp.workspace.WorkspaceHost` recording into the server's
-:class:`~lingma_mcp.workspace.ChangeJournal`, which the chat request carries to the
-backend. The work itself belongs to the workspace package; MCP's side of asking belongs
-to :mod:`.approvals`.
+:class:`~lingma_mcp.workspace.WorkspaceHost` (sandboxed commands), which the chat
+request carries to the backend, and its record of changes
+(:class:`~lingma_mcp.workspace.recording.CallRecording`: checkpoints, else the journal).
+The work itself belongs to the workspace package; MCP's side of asking belongs to
+:mod:`.approvals`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 import warnings
 from collections.abc import Callable
@@ -31,13 +31,14 @@ from ..workspace import (
     ACTIONS,
     ApprovalGate,
     Asker,
-    ChangeJournal,
     WorkspaceError,
     WorkspaceHost,
     check_workspace,
     parse_policy,
 )
 from ..workspace.gate import BY_NOBODY, ApprovalDesk
+from ..workspace.recording import CallRecording, ChangeRecords
+from ..workspace.sandbox import command_spec
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,12 @@ def _checked(requested: str, allowed: list[Path]) -> Path:
 
 
 class AgentCall:
-    """One agent-mode call: its request id, host, changes and approvals.
+    """One agent-mode call: its request id, host, record of changes and approvals.
 
-    Made by :meth:`AgentCalls.begin`; :meth:`close` (idempotent) ends it and kills every
-    command it started.
+    Made by :meth:`AgentCalls.begin`. The asking service calls :meth:`open` before Lingma
+    starts (the record's first snapshot), :meth:`observe` with each chat event, then
+    :meth:`close` (idempotent: kills every command it started) and :meth:`finish` (the last
+    snapshot) however the call ends.
     """
 
     def __init__(
@@ -118,26 +121,65 @@ class AgentCall:
         request_id: str,
         host: WorkspaceHost,
         why_nobody: Callable[[], str] | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         self._owner = owner
         self.request_id = request_id
         self.host = host
+        self.read_only = read_only
+        self.recording: CallRecording | None = None
         self._why_nobody = why_nobody
 
     def request_fields(self) -> dict[str, Any]:
-        """What the chat request carries: the request id the journal knows, the host."""
+        """What the chat request carries: the request id the record knows, the host."""
         return {"request_id": self.request_id, "host": self.host}
+
+    async def open(self) -> None:
+        """Start the call's record of changes: the snapshot before Lingma acts.
+
+        A second call that may change the same workspace waits here for the first (the
+        changes of two calls at once could not be told apart), saying so.
+        """
+        if self.recording is not None:
+            return
+        self.recording = await self._owner.records.begin(
+            self.request_id,
+            self.host.root,
+            read_only=self.read_only,
+            on_wait=self.host.gate.note,
+        )
+        self.host.record_into(self.recording)
+
+    def observe(self, event: object) -> None:
+        """A chat event: an ended tool call is where the record attributes changes."""
+        if self.recording is not None:
+            self.recording.observe(event)
+
+    def ran(self, command: str) -> None:
+        """A command the workspace host ran has ended (the record attributes to it)."""
+        if self.recording is not None:
+            self.recording.ran(command)
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        if self.recording is not None:
+            return self.recording.changes()
+        return self.host.changes
 
     def result_fields(self) -> dict[str, Any]:
         """What the call's result lists: ``changes`` and ``approvals``."""
-        return {"changes": self.host.changes, "approvals": self.host.approvals}
+        return {"changes": self.changes, "approvals": self.host.approvals}
 
     def result_note(self) -> str:
-        """Text for the call's result when nobody could be asked, saying how to allow.
+        """Text for the call's result: actions denied because nobody could be asked (and
+        how to allow them), and what the record of changes could not see."""
+        notes = [self._nobody_note()]
+        if self.recording is not None:
+            notes.append(self.recording.note)
+        return " ".join(n for n in notes if n)
 
-        Empty when nothing was denied for that reason. Why nobody could be asked comes from
-        the asker: only a host without form elicitation is told to use one that has it.
-        """
+    def _nobody_note(self) -> str:
         records = [r for r in self.host.gate.records if r.by == BY_NOBODY]
         if not records:
             return ""
@@ -156,7 +198,7 @@ class AgentCall:
 
     def error_note(self) -> str:
         """For a call that failed after changing files: which, and how to undo them."""
-        changes = self.host.changes
+        changes = self.changes
         if not changes:
             return ""
         names = ", ".join(f"{c['path']} ({c['action']})" for c in changes[:10])
@@ -174,33 +216,39 @@ class AgentCall:
         finally:
             self._owner._live.pop(self.request_id, None)
 
+    async def finish(self) -> None:
+        """The record's last snapshot, once the commands are gone. Idempotent; call it
+        shielded: a cancelled call's record must still be completed."""
+        if self.recording is not None:
+            await self.recording.finish()
+
 
 class AgentCalls:
-    """Agent mode for one server: the setting, the journal and the calls in flight.
+    """Agent mode for one server: the setting, the records of changes, the calls in flight.
 
     Args:
         settings: ``approval`` (checked here: a malformed setting raises ``ValueError``
-            with the syntax), ``command_timeout`` and the work dir (the journal lives in
-            its ``changes`` folder, opened on first use).
+            with the syntax), ``command_timeout``, the sandbox and the work dir (where the
+            records of changes live: checkpoints, and the journal where git is missing).
     """
 
     def __init__(self, settings: Settings) -> None:
-        self.policy = parse_policy(settings.approval)
+        # Where no sandbox can confine commands, run= defaults to deny (config.py).
+        self.policy = parse_policy(settings.effective_approval())
+        self.run_note = settings.run_refusal_note()
         self.command_timeout = settings.command_timeout
         # The shared work dir, not this server's instance folder: a restarted server (in
         # whichever slot) finds the calls made before.
         self.work_dir = settings.resolved_work_dir
-        self._journal: ChangeJournal | None = None
+        self.sandbox_mode = settings.sandbox_mode
+        self.sandbox_network = settings.sandbox_network
+        self.command_env = settings.command_env
+        self.records = ChangeRecords(
+            self.work_dir, max_file_bytes=int(settings.checkpoint_max_file_mb * 2**20)
+        )
         self._live: dict[str, AgentCall] = {}
         # One question to the person at a time, across every call of this server.
         self.desk = ApprovalDesk()
-
-    @property
-    def journal(self) -> ChangeJournal:
-        """The change journal, opened (and its records read from disk) on first use."""
-        if self._journal is None:
-            self._journal = ChangeJournal(self.work_dir)
-        return self._journal
 
     def is_running(self, request_id: str) -> bool:
         return request_id in self._live
@@ -218,20 +266,30 @@ class AgentCalls:
 
         ``why_nobody`` says, for the result's note, why questions that nobody answered
         went to the policy (the asker knows: no elicitation, or the approval timeout).
+        The record of changes starts later, in :meth:`AgentCall.open`, inside the ask.
         """
         request_id = str(uuid.uuid4())
         gate = ApprovalGate(
             self.policy, read_only=read_only, asker=asker, on_note=on_note, desk=self.desk
         )
-        record = self.journal.begin(request_id, Path(os.path.realpath(root)))
+        calls: list[AgentCall] = []
         host = WorkspaceHost(
             root,
             gate,
-            record,
             command_timeout=self.command_timeout,
             guarded=(self.work_dir,),
+            sandbox=command_spec(
+                root,
+                mode=self.sandbox_mode,  # type: ignore[arg-type]
+                network=self.sandbox_network,
+                protected=(self.work_dir,),
+            ),
+            passthrough_env=self.command_env,
+            run_note=self.run_note,
+            on_ran=lambda command: calls[0].ran(command) if calls else None,
         )
-        call = AgentCall(self, request_id, host, why_nobody)
+        call = AgentCall(self, request_id, host, why_nobody, read_only=read_only)
+        calls.append(call)
         self._live[request_id] = call
         return call
 

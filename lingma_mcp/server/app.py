@@ -10,10 +10,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.stdio import stdio_server
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, TextContent, Tool, ToolExecution
 from pydantic import ValidationError
 
 from .. import __version__
@@ -25,11 +25,16 @@ from .job_tools import AskJobs, register_job_tools
 from .resources import register_resources
 from .session_tools import register_session_tools
 from .stdio import CheckedLines, GuardedStdout, std_streams, wait_stdout_closed
+from .tasks import TASK_TOOL, LingmaTasks
 from .tools import register_tools
 
 log = logging.getLogger(__name__)
 
 CLOSE_GRACE_S = 15.0
+# A sealed request_state must outlive the question it carries: a person who answers within
+# --approval-timeout must not have the retry refused as expired by the SDK.
+MIN_REQUEST_STATE_TTL_S = 600.0
+REQUEST_STATE_SLACK_S = 60.0
 
 
 class _Shutdown:
@@ -64,11 +69,24 @@ def instructions_for(kind: str) -> str:
 
 
 class LingmaServer(MCPServer):
-    """The SDK's server, with refused arguments worded like every other refusal.
+    """The SDK's server, with refused arguments worded like every other refusal, and
+    ``ask_lingma`` declared as a tool that may run as a task.
 
     The SDK reports arguments that fail the input schema as pydantic's own dump; a host's
     model reads it better as what was wrong and what to send, as the bridge says it.
     """
+
+    async def list_tools(self) -> list[Tool]:
+        # Optional, never required: a plain call keeps working. The field exists on the
+        # 2025-11-25 wire only; the SDK leaves it out at 2026-07-28, where the server
+        # chooses per request instead (tasks.py).
+        tools = await super().list_tools()
+        return [
+            tool.model_copy(update={"execution": ToolExecution(task_support="optional")})
+            if tool.name == TASK_TOOL
+            else tool
+            for tool in tools
+        ]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context | None = None
@@ -90,6 +108,7 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
     """The MCP server: tools, resources, and a lifespan that starts and stops Lingma."""
     bridge = bridge if bridge is not None else Bridge(settings)
     asks = AskJobs(bridge)
+    tasks = LingmaTasks(asks)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[dict[str, object]]:
@@ -98,7 +117,7 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
         try:
             # Every ask runs as a job; leaving ends the jobs (each tells Lingma to stop)
             # before Lingma itself is closed.
-            async with asks.running():
+            async with asks.running(), tasks.running():
                 yield {"bridge": bridge}
         finally:
             with anyio.move_on_after(CLOSE_GRACE_S, shield=True):
@@ -115,6 +134,13 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
         # No subscriptions/listen: nothing here notifies of changes, so neither
         # resources.subscribe nor listChanged is advertised, on any protocol version.
         subscriptions=False,
+        request_state_security=RequestStateSecurity.ephemeral(
+            ttl=max(MIN_REQUEST_STATE_TTL_S, settings.approval_timeout + REQUEST_STATE_SLACK_S)
+        ),
+        # Tasks: the extension serves 2026-07-28 and the tasks/* methods; the middleware
+        # answers 2025-11-25's task-augmented calls above the SDK's result check.
+        extensions=[tasks],
+        middleware=[tasks.middleware],
     )
     register_tools(app, bridge, asks)
     register_resources(app, bridge)

@@ -36,6 +36,8 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult
 from mcp_types.version import is_version_at_least
 
 from ..workspace import ApprovalRequest
@@ -73,8 +75,11 @@ class Reach(str, enum.Enum):
     INPUT_REQUIRED = "input_required"  # an InputRequiredResult, answered by the retry
 
 
-def form_elicitation_declared(ctx: Context) -> bool:
-    """Whether the client said it can show forms (``elicitation`` with ``form``, or empty)."""
+def form_elicitation_declared(ctx: Any) -> bool:
+    """Whether the client said it can show forms (``elicitation`` with ``form``, or empty).
+
+    ``ctx``: a tool's context or a request's session (both tell ``client_capabilities``).
+    """
     try:
         caps = ctx.client_capabilities
     except Exception:  # a context without a live session declares nothing
@@ -189,9 +194,13 @@ class JobAsker:
         return NobodyToAsk(why)
 
 
-async def ask_in_call(ctx: Context, question: Question) -> None:
+async def ask_in_call(ctx: Any, question: Question, *, meta: dict[str, Any] | None = None) -> None:
     """Put ``question`` to the person by a form elicitation on this live call (protocols
     before 2026-07-28) and settle it with the answer.
+
+    ``ctx`` is the call's context (a tool's, or a lower-level request's: only its
+    ``session`` and ``request_id`` are used); ``meta`` goes in the request's ``_meta`` (a
+    task's question names its task there).
 
     The form is abandoned if the question is settled meanwhile (it expired, or its call
     ended). A host that answers the form with an error, or whose form crashes, fails the
@@ -205,8 +214,13 @@ async def ask_in_call(ctx: Context, question: Question) -> None:
 
         tg.start_soon(abandon_when_settled)
         try:
-            result = await ctx.session.elicit_form(
-                question.message, DECISION_SCHEMA, related_request_id=ctx.request_id
+            form = ElicitRequestFormParams(
+                message=question.message, requested_schema=DECISION_SCHEMA, meta=meta
+            )
+            result = await ctx.session.send_request(
+                ElicitRequest(params=form),
+                ElicitResult,
+                metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
             )
         except MCPError as exc:
             log.info("the host's approval form failed: %s", exc.error.message)

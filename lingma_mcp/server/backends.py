@@ -12,14 +12,18 @@ module is the only one of the face that names either backend's package.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..acp.backend import CliBackend, CliOptions
+from ..acp.backend import CliBackend, CliLaunch, CliOptions
 from ..acp.credentials import INHERITED_WARNING, credential_in
 from ..acp.discovery import CliCommand, find_cli, node_path
 from ..backend import Backend, BackendKind
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SIM_STATE_ENV = "LINGMA_SIM_ACP_STATE_DIR"
+SIM_LOG_ENV = "LINGMA_SIM_ACP_LOG"
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,15 @@ def cli_options(settings: Settings) -> CliOptions:
         # restarted server continues them (session/load), and never in the real CLI's.
         env = dict(os.environ)
         env.setdefault(SIM_STATE_ENV, str(work_dir / "acp"))
+    # The simulator's own state, and the log of what it received where a test asks for one.
+    sim_state = []
+    if env is not None:
+        sim_state.append(Path(env[SIM_STATE_ENV]))
+        if env.get(SIM_LOG_ENV):
+            sim_state.append(Path(env[SIM_LOG_ENV]).parent)
+    launch, per_workspace = cli_launch(
+        settings, env if env is not None else os.environ, tuple(sim_state)
+    )
     return CliOptions(
         workspace=settings.workspace,
         cli_bin=settings.cli_bin,
@@ -92,7 +106,47 @@ def cli_options(settings: Settings) -> CliOptions:
         work_dir=Path(env[SIM_STATE_ENV]) if env else None,
         startup_timeout=settings.startup_timeout,
         control_timeout=settings.control_timeout,
+        session_timeout=settings.cli_session_timeout,
+        launch=launch,
+        per_workspace=per_workspace,
     )
+
+
+def cli_launch(
+    settings: Settings, env: Mapping[str, str], sim_state: tuple[Path, ...] = ()
+) -> tuple[Callable[[Path | None], CliLaunch] | None, bool]:
+    """How the CLI is started under the OS sandbox, and whether each workspace needs a
+    process of its own; ``(None, False)`` where it runs unconfined (``--sandbox off``, or
+    no sandbox on this machine: ``auth_status`` and ``doctor`` say so).
+
+    The CLI may write its own state folders (and the simulator its state), a private
+    temporary folder, and, in ``workspace-write`` mode, the one workspace of an agent-mode
+    chat; never the work dir, never a workspace's ``.git``. Its network stays on.
+    """
+    from ..workspace.sandbox import cli_spec, cli_state_dirs, wrap
+
+    mode = settings.sandbox_mode
+    if mode == "off" or not settings.sandbox_enforced:
+        return None, False
+    state = (*cli_state_dirs(env), *sim_state)
+    work_dir = settings.resolved_work_dir
+
+    def launch(workspace: Path | None) -> CliLaunch:
+        # Made for each start; the process's own TMPDIR, removed when the server exits.
+        tmp = Path(tempfile.mkdtemp(prefix="lingma-cli-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        spec = cli_spec(
+            workspace if mode == "workspace-write" else None,
+            state,
+            mode,  # type: ignore[arg-type]
+            # The records of changes stay out of reach even where a writable folder holds
+            # them (the simulator keeps its state in the work dir).
+            protected=(work_dir / "checkpoints", work_dir / "changes"),
+            tmpdir=tmp,
+        )
+        return CliLaunch(wrap=lambda argv: wrap(argv, spec), env={"TMPDIR": str(tmp)})
+
+    return launch, mode == "workspace-write"
 
 
 def _cwd(workspace: Path) -> Path | None:

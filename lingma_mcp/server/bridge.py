@@ -31,6 +31,7 @@ from ..backend import (
     ChatStreamLike,
     Model,
     SessionSummary,
+    Step,
 )
 from ..config import MODES, Settings
 from ..errors import ChatFailed, LingmaConnectionLost, LingmaError, RpcTimeout
@@ -208,6 +209,7 @@ class Bridge:
             log_hint=str(get("log_hint")) if get("log_hint") is not None else None,
             simulated=bool(self.settings.simulate),
             backend=getattr(self.supervisor, "kind", None),
+            sandbox=self.settings.sandbox_report(),
         )
 
     def error_text(self, exc: BaseException) -> str:
@@ -488,9 +490,15 @@ class Bridge:
                     def seen(event: ChatEvent) -> None:
                         nonlocal heard
                         heard = True
+                        if params.agent is not None:
+                            params.agent.observe(event)  # where changes are attributed
                         if on_event is not None:
                             on_event(event)
 
+                    if params.agent is not None:
+                        # The snapshot before Lingma acts (waits for another call on the
+                        # same workspace to end, saying so).
+                        await params.agent.open()
                     try:
                         stream = await client.open_chat(
                             ChatRequest(
@@ -503,6 +511,7 @@ class Bridge:
                                 fork=params.fork,
                                 reasoning_effort=params.reasoning_effort,
                                 effort_optional=params.effort_optional,
+                                status=lambda line: seen(Step(line, status="doing")),
                                 **(params.agent.request_fields() if params.agent else {}),
                             )
                         )
@@ -548,9 +557,12 @@ class Bridge:
                     # timeout: Lingma must still hear chat/stop, but nobody waits for it.
                     self._stop_later(stream)
                 if params.agent is not None:
-                    # Its commands die with the call, however it ends.
+                    # Its commands die with the call, however it ends; then the record's
+                    # last snapshot, which a cancelled call needs as much as any.
                     with anyio.move_on_after(STOP_GRACE_S, shield=True):
                         await params.agent.close()
+                    with anyio.CancelScope(shield=True):
+                        await params.agent.finish()
         if deadline.cancelled_caught and (result is None or result.finish_reason is None):
             if stream is not None and not heard and params.timeout_s <= FIRST_EVENT_S:
                 # The silence bound was the call's own timeout: the same signal.

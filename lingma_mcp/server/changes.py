@@ -3,7 +3,8 @@
 The resource template ``lingma://changes/{request_id}`` shows a call's changes as one
 unified diff; the tool ``revert_changes`` puts its files back as they were before the
 call, refusing (and naming) any file changed again since. Both read the server's change
-journal (``server/agent.py``), which lives on disk and so outlasts a restart.
+records of changes (``workspace/recording.py``: checkpoints, else the journal), which
+live on disk and so outlast a restart.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from ..workspace import UnknownChangeRecord
+from ..workspace import UnknownChangeRecord, WorkspaceError
+from .agent import host_roots
 from .bridge import Bridge
 from .models import RevertResult
 
@@ -65,9 +67,17 @@ def register_changes(app: MCPServer, bridge: Bridge) -> None:
         ),
     )
     async def revert_changes(
+        ctx: Context,
         request_id: Annotated[
             str, Field(description="The request_id of an agent-mode ask_lingma result.")
         ],
+        paths: Annotated[
+            list[str] | None,
+            Field(
+                description="Only these files (paths as the call's changes list them); "
+                "default: every file the call changed."
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, RevertResult]:
         request_id = request_id.strip()
         if agents.is_running(request_id):
@@ -75,10 +85,19 @@ def register_changes(app: MCPServer, bridge: Bridge) -> None:
                 f"Call {request_id} is still running; revert its changes once it has ended.",
                 error=True,
             )
+        # The record's own word for where it was made is not trusted: it must lie in a
+        # folder this server may serve now (the host's roots, else --workspace).
+        allowed = await host_roots(ctx) or [bridge.settings.workspace]
         try:
-            outcome = await anyio.to_thread.run_sync(agents.journal.revert, request_id)
+            outcome = await anyio.to_thread.run_sync(
+                agents.records.revert, request_id, allowed, paths
+            )
         except UnknownChangeRecord as exc:
             return _text(str(exc), error=True)
+        except WorkspaceError as exc:
+            return _text(
+                f"Call {request_id} was not reverted: {exc}. Nothing was changed.", error=True
+            )
         result = RevertResult.model_validate(outcome)
         return CallToolResult(
             content=[TextContent(type="text", text=revert_summary(result))],
@@ -95,10 +114,16 @@ def register_changes(app: MCPServer, bridge: Bridge) -> None:
     )
     async def changes(request_id: str) -> str:
         try:
-            return await anyio.to_thread.run_sync(agents.journal.diff, request_id)
+            return await anyio.to_thread.run_sync(agents.records.diff, request_id)
         except UnknownChangeRecord as exc:
             raise MCPError(
                 code=RESOURCE_NOT_FOUND,
                 message=f"Resource not found: {exc}",
+                data={"uri": f"lingma://changes/{request_id}"},
+            ) from None
+        except WorkspaceError as exc:  # a damaged record: only this call's
+            raise MCPError(
+                code=RESOURCE_NOT_FOUND,
+                message=f"The changes of {request_id} cannot be shown: {exc}",
                 data={"uri": f"lingma://changes/{request_id}"},
             ) from None

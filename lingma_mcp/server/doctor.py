@@ -9,6 +9,7 @@ use it.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -130,6 +131,7 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
             report(False, "Models", "not listed until Lingma is logged in (see above).")
         except LingmaError as exc:
             report(False, "Models", bridge.error_text(exc))
+        _agent_mode(settings, choice.kind, report)
     finally:
         with anyio.move_on_after(15, shield=True):
             await bridge.close()
@@ -185,6 +187,43 @@ def _find_programs(
         if not settings.simulate and not settings.lingma_port:
             _find_cli(settings, _note(out, "Lingma CLI (not serving)"))
     return found
+
+
+def _agent_mode(settings: Settings, backend: str, report: Callable[[bool, str, str], None]) -> None:
+    """What agent mode can promise on this machine: the sandbox and the change record."""
+    sandbox = settings.sandbox_report()
+    missing = "; ".join(sandbox["not_enforced"])
+    if sandbox["enforced"]:
+        what = (
+            f"{sandbox['mode']} by {sandbox['mechanism']} {sandbox['version']}, network "
+            f"{sandbox['network']} for commands, {sandbox['containment']}"
+        )
+        if backend == "cli":
+            what += "; the Lingma CLI runs inside it too"
+        report(
+            True,
+            "Sandbox (agent mode)",
+            what + (f"; not enforced here: {missing}" if missing else ""),
+        )
+    elif sandbox["mode"] == "off":
+        report(True, "Sandbox (agent mode)", f"off, as set: {missing}")
+    else:
+        report(
+            False,
+            "Sandbox (agent mode)",
+            f"none can be enforced here ({missing}); commands are refused "
+            "(run=deny). Start with --sandbox off to accept running them unconfined.",
+        )
+    git = shutil.which("git")
+    if git:
+        report(True, "Change record (agent mode)", f"git at {git}: every change is recorded")
+    else:
+        report(
+            False,
+            "Change record (agent mode)",
+            "git is not on PATH: only files written through lingma-mcp's own tools are "
+            "recorded, not those changed by commands or by Lingma's own tools; install git",
+        )
 
 
 def _note(out: TextIO, step: str) -> Callable[[bool, str, str], None]:

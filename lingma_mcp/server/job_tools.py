@@ -224,7 +224,7 @@ class AskJobs:
         if question is not None:
             return input_required(question, job_id=job.id, tool="ask_lingma", server=self.server_id)
         if job.finished:
-            return self._finished(job)
+            return self.final_result(job)
         return self._detached(job, detach_after or 0.0)
 
     def _take_answer(self, ctx: Context, tool: str) -> Job | CallToolResult:
@@ -275,12 +275,22 @@ class AskJobs:
             structured_content=running.model_dump(mode="json"),
         )
 
-    def _finished(self, job: Job) -> CallToolResult:
+    def final_result(self, job: Job) -> CallToolResult:
+        """What a plain call of the ask returns, for a job that has ended (a task's result)."""
         if job.state is JobStatus.DONE:
             return shape_answer(job.result, self.answers, self.limit)
         if job.state is JobStatus.FAILED:
             return _error(job.error or "Lingma failed; the server log has the details.")
-        return _error("The ask was cancelled before it finished (the server is closing).")
+        return _error(
+            "The ask was cancelled before it finished (cancelled by the host, or the server "
+            "is closing); Lingma was told to stop."
+        )
+
+    async def stop(self, job: Job) -> None:
+        """Cancel ``job`` and wait for it to end: its clean-up tells Lingma to stop, bounded
+        by that clean-up's grace (a job still running after it is left to end on its own)."""
+        job.cancel()
+        await job.wait(STOP_GRACE_S + 1)
 
     # -- check_lingma_job, cancel_lingma_job -------------------------------------------------
 
@@ -321,9 +331,7 @@ class AskJobs:
         if job.finished:
             head = f"Job {job.id} had already ended ({job.state.value}); nothing to cancel."
             return self._state(job, head=head, read=False)
-        job.cancel()
-        # The ask's own clean-up tells Lingma to stop, bounded by its grace.
-        await job.wait(STOP_GRACE_S + 1)
+        await self.stop(job)
         head = f"Cancelled job {job.id}; Lingma was told to stop."
         if not job.finished:
             head = f"Asked job {job.id} to stop; it has not ended yet (check it again)."
@@ -433,7 +441,10 @@ def register_job_tools(app: MCPServer, asks: AskJobs) -> None:
         "the person's approval is asked here (waiting_for_approval holds the question).",
         annotations=ToolAnnotations(
             title="Check a Lingma job",
-            read_only_hint=True,
+            # Not read-only: the person's answer to a question asked here lets the job go
+            # on and change the workspace. Not destructive: nothing changes here that the
+            # person did not approve.
+            read_only_hint=False,
             destructive_hint=False,
             idempotent_hint=False,  # each check returns the text since the previous one
             open_world_hint=False,

@@ -6,10 +6,12 @@ writes, and hands out its state on demand: ``check_lingma_job`` reads what was w
 since the previous check, then the result or the error; ``cancel_lingma_job`` stops it.
 
 This module knows nothing of MCP or of Lingma: a job runs any ``work(job)`` coroutine
-function and keeps whatever it returns. That is deliberate. MCP Tasks (the 2026-07-28
-extension) are the standard shape for the same thing (a task id, a status, a result to
-fetch later, a cancel); once the SDK implements them, a thin layer can expose these jobs
-as Tasks without changing this registry. :mod:`.job_tools` is today's thin layer.
+function and keeps whatever it returns. That is deliberate: :mod:`.job_tools` exposes
+jobs as tools (``check_lingma_job``, ``cancel_lingma_job``) and :mod:`.tasks` exposes the
+same jobs as MCP Tasks (a task id is a job id). For Tasks a job also keeps its latest
+status line (:attr:`Job.last_status`), when its state last changed
+(:attr:`Job.changed_wall`), and tells its watchers (:meth:`Job.watch`) of each change:
+a question parked or settled, the job finished.
 
 Text: the work (through :class:`~.progress.EventNarrator`) calls :meth:`Job.text` and
 :meth:`Job.status`, the same two calls a :class:`~.progress.ProgressRelay` takes, so one
@@ -81,7 +83,13 @@ class Question:
     once however many channels put the question to the person.
     """
 
-    def __init__(self, question_id: str, request: Asked, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        question_id: str,
+        request: Asked,
+        clock: Callable[[], float],
+        on_settle: Callable[[], None] | None = None,
+    ) -> None:
         self.id = question_id
         self.request = request
         self.state = QuestionState.WAITING
@@ -90,6 +98,7 @@ class Question:
         self._clock = clock
         self.parked_at = clock()
         self._settled = anyio.Event()
+        self._on_settle = on_settle
 
     @property
     def message(self) -> str:
@@ -131,6 +140,8 @@ class Question:
             return False
         self.state = state
         self._settled.set()
+        if self._on_settle is not None:
+            self._on_settle()
         return True
 
 
@@ -170,6 +181,9 @@ Work = Callable[["Job"], Awaitable[Any]]
 Describe = Callable[[BaseException], str]
 """Turns a failure into the text a user reads (the same a foreground call gives)."""
 
+Watcher = Callable[["Job"], None]
+"""Called (synchronously, never awaited) after each change of a job's state."""
+
 
 class Job:
     """One ask running in the background. Created by :meth:`JobRegistry.start`."""
@@ -181,6 +195,9 @@ class Job:
         self.result: Any = None
         self.error: str | None = None
         self.started_wall = time.time()
+        self.changed_wall = self.started_wall
+        self.last_status: str | None = None
+        self._watchers: list[Watcher] = []
         self._clock = clock
         self._started = clock()
         self._finished: float | None = None
@@ -224,7 +241,8 @@ class Job:
             self._follower.restart()
 
     def status(self, line: str) -> None:
-        """A status line (thinking, a step, a tool state): followed, not kept."""
+        """A status line (thinking, a step, a tool state): followed; only the latest kept."""
+        self.last_status = line
         if self._follower is not None:
             self._follower.status(line)
 
@@ -241,12 +259,13 @@ class Job:
 
     def park(self, request: Asked) -> Question:
         """Park a question for the person; whoever follows the job is woken to ask it."""
-        question = Question(self._new_question_id(), request, self._clock)
+        question = Question(self._new_question_id(), request, self._clock, self._state_changed)
         self._questions[question.id] = question
         settled = [q for q in self._questions.values() if not q.waiting]
         for old in settled[: max(0, len(settled) - MAX_SETTLED_QUESTIONS)]:
             del self._questions[old.id]
         self._poke()
+        self._state_changed()
         return question
 
     # -- read by the tools -----------------------------------------------------------------
@@ -319,6 +338,11 @@ class Job:
         """Send text and status to ``follower`` too; ``None`` stops following."""
         self._follower = follower
 
+    def watch(self, watcher: Watcher) -> None:
+        """Call ``watcher(job)`` after each change of state: a question parked or settled,
+        the job finished. It must not block: it runs inside the change."""
+        self._watchers.append(watcher)
+
     async def wait(
         self,
         timeout: float | None = None,  # noqa: ASYNC109
@@ -354,6 +378,14 @@ class Job:
     def _poke(self) -> None:
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
+
+    def _state_changed(self) -> None:
+        self.changed_wall = time.time()
+        for watcher in list(self._watchers):
+            try:
+                watcher(self)
+            except Exception:  # a watcher's fault must not break the job
+                log.exception("job %s: a watcher of its state failed", self.id)
 
     def _new_question_id(self) -> str:
         while True:
@@ -391,6 +423,7 @@ class Job:
                 question.withdraw()  # a question cannot outlive its call
             self._done.set()
             self._poke()
+            self._state_changed()
             log.info("job %s %s after %.1f s", self.id, self.state.value, self.elapsed_s)
 
 

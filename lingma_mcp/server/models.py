@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr, model_serializer
 
 # Any JSON value, spelled out so the output schema gives every field a type (a bare Any
 # becomes a schema without one, which strict hosts and the Inspector flag).
@@ -31,10 +31,32 @@ class ToolEvent(BaseModel):
 class FileChange(BaseModel):
     """One file an agent-mode call changed (its first content against its last)."""
 
+    @model_serializer(mode="wrap")
+    def _without_unset_flags(self, handler: Any) -> dict[str, Any]:
+        # binary/skipped are said only when true: most files are neither.
+        data = handler(self)
+        return {k: v for k, v in data.items() if v is not None or k not in ("binary", "skipped")}
+
     path: str = Field(description="Relative to the call's workspace.")
     action: Literal["created", "modified", "deleted"]
     lines_added: int
     lines_removed: int
+    by: str = Field(
+        default="unknown",
+        description="What made the change: a hosted tool (write_text, "
+        "replace_text_by_path...), the CLI's own tool (Edit, Write, 'Bash: <command>'), "
+        "'command: <command>' for a command lingma-mcp ran, Lingma's own tool (edit_file...), "
+        "or 'unknown' where no event explains it (a change the person made meanwhile, say). "
+        "Several, joined by '; ', when several changed the file.",
+    )
+    binary: bool | None = Field(
+        default=None, description="True for a binary file (named, not shown as a diff)."
+    )
+    skipped: bool | None = Field(
+        default=None,
+        description="True when the file was over the size bound (--checkpoint-max-file-mb): "
+        "it changed, but its contents were not kept, so it is neither diffed nor reverted.",
+    )
 
 
 class Approval(BaseModel):
@@ -192,6 +214,13 @@ class BridgeState(BaseModel):
         default=None,
         description="What serves: ide (the IDE plugin's Lingma binary) or cli (the official "
         "Lingma CLI, qoderclicn); version is then that program's version.",
+    )
+    sandbox: dict[str, Any] | None = Field(
+        default=None,
+        description="Agent mode's OS sandbox as enforced on this machine: mode "
+        "(workspace-write, read-only, off), enforced, mechanism and version (landlock ABI, "
+        "seatbelt), network (for commands), containment (what keeps a command's processes "
+        "from outliving it), and not_enforced: what this machine cannot enforce.",
     )
 
 

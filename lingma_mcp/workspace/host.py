@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import shlex
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import diffs
+from .command_env import refused_env_names
 from .confine import GIT_FOLDER, Confinement, confine
-from .errors import WorkspaceError
+from .errors import ApprovalDenied, WorkspaceError
 from .files import (
     READ_LIMIT,
     FileText,
@@ -35,11 +37,12 @@ from .files import (
     read_text_file,
     remove_file,
 )
-from .gate import UNKNOWN_TARGET_WARNING, ApprovalGate, visible
+from .gate import BY_POLICY, UNKNOWN_TARGET_WARNING, ApprovalGate, visible
 from .journal import CallRecord
 from .paths import final_is_symlink, refuse_special
 from .policy import ACTIONS
 from .problems import check_text, has_check
+from .sandbox import SandboxSpec
 from .terminals import COMMAND_TIMEOUT, OUTPUT_LIMIT, TerminalOutput, Terminals, shell_argv
 
 
@@ -67,6 +70,9 @@ class _LocalChanges:
                 {"path": path, "action": action, "lines_added": added, "lines_removed": removed}
             )
         return out
+
+
+log = logging.getLogger("lingma_mcp.workspace.host")
 
 
 def digest(content: str | bytes | None) -> str:
@@ -108,6 +114,14 @@ class WorkspaceHost:
         output_limit: bytes of each command's output kept (the last ones).
         guarded: folders inside the workspace, beyond every ``.git``, that a change is
             always asked about (the lingma-mcp work dir, should it lie there).
+        sandbox: what commands may write and reach (``sandbox.command_spec``); ``None``:
+            unconfined (tests, and ``--sandbox off``).
+        passthrough_env: environment names the person passes on to commands besides the
+            allowlist (``--command-env``).
+        run_note: added to a command's refusal when ``run=deny`` came from the missing
+            sandbox (``Settings.run_refusal_note``).
+        on_ran: told the command line of each command once it has ended (the change
+            record attributes what changed meanwhile to it).
     """
 
     def __init__(
@@ -119,6 +133,10 @@ class WorkspaceHost:
         command_timeout: float = COMMAND_TIMEOUT,
         output_limit: int = OUTPUT_LIMIT,
         guarded: Sequence[Path] = (),
+        sandbox: SandboxSpec | None = None,
+        passthrough_env: Sequence[str] = (),
+        run_note: str | None = None,
+        on_ran: Callable[[str], None] | None = None,
     ) -> None:
         resolved = Path(os.path.realpath(root))
         if not resolved.is_dir():
@@ -128,7 +146,15 @@ class WorkspaceHost:
         self._recorder: CallRecord | _LocalChanges = (
             recorder if recorder is not None else _LocalChanges()
         )
-        self._terminals = Terminals(command_timeout=command_timeout, output_limit=output_limit)
+        self._terminals = Terminals(
+            command_timeout=command_timeout,
+            output_limit=output_limit,
+            sandbox=sandbox,
+            passthrough_env=passthrough_env,
+        )
+        self._run_note = run_note
+        self._on_ran = on_ran
+        self._displays: dict[str, str] = {}  # running commands, for the change record
         self._lock = asyncio.Lock()  # one change at a time
         self._guarded = tuple(Path(os.path.realpath(g)) for g in guarded)
         self._passes: list[_Pass] = []
@@ -153,6 +179,11 @@ class WorkspaceHost:
     def changes(self) -> list[dict[str, Any]]:
         """``[{path, action, lines_added, lines_removed}]``: every file this call changed."""
         return self._recorder.changes()
+
+    def record_into(self, recorder: Any) -> None:
+        """Record hosted writes into ``recorder`` from now on (the call's record of
+        changes, opened once the call starts: ``record(path, before, after, ..., by)``)."""
+        self._recorder = recorder
 
     # -- confinement and approvals -----------------------------------------------------
 
@@ -325,7 +356,7 @@ class WorkspaceHost:
             old = await asyncio.to_thread(read_for_change, resolved, path)
             data = encode_text(text, old, path)
             self._check_live()
-            await asyncio.to_thread(self._write, resolved, rel, old, data)
+            await asyncio.to_thread(self._write, resolved, rel, old, data, tool)
             action = "created" if old is None else "modified"
             added, removed = diffs.count_lines(old, data)
             self.gate.note(f"{action} {rel} (+{added} -{removed})")
@@ -343,7 +374,7 @@ class WorkspaceHost:
             )
         return now
 
-    def _write(self, resolved: Path, rel: str, old: bytes | None, data: bytes) -> None:
+    def _write(self, resolved: Path, rel: str, old: bytes | None, data: bytes, tool: str) -> None:
         # Runs in a thread that a cancelled tool call cannot stop: the call's end is checked
         # here too, so a write whose call ended while it was queued does not land.
         self._check_live()
@@ -355,6 +386,7 @@ class WorkspaceHost:
             data,
             mode_before=stat.S_IMODE(like.st_mode) if like is not None else None,
             made_dirs=[d.relative_to(self._root).as_posix() for d in made],
+            by=tool,
         )
         try:
             atomic_write(resolved, data, like=like)
@@ -390,13 +422,13 @@ class WorkspaceHost:
             if old is None:
                 raise WorkspaceError(f"{path} does not exist")
             self._check_live()
-            await asyncio.to_thread(self._delete, resolved, rel, path, old)
+            await asyncio.to_thread(self._delete, resolved, rel, path, old, tool)
             self.gate.note(f"deleted {rel} (-{len(old.splitlines())})")
 
-    def _delete(self, resolved: Path, rel: str, raw: str, old: bytes) -> None:
+    def _delete(self, resolved: Path, rel: str, raw: str, old: bytes, tool: str) -> None:
         self._check_live()  # as in _write
         mode = stat.S_IMODE(os.stat(resolved).st_mode)
-        undo = self._recorder.record(rel, old, None, mode_before=mode)
+        undo = self._recorder.record(rel, old, None, mode_before=mode, by=tool)
         try:
             remove_file(resolved, raw)
         except BaseException:
@@ -464,27 +496,59 @@ class WorkspaceHost:
             if not folder.is_dir():
                 raise WorkspaceError(f"the working folder {cwd} is not a folder")
         display = shlex.join([command, *map(str, args)]) if args else command.strip()
+        refused = refused_env_names(env or {})
+        if refused:
+            self.gate.refuse_outside(
+                "run",
+                tool,
+                display,
+                f"{display} was not run: it asked to set {', '.join(refused)}, which change "
+                "what a command runs (another program, code loaded first) behind what the "
+                "person would approve; run it without them",
+            )
         details = [f"command: {display}", f"folder: {folder}"]
         if env:
             details.append("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
-        await self._allow(
-            "run",
-            tool,
-            display,
-            "\n".join(details),
-            warning=warning,
-            call_id=call_id,
-            content=digest("\n".join(details)),
-        )
+        try:
+            await self._allow(
+                "run",
+                tool,
+                display,
+                "\n".join(details),
+                warning=warning,
+                call_id=call_id,
+                content=digest("\n".join(details)),
+            )
+        except ApprovalDenied as exc:
+            if exc.by == BY_POLICY and self._run_note:
+                raise ApprovalDenied(
+                    f"{exc} {self._run_note}",
+                    action=exc.action,
+                    tool=exc.tool,
+                    target=exc.target,
+                    by=exc.by,
+                ) from None
+            raise
         argv = [command, *map(str, args)] if args else shell_argv(command)
         self._check_live()
         terminal_id = await self._terminals.start(
             argv, cwd=folder, env=env, output_limit=output_byte_limit, display=display
         )
         self.gate.note(f"running {visible(display, 200)}")
+        self._displays[terminal_id] = display
         if not background:
             await self._terminals.wait(terminal_id)
+            self._ended(terminal_id)
         return terminal_id
+
+    def _ended(self, terminal_id: str) -> None:
+        """A command has run its course: the change record may attribute to it (once)."""
+        display = self._displays.pop(terminal_id, None)
+        if display is not None and self._on_ran is not None:
+            try:
+                self._on_ran(display)
+            except Exception:
+                log.exception("the command's end could not be recorded")
 
     async def terminal_output(self, terminal_id: str) -> TerminalOutput:
         """The command's output so far, whether it still runs, and its exit.
@@ -495,7 +559,9 @@ class WorkspaceHost:
 
     async def wait_for_exit(self, terminal_id: str) -> int | None:
         """Wait for the command to end; its exit code (``None`` when killed by a signal)."""
-        return (await self._terminals.wait(terminal_id)).exit_code
+        code = (await self._terminals.wait(terminal_id)).exit_code
+        self._ended(terminal_id)
+        return code
 
     async def kill_terminal(self, terminal_id: str) -> None:
         """Kill the command's whole process group; its output stays readable."""
@@ -504,6 +570,7 @@ class WorkspaceHost:
     async def release_terminal(self, terminal_id: str) -> None:
         """Kill the command if it still runs and forget it."""
         self._terminals.release(terminal_id)
+        self._ended(terminal_id)
 
     def terminal_pid(self, terminal_id: str) -> int:
         """The command's pid, which is also its process group id."""
@@ -516,3 +583,5 @@ class WorkspaceHost:
         self.gate.close()
         self._passes.clear()
         await self._terminals.close()
+        for terminal_id in list(self._displays):
+            self._ended(terminal_id)  # what a command left running changed is its own

@@ -162,6 +162,7 @@ class CallRecord:
         *,
         mode_before: int | None = None,
         made_dirs: list[str] | None = None,
+        by: str = "",  # who writes it: kept by the call's recording, not here
     ) -> Callable[[], None]:
         """Record (durably) that ``path`` (relative) goes from ``before`` to ``after``.
 
@@ -312,14 +313,27 @@ class ChangeJournal:
                 parts.append(diffs.unified_diff(c.path, before, after))
         return "".join(parts)
 
-    def revert(self, request_id: str, workspace: Path | None = None) -> dict[str, Any]:
+    def workspace_of(self, request_id: str) -> Path:
+        """The workspace that call's record names (not trusted: check it before use).
+
+        Raises:
+            UnknownChangeRecord: no such call is recorded.
+        """
+        return Path(self._get(request_id).workspace)
+
+    def revert(
+        self,
+        request_id: str,
+        workspace: Path | None = None,
+        paths: list[str] | None = None,
+    ) -> dict[str, Any]:
         """Put every file that call changed back as it was before the call.
 
         A file changed again since (its content is not what the call left) is refused and
         named, and left as it is. ``workspace`` is the workspace the caller serves now:
         when given, a record naming another is refused whole (a record read back from
         disk is not trusted to say where to write). Returns ``{request_id, restored:
-        [path], refused: [{path, reason}]}``.
+        [path], refused: [{path, reason}]}``. ``paths`` reverts only those files.
 
         Raises:
             UnknownChangeRecord: no such call is recorded.
@@ -327,6 +341,14 @@ class ChangeJournal:
         record = self._get(request_id)
         restored: list[str] = []
         refused: list[dict[str, str]] = []
+        wanted = None if paths is None else set(paths)
+        if wanted is not None:
+            known = {c.path for c in record._changes}
+            refused += [
+                {"path": p, "reason": "this call did not change it"}
+                for p in paths or []
+                if p not in known
+            ]
         with self.lock:
             root = Path(os.path.realpath(record.workspace))
             if workspace is not None and Path(os.path.realpath(workspace)) != root:
@@ -345,6 +367,8 @@ class ChangeJournal:
                 ws = None
             try:
                 for change in reversed(record._changes):
+                    if wanted is not None and change.path not in wanted:
+                        continue
                     reason = self._revert_one(record, ws, root, change)
                     if reason is None:
                         change.reverted = True
