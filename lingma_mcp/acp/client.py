@@ -506,7 +506,7 @@ class AcpClient:
             raise RequestRefused(
                 "reasoning_effort",
                 "this Lingma CLI offers no reasoning effort for this session's model",
-                "no reasoning_effort, or a model that has effort levels (list_models)",
+                "no reasoning_effort (this model reasons as it does), or another model",
             )
         if value not in state.values:
             asked = f"the server's --reasoning-effort {value!r}" if optional else repr(value)
