@@ -24,6 +24,7 @@ from benchmarks import (
     bench_memory,
     bench_startup,
     bench_throughput,
+    gate_cost,
     sandbox_cost,
 )
 
@@ -37,7 +38,8 @@ SUITES = (
     ("6. Last progress, TypeScript SDK client", bench_last_progress),
     ("7. Approval round trip", bench_approvals),
     ("9. Sandbox start cost", sandbox_cost),
-    ("10. Attachments and a conversation's turns, CLI backend", bench_features),
+    ("10. The gate's cost per hosted write", gate_cost),
+    ("11. Attachments and a conversation's turns, CLI backend", bench_features),
 )
 
 README = Path(__file__).with_name("README.md")

@@ -125,3 +125,18 @@ class FakeAsker:
         if isinstance(answer, BaseException):
             raise answer
         return answer  # type: ignore[return-value]
+
+
+class Person:
+    """An elicitation callback: answers each approval form with the next decision, keeping
+    what it was shown (``asked``: the form's params, ``.message`` the question)."""
+
+    def __init__(self, *decisions: str) -> None:
+        self.decisions = list(decisions)
+        self.asked: list[Any] = []
+
+    async def __call__(self, _: Any, params: Any) -> Any:
+        from mcp.types import ElicitResult
+
+        self.asked.append(params)
+        return ElicitResult(action="accept", content={"decision": self.decisions.pop(0)})

@@ -7,6 +7,7 @@ cache ahead of the tests with ``python tests/real_cli.py``.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -35,6 +36,7 @@ def _works(binary: Path) -> str:
     return probe.stdout.strip() if probe.returncode == 0 else ""
 
 
+@functools.cache
 def install() -> tuple[Path | None, str]:
     """The CLI's path, installing it into the cache if needed; else (None, why not)."""
     if BIN.exists() and _works(BIN) == VERSION:
