@@ -24,6 +24,7 @@ from .changes import register_changes
 from .job_tools import AskJobs, register_job_tools
 from .resources import register_resources
 from .review_app import review_extension
+from .session_tools import register_session_tools
 from .stdio import CheckedLines, GuardedStdout, std_streams, wait_stdout_closed
 from .tasks import TASK_TOOL, LingmaTasks
 from .tools import register_tools
@@ -45,7 +46,8 @@ class _Shutdown:
 
 _ASK = (
     "Lingma (Tongyi Lingma) is a coding assistant. Use ask_lingma to ask it a question or "
-    "give it a task; pass the returned session_id to continue the conversation. "
+    "give it a task, with files, folders and images as attachments; pass the returned "
+    "session_id to continue the conversation (list_lingma_sessions lists them). "
 )
 _JOBS = (
     " auth_status and list_models describe the account. A long ask can run as a job "
@@ -146,6 +148,7 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
     register_resources(app, bridge)
     register_job_tools(app, asks)
     register_changes(app, bridge)
+    register_session_tools(app, bridge)
     return app
 
 

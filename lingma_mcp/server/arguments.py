@@ -26,6 +26,12 @@ SEND: dict[str, str] = {
     "workspace": "the absolute path of a folder on the machine running lingma-mcp, or nothing",
     "timeout_s": "a number of seconds greater than 0 and at most 86400 (a day)",
     "scene": "a scene name such as chat or developer, or nothing for all",
+    "fork": "true with a session_id to continue a copy of that conversation, or false",
+    "reasoning_effort": "one of the values the backend offers for the model (an invalid one "
+    "is refused with them), or nothing",
+    "limit": "a whole number from 1 to 100",
+    "attachments": "a list of items: {type: file, path}, {type: folder, path}, {type: image, "
+    "path} or {type: image, data: <base64>, mime_type}; paths inside the call's workspace",
 }
 """What to send, per argument: the second half of every refusal."""
 
@@ -41,6 +47,11 @@ _PROBLEMS: dict[str, str] = {
     "less_than_equal": "it is too large",
     "literal_error": "it is not one of the allowed values",
     "enum": "it is not one of the allowed values",
+    "union_tag_invalid": "an item's type is not file, folder or image",
+    "union_tag_not_found": "an item has no type (file, folder or image)",
+    "extra_forbidden": "an item has a field its type does not take",
+    "list_type": "it is not a list",
+    "model_type": "an item is not an object",
 }
 
 

@@ -23,6 +23,7 @@ import anyio
 from ..backend import (
     CHAT_SCENE,
     SCENE_FOR_MODE,
+    Attachment,
     Backend,
     BackendClient,
     ChatEvent,
@@ -47,6 +48,8 @@ from .errors import (
 )
 from .models import AskResult, AuthInfo, BridgeState, ModelList
 from .views import (
+    attached_line,
+    attachment_info,
     auth_info,
     default_key,
     model_info,
@@ -56,6 +59,7 @@ from .views import (
     session_detail,
     session_summary,
     tool_event,
+    usage_info,
 )
 
 if TYPE_CHECKING:
@@ -76,6 +80,8 @@ STOP_GRACE_S = 5.0
 # sends its first step within a second, and a reasoning model's first thought within a
 # minute. The call itself keeps waiting until its own timeout_s.
 FIRST_EVENT_S = 120.0
+# The longest reasoning effort value passed on; the CLI's are single words.
+MAX_EFFORT_CHARS = 64
 
 
 @dataclass
@@ -89,6 +95,10 @@ class AskParams:
     workspace: Path
     timeout_s: float
     agent: AgentCall | None = None  # agent mode: the call's workspace host (server/agent.py)
+    attachments: tuple[Attachment, ...] = ()  # resolved and confined (server/attachments.py)
+    fork: bool = False
+    reasoning_effort: str | None = None
+    effort_optional: bool = False  # the server's --reasoning-effort, not the call's own
 
 
 class Bridge:
@@ -318,7 +328,7 @@ class Bridge:
 
     # -- conversations ---------------------------------------------------------------------
 
-    async def sessions(self) -> list[dict[str, Any]]:
+    async def session_list(self) -> list[SessionSummary]:
         """This workspace's conversations, newest first.
 
         Lingma files a conversation under a project; whether that is the folder Lingma was
@@ -331,7 +341,17 @@ class Bridge:
                 listed = await client.sessions(folder)
             for summary in listed:
                 found.setdefault(summary.session_id, summary)
-        return [session_summary(s) for s in newest_first(found.values())]
+        return newest_first(found.values())
+
+    async def sessions(self) -> list[dict[str, Any]]:
+        """``lingma://sessions``: :meth:`session_list` as the resource shows it."""
+        return [session_summary(s) for s in await self.session_list()]
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete one conversation (see :meth:`BackendClient.delete_session`)."""
+        client = await self.client()
+        with self._watch():
+            await client.delete_session(session_id)
 
     async def session(self, session_id: str) -> dict[str, Any] | None:
         client = await self.client()
@@ -350,8 +370,16 @@ class Bridge:
         session_id: str | None = None,
         workspace: str | Path | None = None,
         timeout_s: Any = None,
+        attachments: tuple[Attachment, ...] = (),
+        fork: bool = False,
+        reasoning_effort: str | None = None,
     ) -> AskParams:
-        """Refuse bad arguments before Lingma is asked; every refusal says what to send."""
+        """Refuse bad arguments before Lingma is asked; every refusal says what to send.
+
+        ``attachments`` come resolved (:func:`.attachments.resolve_attachments`); a
+        ``reasoning_effort`` not given falls back to the server's, which the backend then
+        skips where the model offers none.
+        """
         if not isinstance(prompt, str) or not prompt.strip():
             raise invalid_argument("prompt", "it is empty", SEND["prompt"])
         limit = self.settings.max_prompt_chars
@@ -375,6 +403,16 @@ class Bridge:
         folder = self.settings.workspace
         if workspace:
             folder = checked_workspace(str(workspace))
+        if fork and session_id is None:
+            raise invalid_argument(
+                "fork", "it needs the session_id of the conversation to fork", SEND["fork"]
+            )
+        effort = (reasoning_effort or "").strip() or None
+        if effort is not None and len(effort) > MAX_EFFORT_CHARS:
+            raise invalid_argument(
+                "reasoning_effort", f"it has {len(effort)} characters", SEND["reasoning_effort"]
+            )
+        optional = effort is None and bool(self.settings.reasoning_effort)
         return AskParams(
             prompt=prompt,
             model=model,
@@ -382,6 +420,10 @@ class Bridge:
             session_id=session_id,
             workspace=folder,
             timeout_s=timeout_s,
+            attachments=attachments,
+            fork=fork,
+            reasoning_effort=effort or self.settings.reasoning_effort,
+            effort_optional=optional,
         )
 
     async def check_model(self, params: AskParams) -> None:
@@ -392,16 +434,21 @@ class Bridge:
             await self._check_model(client, params.model, params.mode)
 
     async def ask(
-        self, params: AskParams, on_event: Callable[[ChatEvent], None] | None = None
+        self,
+        params: AskParams,
+        on_event: Callable[[ChatEvent], None] | None = None,
+        *,
+        on_note: Callable[[str], None] | None = None,
     ) -> AskResult:
         """Ask one question and wait for the whole answer (see :meth:`_ask`).
 
         In agent mode the result carries what the person should know beyond the answer
         (actions denied because the host cannot ask, and how to allow them); a failure
-        after files changed says which, and how to see and undo them.
+        after files changed says which, and how to see and undo them. ``on_note`` hears
+        the lines the person must see as the answer starts (what the question carried).
         """
         try:
-            result = await self._ask(params, on_event)
+            result = await self._ask(params, on_event, on_note)
         except Exception as exc:
             note = params.agent.error_note() if params.agent is not None else ""
             if note:
@@ -412,7 +459,10 @@ class Bridge:
         return result
 
     async def _ask(
-        self, params: AskParams, on_event: Callable[[ChatEvent], None] | None = None
+        self,
+        params: AskParams,
+        on_event: Callable[[ChatEvent], None] | None = None,
+        on_note: Callable[[str], None] | None = None,
     ) -> AskResult:
         """Ask one question and wait for the whole answer.
 
@@ -457,10 +507,18 @@ class Bridge:
                                 mode="agent" if params.mode == "agent" else "chat",
                                 session_id=params.session_id,
                                 workspace=params.workspace,
+                                attachments=params.attachments,
+                                fork=params.fork,
+                                reasoning_effort=params.reasoning_effort,
+                                effort_optional=params.effort_optional,
                                 status=lambda line: seen(Step(line, status="doing")),
                                 **(params.agent.request_fields() if params.agent else {}),
                             )
                         )
+                        if params.attachments and on_note is not None and attempt == 1:
+                            # Told once the backend took them (it refuses what it cannot
+                            # send before sending anything).
+                            on_note(attached_line(params.attachments))
                         await self._follow(stream, params.timeout_s, seen)
                         break
                     except LingmaConnectionLost:
@@ -528,6 +586,7 @@ class Bridge:
             session_id=result.session_id,
             # The backend's word: true only where Lingma confirmed the conversation went on.
             continued=result.continued if params.session_id is not None else None,
+            forked_from=params.session_id if params.fork else None,
             request_id=result.request_id,
             model=params.model or self._default_model(params.mode),
             mode=params.mode,
@@ -537,6 +596,8 @@ class Bridge:
             thinking=result.thinking,
             first_token_ms=result.first_token_ms,
             total_ms=result.total_ms,
+            usage=usage_info(result.usage),
+            attachments=[attachment_info(a) for a in params.attachments],
             **(params.agent.result_fields() if params.agent else {}),
         )
 
