@@ -17,6 +17,7 @@ from pathlib import Path
 from benchmarks import (
     bench_acp_throughput,
     bench_approvals,
+    bench_features,
     bench_framing,
     bench_last_progress,
     bench_latency,
@@ -38,6 +39,7 @@ SUITES = (
     ("7. Approval round trip", bench_approvals),
     ("9. Sandbox start cost", sandbox_cost),
     ("10. The gate's cost per hosted write", gate_cost),
+    ("11. Attachments and a conversation's turns, CLI backend", bench_features),
 )
 
 README = Path(__file__).with_name("README.md")

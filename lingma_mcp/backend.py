@@ -8,9 +8,10 @@ and the face above it read only these values, never a backend's dialect, and
 import this module and never each other.
 
 - Values: :class:`Login`, :class:`Model`, :class:`SessionSummary`, :class:`Session` and its
-  :class:`Turn`, the :class:`ChatRequest`, and the chat events and :class:`ChatResult` of
-  :mod:`lingma_mcp.events` (re-exported here). All are frozen records of plain data, and
-  none has a field that could hold a token.
+  :class:`Turn`, the :class:`ChatRequest` and its attachments (:class:`FileAttachment`,
+  :class:`FolderAttachment`, :class:`ImageAttachment`), and the chat events,
+  :class:`Usage` and :class:`ChatResult` of :mod:`lingma_mcp.events` (re-exported here).
+  All are frozen records of plain data, and none has a field that could hold a token.
 - Interfaces: a :class:`Backend` (a supervised process) hands out a ready
   :class:`BackendClient` (one connection), whose chats are :class:`ChatStreamLike`. A
   restart hands out a new client, so anything cached per client is keyed by it or by
@@ -29,7 +30,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from .errors import LingmaNotLoggedIn
-from .events import ChatEvent, ChatResult, Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
+from .events import (
+    ChatEvent,
+    ChatResult,
+    Finish,
+    Step,
+    TextDelta,
+    Thinking,
+    ToolCall,
+    ToolUpdate,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from .process.states import State
@@ -39,6 +50,7 @@ __all__ = [
     "AGENT_SCENE",
     "CHAT_SCENE",
     "SCENE_FOR_MODE",
+    "Attachment",
     "Backend",
     "BackendClient",
     "BackendKind",
@@ -47,7 +59,10 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "ChatStreamLike",
+    "FileAttachment",
     "Finish",
+    "FolderAttachment",
+    "ImageAttachment",
     "Login",
     "Mode",
     "Model",
@@ -59,6 +74,7 @@ __all__ = [
     "ToolCall",
     "ToolUpdate",
     "Turn",
+    "Usage",
 ]
 
 BackendKind = Literal["ide", "cli"]
@@ -152,10 +168,49 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """One conversation with its turns (none where the backend cannot read them: the CLI)."""
+    """One conversation with its turns (none where the backend could not read them)."""
 
     summary: SessionSummary
     turns: tuple[Turn, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileAttachment:
+    """A workspace file the question points Lingma at.
+
+    ``path`` is resolved and inside the call's workspace (the face confined it); ``name``
+    is that path relative to the workspace. ``text`` is the file's content where it is
+    UTF-8 text within the face's bound (a backend may embed it), None otherwise (a backend
+    that sends files by reference sends it anyway).
+    """
+
+    path: Path
+    name: str
+    mime_type: str
+    size: int
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FolderAttachment:
+    """A workspace folder the question points Lingma at (resolved, inside the workspace)."""
+
+    path: Path
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageAttachment:
+    """An image for Lingma to look at: its bytes (checked to be the image ``mime_type``
+    says, within the face's bound) and, when it came from the workspace, its file."""
+
+    data: bytes
+    mime_type: str
+    name: str  # the file relative to the workspace, or "image N" for data sent inline
+    path: Path | None = None
+
+
+Attachment = FileAttachment | FolderAttachment | ImageAttachment
 
 
 def _new_request_id() -> str:
@@ -167,10 +222,18 @@ class ChatRequest:
     """One question for Lingma.
 
     ``model`` is a :attr:`Model.key` (None: Lingma's default). ``session_id`` continues a
-    conversation (a :attr:`ChatResult.session_id`). ``host`` is the call's workspace host in
-    agent mode: each backend serves Lingma's file and terminal work through it, in its own
-    dialect; without one the chat runs no tools and says so to Lingma. ``status`` hears a
-    line a person should see while the backend prepares the chat (a slow session start).
+    conversation (a :attr:`ChatResult.session_id`); with ``fork`` the question goes to a
+    copy of it instead, and the result's session is the copy's. ``host`` is the call's
+    workspace host in agent mode: each backend serves Lingma's file and terminal work
+    through it, in its own dialect; without one the chat runs no tools and says so to
+    Lingma. ``status`` hears a line a person should see while the backend prepares the
+    chat (a slow session start).
+
+    ``attachments`` go with the prompt as the backend's protocol carries them; what it
+    cannot carry is refused (:class:`~lingma_mcp.errors.RequestRefused`) before anything
+    is sent. ``reasoning_effort`` is one of the values the backend offers for the
+    session's model, refused otherwise; with ``effort_optional`` (the server's default, not
+    the question's own) a backend or model that offers no effort levels skips it instead.
     """
 
     prompt: str
@@ -180,6 +243,10 @@ class ChatRequest:
     workspace: Path | None = None
     request_id: str = field(default_factory=_new_request_id)
     host: WorkspaceHost | None = None
+    attachments: tuple[Attachment, ...] = ()
+    fork: bool = False
+    reasoning_effort: str | None = None
+    effort_optional: bool = False
     status: Callable[[str], None] | None = field(default=None, compare=False)
 
 
@@ -239,6 +306,15 @@ class BackendClient(Protocol):
 
     async def session(self, session_id: str) -> Session | None:
         """One conversation, or None where Lingma knows no such id."""
+        ...
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete one conversation.
+
+        Raises:
+            UnknownSession: Lingma knows no such id.
+            RequestRefused: this backend cannot delete conversations.
+        """
         ...
 
     async def open_chat(self, request: ChatRequest) -> ChatStreamLike:

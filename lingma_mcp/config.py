@@ -111,6 +111,9 @@ class Settings:
     # True when the workspace was named (flag or variable), not the folder we started in.
     workspace_explicit: bool = False
     model: str | None = None  # --model / LINGMA_MODEL
+    # --reasoning-effort / LINGMA_REASONING_EFFORT: a value the CLI offers (its own list),
+    # used where the session's model has effort levels and skipped where it has none.
+    reasoning_effort: str | None = None
     mode: Mode = "chat"  # --mode / LINGMA_MODE
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT  # --startup-timeout
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # --request-timeout

@@ -153,3 +153,27 @@ class LingmaNotLoggedIn(LingmaError):
     def __init__(self, status_name: str) -> None:
         self.status_name = status_name
         super().__init__(f"Lingma is not logged in ({status_name})")
+
+
+class RequestRefused(LingmaError):
+    """A backend cannot do what a question asked for, so nothing was sent: an attachment
+    its protocol cannot carry, a fork it has no call for, a reasoning effort its model
+    does not offer.
+
+    It names the argument, what was wrong and what to send instead; the MCP face words it
+    like every other refused argument.
+    """
+
+    def __init__(self, argument: str, problem: str, send: str) -> None:
+        self.argument = argument
+        self.problem = problem
+        self.send = send
+        super().__init__(f"{argument}: {problem}")
+
+
+class UnknownSession(LingmaError):
+    """Lingma knows no conversation with this id (to continue, fork or delete)."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"Lingma knows no conversation {session_id!r}")

@@ -83,6 +83,22 @@ class ToolUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """What one answer cost, as far as Lingma said; None wherever it did not.
+
+    A field is None, never 0, when unknown: the CLI reports zeros when it does not count
+    (without ``QODERCN_EXPOSE_TOKEN_USAGE=1``), and a host budgeting agents must not read
+    that as free.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    model: str | None = None  # the model that served, as Lingma names it
+    credits: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     """The chat ended (``chat/finish``)."""
 
@@ -91,6 +107,7 @@ class Finish:
     session_id: str | None
     full_answer: str | None = None
     message: str = ""
+    usage: Usage | None = None  # where the backend's end of the answer carries it
 
 
 ChatEvent = TextDelta | Thinking | Step | ToolUpdate | Finish
@@ -114,3 +131,4 @@ class ChatResult:
     # None: no session was asked for. True only where Lingma confirmed the conversation
     # asked for went on; False: it started a new one (the earlier context is lost).
     continued: bool | None = None
+    usage: Usage | None = None  # None where the backend did not say

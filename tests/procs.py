@@ -54,3 +54,11 @@ def with_marker(marker: str) -> list[int]:
         if marker.encode() in cmdline and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
+
+
+def sleeper() -> str:
+    """A number of seconds for ``sleep`` that no other process runs with: a valid duration
+    (days) that :func:`with_marker` finds the sleeper by."""
+    import secrets
+
+    return str(10**7 + secrets.randbelow(9 * 10**7))

@@ -13,13 +13,12 @@ from fakes import FakeAsker
 from procs import alive
 
 from lingma_mcp.acp import (
-    AcpRpcError,
     CapabilityMissing,
     CliNotLoggedIn,
     UnknownModel,
     start_agent,
 )
-from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError
+from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError, UnknownSession
 from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolUpdate
 from lingma_mcp.workspace import ApprovalGate, WorkspaceHost, parse_policy
 
@@ -387,6 +386,6 @@ async def test_an_unknown_session_is_not_taken_as_open_after_a_failed_continue(w
     async with running_sim(workspace, state) as handle:
         client = handle.client
         for _ in range(2):  # the second try asks the agent again
-            with pytest.raises(AcpRpcError, match="-32602"):
+            with pytest.raises(UnknownSession, match="no-such-session"):
                 await client.open_session("no-such-session", workspace)
         assert "no-such-session" not in client.handlers.sessions

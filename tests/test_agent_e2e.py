@@ -20,7 +20,7 @@ from conftest import server_params
 from mcp import Client
 from mcp.client.stdio import stdio_client
 from mcp.types import ElicitResult
-from procs import with_marker
+from procs import sleeper, with_marker
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -234,8 +234,8 @@ async def test_a_cancelled_call_kills_its_running_commands_whole_group(
     tmp_path: Path, project: Path
 ) -> None:
     # Found by what they run: in the sandbox's PID namespace $$ and $! are not our pids.
-    marker = f"{os.getpid()}.{id(tmp_path) % 1000}"
-    prompt = f"@run sleep 60.{marker} & setsid sleep 61.{marker} & wait"
+    marker = sleeper()
+    prompt = f"@run sleep {marker} & setsid sleep {marker} & wait"
     async with mcp_server(tmp_path, project, {"LINGMA_APPROVAL": "run=allow"}) as client:
         async with anyio.create_task_group() as tg:
             tg.start_soon(client.call_tool, "ask_lingma", {"prompt": prompt})

@@ -9,7 +9,6 @@ this machine has one.
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 from fakes import Person
 from mcp import Client
-from procs import with_marker
+from procs import sleeper, with_marker
 
 from lingma_mcp.config import Settings
 from lingma_mcp.server.app import build_app
@@ -208,12 +207,15 @@ async def test_a_daemon_a_command_leaves_behind_dies_with_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sandboxed()
-    marker = f"{os.getpid()}.{id(tmp_path) % 1000}"
-    await run(
-        tmp_path,
-        f"setsid sleep 300.{marker} > /dev/null 2>&1 < /dev/null & echo started",
-        monkeypatch,
+    marker = sleeper()
+    # The daemon is seen running before the command ends, so its absence after is the
+    # sandbox's doing, not a sleeper that never started.
+    daemon = (
+        f"setsid sleep {marker} > /dev/null 2>&1 < /dev/null & sleep 0.2; "
+        "kill -0 $! && echo daemon-running"
     )
+    told, _, _ = await run(tmp_path, daemon, monkeypatch)
+    assert "daemon-running" in told
     assert with_marker(marker) == []  # gone when the command ended
 
 

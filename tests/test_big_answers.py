@@ -182,7 +182,7 @@ async def test_max_result_chars_sets_the_cut_and_a_background_job_is_cut_the_sam
             check = await client.call_tool("check_lingma_job", {"job_id": job_id, "wait_s": 50})
         link = next(c for c in check.content if c.type == "resource_link")
         whole = (await client.read_resource(str(link.uri))).contents[0].text
-    assert tools["ask_lingma"].meta == {"anthropic/maxResultSizeChars": 5000}
+    assert tools["ask_lingma"].meta["anthropic/maxResultSizeChars"] == 5000
     assert tools["check_lingma_job"].meta == {"anthropic/maxResultSizeChars": 5000}
     state = check.structured_content
     assert state["status"] == "done"

@@ -47,6 +47,7 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
         "LINGMA_WORK_DIR": str(tmp_path / "w"),
         "LINGMA_WORKSPACE": str(tmp_path),
         "LINGMA_MODEL": "dashscope_qwen3_coder",
+        "LINGMA_REASONING_EFFORT": "high",
         "LINGMA_MODE": "agent",
         "LINGMA_STARTUP_TIMEOUT": "12",
         "LINGMA_REQUEST_TIMEOUT": "34",
@@ -73,6 +74,7 @@ def test_every_option_has_its_environment_variable(tmp_path: Path) -> None:
     assert settings.work_dir == tmp_path / "w"
     assert settings.workspace == tmp_path
     assert settings.model == "dashscope_qwen3_coder"
+    assert settings.reasoning_effort == "high"
     assert settings.mode == "agent"
     assert settings.startup_timeout == 12.0
     assert settings.request_timeout == 34.0

@@ -81,7 +81,7 @@ async def test_the_job_tools_resources_and_ask_lingma_background_are_listed(
     assert ask.input_schema["required"] == ["prompt"]
     for field in ("job_id", "status", "answer_truncated", "answer_chars"):
         assert field in ask.output_schema["properties"]
-    assert ask.meta == {RESULT_SIZE_META: 40000}
+    assert ask.meta[RESULT_SIZE_META] == 40000
     check = tools["check_lingma_job"]
     assert set(check.input_schema["properties"]) == {"job_id", "wait_s"}
     assert check.input_schema["required"] == ["job_id"]

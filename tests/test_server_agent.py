@@ -11,7 +11,6 @@ killed with the call.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import ElicitResult, ListRootsResult, Root
-from procs import alive, with_marker
+from procs import alive, sleeper, with_marker
 
 from lingma_mcp.asking.bridge import Bridge
 from lingma_mcp.backend import ChatRequest, ChatResult, Login, Model
@@ -569,8 +568,8 @@ async def test_a_cancelled_call_kills_its_commands_whole_process_group(
     tmp_path: Path, project: Path
 ) -> None:
     # Found by what they run: in the sandbox's PID namespace $$ and $! are not our pids.
-    marker = f"{os.getpid()}.{id(tmp_path) % 1000}"
-    command = f"sleep 60.{marker} & sleep 61.{marker}"
+    marker = sleeper()
+    command = f"sleep {marker} & sleep {marker}"
     script = [Invoke("run_in_terminal", {"command": command, "isBackground": True}), Forever()]
     app, fake, _ = make(tmp_path, project, script, approval="run=allow")
     async with host(app) as client:
@@ -589,8 +588,8 @@ async def test_a_cancelled_call_kills_its_commands_whole_process_group(
 async def test_the_server_closing_kills_the_commands_of_calls_in_flight(
     tmp_path: Path, project: Path
 ) -> None:
-    marker = f"{os.getpid()}.{id(tmp_path) % 1000}"
-    command = f"sleep 60.{marker} & wait"
+    marker = sleeper()
+    command = f"sleep {marker} & wait"
     script = [Invoke("run_in_terminal", {"command": command, "isBackground": True}), Forever()]
     app, fake, bridge = make(tmp_path, project, script, approval="run=allow")
     async with host(app) as client, anyio.create_task_group() as tg:

@@ -49,6 +49,9 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
         "check_lingma_job",
         "cancel_lingma_job",
         "revert_changes",
+        "review_changes",
+        "list_lingma_sessions",
+        "delete_lingma_session",
     }
     ask = tools["ask_lingma"]
     assert set(ask.input_schema["properties"]) == {
@@ -60,6 +63,9 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
         "timeout_s",
         "background",
         "read_only",
+        "attachments",
+        "fork",
+        "reasoning_effort",
     }
     assert ask.input_schema["required"] == ["prompt"]
     assert set(ask.output_schema["properties"]) == {
@@ -81,6 +87,9 @@ async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotatio
         "status",
         "answer_truncated",
         "answer_chars",
+        "forked_from",
+        "usage",
+        "attachments",
     }
     assert ask.annotations.read_only_hint is False  # agent mode can change files
     assert set(tools["list_models"].input_schema["properties"]) == {"scene"}
@@ -396,7 +405,7 @@ async def test_lingma_not_found_says_where_it_looked_and_how_to_fix(tmp_path: Pa
         tools = await client.list_tools()
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
         status = await client.call_tool("auth_status", {})
-    assert len(tools.tools) == 7
+    assert len(tools.tools) == 10
     assert result.is_error
     text = text_of(result)
     assert "Lingma was not found" in text and str(tmp_path / "no" / "Lingma") in text
@@ -433,7 +442,13 @@ async def test_resources_describe_status_models_and_conversations(tmp_path: Path
         one = json.loads(
             (await client.read_resource(f"lingma://sessions/{session_id}")).contents[0].text
         )
-    assert listed == {"lingma://status", "lingma://models", "lingma://sessions", "lingma://jobs"}
+    assert listed == {
+        "lingma://status",
+        "lingma://models",
+        "lingma://sessions",
+        "lingma://jobs",
+        "ui://lingma/review.html",
+    }
     assert set(templates) == {
         "lingma://sessions/{session_id}",
         "lingma://answers/{request_id}",

@@ -50,6 +50,7 @@ def test_auth_info_shows_the_login_in_words_with_its_expiry_to_the_second() -> N
         "expires_at": "2027-01-15T08:00:00+00:00",
         "quota": {"total": 100.0, "used": 7.0},
         "problem": None,
+        "credential": "stored login",
         "bridge": READY.model_dump(mode="json"),
     }
 

@@ -1,10 +1,10 @@
 """The CLI backend: ``qoderclicn --acp`` spoken to over the Agent Client Protocol.
 
 Layers, lowest first: ``transport`` (ACP lines on the stdio of the shared
-:class:`~lingma_mcp.process.ChildProcess`), ``updates``, ``permissions`` and ``models``
-(pure mappings), ``handlers`` (the agent's requests to us), ``prompt`` (one prompt's event
-stream), ``acp_client`` (sessions, prompts, models), ``attempt`` (one start-up: spawn +
-initialize).
+:class:`~lingma_mcp.process.ChildProcess`), ``updates``, ``permissions``, ``models``,
+``attachments``, ``usage``, ``replay`` and ``credentials`` (pure mappings), ``handlers``
+(the agent's requests to us), ``prompt`` (one prompt's event stream), ``client``
+(sessions, prompts, models), ``attempt`` (one start-up: spawn + initialize).
 ``ports`` names what the workspace host and approval gate provide.
 """
 

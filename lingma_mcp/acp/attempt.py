@@ -37,6 +37,8 @@ CHILD_NAME = "qoderclicn"
 TERMINATE_GRACE = 0.0
 # One ACP line may carry a whole file (fs/write_text_file); the reader must hold it.
 STDOUT_LIMIT = 64 * 1024 * 1024
+# Without it the CLI reports zeros for every token count in a prompt's result.
+USAGE_VARIABLE = "QODERCN_EXPOSE_TOKEN_USAGE"
 
 
 @dataclass
@@ -95,6 +97,10 @@ async def start_agent(
 ) -> AgentHandle:
     """Spawn ``cli_bin --acp`` and complete ``initialize`` within ``startup_timeout``.
 
+    The agent gets ``env`` (default: ours) as it is, token variables included (the CLI
+    logs in from them), with ``QODERCN_EXPOSE_TOKEN_USAGE=1`` added so its answers count
+    their tokens.
+
     ``wrap`` turns the command into the one that runs it (the OS sandbox's launcher); it
     sees the command after everything else about it (its node, its flags) is settled.
 
@@ -105,10 +111,11 @@ async def start_agent(
             (with its exit code and the last lines of its stderr).
     """
     argv = [str(cli_bin), *extra_args, ACP_FLAG]
-    path = node_path(cli_bin, env if env is not None else os.environ)
+    env = {USAGE_VARIABLE: "1", **(env if env is not None else os.environ)}
+    path = node_path(cli_bin, env)
     if path is not None:
         log.info("node is not on the PATH; running the Lingma CLI with %s first", path)
-        env = {**(env if env is not None else os.environ), "PATH": path}
+        env["PATH"] = path
     if wrap is not None:
         argv = wrap(argv)
     try:

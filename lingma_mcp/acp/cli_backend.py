@@ -7,8 +7,10 @@
 - :class:`CliBackend` is the :class:`~lingma_mcp.backend.Backend` the face holds.
 - :class:`CliClient` is the :class:`~lingma_mcp.backend.BackendClient` for one process:
   the login read from the agent's answer to a session call (-32000 = logged out), models
-  from the session's config options or models state, sessions from ``session/list``, all
-  as the contract's values, and chats as :class:`CliChatStream`.
+  from the session's config options or models state, sessions from ``session/list`` (a
+  conversation's turns from the replay of ``session/load``), all as the contract's
+  values, and chats as :class:`CliChatStream`: a new, continued or forked session, the
+  question's attachments as content blocks, its model and reasoning effort set first.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from lingma_mcp.acp.acp_client import CONTROL_TIMEOUT, SESSION_TIMEOUT, AcpClient, ListedSession
+from lingma_mcp.acp.attachments import prompt_blocks
 from lingma_mcp.acp.attempt import AgentHandle, start_agent
 from lingma_mcp.acp.cli_discovery import CliCommand, CliNotFound, find_cli
 from lingma_mcp.acp.cli_errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
+from lingma_mcp.acp.credentials import LOGIN_INSTRUCTIONS, Credential, credential_in
 from lingma_mcp.acp.models import as_models
 from lingma_mcp.acp.prompt import PromptStream
 from lingma_mcp.backend import (
@@ -60,10 +64,6 @@ LOG_HINT = (
     "The Lingma CLI's stderr is logged at DEBUG: run with --log-level DEBUG "
     "(LINGMA_MCP_LOG_LEVEL=DEBUG) to see it; it keeps its own state in ~/.qoder-cn."
 )
-LOGIN_INSTRUCTIONS = (
-    "The Lingma CLI has no login URL: run `qoderclicn login` in a terminal, "
-    "or set QODERCN_PERSONAL_ACCESS_TOKEN, then ask again"
-)
 # Agent-mode processes kept at once beside the main one, when each may write only in its
 # own workspace (a person rarely works in more than two at a time).
 MAX_WORKSPACE_PROCESSES = 2
@@ -71,32 +71,14 @@ CLI_TERMINATE_GRACE = 0.0  # SIGKILL at once: its SIGTERM outlasts a host's wait
 # The scenes the face asks about: chat mode and agent mode list the same models, the CLI
 # having one list for everything.
 SCENES = (CHAT_SCENE, AGENT_SCENE)
-# The CLI adopts a token from its environment at start (PROTOCOL.md section 10.1); the
-# login names which kind is in use, never its value. Without one it uses its stored login.
-ENV_CREDENTIALS = (
-    ("QODERCN_PERSONAL_ACCESS_TOKEN", "personal access token"),
-    ("QODERCN_PAT", "personal access token"),
-    ("QODERCN_SERVICE_ACCOUNT_KEY", "service account key"),
-    ("QODERCN_JOB_TOKEN", "job token"),
-)
-STORED_LOGIN = "stored login (qoderclicn login)"
 
 
 class CliLoginInstructions(LingmaError):
-    """The CLI logs in from a terminal, not a URL; the text says how."""
+    """The CLI logs in from a terminal or a token, not a URL; the text says how."""
 
     def __init__(self) -> None:
         self.instructions = LOGIN_INSTRUCTIONS
         super().__init__(LOGIN_INSTRUCTIONS)
-
-
-def credential_kind(env: Mapping[str, str]) -> str:
-    """Which credential the CLI started with ``env`` uses: a token variable's kind and name,
-    else its stored login."""
-    for name, kind in ENV_CREDENTIALS:
-        if env.get(name):
-            return f"{kind} ({name})"
-    return STORED_LOGIN
 
 
 @dataclass(frozen=True)
@@ -243,7 +225,7 @@ class CliAttempt:
         client = CliClient(
             agent.client,
             self.workspace or self.options.workspace,
-            credential_kind(env if env is not None else os.environ),
+            credential_in(env if env is not None else os.environ),
         )
         return CliHandle(agent, client, command.source)
 
@@ -437,13 +419,15 @@ class CliClient:
     Args:
         acp: the initialized ACP connection.
         workspace: the folder for sessions opened without a chat (login check, models).
-        credential: the kind of credential the CLI was started with (:func:`credential_kind`).
+        credential: the credential the CLI was started with (:func:`credential_in`).
     """
 
-    def __init__(self, acp: AcpClient, workspace: Path, credential: str | None = None) -> None:
+    def __init__(
+        self, acp: AcpClient, workspace: Path, credential: Credential | None = None
+    ) -> None:
         self.acp = acp
         self.workspace = workspace
-        self.credential = credential
+        self.credential = credential if credential is not None else Credential()
         # A session opened to read the login or the models, handed to the next new chat
         # in the same folder rather than wasted.
         self._spare: tuple[str, Path] | None = None
@@ -473,16 +457,23 @@ class CliClient:
         ``session/list`` where the agent has it (no session is made), else ``session/new``
         (kept for the next chat). ``authenticate`` is never sent: the CLI never answers it.
         Nothing more is known of the account; the CLI logs in from a terminal or a token,
-        so a logged-out state carries the instructions for that.
+        so a logged-out state carries the instructions for that (a token it was given and
+        did not accept is named).
         """
+        credential = str(self.credential)
         try:
             if self.acp.can_list:
                 await self.acp.list_sessions(self.workspace)
             else:
                 await self._spare_session(self.workspace)
         except CliNotLoggedIn:
-            return Login(logged_in=False, state="not logged in", instructions=NOT_LOGGED_IN_MESSAGE)
-        return Login(logged_in=True, state="logged in", credential=self.credential)
+            return Login(
+                logged_in=False,
+                state="not logged in",
+                credential=credential,
+                instructions=self.credential.refused(),
+            )
+        return Login(logged_in=True, state="logged in", credential=credential)
 
     async def models(self) -> list[Model]:
         """The agent's models, each serving both scenes; ``[]`` if it offers none.
@@ -512,44 +503,68 @@ class CliClient:
         return [_summary(s) for s in await self.acp.list_sessions(project)]
 
     async def session(self, session_id: str) -> Session | None:
-        """The session's summary from ``session/list``; ACP has no call returning its turns,
-        so it has none."""
+        """The session's summary from ``session/list`` and its turns from the replay of a
+        ``session/load`` in the folder it was asked in (none where the agent cannot load)."""
         if not self.acp.can_list:
             raise CapabilityMissing(
                 "this Lingma CLI cannot list its conversations (it has no session/list)"
             )
         for listed in await self.acp.list_sessions(None):
             if listed.session_id == session_id:
-                return Session(_summary(listed))
+                summary = _summary(listed)
+                if not self.acp.can_load:
+                    return Session(summary)
+                turns = await self.acp.history(session_id, Path(listed.cwd or self.workspace))
+                return Session(replace(summary, turns=len(turns)), turns)
         return None
 
+    async def delete_session(self, session_id: str) -> None:
+        """``session/delete``.
+
+        Raises:
+            UnknownSession, RequestRefused (the agent cannot delete).
+        """
+        await self.acp.delete_session(session_id)
+        if self._spare is not None and self._spare[0] == session_id:
+            self._spare = None
+
     async def open_chat(self, request: ChatRequest) -> CliChatStream:
-        """Open (or continue) the session and start ``session/prompt``.
+        """Open (or continue, or fork) the session and start ``session/prompt``.
 
         In agent mode ``request.host`` serves the agent's ``fs/*`` and ``terminal/*``
         requests and decides its permission requests; without one the chat is chat-only
         and those are refused. A session asked for is continued as it is or not at all (the
-        agent refuses an id it does not know), so such a chat always reports ``continued``.
+        agent refuses an id it does not know), so such a chat always reports ``continued``;
+        a fork continues it in a copy (``session/fork``), whose id the result carries.
+        Attachments the agent cannot take are refused before any session is opened.
 
         Raises:
-            CliNotLoggedIn, UnknownModel, CapabilityMissing, AcpRpcError, RpcTimeout.
+            CliNotLoggedIn, UnknownModel, UnknownSession, RequestRefused, CapabilityMissing,
+            AcpRpcError, RpcTimeout.
         """
         if request.host is not None and self.route is not None:
             target = await self.route(request.host.root)
             if target is not self:
                 return await target.open_chat(request)
+        blocks = prompt_blocks(request.prompt, request.attachments, self.acp.prompt_capabilities)
         cwd = Path(request.workspace or self.workspace)
         session_id = request.session_id
         if session_id is None:
             spare = self._take_spare(cwd)
             session_id = spare or await _said_if_slow(self.acp.new_session(cwd), request)
+        elif request.fork:
+            session_id = await _said_if_slow(self.acp.fork_session(session_id, cwd), request)
         else:
             session_id = await _said_if_slow(self.acp.open_session(session_id, cwd), request)
         if request.model:
             await self.acp.set_model(session_id, request.model)
+        if request.reasoning_effort:
+            await self.acp.set_effort(
+                session_id, request.reasoning_effort, optional=request.effort_optional
+            )
         host = request.host
         started = time.monotonic()
-        prompt = self.acp.prompt(session_id, request.prompt, workspace=host, approvals=host)
+        prompt = self.acp.prompt(session_id, blocks, workspace=host, approvals=host)
         return CliChatStream(
             prompt, request.request_id, started, continuing=request.session_id is not None
         )
@@ -642,6 +657,7 @@ class CliChatStream:
             total_ms=self._total_ms if self._total_ms is not None else self._elapsed(),
             finish_message=finish.message if finish else "",
             continued=True if self.continuing and finish else None,
+            usage=finish.usage if finish else None,
         )
 
     async def aclose(self) -> None:

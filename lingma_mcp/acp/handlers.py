@@ -34,6 +34,7 @@ from acp.schema import (
 
 from lingma_mcp.acp.permissions import Judgement, choose_option, judge
 from lingma_mcp.acp.ports import ApprovalPort, WorkspacePort
+from lingma_mcp.acp.replay import Replay
 
 log = logging.getLogger("lingma_mcp.acp.handlers")
 
@@ -50,7 +51,7 @@ class SessionBinding:
     approvals: ApprovalPort | None = None
     sink: UpdateSink | None = None  # the prompt in progress, if any
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    replay: list[Any] | None = None  # collects updates while a session/load runs
+    replay: Replay | None = None  # collects updates while a session/load runs
     terminals: set[str] = field(default_factory=set)  # started and not yet released
 
 
@@ -115,7 +116,7 @@ class ClientHandlers:
         if binding.sink is not None:
             binding.sink(update)
         elif binding.replay is not None:
-            binding.replay.append(update)
+            binding.replay.add(update)
         else:
             log.debug("update for session %s outside any prompt dropped", session_id)
 

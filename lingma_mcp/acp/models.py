@@ -1,9 +1,15 @@
-"""The models an agent offers for a session, read from either way ACP has said it.
+"""The models and reasoning efforts an agent offers for a session, as ACP says them.
 
 Newer agents declare a session config option of category ``model`` (set with
 ``session/set_config_option``); older ones a ``models`` state in the ``session/new`` reply
 (set with ``session/set_model``). :func:`as_models` gives them as the contract's
-:class:`~lingma_mcp.backend.Model` values. Pure functions, no I/O.
+:class:`~lingma_mcp.backend.Model` values.
+
+The reasoning effort is another config option: ``qoderclicn`` builds it as
+``reasoning_effort``, of category ``model`` too (not ACP's ``thought_level``), after the
+model option, and only for a model with effort levels; its values are the CLI's, never a
+list of ours. So the model option is found by its id first, and the effort option by its
+id or ACP's category. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -35,18 +41,55 @@ class ModelState:
     config_id: str | None  # None: the older ``models`` state, set with session/set_model
 
 
+MODEL_OPTION = "model"
+EFFORT_OPTION = "reasoning_effort"
+EFFORT_CATEGORY = "thought_level"  # ACP's category for it; the CLI files it under "model"
+
+
+@dataclass(frozen=True, slots=True)
+class EffortState:
+    """A session's reasoning effort: the config option, its values, the one in force."""
+
+    config_id: str
+    values: tuple[str, ...]
+    current: str | None
+
+
+def _selects(options: list[Any] | None) -> list[SessionConfigOptionSelect]:
+    return [o for o in options or [] if isinstance(o, SessionConfigOptionSelect)]
+
+
+def _values(option: SessionConfigOptionSelect) -> list[Any]:
+    values: list[Any] = []
+    for item in option.options:
+        values += item.options if isinstance(item, SessionConfigSelectGroup) else [item]
+    return values
+
+
+def _is_effort(option: SessionConfigOptionSelect) -> bool:
+    return option.id == EFFORT_OPTION or option.category == EFFORT_CATEGORY
+
+
 def models_from_config(options: list[Any] | None) -> ModelState | None:
-    for option in options or []:
-        if not isinstance(option, SessionConfigOptionSelect):
-            continue
-        if option.category != "model" and option.id != "model":
-            continue
-        values: list[ModelOption] = []
-        for item in option.options:
-            group = item.options if isinstance(item, SessionConfigSelectGroup) else [item]
-            values += [ModelOption(v.value, v.name, v.description or "") for v in group]
-        return ModelState(tuple(values), option.current_value, option.id)
-    return None
+    """The model option: the one with id ``model``, else the first of category ``model``
+    that is not the reasoning effort."""
+    selects = _selects(options)
+    found = next((o for o in selects if o.id == MODEL_OPTION), None) or next(
+        (o for o in selects if o.category == "model" and not _is_effort(o)), None
+    )
+    if found is None:
+        return None
+    values = tuple(ModelOption(v.value, v.name, v.description or "") for v in _values(found))
+    return ModelState(values, found.current_value, found.id)
+
+
+def effort_from_config(options: list[Any] | None) -> EffortState | None:
+    """The reasoning effort option, where the session's model has one."""
+    found = next((o for o in _selects(options) if _is_effort(o)), None)
+    if found is None:
+        return None
+    values = tuple(str(v.value) for v in _values(found))
+    return EffortState(found.id, values, found.current_value)
 
 
 def models_from_raw(raw: Any) -> ModelState | None:

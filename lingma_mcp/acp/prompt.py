@@ -5,14 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from lingma_mcp.acp.handlers import SessionBinding
 from lingma_mcp.acp.updates import UpdateMapper
 from lingma_mcp.errors import LingmaError
-from lingma_mcp.events import ChatEvent, Finish, ToolCall
+from lingma_mcp.events import ChatEvent, Finish, ToolCall, Usage
 
 log = logging.getLogger("lingma_mcp.acp.prompt")
+
+
+@dataclass(frozen=True, slots=True)
+class PromptEnd:
+    """How a ``session/prompt`` ended: the stop reason and what the answer cost."""
+
+    stop_reason: str
+    usage: Usage | None = None
 
 
 class Prompter(Protocol):
@@ -20,8 +29,8 @@ class Prompter(Protocol):
 
     control_timeout: float
 
-    async def send_prompt(self, session_id: str, text: str) -> str:
-        """``session/prompt``, waiting for its end; the stop reason."""
+    async def send_prompt(self, session_id: str, blocks: list[Any]) -> PromptEnd:
+        """``session/prompt`` with these content blocks, waiting for its end."""
         ...
 
     async def cancel(self, session_id: str) -> None: ...
@@ -48,18 +57,19 @@ class PromptStream:
         self._done = False
         self.finish: Finish | None = None
 
-    def _start(self, text: str) -> None:
+    def _start(self, blocks: list[Any]) -> None:
         self._binding.sink = self._on_update
-        self._task = asyncio.ensure_future(self._run(text))
+        self._task = asyncio.ensure_future(self._run(blocks))
 
     def _on_update(self, update: Any) -> None:
         for event in self._mapper.map(update):
             self._queue.put_nowait(event)
 
-    async def _run(self, text: str) -> None:
+    async def _run(self, blocks: list[Any]) -> None:
         try:
-            stop_reason = await self._client.send_prompt(self.session_id, text)
-            self._queue.put_nowait(self._mapper.finish(stop_reason))
+            end = await self._client.send_prompt(self.session_id, blocks)
+            finish = self._mapper.finish(end.stop_reason)
+            self._queue.put_nowait(replace(finish, usage=end.usage))
         except Exception as exc:
             self._queue.put_nowait(exc)
         finally:

@@ -36,6 +36,9 @@ from ..workspace.sandbox import command_spec
 
 log = logging.getLogger(__name__)
 
+ROOTS_TIMEOUT_S = 5.0
+# Ended calls whose approvals are kept for the review (in memory only, like the calls).
+KEPT_APPROVALS = 100
 # How long closing a call may take (killing its commands' process groups).
 CLOSE_GRACE_S = 5.0
 
@@ -152,6 +155,7 @@ class AgentCall:
             await self.host.close()
         finally:
             self._owner._live.pop(self.request_id, None)
+            self._owner._keep_approvals(self.request_id, self.host.approvals)
 
     async def finish(self) -> None:
         """The record's last snapshot, once the commands are gone. Idempotent; call it
@@ -184,11 +188,23 @@ class AgentCalls:
             self.work_dir, max_file_bytes=int(settings.checkpoint_max_file_mb * 2**20)
         )
         self._live: dict[str, AgentCall] = {}
+        self._approvals: dict[str, list[dict[str, str]]] = {}  # of ended calls, oldest first
         # One question to the person at a time, across every call of this server.
         self.desk = ApprovalDesk()
 
     def is_running(self, request_id: str) -> bool:
         return request_id in self._live
+
+    def approvals(self, request_id: str) -> list[dict[str, str]] | None:
+        """The approvals of a call running or ended in this process (the last 100 ended);
+        None where this server does not know them."""
+        call = self._live.get(request_id)
+        return call.host.approvals if call is not None else self._approvals.get(request_id)
+
+    def _keep_approvals(self, request_id: str, approvals: list[dict[str, str]]) -> None:
+        self._approvals[request_id] = approvals
+        while len(self._approvals) > KEPT_APPROVALS:
+            del self._approvals[next(iter(self._approvals))]
 
     def begin(
         self,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..backend import Attachment
 from ..config import MODES, Settings
 from .error_texts import InvalidArgument, invalid_argument
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 MAX_TIMEOUT_S = 86400.0
 # The longest path passed on as a workspace (PATH_MAX on Linux).
 MAX_PATH_CHARS = 4096
+# The longest reasoning effort value passed on; the CLI's are single words.
+MAX_EFFORT_CHARS = 64
 
 SEND: dict[str, str] = {
     "prompt": "the question or task for Lingma as a non-empty string",
@@ -31,6 +34,12 @@ SEND: dict[str, str] = {
     "workspace": "the absolute path of a folder on the machine running lingma-mcp, or nothing",
     "timeout_s": "a number of seconds greater than 0 and at most 86400 (a day)",
     "scene": "a scene name such as chat or developer, or nothing for all",
+    "fork": "true with a session_id to continue a copy of that conversation, or false",
+    "reasoning_effort": "one of the values the backend offers for the model (an invalid one "
+    "is refused with them), or nothing",
+    "limit": "a whole number from 1 to 100",
+    "attachments": "a list of items: {type: file, path}, {type: folder, path}, {type: image, "
+    "path} or {type: image, data: <base64>, mime_type}; paths inside the call's workspace",
 }
 """What to send, per argument: the second half of every refusal."""
 
@@ -46,6 +55,11 @@ _PROBLEMS: dict[str, str] = {
     "less_than_equal": "it is too large",
     "literal_error": "it is not one of the allowed values",
     "enum": "it is not one of the allowed values",
+    "union_tag_invalid": "an item's type is not file, folder or image",
+    "union_tag_not_found": "an item has no type (file, folder or image)",
+    "extra_forbidden": "an item has a field its type does not take",
+    "list_type": "it is not a list",
+    "model_type": "an item is not an object",
 }
 
 
@@ -124,6 +138,10 @@ class AskParams:
     workspace: Path
     timeout_s: float
     agent: AgentCall | None = None  # agent mode: the call's workspace host (.agent_calls)
+    attachments: tuple[Attachment, ...] = ()  # resolved and confined (server/attachments.py)
+    fork: bool = False
+    reasoning_effort: str | None = None
+    effort_optional: bool = False  # the server's --reasoning-effort, not the call's own
 
 
 def validate(
@@ -135,11 +153,16 @@ def validate(
     session_id: str | None = None,
     workspace: str | Path | None = None,
     timeout_s: Any = None,
+    attachments: tuple[Attachment, ...] = (),
+    fork: bool = False,
+    reasoning_effort: str | None = None,
 ) -> AskParams:
     """Refuse bad arguments before Lingma is asked; every refusal says what to send.
 
     What is not given comes from ``settings``: the mode, the model, the timeout and the
-    workspace the server was started with.
+    workspace the server was started with. ``attachments`` come resolved
+    (``server/attachments.py``); a ``reasoning_effort`` not given falls back to the
+    server's, which the backend then skips where the model offers none.
 
     Raises:
         InvalidArgument: the first argument refused, and what to send instead.
@@ -167,6 +190,16 @@ def validate(
     folder = settings.workspace
     if workspace:
         folder = checked_workspace(str(workspace))
+    if fork and session_id is None:
+        raise invalid_argument(
+            "fork", "it needs the session_id of the conversation to fork", SEND["fork"]
+        )
+    effort = (reasoning_effort or "").strip() or None
+    if effort is not None and len(effort) > MAX_EFFORT_CHARS:
+        raise invalid_argument(
+            "reasoning_effort", f"it has {len(effort)} characters", SEND["reasoning_effort"]
+        )
+    optional = effort is None and bool(settings.reasoning_effort)
     return AskParams(
         prompt=prompt,
         model=model,
@@ -174,4 +207,8 @@ def validate(
         session_id=session_id,
         workspace=folder,
         timeout_s=timeout_s,
+        attachments=attachments,
+        fork=fork,
+        reasoning_effort=effort or settings.reasoning_effort,
+        effort_optional=optional,
     )

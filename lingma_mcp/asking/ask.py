@@ -24,7 +24,7 @@ from .health_watch import HealthWatch
 from .login_check import LoginCheck
 from .model_cache import ModelCache
 from .results import AskResult
-from .views import tool_event
+from .views import attached_line, attachment_info, tool_event, usage_info
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +88,21 @@ class AskRunner:
         task.add_done_callback(self._stops.discard)
 
     async def ask(
-        self, params: AskParams, on_event: Callable[[ChatEvent], None] | None = None
+        self,
+        params: AskParams,
+        on_event: Callable[[ChatEvent], None] | None = None,
+        *,
+        on_note: Callable[[str], None] | None = None,
     ) -> AskResult:
         """Ask one question and wait for the whole answer (see :meth:`_ask`).
 
         In agent mode the result carries what the person should know beyond the answer
         (actions denied because the host cannot ask, and how to allow them); a failure
-        after files changed says which, and how to see and undo them.
+        after files changed says which, and how to see and undo them. ``on_note`` hears
+        the lines the person must see as the answer starts (what the question carried).
         """
         try:
-            result = await self._ask(params, on_event)
+            result = await self._ask(params, on_event, on_note)
         except Exception as exc:
             note = params.agent.error_note() if params.agent is not None else ""
             if note:
@@ -108,7 +113,10 @@ class AskRunner:
         return result
 
     async def _ask(
-        self, params: AskParams, on_event: Callable[[ChatEvent], None] | None = None
+        self,
+        params: AskParams,
+        on_event: Callable[[ChatEvent], None] | None = None,
+        on_note: Callable[[str], None] | None = None,
     ) -> AskResult:
         """Ask one question and wait for the whole answer.
 
@@ -153,10 +161,18 @@ class AskRunner:
                                 mode="agent" if params.mode == "agent" else "chat",
                                 session_id=params.session_id,
                                 workspace=params.workspace,
+                                attachments=params.attachments,
+                                fork=params.fork,
+                                reasoning_effort=params.reasoning_effort,
+                                effort_optional=params.effort_optional,
                                 status=lambda line: seen(Step(line, status="doing")),
                                 **(params.agent.request_fields() if params.agent else {}),
                             )
                         )
+                        if params.attachments and on_note is not None and attempt == 1:
+                            # Told once the backend took them (it refuses what it cannot
+                            # send before sending anything).
+                            on_note(attached_line(params.attachments))
                         await self._follow(stream, params.timeout_s, seen)
                         break
                     except LingmaConnectionLost:
@@ -226,6 +242,7 @@ class AskRunner:
             session_id=result.session_id,
             # The backend's word: true only where Lingma confirmed the conversation went on.
             continued=result.continued if params.session_id is not None else None,
+            forked_from=params.session_id if params.fork else None,
             request_id=result.request_id,
             model=params.model or self._models.default_for(params.mode),
             mode=params.mode,
@@ -235,6 +252,8 @@ class AskRunner:
             thinking=result.thinking,
             first_token_ms=result.first_token_ms,
             total_ms=result.total_ms,
+            usage=usage_info(result.usage),
+            attachments=[attachment_info(a) for a in params.attachments],
             **(params.agent.result_fields() if params.agent else {}),
         )
 

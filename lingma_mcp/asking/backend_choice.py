@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..acp.cli_backend import CliBackend, CliLaunch, CliOptions
 from ..acp.cli_discovery import CliCommand, find_cli, node_path
+from ..acp.credentials import INHERITED_WARNING, credential_in
 from ..backend import Backend, BackendKind
 from ..config import Settings, _package_parent
 from ..errors import LingmaNotFound
@@ -185,3 +186,11 @@ def make_backend(settings: Settings) -> Backend:
 def node_beside(command: CliCommand) -> str | None:
     """The PATH to run a Node script with when ``node`` is not on ours (doctor says so)."""
     return node_path(command.argv[0], os.environ)
+
+
+def cli_credential() -> tuple[str, str | None]:
+    """The credential the CLI started from this environment logs in with (named, never its
+    value), and what a person should know about it: a token in the environment is
+    inherited by the commands the CLI runs itself."""
+    credential = credential_in(os.environ)
+    return str(credential), INHERITED_WARNING if credential.token else None

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..backend import Backend, BackendClient, ChatEvent, SessionSummary
+from ..backend import Attachment, Backend, BackendClient, ChatEvent, SessionSummary
 from ..config import Settings
 from ..errors import LingmaError
 from ..redact import redact
@@ -165,7 +165,7 @@ class Bridge:
 
     # -- conversations ---------------------------------------------------------------------
 
-    async def sessions(self) -> list[dict[str, Any]]:
+    async def session_list(self) -> list[SessionSummary]:
         """This workspace's conversations, newest first.
 
         Lingma files a conversation under a project; whether that is the folder Lingma was
@@ -178,7 +178,17 @@ class Bridge:
                 listed = await client.sessions(folder)
             for summary in listed:
                 found.setdefault(summary.session_id, summary)
-        return [session_summary(s) for s in newest_first(found.values())]
+        return newest_first(found.values())
+
+    async def sessions(self) -> list[dict[str, Any]]:
+        """``lingma://sessions``: :meth:`session_list` as the resource shows it."""
+        return [session_summary(s) for s in await self.session_list()]
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete one conversation (see :meth:`BackendClient.delete_session`)."""
+        client = await self.client()
+        with self.watch.control():
+            await client.delete_session(session_id)
 
     async def session(self, session_id: str) -> dict[str, Any] | None:
         client = await self.client()
@@ -197,6 +207,9 @@ class Bridge:
         session_id: str | None = None,
         workspace: str | Path | None = None,
         timeout_s: Any = None,
+        attachments: tuple[Attachment, ...] = (),
+        fork: bool = False,
+        reasoning_effort: str | None = None,
     ) -> AskParams:
         """Refuse bad arguments before Lingma is asked (:func:`.arguments.validate`)."""
         return validate(
@@ -207,6 +220,9 @@ class Bridge:
             session_id=session_id,
             workspace=workspace,
             timeout_s=timeout_s,
+            attachments=attachments,
+            fork=fork,
+            reasoning_effort=reasoning_effort,
         )
 
     async def check_model(self, params: AskParams) -> None:
@@ -217,7 +233,12 @@ class Bridge:
             await self.models.check(client, params.model, params.mode)
 
     async def ask(
-        self, params: AskParams, on_event: Callable[[ChatEvent], None] | None = None
+        self,
+        params: AskParams,
+        on_event: Callable[[ChatEvent], None] | None = None,
+        *,
+        on_note: Callable[[str], None] | None = None,
     ) -> AskResult:
-        """Ask one question and wait for the whole answer (:meth:`.ask.AskRunner.ask`)."""
-        return await self.asks.ask(params, on_event)
+        """Ask one question and wait for the whole answer (:meth:`.ask.AskRunner.ask`);
+        ``on_note`` hears the lines the person must see as the answer starts."""
+        return await self.asks.ask(params, on_event, on_note=on_note)

@@ -21,8 +21,10 @@ from ..errors import (
     LingmaNotFound,
     LingmaNotLoggedIn,
     LingmaStartupError,
+    RequestRefused,
     RpcError,
     RpcTimeout,
+    UnknownSession,
     describe_exit,
 )
 from ..redact import redact, redact_lines
@@ -174,6 +176,19 @@ def error_text(exc: BaseException, *, status: Any = None, audience: Audience = "
         return exc.instructions
     if isinstance(exc, InvalidArgument):
         return str(exc)
+    if isinstance(exc, RequestRefused):
+        # The backend could not send what the call asked for: a refused argument too.
+        return str(invalid_argument(exc.argument, exc.problem, exc.send))
+    if isinstance(exc, UnknownSession):
+        if audience == "terminal":
+            return (
+                f"Lingma knows no conversation {exc.session_id!r}. Leave out --session-id to "
+                "start a new one."
+            )
+        return (
+            f"Lingma knows no conversation {exc.session_id!r}. list_lingma_sessions lists "
+            "the ones it has; leave session_id out to start a new conversation."
+        )
     if isinstance(exc, AskTimedOut):
         head = f"Lingma did not finish within timeout_s={exc.timeout_s:g} s"
         if exc.stopped:

@@ -82,6 +82,28 @@ class Approval(BaseModel):
     )
 
 
+class Usage(BaseModel):
+    """What the answer cost, as Lingma reported it. A field is null where Lingma did not
+    say (never 0 for unknown)."""
+
+    input_tokens: int | None = Field(default=None, description="Tokens read (the prompt).")
+    output_tokens: int | None = Field(default=None, description="Tokens written (the answer).")
+    total_tokens: int | None = Field(default=None, description="All tokens of the answer.")
+    model: str | None = Field(
+        default=None, description="The model that served, as Lingma names it (e.g. auto)."
+    )
+    credits: float | None = Field(default=None, description="Credits charged, where given.")
+
+
+class AttachmentInfo(BaseModel):
+    """One attachment the question carried."""
+
+    type: Literal["file", "folder", "image"]
+    name: str = Field(description="Its path in the workspace, or image N for inline data.")
+    mime_type: str | None = Field(default=None, description="For files and images.")
+    size_bytes: int | None = Field(default=None, description="For files and images.")
+
+
 class AskResult(BaseModel):
     """One ``ask_lingma`` call: the whole answer, or (``status`` running) the text so far.
 
@@ -96,6 +118,11 @@ class AskResult(BaseModel):
         description="True when the session_id asked for was continued; false when Lingma did "
         "not know it and started a new conversation (its earlier context is lost); null when "
         "no session_id was given.",
+    )
+    forked_from: str | None = Field(
+        default=None,
+        description="With fork=true: the conversation this call forked; session_id is the "
+        "fork's, and the conversation forked from is left as it was.",
     )
     request_id: str | None = Field(description="Lingma's request id for this answer.")
     model: str | None = Field(description="The model key asked for (None: Lingma's default).")
@@ -116,6 +143,14 @@ class AskResult(BaseModel):
     thinking: str | None = Field(default="", description="Lingma's reasoning text, if it sent any.")
     first_token_ms: int | None = Field(description="Milliseconds until the first answer text.")
     total_ms: int | None = Field(description="Milliseconds for the whole answer.")
+    usage: Usage | None = Field(
+        default=None,
+        description="Tokens, model and credits of this answer where Lingma reported them; "
+        "null where it did not (the CLI backend reports them, the IDE backend rarely).",
+    )
+    attachments: list[AttachmentInfo] = Field(
+        default_factory=list, description="What the question carried beside the prompt."
+    )
     # -- jobs and big answers (issue 11) --
     job_id: str | None = Field(
         default=None,
@@ -206,4 +241,94 @@ class AuthInfo(BaseModel):
     problem: str | None = Field(
         default=None, description="What is wrong and how to fix it, when something is."
     )
+    credential: str | None = Field(
+        default=None,
+        description="Which credential Lingma logs in with, never its value: on the CLI "
+        "backend a token variable by name (e.g. personal access token "
+        "(QODERCN_PERSONAL_ACCESS_TOKEN)) or its stored login; null where unknown.",
+    )
     bridge: BridgeState
+
+
+class LoginInfo(BaseModel):
+    """Where to log in."""
+
+    login_url: str = Field(description="Open this in a browser and log in to Lingma.")
+    message: str = Field(description="What to do with the URL.")
+    opened_by_host: bool = Field(
+        description="True if the host accepted to open the URL for the user."
+    )
+
+
+class JobState(BaseModel):
+    """A background ``ask_lingma`` job, as ``check_lingma_job`` and ``cancel_lingma_job`` see it."""
+
+    job_id: str
+    status: Literal["running", "done", "failed", "cancelled"]
+    text: str = Field(
+        description="Answer text written since the previous check of this job (at most "
+        "--max-result-chars; the rest follows at the next check)."
+    )
+    unread_chars: int = Field(description="Answer text written but not yet returned.")
+    elapsed_s: float = Field(description="Seconds since the job started (until it ended).")
+    result: AskResult | None = Field(
+        default=None, description="When done: the whole ask_lingma result."
+    )
+    error: str | None = Field(
+        default=None, description="When failed: what went wrong and what to do."
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="What the job could not ask the person, e.g. denials."
+    )
+    waiting_for_approval: str | None = Field(
+        default=None,
+        description="While the job waits for the person's approval (agent mode): the "
+        "question; check_lingma_job asks it where the host supports form elicitation.",
+    )
+
+
+class SessionInfo(BaseModel):
+    """One Lingma conversation."""
+
+    session_id: str = Field(
+        description="Pass as ask_lingma's session_id to continue it (with fork=true to "
+        "continue a copy)."
+    )
+    title: str | None = Field(description="As Lingma titled it (the CLI: the latest prompt).")
+    updated: str | None = Field(description="Last change, ISO 8601 UTC, where known.")
+    created: str | None = Field(default=None, description="ISO 8601 UTC, where known.")
+    backend: Literal["ide", "cli"] = Field(description="What holds it.")
+    workspace: str | None = Field(default=None, description="The folder it was asked in.")
+    turns: int | None = Field(default=None, description="How many turns, where listed.")
+
+
+class SessionList(BaseModel):
+    """This workspace's conversations, newest first."""
+
+    sessions: list[SessionInfo]
+    total: int = Field(description="How many there are; sessions holds the newest of them.")
+    workspace: str = Field(description="The workspace whose conversations these are.")
+
+
+class DeletedSession(BaseModel):
+    """A conversation delete_lingma_session removed."""
+
+    session_id: str
+    deleted: bool = Field(description="True: Lingma removed it.")
+
+
+class RevertRefusal(BaseModel):
+    """A file revert_changes left as it is, and why."""
+
+    path: str
+    reason: str
+
+
+class RevertResult(BaseModel):
+    """What revert_changes put back."""
+
+    request_id: str
+    restored: list[str] = Field(description="Files put back as they were before the call.")
+    refused: list[RevertRefusal] = Field(
+        description="Files left as they are (changed again since, or already reverted)."
+    )

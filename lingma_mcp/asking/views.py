@@ -8,13 +8,31 @@ here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
-from ..backend import Login, Model, Session, SessionSummary, ToolCall
+from ..backend import (
+    Attachment,
+    FileAttachment,
+    FolderAttachment,
+    Login,
+    Model,
+    Session,
+    SessionSummary,
+    ToolCall,
+    Usage,
+)
 from .error_texts import LOGIN_HINT, not_logged_in
-from .results import AuthInfo, BridgeState, ModelInfo, ToolEvent
+from .results import (
+    AttachmentInfo,
+    AuthInfo,
+    BridgeState,
+    ModelInfo,
+    SessionInfo,
+    ToolEvent,
+)
+from .results import Usage as UsageInfo
 
 
 def auth_info(login: Login, bridge: BridgeState) -> AuthInfo:
@@ -33,6 +51,7 @@ def auth_info(login: Login, bridge: BridgeState) -> AuthInfo:
         expires_at=expires.replace(microsecond=0).isoformat() if expires else None,
         quota=dict(login.quota) if isinstance(login.quota, Mapping) else login.quota,
         problem=problem,
+        credential=login.credential,
         bridge=bridge,
     )
 
@@ -73,6 +92,67 @@ def tool_event(tool: ToolCall) -> ToolEvent:
     return ToolEvent(
         id=tool.id, name=tool.name, status=tool.status, input=tool.input, result=tool.result
     )
+
+
+def usage_info(usage: Usage | None) -> UsageInfo | None:
+    if usage is None:
+        return None
+    return UsageInfo(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        total_tokens=usage.total_tokens,
+        model=usage.model,
+        credits=usage.credits,
+    )
+
+
+def attachment_info(item: Attachment) -> AttachmentInfo:
+    if isinstance(item, FileAttachment):
+        return AttachmentInfo(
+            type="file", name=item.name, mime_type=item.mime_type, size_bytes=item.size
+        )
+    if isinstance(item, FolderAttachment):
+        return AttachmentInfo(type="folder", name=item.name)
+    return AttachmentInfo(
+        type="image", name=item.name, mime_type=item.mime_type, size_bytes=len(item.data)
+    )
+
+
+def attached_line(items: Sequence[Attachment]) -> str:
+    """One progress line naming what a question carried: ``attached: a.py (file, 2 KB), ...``."""
+    shown = []
+    for item in items:
+        info = attachment_info(item)
+        size = f", {_size(info.size_bytes)}" if info.size_bytes is not None else ""
+        shown.append(f"{info.name} ({info.type}{size})")
+    return "attached: " + ", ".join(shown)
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.0f} KB"
+    return f"{count / (1024 * 1024):.1f} MB"
+
+
+def session_info(session: SessionSummary) -> SessionInfo:
+    """One entry of ``list_lingma_sessions``; times in ISO 8601 UTC."""
+    return SessionInfo(
+        session_id=session.session_id,
+        title=session.title,
+        updated=iso_utc(session.updated),
+        created=iso_utc(session.created),
+        backend=session.backend,
+        workspace=str(session.workspace) if session.workspace is not None else None,
+        turns=session.turns,
+    )
+
+
+def iso_utc(when: datetime | None) -> str | None:
+    if when is None:
+        return None
+    return when.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def session_summary(session: SessionSummary) -> dict[str, Any]:

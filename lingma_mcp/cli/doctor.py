@@ -1,8 +1,9 @@
 """``lingma-mcp doctor``: each step of the path, ✓ or ✗ with the fix.
 
-Steps: find the binary (and, for the CLI, the node it runs with), start it, read the login,
-list the models. Exit code 0 only when
-every step passed, so scripts and CI can use it.
+Steps: find the binary (and, for the CLI, the node it runs with), start it, read the login
+(for the CLI, which credential it logs in with and what a token in its environment
+means), list the models. Exit code 0 only when every step passed, so scripts and CI can
+use it.
 """
 
 from __future__ import annotations
@@ -91,12 +92,11 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
             extra = f", until {info.expires_at}" if info.expires_at else ""
             report(True, "Logged in", f"as {who}{extra}")
         elif choice.kind == "cli":
-            report(
-                False,
-                "Logged in",
+            fix = info.problem or (
                 f"{info.status}. Run `qoderclicn login` in a terminal (or set "
-                "QODERCN_PERSONAL_ACCESS_TOKEN for the server), then run doctor again.",
+                "QODERCN_PERSONAL_ACCESS_TOKEN for the server)"
             )
+            report(False, "Logged in", f"{fix.rstrip('.')}; then run `lingma-mcp doctor` again.")
         else:
             try:
                 url = await bridge.login_url()
@@ -107,6 +107,13 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
                 False,
                 "Logged in",
                 f"{not_logged_in(info.status)} {where}; then run `lingma-mcp doctor` again.",
+            )
+        if choice.kind == "cli":
+            _credential_notes(out)
+        elif settings.reasoning_effort:
+            out.write(
+                f"- Reasoning effort: --reasoning-effort {settings.reasoning_effort} is left "
+                "out: the IDE backend has no such option (the CLI backend has).\n"
             )
         try:
             models = await bridge.model_list()
@@ -133,6 +140,16 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
         return 1
     out.write("\nAll is well: add lingma-mcp to your MCP host (see the README).\n")
     return 0
+
+
+def _credential_notes(out: TextIO) -> None:
+    """Which credential the CLI logs in with, and, for a token, what a person should know."""
+    from ..asking.backend_choice import cli_credential
+
+    credential, warning = cli_credential()
+    out.write(f"- Credential: {credential}\n")
+    if warning:
+        out.write(f"- Note: {warning}\n")
 
 
 def _find_binary(settings: Settings, report: Callable[[bool, str, str], None]) -> bool:

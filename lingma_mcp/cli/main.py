@@ -42,6 +42,7 @@ ENV_VARS: dict[str, str] = {
     "work_dir": "LINGMA_WORK_DIR",
     "workspace": "LINGMA_WORKSPACE",
     "model": "LINGMA_MODEL",
+    "reasoning_effort": "LINGMA_REASONING_EFFORT",
     "mode": "LINGMA_MODE",
     "startup_timeout": "LINGMA_STARTUP_TIMEOUT",
     "request_timeout": "LINGMA_REQUEST_TIMEOUT",
@@ -108,6 +109,14 @@ def _add_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         "(env LINGMA_WORKSPACE; default: the current folder)",
     )
     g.add_argument("--model", default=d, metavar="KEY", help="default model key (env LINGMA_MODEL)")
+    g.add_argument(
+        "--reasoning-effort",
+        default=d,
+        metavar="VALUE",
+        help="CLI backend: the default reasoning effort, one of the values the Lingma CLI offers "
+        "for the model (e.g. none, high, max); skipped where the model has none "
+        "(env LINGMA_REASONING_EFFORT)",
+    )
     g.add_argument(
         "--mode", default=d, choices=MODES, help="default mode: chat or agent (env LINGMA_MODE)"
     )
@@ -315,6 +324,9 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     value, _ = pick("model")
     if value:
         settings.model = str(value)
+    value, _ = pick("reasoning_effort")
+    if value:
+        settings.reasoning_effort = str(value).strip()
     value, name = pick("mode")
     if value:
         mode = str(value).lower()

@@ -24,7 +24,8 @@ from typing import Any
 
 from .. import __version__
 from ..backend import ChatRequest, Login, Model, Session, SessionSummary
-from ..errors import LingmaConnectionLost, LingmaError
+from ..errors import LingmaConnectionLost, LingmaError, RequestRefused, UnknownSession
+from .attachments import CLI_BACKEND, context_items
 from .auth import login_from_status
 from .catalog import models_from_scenes
 from .conversations import session_from_record, summary_from_record
@@ -135,6 +136,23 @@ class LingmaClient:
         reply = await self._call("chat/getSessionById", {"sessionId": session_id})
         return session_from_record(reply)
 
+    async def delete_session(self, session_id: str) -> None:
+        """``chat/deleteSessionById``, once ``chat/getSessionById`` has found the session (the
+        delete's own reply has no known way of saying "no such session").
+
+        Raises:
+            UnknownSession: Lingma knows no such id.
+            LingmaError: Lingma answered the delete with a failure (its words quoted).
+        """
+        if await self.session(session_id) is None:
+            raise UnknownSession(session_id)
+        reply = await self._call("chat/deleteSessionById", {"sessionId": session_id})
+        if isinstance(reply, dict) and (
+            reply.get("success") is False or reply.get("isSuccess") is False
+        ):
+            why = reply.get("errorMessage") or reply.get("errorCode") or "no reason given"
+            raise LingmaError(f"Lingma did not delete conversation {session_id}: {why}")
+
     async def _call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         return await self.conn.request(method, params or {}, timeout=self.control_timeout)
 
@@ -154,7 +172,12 @@ class LingmaClient:
         The stream is registered before the question is sent, so no early delta is lost;
         the reply to ``chat/ask`` (it only means "accepted") is not awaited, so it cannot
         delay the first delta.
+
+        What the plugin dialect cannot carry is refused before anything is sent
+        (:class:`RequestRefused`): a fork, a reasoning effort the question asked for (the
+        server's default is left out), images and folders (see :mod:`.attachments`).
         """
+        context = self._refuse_what_cannot_go(request)
         if tool_handler is None and request.host is not None:
             tool_handler = IdeTools(request.host)
         if request.session_id is not None:
@@ -172,7 +195,7 @@ class LingmaClient:
         )
         try:
             accepted = await self.conn.send_request(
-                "chat/ask", self._ask_payload(request, session_id)
+                "chat/ask", self._ask_payload(request, session_id, context)
             )
         except BaseException:
             await stream.aclose()
@@ -187,11 +210,33 @@ class LingmaClient:
             params = {"requestId": stream.request_id, "sessionId": stream.session_hint or ""}
             (await self.conn.send_request("chat/stop", params)).cancel()
 
-    def _ask_payload(self, request: ChatRequest, session_id: str) -> dict[str, Any]:
+    @staticmethod
+    def _refuse_what_cannot_go(request: ChatRequest) -> list[dict[str, Any]]:
+        """The question's context items, once everything it asks for can be sent."""
+        if request.fork:
+            raise RequestRefused(
+                "fork",
+                "the IDE backend cannot fork a conversation (its plugin protocol has no call "
+                "for it)",
+                f"fork=false to continue the conversation itself, {CLI_BACKEND}, which forks",
+            )
+        if request.reasoning_effort and not request.effort_optional:
+            raise RequestRefused(
+                "reasoning_effort",
+                "the IDE backend has no reasoning effort option (its plugin protocol has "
+                "none; a reasoning model thinks as it does)",
+                "no reasoning_effort, or run lingma-mcp with --backend cli: the Lingma CLI "
+                "offers one where its model has effort levels",
+            )
+        return context_items(request.attachments)
+
+    def _ask_payload(
+        self, request: ChatRequest, session_id: str, context: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         agent = request.mode == "agent"
         workspace = _absolute(request.workspace or Path.cwd())
         language = _preferred_language()
-        extra: dict[str, Any] = {"workspacePath": str(workspace), "context": []}
+        extra: dict[str, Any] = {"workspacePath": str(workspace), "context": context}
         if request.model:
             extra["modelConfig"] = {"key": request.model}
         payload: dict[str, Any] = {

@@ -32,6 +32,7 @@ from ..events import (
 )
 from .session_hints import SessionHints
 from .tool_events import TOOL_METHODS, merge, observe
+from .usage import usage_from_finish
 
 if TYPE_CHECKING:
     from .toolhost import IdeToolHandler
@@ -130,6 +131,7 @@ class ChatStream:
             finish_message=finish.message if finish is not None else "",
             title=self.title,
             continued=continued,
+            usage=finish.usage if finish is not None else None,
         )
 
     async def aclose(self) -> None:
@@ -395,6 +397,7 @@ def _finish(params: dict[str, Any]) -> Finish:
         session_id=_str_or_none(params.get("sessionId")),
         full_answer=full_answer if isinstance(full_answer, str) else None,
         message=str(message),
+        usage=usage_from_finish(params),
     )
 
 

@@ -24,6 +24,8 @@ from .changes import register_changes
 from .job_tools import AskJobs, register_job_tools
 from .lingma_tools import register_tools
 from .resources import register_resources
+from .review_app import review_extension
+from .session_tools import register_session_tools
 from .stdio import CheckedLines, GuardedStdout, std_streams, wait_stdout_closed
 from .tasks import TASK_TOOL, LingmaTasks
 
@@ -44,7 +46,8 @@ class _Shutdown:
 
 _ASK = (
     "Lingma (Tongyi Lingma) is a coding assistant. Use ask_lingma to ask it a question or "
-    "give it a task; pass the returned session_id to continue the conversation. "
+    "give it a task, with files, folders and images as attachments; pass the returned "
+    "session_id to continue the conversation (list_lingma_sessions lists them). "
 )
 _JOBS = (
     " auth_status and list_models describe the account. A long ask can run as a job "
@@ -136,14 +139,16 @@ def build_app(settings: Settings, bridge: Bridge | None = None) -> MCPServer:
             ttl=max(MIN_REQUEST_STATE_TTL_S, settings.approval_timeout + REQUEST_STATE_SLACK_S)
         ),
         # Tasks: the extension serves 2026-07-28 and the tasks/* methods; the middleware
-        # answers 2025-11-25's task-augmented calls above the SDK's result check.
-        extensions=[tasks],
+        # answers 2025-11-25's task-augmented calls above the SDK's result check. MCP Apps:
+        # the change review page and review_changes (review_app.py).
+        extensions=[tasks, review_extension(bridge)],
         middleware=[tasks.middleware],
     )
     register_tools(app, bridge, asks)
     register_resources(app, bridge)
     register_job_tools(app, asks)
     register_changes(app, bridge)
+    register_session_tools(app, bridge)
     return app
 
 

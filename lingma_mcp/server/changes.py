@@ -5,11 +5,15 @@ unified diff; the tool ``revert_changes`` puts its files back as they were befor
 call, refusing (and naming) any file changed again since. Both read the server's
 records of changes (``workspace/recording.py``: checkpoints, else the journal), which
 live on disk and so outlast a restart.
+
+``revert_changes(paths=[...])`` reverts only those files (the review page's per-file
+buttons); the page (``review_app.py``) reads a call through :func:`call_changes` and
+:func:`call_diff`, like the resource.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -18,9 +22,13 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from ..asking.bridge import Bridge
+from ..asking.error_texts import invalid_argument
+from ..asking.results import RevertResult
 from ..workspace import UnknownChangeRecord, WorkspaceError
 from .roots import host_roots
-from .tool_schemas import RevertResult
+
+if TYPE_CHECKING:
+    from ..asking.agent_calls import AgentCalls
 
 DIFF = "text/x-diff"
 # The protocol's code for a resource that does not exist (MCP 2025-06-18).
@@ -48,6 +56,26 @@ def revert_summary(outcome: RevertResult) -> str:
     if not lines:
         lines.append(f"Call {outcome.request_id} changed no files: nothing to revert.")
     return "\n".join(lines)
+
+
+async def call_changes(agents: AgentCalls, request_id: str) -> list[dict[str, Any]]:
+    """``[{path, action, lines_added, lines_removed, by, binary?, skipped?}]`` of one call.
+
+    Raises:
+        UnknownChangeRecord: no record of that call.
+        WorkspaceError: its record cannot be read.
+    """
+    return await anyio.to_thread.run_sync(agents.records.changes, request_id)
+
+
+async def call_diff(agents: AgentCalls, request_id: str) -> str:
+    """One call's changes as one unified diff.
+
+    Raises:
+        UnknownChangeRecord: no record of that call.
+        WorkspaceError: its record cannot be read.
+    """
+    return await anyio.to_thread.run_sync(agents.records.diff, request_id)
 
 
 def register_changes(app: MCPServer, bridge: Bridge) -> None:
@@ -80,6 +108,9 @@ def register_changes(app: MCPServer, bridge: Bridge) -> None:
         ] = None,
     ) -> Annotated[CallToolResult, RevertResult]:
         request_id = request_id.strip()
+        if paths is not None and not paths:
+            send = "the files to revert as the call's changes name them, or no paths for all"
+            return _text(str(invalid_argument("paths", "it is empty", send)), error=True)
         if agents.is_running(request_id):
             return _text(
                 f"Call {request_id} is still running; revert its changes once it has ended.",
@@ -114,7 +145,7 @@ def register_changes(app: MCPServer, bridge: Bridge) -> None:
     )
     async def changes(request_id: str) -> str:
         try:
-            return await anyio.to_thread.run_sync(agents.records.diff, request_id)
+            return await call_diff(agents, request_id)
         except UnknownChangeRecord as exc:
             raise MCPError(
                 code=RESOURCE_NOT_FOUND,

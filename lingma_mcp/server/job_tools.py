@@ -163,8 +163,9 @@ class AskJobs:
             if asker is not None:
                 asker.bind(job)
             # The job is the narrator's sink: it keeps the text and passes text and status
-            # on to the call that follows it, if any.
-            return await self.bridge.ask(params, EventNarrator(job))  # type: ignore[arg-type]
+            # on to the call that follows it, if any; what it must tell goes the same way.
+            narrator = EventNarrator(job)  # type: ignore[arg-type]
+            return await self.bridge.ask(params, narrator, on_note=job.tell)
 
         return work
 

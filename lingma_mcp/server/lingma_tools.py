@@ -27,9 +27,11 @@ from ..workspace import WorkspaceError
 from ..workspace.paths import check_agent_workspace
 from .answers import result_size_meta
 from .approvals import JobAsker, form_elicitation_declared
+from .attachments import AttachmentItem, resolve_attachments
 from .input_required import is_retry
 from .job_tools import AskJobs
 from .progress import ProgressRelay
+from .review_app import link_meta
 from .roots import call_workspace
 from .tool_schemas import LoginInfo
 
@@ -40,7 +42,11 @@ ELICIT_TIMEOUT_S = 120.0  # the login URL offer
 ASK_DESCRIPTION = """Ask Lingma (Alibaba Cloud's Tongyi Lingma coding assistant) and wait for \
 its whole answer. The answer streams as progress while Lingma writes it.
 
-Continue a conversation by passing the session_id an earlier result returned. mode "agent" \
+Continue a conversation by passing the session_id an earlier result returned \
+(list_lingma_sessions lists them); add fork=true to try an alternative in a copy of it, \
+leaving the conversation as it was. attachments hand Lingma workspace files and folders to \
+read first and images to look at (a screenshot, a diagram). The result reports usage \
+(tokens, model, credits) where Lingma reports it. mode "agent" \
 lets Lingma use its tools and may change files in the workspace; "chat" (default) only \
 answers. In agent mode the person approves each change through the host (unless the server \
 allows it), read_only=true forbids changes, and the result lists the files changed: \
@@ -82,7 +88,8 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
             open_world_hint=True,
         ),
         # Answers longer than this come back cut (answers.py): the most this tool sends.
-        meta=result_size_meta(bridge.settings.max_result_chars),
+        # Hosts with MCP Apps show an agent-mode result's changes as a review (review_app.py).
+        meta={**result_size_meta(bridge.settings.max_result_chars), **link_meta()},
     )
     async def ask_lingma(
         ctx: Context,
@@ -136,6 +143,34 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
                 "whatever the server's approval setting."
             ),
         ] = False,
+        attachments: Annotated[
+            list[AttachmentItem] | None,
+            Field(
+                description="What Lingma should look at with the prompt, each an object by "
+                'type: {"type": "file", "path": "src/app.py"}, {"type": "folder", "path": '
+                '"src"}, {"type": "image", "path": "shot.png"}, or {"type": "image", "data": '
+                '"<base64>", "mime_type": "image/png"}. Paths lie inside the call\'s '
+                "workspace; images are PNG, JPEG, GIF or WebP up to 5 MB; at most 20 items. "
+                "The CLI backend sends all of these; the IDE backend sends files only.",
+            ),
+        ] = None,
+        fork: Annotated[
+            bool,
+            Field(
+                description="With session_id: continue in a copy of that conversation (its "
+                "history up to now), leaving it as it was; the result's session_id is the "
+                "copy's. The CLI backend forks; the IDE backend refuses."
+            ),
+        ] = False,
+        reasoning_effort: Annotated[
+            str | None,
+            Field(
+                description="How hard the model reasons: one of the values the Lingma CLI "
+                "offers for the model (none, high, max on today's accounts; another value is "
+                "refused with the ones offered); default: the server's --reasoning-effort. "
+                "The IDE backend has no such option."
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, AskResult] | InputRequiredResult:
         async def send(progress: float, message: str) -> None:
             await ctx.report_progress(progress, None, message)
@@ -161,6 +196,12 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
                 session_id=session_id,
                 workspace=folder,
                 timeout_s=timeout_s,
+                fork=fork,
+                reasoning_effort=reasoning_effort,
+            )
+            # Confined to the call's folder, as everything Lingma touches in it.
+            params.attachments = await resolve_attachments(
+                attachments, params.workspace, guarded=[bridge.agents.work_dir]
             )
         except InvalidArgument as exc:
             return _tool_error(str(exc))
@@ -227,8 +268,9 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
         name="auth_status",
         title="Lingma login status",
         description="Whether Lingma is logged in (state and whitelist in words), the user "
-        "name, expiry and quota when known, and this bridge's own state (Lingma state, pid, "
-        "port, version, last error). Never returns a token.",
+        "name, expiry and quota when known, which credential the Lingma CLI logs in with (a "
+        "token variable by name, or its stored login), and this bridge's own state (Lingma "
+        "state, pid, port, version, last error). Never returns a token.",
         annotations=ToolAnnotations(
             title="Lingma login status",
             read_only_hint=True,
@@ -245,7 +287,9 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
         name="login",
         title="Log in to Lingma",
         description="Get Lingma's login URL. Open it in a browser and log in; where the host "
-        "supports it, the host is asked to open the URL.",
+        "supports it, the host is asked to open the URL. The Lingma CLI backend has no URL: "
+        "it says how to log in instead (qoderclicn login, or a token in the server's "
+        "environment).",
         annotations=ToolAnnotations(
             title="Log in to Lingma",
             read_only_hint=True,
@@ -299,6 +343,8 @@ def auth_summary(info: AuthInfo) -> str:
         who = f"Logged in as {info.user_name or 'unknown user'}"
         if info.expires_at:
             who += f" until {info.expires_at}"
+        if info.credential:
+            who += f", with the {info.credential}"
         return f"{who}. {where}."
     if info.logged_in is None:
         line = f"Login state unknown: {info.status}. {where}."
