@@ -24,7 +24,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from benchmarks import bench_throughput
 from lingma_mcp.acp import start_agent
-from lingma_mcp.server.backends import acp_simulator_command
+from lingma_mcp.asking.backend_choice import acp_simulator_command
 
 DELTAS = bench_throughput.DELTAS
 ROUNDS = 3

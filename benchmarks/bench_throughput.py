@@ -13,8 +13,8 @@ import time
 from benchmarks.mcpproc import mcp_session
 from benchmarks.simproc import core_client, simulator
 from lingma_mcp.backend import ChatRequest
-from lingma_mcp.lingma.client import LingmaClient
 from lingma_mcp.lingma.framing import encode_frame
+from lingma_mcp.lingma.ide_client import LingmaClient
 from lingma_mcp.lingma.jsonrpc import RpcConnection
 
 DELTAS = 20_000

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from lingma_mcp.cli import main
+from lingma_mcp.cli.main import main
 from lingma_mcp.server import stdio
 
 if __name__ == "__main__":

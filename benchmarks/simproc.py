@@ -14,7 +14,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from lingma_mcp.lingma.client import LingmaClient
+from lingma_mcp.lingma.ide_client import LingmaClient
 from lingma_mcp.lingma.jsonrpc import RpcConnection
 
 

@@ -2,9 +2,10 @@
 
 Two backends implement it: the IDE plugin's binary (``lingma/``, JSON-RPC in LSP frames
 over a WebSocket) and the official CLI (``acp/``, the Agent Client Protocol over stdio).
-Each translates its own wire into the values here, in its own folder; the face reads only
-these values and never a backend's dialect, and ``server/backends.py`` is the one place
-that names a backend. The backends import this module and never each other.
+Each translates its own wire into the values here, in its own folder; the asking service
+and the face above it read only these values, never a backend's dialect, and
+``asking/backend_choice.py`` is the one place above them that names a backend. The backends
+import this module and never each other.
 
 - Values: :class:`Login`, :class:`Model`, :class:`SessionSummary`, :class:`Session` and its
   :class:`Turn`, the :class:`ChatRequest` and its attachments (:class:`FileAttachment`,

@@ -130,7 +130,8 @@ class Settings:
     approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT  # --approval-timeout
     checkpoint_max_file_mb: float = DEFAULT_CHECKPOINT_MAX_FILE_MB  # --checkpoint-max-file-mb
     cli_session_timeout: float = DEFAULT_CLI_SESSION_TIMEOUT  # --cli-session-timeout
-    backend: str = "auto"  # --backend / LINGMA_BACKEND: auto | ide | cli (server/backends.py)
+    # --backend / LINGMA_BACKEND: auto | ide | cli (chosen in asking/backend_choice.py).
+    backend: str = "auto"
     cli_bin: str | None = None  # --cli-bin / LINGMA_CLI_BIN: the Lingma CLI (qoderclicn)
     # --sandbox / LINGMA_SANDBOX: what commands (and the CLI process) may write; None: not
     # set, which is workspace-write where this machine can enforce it (sandbox_mode).

@@ -1,8 +1,9 @@
 """Typed errors raised by the Lingma side.
 
-Lower layers raise these; the MCP face turns them into text a user can act on, in one
-place (``lingma_mcp.server.errors``). Messages here are for logs and for that mapping:
-they say what happened, not what the user should click.
+Lower layers raise these; the asking service turns them into text a user can act on, in one
+place (``lingma_mcp.asking.error_texts``), for the MCP face and the terminal alike.
+Messages here are for logs and for that mapping: they say what happened, not what the user
+should click.
 """
 
 from __future__ import annotations

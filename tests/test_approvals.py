@@ -12,6 +12,7 @@ import pytest
 from fakes import FakeAsker
 from mcp.types import ElicitResult, ListRootsResult
 
+from lingma_mcp.asking.jobs import MAX_SETTLED_QUESTIONS, Job, JobRegistry, QuestionState
 from lingma_mcp.config import Settings
 from lingma_mcp.server.approvals import JobAsker, decision_of
 from lingma_mcp.server.input_required import (
@@ -21,7 +22,6 @@ from lingma_mcp.server.input_required import (
     read_retry,
 )
 from lingma_mcp.server.job_tools import AskJobs
-from lingma_mcp.server.jobs import MAX_SETTLED_QUESTIONS, Job, JobRegistry, QuestionState
 from lingma_mcp.workspace import ApprovalDenied, ApprovalGate, ApprovalRequest, parse_policy
 from lingma_mcp.workspace.gate import AskFailed, NobodyToAsk
 

@@ -27,10 +27,10 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, ElicitResult, ErrorData, InputRequiredResult
 
 import lingma_mcp.server.app as app_module
+from lingma_mcp.asking.jobs import Job, QuestionState
 from lingma_mcp.config import Settings
 from lingma_mcp.server.approvals import DECISION_SCHEMA
 from lingma_mcp.server.job_tools import AskJobs
-from lingma_mcp.server.jobs import Job, QuestionState
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -21,8 +21,8 @@ import pytest
 from conftest import sent_to_lingma, text_of
 from mcp import Client
 
+from lingma_mcp.acp.cli_errors import NOT_LOGGED_IN_MESSAGE
 from lingma_mcp.acp.credentials import credential_in
-from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE
 from lingma_mcp.config import Settings
 from lingma_mcp.server.app import build_app
 from lingma_mcp.server.progress import STATUS_PREFIX

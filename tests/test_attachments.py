@@ -18,6 +18,7 @@ from acp.schema import PromptCapabilities
 from pydantic import TypeAdapter, ValidationError
 
 from lingma_mcp.acp.attachments import prompt_blocks
+from lingma_mcp.asking.error_texts import InvalidArgument
 from lingma_mcp.backend import FileAttachment, FolderAttachment, ImageAttachment
 from lingma_mcp.errors import RequestRefused
 from lingma_mcp.lingma.attachments import context_items
@@ -30,7 +31,6 @@ from lingma_mcp.server.attachments import (
     resolve,
     sniff_image,
 )
-from lingma_mcp.server.errors import InvalidArgument
 
 
 def png() -> bytes:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from lingma_mcp.acp.backend import CliBackend
-from lingma_mcp.acp.discovery import CliNotFound, find_cli
-from lingma_mcp.cli import build_parser, settings_from
+from lingma_mcp.acp.cli_backend import CliBackend
+from lingma_mcp.acp.cli_discovery import CliNotFound, find_cli
+from lingma_mcp.asking.backend_choice import choose, cli_options, make_backend
+from lingma_mcp.asking.error_texts import error_text
+from lingma_mcp.cli.main import build_parser, settings_from
 from lingma_mcp.config import Settings
 from lingma_mcp.lingma.supervisor import LingmaSupervisor
-from lingma_mcp.server.backends import choose, cli_options, make_backend
-from lingma_mcp.server.errors import error_text
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX executables")
 

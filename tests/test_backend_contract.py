@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from lingma_mcp.acp.backend import CliBackend, CliChatStream, CliClient
+from lingma_mcp.acp.cli_backend import CliBackend, CliChatStream, CliClient
 from lingma_mcp.backend import Backend, BackendClient, ChatStreamLike
-from lingma_mcp.lingma.client import LingmaClient
+from lingma_mcp.lingma.ide_client import LingmaClient
 from lingma_mcp.lingma.streams import ChatStream
 from lingma_mcp.lingma.supervisor import LingmaSupervisor
 

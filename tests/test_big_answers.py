@@ -14,13 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mcp.shared.exceptions import MCPError
 
-from lingma_mcp.server.answers import (
-    AnswerStore,
-    answer_uri,
-    cut_text,
-    shape_answer,
-)
-from lingma_mcp.server.models import AskResult
+from lingma_mcp.asking.answer_store import AnswerStore, cut_text
+from lingma_mcp.asking.results import AskResult
+from lingma_mcp.server.answers import answer_uri, shape_answer
 
 # -- the cut -----------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lingma_mcp import __version__
-from lingma_mcp.cli import ENV_VARS, build_parser, main, settings_from
+from lingma_mcp.cli.main import ENV_VARS, build_parser, main, settings_from
 from lingma_mcp.config import Settings
 
 pytestmark = pytest.mark.timeout(60)

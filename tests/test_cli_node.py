@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from lingma_mcp.acp import discovery
+from lingma_mcp.acp import cli_discovery
 from lingma_mcp.acp.attempt import start_agent
-from lingma_mcp.acp.discovery import NodeMissing, node_path
+from lingma_mcp.acp.cli_discovery import NodeMissing, node_path
+from lingma_mcp.asking.error_texts import error_text
+from lingma_mcp.cli.doctor import run_doctor
 from lingma_mcp.config import Settings
-from lingma_mcp.server.doctor import run_doctor
-from lingma_mcp.server.errors import error_text
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(30)
 def _no_machine_node_folders(monkeypatch: pytest.MonkeyPatch) -> None:
     # The usual npm prefixes (/usr/local, /opt/homebrew ...) are this machine's: out of
     # sight, so only the folders a test makes can hold a node.
-    monkeypatch.setattr(discovery, "npm_prefixes", lambda env, home: [])
+    monkeypatch.setattr(cli_discovery, "npm_prefixes", lambda env, home: [])
 
 
 def _program(path: Path, text: str) -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 from lingma_mcp.config import Settings, simulator_command
 from lingma_mcp.errors import LingmaNotFound
-from lingma_mcp.lingma.discovery import (
+from lingma_mcp.lingma.binary_discovery import (
     NOT_FOUND_HINT,
     arch_name,
     binary_name,
@@ -173,7 +173,7 @@ def test_an_explicit_command_is_run_as_given_without_a_search(tmp_path: Path) ->
 
 
 def test_the_core_knows_nothing_of_the_simulator() -> None:
-    for module in ("discovery", "launch", "supervisor", "info", "launch_options"):
+    for module in ("binary_discovery", "startup", "supervisor", "info_reader", "launch_options"):
         text = (Path(__file__).parents[1] / "lingma_mcp" / "lingma" / f"{module}.py").read_text()
         assert "simulat" not in text.lower(), module
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lingma_mcp.lingma.info import (
+from lingma_mcp.lingma.info_reader import (
     LingmaInfo,
     is_ours,
     parse_info,

@@ -8,10 +8,10 @@ from typing import Any
 import anyio
 import pytest
 
+from lingma_mcp.asking.jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
 from lingma_mcp.config import Settings
 from lingma_mcp.events import TextDelta
 from lingma_mcp.server.job_tools import DEFAULT_HOST_DETACH_S, AskJobs, detach_after_for
-from lingma_mcp.server.jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
 from lingma_mcp.server.progress import EventNarrator
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lingma_mcp.cli import UsageError, build_parser, settings_from
+from lingma_mcp.cli.main import UsageError, build_parser, settings_from
 
 
 def settings(*flags: str, env: dict[str, str] | None = None):

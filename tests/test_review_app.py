@@ -20,7 +20,7 @@ from mcp.client.extension import advertise
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 from test_server_agent import DONE, EDITS, Invoke, Person, make
 
-from lingma_mcp.server import agent
+from lingma_mcp.asking import agent_calls as agent
 from lingma_mcp.server.review_app import REVIEW_URI, git_headers, split_notes
 from lingma_mcp.server.review_page import (
     PageError,

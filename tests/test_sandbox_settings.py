@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import lingma_mcp.workspace.sandbox as sandbox
-from lingma_mcp.cli import UsageError, build_parser, settings_from
+from lingma_mcp.cli.main import UsageError, build_parser, settings_from
 from lingma_mcp.config import SANDBOX_MODES, Settings
 from lingma_mcp.workspace.policy import parse_policy
 from lingma_mcp.workspace.sandbox import SandboxSupport

@@ -24,13 +24,13 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import ElicitResult, ListRootsResult, Root
 from procs import alive, sleeper, with_marker
 
+from lingma_mcp.asking.bridge import Bridge
 from lingma_mcp.backend import ChatRequest, ChatResult, Login, Model
 from lingma_mcp.config import Settings
 from lingma_mcp.events import Finish, TextDelta
 from lingma_mcp.lingma.ide_tools import IdeTools
 from lingma_mcp.lingma.toolhost import ToolOutcome
 from lingma_mcp.server.app import build_app
-from lingma_mcp.server.bridge import Bridge
 
 pytestmark = pytest.mark.timeout(30)
 

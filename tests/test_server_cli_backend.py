@@ -24,7 +24,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import ElicitResult
 from procs import alive
 
-from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE
+from lingma_mcp.acp.cli_errors import NOT_LOGGED_IN_MESSAGE
 from lingma_mcp.server.progress import STATUS_PREFIX
 
 pytestmark = pytest.mark.timeout(90)

@@ -6,6 +6,8 @@ import logging
 
 import pytest
 
+from lingma_mcp.asking.error_texts import AskTimedOut, InvalidArgument, error_text
+from lingma_mcp.asking.results import BridgeState
 from lingma_mcp.errors import (
     ChatFailed,
     ChatRejected,
@@ -19,8 +21,6 @@ from lingma_mcp.errors import (
     describe_exit,
 )
 from lingma_mcp.redact import SecretFilter, redact
-from lingma_mcp.server.errors import AskTimedOut, InvalidArgument, error_text
-from lingma_mcp.server.models import BridgeState
 
 STATE = BridgeState(
     state="reconnecting",

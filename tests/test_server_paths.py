@@ -17,13 +17,13 @@ import anyio
 import pytest
 from mcp import Client
 
+from lingma_mcp.asking.bridge import Bridge
 from lingma_mcp.backend import ChatRequest, ChatResult, Login, Model, Session
 from lingma_mcp.config import Settings
 from lingma_mcp.errors import LingmaConnectionLost, RpcTimeout
 from lingma_mcp.events import Finish, TextDelta
 from lingma_mcp.lingma.auth import login_from_status
 from lingma_mcp.server.app import build_app
-from lingma_mcp.server.bridge import Bridge
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -417,7 +417,7 @@ async def test_caches_follow_the_client_not_its_id(tmp_path: Path) -> None:
     supervisor = FakeSupervisor(first)
     settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work")
     bridge = Bridge(settings, supervisor)
-    await bridge._check_auth(first)  # type: ignore[arg-type]
+    await bridge.login.ensure(first)  # type: ignore[arg-type]
     second = FakeClient([], [3])
     with pytest.raises(Exception, match="not logged in"):
-        await bridge._check_auth(second)  # type: ignore[arg-type]
+        await bridge.login.ensure(second)  # type: ignore[arg-type]

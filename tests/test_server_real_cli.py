@@ -15,7 +15,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from procs import alive
 from real_cli import empty_home_env, installed_cli, processes_with_home
 
-from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE
+from lingma_mcp.acp.cli_errors import NOT_LOGGED_IN_MESSAGE
 
 pytestmark = [
     pytest.mark.timeout(400),

@@ -6,9 +6,8 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from lingma_mcp.backend import Login, Model, Session, SessionSummary, ToolCall, Turn
-from lingma_mcp.server.models import BridgeState
-from lingma_mcp.server.views import (
+from lingma_mcp.asking.results import BridgeState
+from lingma_mcp.asking.views import (
     auth_info,
     default_key,
     model_info,
@@ -19,6 +18,7 @@ from lingma_mcp.server.views import (
     session_summary,
     tool_event,
 )
+from lingma_mcp.backend import Login, Model, Session, SessionSummary, ToolCall, Turn
 
 READY = BridgeState(state="ready")
 
@@ -146,7 +146,8 @@ def test_sessions_come_newest_first_and_those_without_a_time_last() -> None:
 
 def test_every_output_field_has_a_type() -> None:
     # Strict hosts (the Inspector's --strict) flag a schema property without a type.
-    from lingma_mcp.server.models import AskResult, AuthInfo, LoginInfo, ModelList
+    from lingma_mcp.asking.results import AskResult, AuthInfo, ModelList
+    from lingma_mcp.server.tool_schemas import LoginInfo
 
     def typed(prop: dict) -> bool:
         if "type" in prop or "$ref" in prop:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lingma_mcp.sim.acp import config, shapes
+from lingma_mcp.sim.acp import session_config as config
+from lingma_mcp.sim.acp import shapes
 from lingma_mcp.sim.acp.blocks import PNG_SIGNATURE, BlockRefused, image_problem, read_prompt
 from lingma_mcp.sim.acp.model import (
     InstructionModel,

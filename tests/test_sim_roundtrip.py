@@ -20,8 +20,8 @@ from websockets.asyncio.client import connect
 from lingma_mcp.backend import ChatRequest
 from lingma_mcp.errors import ChatRejected, LingmaConnectionLost
 from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolUpdate
-from lingma_mcp.lingma.client import LingmaClient
 from lingma_mcp.lingma.framing import MAX_MESSAGE_BYTES
+from lingma_mcp.lingma.ide_client import LingmaClient
 from lingma_mcp.lingma.jsonrpc import RpcConnection
 from lingma_mcp.lingma.streams import ChatStream
 from lingma_mcp.lingma.toolhost import NO_HANDLER, IdeToolHandler, ToolOutcome

@@ -15,13 +15,13 @@ from lingma_mcp.lingma.framing import FrameDecoder, FrameError, encode_frame
 from lingma_mcp.sim import instructions, script
 from lingma_mcp.sim.account import Account
 from lingma_mcp.sim.context import attachments
+from lingma_mcp.sim.conversation_store import ConversationStore, parse_store
 from lingma_mcp.sim.edits import edit_of
-from lingma_mcp.sim.files import remove_leftovers, write_durably
-from lingma_mcp.sim.info import render_info
-from lingma_mcp.sim.options import OptionError, build_options
+from lingma_mcp.sim.info_writer import render_info
+from lingma_mcp.sim.outbox import MALFORMED_FRAMES, Outbox
+from lingma_mcp.sim.private_files import remove_leftovers, write_durably
+from lingma_mcp.sim.start_options import OptionError, build_options
 from lingma_mcp.sim.state import MessageLog
-from lingma_mcp.sim.store import ConversationStore, parse_store
-from lingma_mcp.sim.wire import MALFORMED_FRAMES, Outbox
 
 
 def test_environment_sets_options_and_flags_win(tmp_path: Path) -> None:

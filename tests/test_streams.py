@@ -12,7 +12,7 @@ from fakes import FakeSocket, FakeToolHandler
 from lingma_mcp.backend import ChatRequest
 from lingma_mcp.errors import ChatRejected, LingmaConnectionLost
 from lingma_mcp.events import Finish, Step, TextDelta, Thinking, ToolCall, ToolUpdate
-from lingma_mcp.lingma.client import LingmaClient
+from lingma_mcp.lingma.ide_client import LingmaClient
 from lingma_mcp.lingma.jsonrpc import RpcConnection
 from lingma_mcp.lingma.toolhost import NO_CHAT, NO_HANDLER, ToolOutcome
 

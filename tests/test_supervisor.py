@@ -23,9 +23,9 @@ from simclient import SimProcess
 from lingma_mcp.backend import ChatRequest
 from lingma_mcp.config import Settings
 from lingma_mcp.errors import LingmaClosed, LingmaConnectionLost, LingmaStartupError
-from lingma_mcp.lingma.client import LingmaClient
 from lingma_mcp.lingma.framing import FrameDecoder, encode_frame
-from lingma_mcp.lingma.info import remove_stale_info, wait_for_info
+from lingma_mcp.lingma.ide_client import LingmaClient
+from lingma_mcp.lingma.info_reader import remove_stale_info, wait_for_info
 from lingma_mcp.lingma.launch_options import LaunchOptions
 from lingma_mcp.lingma.streams import ChatResult, ChatStream
 from lingma_mcp.lingma.supervisor import LingmaSupervisor, State

@@ -11,9 +11,9 @@ from typing import Any
 import anyio
 import pytest
 
+from lingma_mcp.asking.jobs import Job, JobRegistry
 from lingma_mcp.server.approvals import DECISION_SCHEMA
 from lingma_mcp.server.input_required import input_key, input_required
-from lingma_mcp.server.jobs import Job, JobRegistry
 from lingma_mcp.server.task_shapes import (
     POLL_MS,
     Generation,

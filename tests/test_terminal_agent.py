@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lingma_mcp.cli.terminal_ask import TerminalAsker, run_ask
 from lingma_mcp.config import Settings
-from lingma_mcp.server.terminal import TerminalAsker, run_ask
 
 pytestmark = pytest.mark.timeout(60)
 

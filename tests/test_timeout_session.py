@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from lingma_mcp.asking.bridge import Bridge
+from lingma_mcp.asking.error_texts import AskTimedOut
 from lingma_mcp.config import Settings
-from lingma_mcp.server.bridge import Bridge
-from lingma_mcp.server.errors import AskTimedOut
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,9 +10,9 @@ Layers, lowest first: ``transport`` (ACP lines on the stdio of the shared
 
 from __future__ import annotations
 
+from lingma_mcp.acp.acp_client import AcpClient, AgentInfo, ListedSession
 from lingma_mcp.acp.attempt import AgentHandle, start_agent
-from lingma_mcp.acp.client import AcpClient, AgentInfo, ListedSession
-from lingma_mcp.acp.errors import AcpRpcError, CapabilityMissing, CliNotLoggedIn, UnknownModel
+from lingma_mcp.acp.cli_errors import AcpRpcError, CapabilityMissing, CliNotLoggedIn, UnknownModel
 from lingma_mcp.acp.models import ModelOption, ModelState
 from lingma_mcp.acp.ports import ApprovalPort, TerminalOutput, WorkspacePort
 from lingma_mcp.acp.prompt import PromptStream

@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lingma_mcp.acp.client import CONTROL_TIMEOUT, SESSION_TIMEOUT, AcpClient
-from lingma_mcp.acp.discovery import NodeMissing, node_path
+from lingma_mcp.acp.acp_client import CONTROL_TIMEOUT, SESSION_TIMEOUT, AcpClient
+from lingma_mcp.acp.cli_discovery import NodeMissing, node_path
 from lingma_mcp.acp.transport import LineTransport
 from lingma_mcp.errors import LingmaConnectionLost, LingmaStartupError
 from lingma_mcp.process.child import ChildProcess

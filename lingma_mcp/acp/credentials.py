@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE
+from lingma_mcp.acp.cli_errors import NOT_LOGGED_IN_MESSAGE
 
 # In the order the CLI looks for them; QODERCN_PAT is the short alias of the first.
 TOKEN_VARIABLES: tuple[tuple[str, str], ...] = (

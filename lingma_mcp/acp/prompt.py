@@ -25,7 +25,7 @@ class PromptEnd:
 
 
 class Prompter(Protocol):
-    """What a prompt needs of its connection (:class:`~lingma_mcp.acp.client.AcpClient`)."""
+    """What a prompt needs of its connection (:class:`~lingma_mcp.acp.acp_client.AcpClient`)."""
 
     control_timeout: float
 

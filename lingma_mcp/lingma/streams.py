@@ -31,7 +31,7 @@ from ..events import (
     ToolUpdate,
 )
 from .session_hints import SessionHints
-from .tools import TOOL_METHODS, merge, observe
+from .tool_events import TOOL_METHODS, merge, observe
 from .usage import usage_from_finish
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """LingmaSupervisor: one Lingma process and one connection to it, kept alive.
 
 It is the generic machine of :mod:`lingma_mcp.process` (states, waiters, backoff, loss,
-health probe, close) running the IDE binary's start-up attempt (:mod:`.launch`). This
+health probe, close) running the IDE binary's start-up attempt (:mod:`.startup`). This
 module adds what is the IDE binary's own: this server's private folder under the work
 dir, the health probe (``auth/status``), and the status the MCP face shows.
 
@@ -35,10 +35,10 @@ from ..process.machine import (
     Supervised,
 )
 from ..process.states import State
-from .client import LingmaClient
-from .info import info_process_alive
-from .launch import IdeAttempt, IdeHandle
+from .ide_client import LingmaClient
+from .info_reader import info_process_alive
 from .launch_options import LaunchOptions
+from .startup import IdeAttempt, IdeHandle
 
 __all__ = ["LingmaSupervisor", "State", "SupervisorStatus"]
 

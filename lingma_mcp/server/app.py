@@ -17,17 +17,17 @@ from mcp.types import CallToolResult, TextContent, Tool, ToolExecution
 from pydantic import ValidationError
 
 from .. import __version__
+from ..asking.arguments import arguments_text
+from ..asking.bridge import Bridge
 from ..config import Settings
-from .arguments import arguments_text
-from .bridge import Bridge
 from .changes import register_changes
 from .job_tools import AskJobs, register_job_tools
+from .lingma_tools import register_tools
 from .resources import register_resources
 from .review_app import review_extension
 from .session_tools import register_session_tools
 from .stdio import CheckedLines, GuardedStdout, std_streams, wait_stdout_closed
 from .tasks import TASK_TOOL, LingmaTasks
-from .tools import register_tools
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,11 @@
 """Asking the person, through their host, whether Lingma may go ahead.
 
 The approval gate (``lingma_mcp.workspace``) decides by policy and, where the policy says
-``ask``, calls an *asker*. Every agent-mode ask runs as a job (:mod:`.jobs`), which may
-outlive the tool call that started it, so the asker here never talks to a host itself: it
-parks the question on the job and waits. Whichever live tool call follows the job at that
-moment puts the question to the person, the way its protocol allows:
+``ask``, calls an *asker*. Every agent-mode ask runs as a job
+(:mod:`lingma_mcp.asking.jobs`), which may outlive the tool call that started it, so the
+asker here never talks to a host itself: it parks the question on the job and waits.
+Whichever live tool call follows the job at that moment puts the question to the person,
+the way its protocol allows:
 
 - before 2026-07-28, a form elicitation sent in the middle of that call
   (:func:`ask_in_call`);
@@ -40,9 +41,9 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult
 from mcp_types.version import is_version_at_least
 
+from ..asking.jobs import Job, Question, QuestionState
 from ..workspace import ApprovalRequest
 from ..workspace.gate import AskFailed, NobodyToAsk
-from .jobs import Job, Question, QuestionState
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,10 @@ from typing import Annotated, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..asking.arguments import SEND
+from ..asking.error_texts import InvalidArgument, invalid_argument
 from ..backend import Attachment, FileAttachment, FolderAttachment, ImageAttachment
 from ..workspace.confine import confine_one
-from .arguments import SEND
-from .errors import InvalidArgument, invalid_argument
 
 MAX_ATTACHMENTS = 20
 # Larger images are refused: the models behind Lingma take a few megabytes per image, and

@@ -2,7 +2,7 @@
 
 The resource template ``lingma://changes/{request_id}`` shows a call's changes as one
 unified diff; the tool ``revert_changes`` puts its files back as they were before the
-call, refusing (and naming) any file changed again since. Both read the server's change
+call, refusing (and naming) any file changed again since. Both read the server's
 records of changes (``workspace/recording.py``: checkpoints, else the journal), which
 live on disk and so outlast a restart.
 
@@ -21,14 +21,14 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
+from ..asking.bridge import Bridge
+from ..asking.error_texts import invalid_argument
+from ..asking.results import RevertResult
 from ..workspace import UnknownChangeRecord, WorkspaceError
-from .agent import host_roots
-from .bridge import Bridge
-from .errors import invalid_argument
-from .models import RevertResult
+from .roots import host_roots
 
 if TYPE_CHECKING:
-    from .agent import AgentCalls
+    from ..asking.agent_calls import AgentCalls
 
 DIFF = "text/x-diff"
 # The protocol's code for a resource that does not exist (MCP 2025-06-18).

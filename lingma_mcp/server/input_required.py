@@ -11,8 +11,8 @@ The SDK seals the state (``mcp.server.request_state``: encrypted and authenticat
 this process's key, bound to the tool, its arguments and this server's name, and expiring),
 so a client can neither read nor forge one, nor move one to another call. What the seal
 cannot know is whether a genuine state was already used: the job refuses a second answer to
-a question (:class:`~.jobs.Question` settles once). This module builds the result, reads a
-retry and applies its answer to the job; it keeps no state of its own.
+a question (:class:`~lingma_mcp.asking.jobs.Question` settles once). This module builds the
+result, reads a retry and applies its answer to the job; it keeps no state of its own.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from mcp.server.mcpserver import Context
 from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
 
+from ..asking.jobs import Job, JobRegistry, Question, QuestionState, UnknownJob
 from .approvals import DECISION_SCHEMA, decision_of
-from .jobs import Job, JobRegistry, Question, QuestionState, UnknownJob
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Asks as jobs, for MCP: background asks, automatic detach, and the job tools.
 
-Every ``ask_lingma`` runs as a job of the :class:`~.jobs.JobRegistry` (a task owned by the
-server, not by the request), so a call can hand its ask over instead of ending it:
+Every ``ask_lingma`` runs as a job of the :class:`~lingma_mcp.asking.jobs.JobRegistry` (a
+task owned by the server, not by the request), so a call can hand its ask over instead of
+ending it:
 
 - ``background=true``: the call returns at once with a ``job_id``;
 - a foreground call waits on its job and relays its text as progress (through the
@@ -36,13 +37,17 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from .answers import ANSWER_MIME, ANSWER_URI, AnswerStore, result_size_meta, shape_answer
+from ..asking.answer_store import AnswerStore
+from ..asking.arguments import AskParams
+from ..asking.ask import STOP_GRACE_S
+from ..asking.bridge import Bridge
+from ..asking.jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
+from ..asking.results import AskResult
+from .answers import ANSWER_MIME, ANSWER_URI, result_size_meta, shape_answer
 from .approvals import JobAsker, follow_asking
-from .bridge import STOP_GRACE_S, AskParams, Bridge
 from .input_required import RetryRefused, apply_answer, input_required, is_retry
-from .jobs import Job, JobRegistry, JobsClosed, JobStatus, UnknownJob
-from .models import AskResult, JobState
 from .progress import EventNarrator, ProgressRelay
+from .tool_schemas import JobState
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.shared.exceptions import MCPError
 
-from .bridge import Bridge
+from ..asking.bridge import Bridge
 
 JSON = "application/json"
 # The protocol's code for a resource that does not exist (MCP 2025-06-18, "Resource not

@@ -21,10 +21,10 @@ from mcp.server.apps import Apps
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from ..asking.bridge import Bridge
+from ..asking.results import Approval
 from ..workspace import UnknownChangeRecord, WorkspaceError
-from .bridge import Bridge
 from .changes import call_changes, call_diff
-from .models import Approval
 from .review_page import review_page
 
 REVIEW_URI = "ui://lingma/review.html"

@@ -15,9 +15,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from .bridge import Bridge
-from .models import DeletedSession, SessionList
-from .views import session_info
+from ..asking.bridge import Bridge
+from ..asking.results import DeletedSession, SessionList
+from ..asking.views import session_info
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

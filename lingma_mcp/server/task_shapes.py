@@ -1,7 +1,8 @@
 """A job as an MCP task, in the words of each wire generation (pure: no I/O, no session).
 
-Tasks are jobs (:mod:`.jobs`): a task id is a job id, and a task's status is read off its
-job each time it is asked for, so the two never disagree. The wire has two generations:
+Tasks are jobs (:mod:`lingma_mcp.asking.jobs`): a task id is a job id, and a task's status
+is read off its job each time it is asked for, so the two never disagree. The wire has two
+generations:
 
 - 2025-11-25, the core protocol's experimental Tasks: ``ttl`` and ``pollInterval``; a tool
   call that failed (an ``isError`` result) is a ``failed`` task; the result comes from
@@ -26,9 +27,9 @@ from typing import Any
 from mcp.types import ElicitRequest, ElicitRequestFormParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from ..asking.jobs import Job, JobStatus, Question
 from .approvals import DECISION_SCHEMA, decision_of
 from .input_required import input_key
-from .jobs import Job, JobStatus, Question
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 RELATED_TASK = "io.modelcontextprotocol/related-task"

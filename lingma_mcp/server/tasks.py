@@ -28,10 +28,11 @@ plain tool-result shape at that version, also inside an extension's interceptor,
 ``CreateTaskResult`` must be answered above that check. On 2026-07-28 a result whose
 ``resultType`` is the extension's own is not checked, and the interceptor suffices.
 
-Questions: a task's questions are the job's parked :class:`~.jobs.Question`, the same ones
-a following call or ``check_lingma_job`` would ask (one at a time per server: the gate's
-rule). A client that declared no form elicitation is never asked: the approval setting
-decides, recorded as ``policy (nobody could be asked)``.
+Questions: a task's questions are the job's parked
+:class:`~lingma_mcp.asking.jobs.Question`, the same ones a following call or
+``check_lingma_job`` would ask (one at a time per server: the gate's rule). A client that
+declared no form elicitation is never asked: the approval setting decides, recorded as
+``policy (nobody could be asked)``.
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ from mcp_types import methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
+from ..asking.jobs import Job, UnknownJob
 from .approvals import ask_in_call, form_elicitation_declared
 from .job_tools import AskJobs
-from .jobs import Job, UnknownJob
 from .task_shapes import (
     IMMEDIATE_RESPONSE,
     LEGACY_TASKS_VERSION,

@@ -12,7 +12,7 @@ import hashlib
 import time
 from typing import Any
 
-from lingma_mcp.sim.options import AuthState
+from lingma_mcp.sim.start_options import AuthState
 
 # auth/status codes (PROTOCOL.md section 5).
 STATUS_CODES: dict[str, int] = {"logged_out": 1, "logged_in": 2, "expired": 3}

@@ -4,7 +4,7 @@ The order a client sees (events interleave freely with other chats'), as Lingma 
 was recorded sending it (PROTOCOL.md section 9):
   process_step_callback step_start (done) -> process_step_callback step_end (done)
   -> [session/title/update {sessionId, sessionTitle}] -> [think start.. done]
-  -> answer deltas -> [agent mode: the tool calls of :mod:`lingma_mcp.sim.agent`, with
+  -> answer deltas -> [agent mode: the tool calls of :mod:`lingma_mcp.sim.agent_mode`, with
   more deltas] -> chat/finish.
 Every one of them is a request with an id and counts against the connection's window.
 
@@ -25,10 +25,10 @@ from json.encoder import encode_basestring as _json_str  # C speed, ensure_ascii
 from typing import TYPE_CHECKING, Any
 
 from lingma_mcp.sim import script
-from lingma_mcp.sim.agent import AgentRun
+from lingma_mcp.sim.agent_mode import AgentRun
+from lingma_mcp.sim.outbox import MALFORMED_FRAMES
 from lingma_mcp.sim.state import noise
 from lingma_mcp.sim.tools import ChatStopped
-from lingma_mcp.sim.wire import MALFORMED_FRAMES
 
 if TYPE_CHECKING:
     from lingma_mcp.sim.connection import Connection

@@ -52,7 +52,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lingma_mcp.sim.account import USER_TYPE, USERNAME
-from lingma_mcp.sim.options import (
+from lingma_mcp.sim.start_options import (
     AUTH_STATES,
     ENV_OPTIONS,
     INFO_FORMATS,

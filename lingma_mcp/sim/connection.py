@@ -20,8 +20,8 @@ from websockets.exceptions import ConnectionClosed
 
 from lingma_mcp.lingma.framing import FrameDecoder, FrameError, encode_frame
 from lingma_mcp.sim import methods
+from lingma_mcp.sim.outbox import Outbox
 from lingma_mcp.sim.state import SimState
-from lingma_mcp.sim.wire import Outbox
 
 log = logging.getLogger("lingma_mcp.sim")
 

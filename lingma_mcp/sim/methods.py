@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 
 from lingma_mcp.sim.chat import ChatRun, ChatSpec
 from lingma_mcp.sim.context import attachments
-from lingma_mcp.sim.options import SIM_VERSION
+from lingma_mcp.sim.start_options import SIM_VERSION
 from lingma_mcp.sim.state import noise
 
 if TYPE_CHECKING:

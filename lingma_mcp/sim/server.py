@@ -17,8 +17,8 @@ import sys
 from websockets.asyncio.server import ServerConnection, serve
 
 from lingma_mcp.sim.connection import Connection
-from lingma_mcp.sim.info import write_info
-from lingma_mcp.sim.options import SIM_VERSION, SimOptions
+from lingma_mcp.sim.info_writer import write_info
+from lingma_mcp.sim.start_options import SIM_VERSION, SimOptions
 from lingma_mcp.sim.state import SimState, noise
 
 log = logging.getLogger("lingma_mcp.sim")

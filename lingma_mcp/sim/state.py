@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from lingma_mcp.sim.account import Account
-from lingma_mcp.sim.files import open_private_log
-from lingma_mcp.sim.options import SimOptions
-from lingma_mcp.sim.store import ConversationStore
+from lingma_mcp.sim.conversation_store import ConversationStore
+from lingma_mcp.sim.private_files import open_private_log
+from lingma_mcp.sim.start_options import SimOptions
 
 log = logging.getLogger("lingma_mcp.sim")
 

@@ -4,13 +4,6 @@ and the change journal. Knows neither Lingma's frames nor MCP: plain data in and
 
 from __future__ import annotations
 
-from .errors import (
-    ApprovalDenied,
-    OutsideWorkspace,
-    UnknownChangeRecord,
-    WorkspaceError,
-    WorkspaceNotAllowed,
-)
 from .files import FileText
 from .gate import ApprovalGate, ApprovalRecord, ApprovalRequest, Asker
 from .host import WorkspaceHost
@@ -18,6 +11,13 @@ from .journal import CallRecord, ChangeJournal
 from .paths import check_workspace, resolve_path
 from .policy import ACTIONS, DEFAULT_POLICY, Policy, classify_tool, parse_policy
 from .terminals import TerminalOutput
+from .workspace_errors import (
+    ApprovalDenied,
+    OutsideWorkspace,
+    UnknownChangeRecord,
+    WorkspaceError,
+    WorkspaceNotAllowed,
+)
 
 __all__ = [
     "ACTIONS",

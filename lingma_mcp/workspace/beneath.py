@@ -33,8 +33,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import OutsideWorkspace, WorkspaceError
 from .paths import MAX_NAME_BYTES, MAX_PATH_BYTES, special_kind
+from .workspace_errors import OutsideWorkspace, WorkspaceError
 
 # getattr: these do not exist on Windows, where Beneath refuses to open (see SUPPORTED).
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)

@@ -27,9 +27,9 @@ from collections.abc import Callable
 
 from .beneath import Beneath
 from .checkpoint_records import FileEntry
-from .errors import WorkspaceError
 from .git_output import TreeChange, blob_id, diff_header, file_blob_id, git_quote
 from .shadow_git import ShadowGit, Snapshot
+from .workspace_errors import WorkspaceError
 
 log = logging.getLogger("lingma_mcp.workspace.checkpoint_changes")
 

@@ -57,9 +57,9 @@ from .checkpoint_store import (
     request_key,
 )
 from .checkpoint_upkeep import Upkeep
-from .errors import UnknownChangeRecord, WorkspaceError
 from .paths import is_inside
 from .shadow_git import CheckpointError, GitFailed, Snapshot, TooManyFiles, find_git
+from .workspace_errors import UnknownChangeRecord, WorkspaceError
 
 log = logging.getLogger("lingma_mcp.workspace.checkpoints")
 

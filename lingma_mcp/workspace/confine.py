@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import WorkspaceError
 from .paths import is_inside, relative_to_root, resolve_path
+from .workspace_errors import WorkspaceError
 
 GIT_FOLDER = ".git"
 WORK_DIR = "the lingma-mcp work dir"

@@ -19,8 +19,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import WorkspaceError
 from .paths import special_kind
+from .workspace_errors import WorkspaceError
 
 READ_LIMIT = 1024 * 1024
 # A file about to be replaced or deleted is copied into the change journal first; one

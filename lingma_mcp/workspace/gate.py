@@ -32,8 +32,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from .errors import ApprovalDenied, OutsideWorkspace
 from .policy import ACTIONS, Policy
+from .workspace_errors import ApprovalDenied, OutsideWorkspace
 
 log = logging.getLogger("lingma_mcp.workspace.gate")
 

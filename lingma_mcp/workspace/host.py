@@ -26,7 +26,6 @@ from typing import Any
 from . import diffs
 from .command_env import refused_env_names
 from .confine import GIT_FOLDER, Confinement, confine
-from .errors import ApprovalDenied, WorkspaceError
 from .files import (
     READ_LIMIT,
     FileText,
@@ -44,6 +43,7 @@ from .policy import ACTIONS
 from .problems import check_text, has_check
 from .sandbox import SandboxSpec
 from .terminals import COMMAND_TIMEOUT, OUTPUT_LIMIT, TerminalOutput, Terminals, shell_argv
+from .workspace_errors import ApprovalDenied, WorkspaceError
 
 
 class _LocalChanges:

@@ -43,8 +43,8 @@ from typing import Any
 
 from . import diffs
 from .beneath import Beneath, UnsafePath, split_relative
-from .errors import UnknownChangeRecord, WorkspaceError
 from .files import CHANGE_LIMIT, atomic_write
+from .workspace_errors import UnknownChangeRecord, WorkspaceError
 
 log = logging.getLogger("lingma_mcp.workspace.journal")
 

@@ -18,7 +18,7 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import OutsideWorkspace, WorkspaceError, WorkspaceNotAllowed
+from .workspace_errors import OutsideWorkspace, WorkspaceError, WorkspaceNotAllowed
 
 # POSIX limits on Linux and macOS; a longer path fails deep inside the OS with a less
 # helpful message, so it is refused first.

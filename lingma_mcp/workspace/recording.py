@@ -31,9 +31,9 @@ from .checkpoints import (
     CheckpointsUnavailable,
     DamagedRecord,
 )
-from .errors import UnknownChangeRecord, WorkspaceError
 from .journal import CallRecord, ChangeJournal
 from .paths import check_workspace
+from .workspace_errors import UnknownChangeRecord, WorkspaceError
 
 log = logging.getLogger("lingma_mcp.workspace.recording")
 

@@ -34,8 +34,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import WorkspaceError
 from .git_output import OBJECT_ID, TreeChange, index_entry_count, parse_raw_numstat, split_nul
+from .workspace_errors import WorkspaceError
 
 # What overrides every .gitattributes in the workspace ($GIT_DIR/info/attributes wins over
 # them): bytes stored as they are, no filter or driver named by the workspace is looked up.

@@ -39,8 +39,8 @@ from pathlib import Path
 
 from ..redact import redact
 from .command_env import clean_env
-from .errors import WorkspaceError
 from .sandbox import SandboxSpec, SandboxSupport, explain, looks_refused, wrap
+from .workspace_errors import WorkspaceError
 
 log = logging.getLogger("lingma_mcp.workspace.terminals")
 

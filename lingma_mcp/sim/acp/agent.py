@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lingma_mcp.sim.acp import config
+from lingma_mcp.sim.acp import session_config as config
 from lingma_mcp.sim.acp.blocks import BlockRefused
 from lingma_mcp.sim.acp.model import Response
 from lingma_mcp.sim.acp.options import SIM_ACP_VERSION, AcpSimOptions

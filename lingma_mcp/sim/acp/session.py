@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from lingma_mcp.sim.acp.config import Choice
 from lingma_mcp.sim.acp.model import ScriptModel
+from lingma_mcp.sim.acp.session_config import Choice
 from lingma_mcp.sim.acp.shapes import fenced, text_content
 from lingma_mcp.sim.acp.store import Conversation
 

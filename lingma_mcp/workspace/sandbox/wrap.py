@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import WorkspaceError
+from ..workspace_errors import WorkspaceError
 from .seatbelt import seatbelt_argv
 from .spec import SandboxSpec
 from .support import LAUNCH, SandboxSupport, support

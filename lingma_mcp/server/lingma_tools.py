@@ -1,9 +1,10 @@
 """The four tools: ask_lingma, list_models, auth_status, login.
 
 Each tool is thin: read the host's context (progress token, roots, elicitation), call the
-:class:`~.bridge.Bridge`, and shape the answer as a tool result with text content and, for
-success, ``structuredContent`` matching the tool's ``outputSchema``. Failures become
-``isError`` results whose text comes from :mod:`.errors`, so the server stays usable.
+:class:`~lingma_mcp.asking.bridge.Bridge`, and shape the answer as a tool result with text
+content and, for success, ``structuredContent`` matching the tool's ``outputSchema``.
+Failures become ``isError`` results whose text comes from
+:mod:`lingma_mcp.asking.error_texts`, so the server stays usable.
 """
 
 from __future__ import annotations
@@ -18,20 +19,21 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from ..asking.arguments import MAX_TIMEOUT_S, SEND
+from ..asking.bridge import Bridge
+from ..asking.error_texts import InvalidArgument, invalid_argument, not_logged_in
+from ..asking.results import AskResult, AuthInfo, ModelList
 from ..workspace import WorkspaceError
 from ..workspace.paths import check_agent_workspace
-from .agent import call_workspace
 from .answers import result_size_meta
 from .approvals import JobAsker, form_elicitation_declared
-from .arguments import MAX_TIMEOUT_S, SEND
 from .attachments import AttachmentItem, resolve_attachments
-from .bridge import Bridge
-from .errors import InvalidArgument, invalid_argument, not_logged_in
 from .input_required import is_retry
 from .job_tools import AskJobs
-from .models import AskResult, AuthInfo, LoginInfo, ModelList
 from .progress import ProgressRelay
 from .review_app import link_meta
+from .roots import call_workspace
+from .tool_schemas import LoginInfo
 
 log = logging.getLogger(__name__)
 

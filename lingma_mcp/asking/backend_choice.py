@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..acp.backend import CliBackend, CliLaunch, CliOptions
+from ..acp.cli_backend import CliBackend, CliLaunch, CliOptions
+from ..acp.cli_discovery import CliCommand, find_cli, node_path
 from ..acp.credentials import INHERITED_WARNING, credential_in
-from ..acp.discovery import CliCommand, find_cli, node_path
 from ..backend import Backend, BackendKind
 from ..config import Settings, _package_parent
 from ..errors import LingmaNotFound
 
 if TYPE_CHECKING:
-    from ..lingma.discovery import LingmaCommand
+    from ..lingma.binary_discovery import LingmaCommand
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def find_ide_for(settings: Settings) -> LingmaCommand:
     Raises:
         LingmaNotFound: no binary in any of the places looked (the error names them).
     """
-    from ..lingma.discovery import find_lingma  # not imported where the CLI serves
+    from ..lingma.binary_discovery import find_lingma  # not imported where the CLI serves
 
     return find_lingma(settings.launch_options())
 

@@ -44,7 +44,7 @@ from acp.schema import (
 
 from lingma_mcp import __version__
 from lingma_mcp.acp.attachments import PromptBlock
-from lingma_mcp.acp.errors import (
+from lingma_mcp.acp.cli_errors import (
     AUTH_REQUIRED,
     AcpRpcError,
     CapabilityMissing,
@@ -76,7 +76,7 @@ from lingma_mcp.errors import (
 )
 from lingma_mcp.events import ChatEvent
 
-log = logging.getLogger("lingma_mcp.acp.client")
+log = logging.getLogger("lingma_mcp.acp.acp_client")
 
 T = TypeVar("T")
 

@@ -12,8 +12,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from lingma_mcp.sim.files import remove_leftovers, write_durably
-from lingma_mcp.sim.options import InfoFormat
+from lingma_mcp.sim.private_files import remove_leftovers, write_durably
+from lingma_mcp.sim.start_options import InfoFormat
 
 # Long enough that a reader polling every few tens of milliseconds sees the half file.
 TORN_PAUSE = 0.3

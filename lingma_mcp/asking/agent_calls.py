@@ -1,39 +1,33 @@
-"""Agent mode at the MCP face: each call's workspace, approval gate, host and record.
+"""Agent mode per call: its approval gate, workspace host and change record.
 
-An agent-mode ``ask_lingma`` lets Lingma read, write, delete and run inside one folder.
-This module sets that up per call and takes it down again: it checks the folder against
-what the server may serve (the host's roots, else ``--workspace``), makes the call's
+An agent-mode question lets Lingma read, write, delete and run inside one folder. This
+module sets that up per call and takes it down again: it makes the call's
 :class:`~lingma_mcp.workspace.ApprovalGate` (the server's setting, the call's
-``read_only``, the person reached through :mod:`.approvals`), its
+``read_only``, the person reached through the asker the caller brings), its
 :class:`~lingma_mcp.workspace.WorkspaceHost` (sandboxed commands), which the chat
 request carries to the backend, and its record of changes
 (:class:`~lingma_mcp.workspace.recording.CallRecording`: checkpoints, else the journal).
-The work itself belongs to the workspace package; MCP's side of asking belongs to
-:mod:`.approvals`.
+The folder comes checked (the MCP face checks it against the host's roots); the work
+itself belongs to the workspace package; how the person is asked belongs to whoever
+brings the asker (the MCP face, or the terminal).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import anyio
-from mcp.server.mcpserver import Context
 
 from ..config import Settings
 from ..workspace import (
     ACTIONS,
     ApprovalGate,
     Asker,
-    WorkspaceError,
     WorkspaceHost,
-    check_workspace,
     parse_policy,
 )
 from ..workspace.gate import BY_NOBODY, ApprovalDesk
@@ -47,62 +41,6 @@ ROOTS_TIMEOUT_S = 5.0
 KEPT_APPROVALS = 100
 # How long closing a call may take (killing its commands' process groups).
 CLOSE_GRACE_S = 5.0
-
-
-# -- the call's workspace ----------------------------------------------------------------
-
-
-def _path_from_uri(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        return None
-    return Path(url2pathname(parsed.path))  # url2pathname also percent-decodes
-
-
-async def host_roots(ctx: Context) -> list[Path]:
-    """Every folder the host offers as a root (existing ones), or ``[]`` without roots."""
-    try:
-        caps = ctx.client_capabilities
-        if caps is None or caps.roots is None or not ctx.session.can_send_request:
-            return []
-        with anyio.fail_after(ROOTS_TIMEOUT_S), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # roots are deprecated in the newest protocol
-            result = await ctx.session.list_roots()
-    except Exception as exc:  # a host without working roots falls back to --workspace
-        log.debug("roots/list failed, using --workspace: %r", exc)
-        return []
-    roots = [_path_from_uri(str(root.uri)) for root in result.roots]
-    return [p for p in roots if p is not None and p.is_dir()]
-
-
-async def call_workspace(ctx: Context, requested: str | None, default: Path) -> tuple[Path, bool]:
-    """The call's workspace and whether it came from the host's roots.
-
-    Without ``requested``: the host's first root, else ``default`` (``--workspace``). With
-    it: that folder (relative to the first allowed folder), which must lie inside one of
-    the host's roots when the host offers roots, else inside ``default``.
-
-    Raises:
-        WorkspaceNotAllowed: ``requested`` lies outside every allowed folder (the message
-            names them).
-        WorkspaceError: ``requested`` does not exist or is not a folder.
-    """
-    roots = await host_roots(ctx)
-    if requested is None or not requested.strip():
-        return (roots[0], True) if roots else (default, False)
-    return _checked(requested, roots or [default]), False
-
-
-def _checked(requested: str, allowed: list[Path]) -> Path:
-    try:
-        candidate = Path(requested).expanduser()
-    except RuntimeError:  # "~nosuchuser": no such user to expand
-        raise WorkspaceError(
-            f"{requested!r} starts with '~' but names no user on this machine"
-        ) from None
-    if not candidate.is_absolute():
-        candidate = allowed[0] / candidate
-    return check_workspace(candidate, allowed)
 
 
 # -- one call ----------------------------------------------------------------------------
@@ -277,7 +215,7 @@ class AgentCalls:
         on_note: Callable[[str], None] | None = None,
         why_nobody: Callable[[], str] | None = None,
     ) -> AgentCall:
-        """Set up one call in ``root`` (already checked with :func:`call_workspace`).
+        """Set up one call in ``root`` (already checked: the face checks it against the roots).
 
         ``why_nobody`` says, for the result's note, why questions that nobody answered
         went to the policy (the asker knows: no elicitation, or the approval timeout).

@@ -6,21 +6,24 @@ writes, and hands out its state on demand: ``check_lingma_job`` reads what was w
 since the previous check, then the result or the error; ``cancel_lingma_job`` stops it.
 
 This module knows nothing of MCP or of Lingma: a job runs any ``work(job)`` coroutine
-function and keeps whatever it returns. That is deliberate: :mod:`.job_tools` exposes
-jobs as tools (``check_lingma_job``, ``cancel_lingma_job``) and :mod:`.tasks` exposes the
-same jobs as MCP Tasks (a task id is a job id). For Tasks a job also keeps its latest
-status line (:attr:`Job.last_status`), when its state last changed
-(:attr:`Job.changed_wall`), and tells its watchers (:meth:`Job.watch`) of each change:
-a question parked or settled, the job finished.
+function and keeps whatever it returns. That is deliberate: the face's
+:mod:`lingma_mcp.server.job_tools` exposes jobs as tools (``check_lingma_job``,
+``cancel_lingma_job``) and :mod:`lingma_mcp.server.tasks` exposes the same jobs as MCP Tasks
+(a task id is a job id). For Tasks a job also keeps its latest status line
+(:attr:`Job.last_status`), when its state last changed (:attr:`Job.changed_wall`), and
+tells its watchers (:meth:`Job.watch`) of each change: a question parked or settled, the
+job finished.
 
-Text: the work (through :class:`~.progress.EventNarrator`) calls :meth:`Job.text` and
-:meth:`Job.status`, the same two calls a :class:`~.progress.ProgressRelay` takes, so one
-narrator feeds both. While a tool call waits on the job, it *follows* it: text and status
-also go to that call's relay, until the call returns (then nothing more is sent for it).
+Text: the work (through the face's :class:`~lingma_mcp.server.progress.EventNarrator`)
+calls :meth:`Job.text` and :meth:`Job.status`, the same two calls a
+:class:`~lingma_mcp.server.progress.ProgressRelay` takes, so one narrator feeds both. While
+a tool call waits on the job, it *follows* it: text and status also go to that call's
+relay, until the call returns (then nothing more is sent for it).
 
 Approvals: a question for the person is *parked* on the job (:meth:`Job.park`) and waits
 there, one :class:`Question` each, until whichever live tool call follows the job puts it
-to the person and settles it with the answer (:mod:`.approvals` decides how, per protocol),
+to the person and settles it with the answer (the face's :mod:`lingma_mcp.server.approvals`
+decides how, per protocol),
 or until it expires or its call ends. :meth:`Job.wait` with ``or_question`` wakes a
 follower for it. What the person should know later (an approval nobody could give) goes to
 :meth:`Job.note`; ``check_lingma_job`` shows the notes. :attr:`Job.attached` tells whether

@@ -17,10 +17,10 @@ from typing import TextIO
 import anyio
 
 from .. import __version__
+from ..asking.bridge import Bridge
+from ..asking.error_texts import error_text, not_logged_in
 from ..config import Settings
 from ..errors import LingmaError, LingmaNotLoggedIn
-from .bridge import Bridge
-from .errors import error_text, not_logged_in
 
 
 def _marks(stream: TextIO) -> tuple[str, str]:
@@ -48,7 +48,7 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
         out.flush()
 
     out.write(f"lingma-mcp {__version__} doctor\n")
-    from .backends import choose
+    from ..asking.backend_choice import choose
 
     choice = choose(settings)
     out.write(f"Backend: {choice.kind} ({choice.reason})\n")
@@ -144,7 +144,7 @@ async def _doctor(settings: Settings, out: TextIO) -> int:
 
 def _credential_notes(out: TextIO) -> None:
     """Which credential the CLI logs in with, and, for a token, what a person should know."""
-    from .backends import cli_credential
+    from ..asking.backend_choice import cli_credential
 
     credential, warning = cli_credential()
     out.write(f"- Credential: {credential}\n")
@@ -153,7 +153,7 @@ def _credential_notes(out: TextIO) -> None:
 
 
 def _find_binary(settings: Settings, report: Callable[[bool, str, str], None]) -> bool:
-    from .backends import find_ide_for
+    from ..asking.backend_choice import find_ide_for
 
     if settings.lingma_port:
         report(True, "Lingma binary", f"not needed: attaching to port {settings.lingma_port}")
@@ -234,7 +234,7 @@ def _note(out: TextIO, step: str) -> Callable[[bool, str, str], None]:
 
 
 def _find_cli(settings: Settings, report: Callable[[bool, str, str], None]) -> bool:
-    from .backends import find_cli_for, node_beside
+    from ..asking.backend_choice import find_cli_for, node_beside
 
     try:
         command = find_cli_for(settings)

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import __version__
-from .config import (
+from .. import __version__
+from ..config import (
     DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_CHECKPOINT_MAX_FILE_MB,
     DEFAULT_CLI_SESSION_TIMEOUT,
@@ -364,7 +364,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         settings.max_result_chars = chars
     value, name = pick("approval")
     if value is not None:
-        from .workspace.policy import parse_policy
+        from ..workspace.policy import parse_policy
 
         try:
             parse_policy(str(value))
@@ -406,7 +406,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         settings.sandbox_network = network == "on"
     value, name = pick("command_env")
     if value:
-        from .workspace.command_env import parse_names
+        from ..workspace.command_env import parse_names
 
         try:
             settings.command_env = parse_names(str(value))
@@ -419,7 +419,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
 
 def configure_logging(level: str) -> None:
     """Everything to stderr; stdout is MCP's (serve) or the answer's (ask)."""
-    from .redact import SecretFilter
+    from ..redact import SecretFilter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -450,15 +450,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(TTY_HINT)
         return _serve(settings)
     if command == "doctor":
-        from .server.doctor import run_doctor
+        from .doctor import run_doctor
 
         return run_doctor(settings)
     if command == "ask":
-        from .server.terminal import run_ask
+        from .terminal_ask import run_ask
 
         return run_ask(settings, args.prompt, session_id=args.session_id, timeout_s=args.timeout_s)
     if command == "demo":
-        from .server.demo import run_demo
+        from .demo import run_demo
 
         return run_demo(settings)
     parser.error(f"unknown command {command!r}")
@@ -468,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings) -> int:
     import anyio
 
-    from .server.app import build_app, serve_stdio
+    from ..server.app import build_app, serve_stdio
 
     log.info(
         "lingma-mcp %s serving stdio (simulate=%s, workspace=%s)",

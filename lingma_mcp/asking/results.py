@@ -1,8 +1,9 @@
-"""Pydantic models at the MCP edge: what each tool returns (its ``outputSchema``).
+"""What the asking service returns, as pydantic models: an answer, the models, the login.
 
-Field names are a contract with hosts and users' prompts: change them only with the issue.
-Every model here is built from allow-listed values; none has a field that could hold a
-token.
+The MCP face sends them as they are, as structured results; their schemas are the tools'
+``outputSchema``. Field names are a contract with hosts and users' prompts: change them
+only with the issue. Every model here is built from allow-listed values; none has a field
+that could hold a token.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.types import ElicitResult
 
 from ..config import Settings
-from .progress import STATUS_PREFIX
+from ..server.progress import STATUS_PREFIX
 
 DEMO_ENV = {
     # Small, visible streaming: about two seconds of text per answer.
@@ -129,7 +129,7 @@ async def _demo(settings: Settings, out: TextIO) -> int:
 
             steps.extend(await _agent_tour(client, project, person, out))
 
-    from .demo_cli import cli_tour  # the second backend, on the ACP simulator
+    from .demo_cli_backend import cli_tour  # the second backend, on the ACP simulator
 
     steps += await cli_tour(settings, out, _ask)
 

@@ -1,7 +1,8 @@
 """``lingma-mcp ask``: one question from a terminal, the answer streamed to stdout.
 
-The same :class:`~.bridge.Bridge` path the MCP tool takes, so the terminal sees the same
-validation and the same error texts; status goes to stderr so stdout can be piped.
+The same :class:`~lingma_mcp.asking.bridge.Bridge` path the MCP tool takes, so the terminal
+sees the same validation and the same error texts; status goes to stderr so stdout can be
+piped.
 
 Agent mode hosts the workspace here as the MCP face does: Lingma's file and command work
 goes through the approval gate, whose questions are asked on the terminal (the question on
@@ -21,14 +22,14 @@ from typing import Any, TextIO
 
 import anyio
 
+from ..asking.bridge import Bridge
+from ..asking.error_texts import InvalidArgument
 from ..config import Settings
 from ..events import ChatEvent, Step, TextDelta, Thinking, ToolUpdate
-from ..workspace.errors import WorkspaceError
 from ..workspace.gate import APPROVE, APPROVE_ALL, DENY
 from ..workspace.paths import check_workspace
 from ..workspace.policy import ACTIONS, Policy
-from .bridge import Bridge
-from .errors import InvalidArgument
+from ..workspace.workspace_errors import WorkspaceError
 
 LineSource = Callable[[], Awaitable[str]]
 """Reads one line the person typed, stripped; ``""`` at the end of input."""

@@ -26,10 +26,10 @@ from websockets.exceptions import ConnectionClosed
 from ..errors import LingmaConnectionLost, LingmaError, LingmaStartupError, RpcTimeout
 from ..process.child import STDOUT_END_WAIT, TERMINATE_GRACE, ChildProcess
 from ..process.machine import Handle, Progress
-from .client import LingmaClient
-from .discovery import find_lingma
+from .binary_discovery import find_lingma
 from .framing import DEFAULT_MAX_BODY, MAX_HEADER_BYTES
-from .info import remove_stale_info, shared_info_paths, wait_for_info
+from .ide_client import LingmaClient
+from .info_reader import remove_stale_info, shared_info_paths, wait_for_info
 from .jsonrpc import RpcConnection, WebSocketLike
 from .launch_options import LaunchOptions
 

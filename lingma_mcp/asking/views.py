@@ -23,8 +23,8 @@ from ..backend import (
     ToolCall,
     Usage,
 )
-from .errors import LOGIN_HINT, not_logged_in
-from .models import (
+from .error_texts import LOGIN_HINT, not_logged_in
+from .results import (
     AttachmentInfo,
     AuthInfo,
     BridgeState,
@@ -32,7 +32,7 @@ from .models import (
     SessionInfo,
     ToolEvent,
 )
-from .models import Usage as UsageInfo
+from .results import Usage as UsageInfo
 
 
 def auth_info(login: Login, bridge: BridgeState) -> AuthInfo:

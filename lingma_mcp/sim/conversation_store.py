@@ -5,7 +5,7 @@ has them, as the binary keeps its conversations (the bridge promises conversatio
 outlive a restart "where Lingma keeps them"). Shapes follow PROTOCOL.md section 5.
 
 The file holds prompts and answers: it is 0600 in a 0700 folder and written durably
-(:mod:`lingma_mcp.sim.files`). A store that cannot be parsed (truncated by a crash, or
+(:mod:`lingma_mcp.sim.private_files`). A store that cannot be parsed (truncated by a crash, or
 edited by hand) is never silently replaced: it is moved aside as
 ``sessions.json.corrupt-<UTC time>``, the move is logged on stderr, and an empty store
 starts; the damaged file stays for whoever wants to recover it.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lingma_mcp.sim.files import private_folder, remove_leftovers, write_durably
+from lingma_mcp.sim.private_files import private_folder, remove_leftovers, write_durably
 
 log = logging.getLogger("lingma_mcp.sim")
 

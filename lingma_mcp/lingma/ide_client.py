@@ -32,6 +32,7 @@ from .conversations import session_from_record, summary_from_record
 from .ide_tools import IdeTools
 from .jsonrpc import RpcConnection
 from .streams import ChatStream, StreamRouter
+from .tool_events import observe
 from .toolhost import (
     NO_CHAT,
     NO_HANDLER,
@@ -42,7 +43,6 @@ from .toolhost import (
     async_ack,
     invoke_response,
 )
-from .tools import observe
 
 log = logging.getLogger(__name__)
 

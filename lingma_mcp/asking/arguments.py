@@ -1,22 +1,30 @@
-"""Tool arguments: the checks the input schema cannot express, and one wording for refusals.
+"""A question's arguments: checked before Lingma is asked, and one wording for refusals.
 
 Every refused argument reads the same, whether pydantic refused it against the schema or
-the bridge did: ``Invalid argument NAME: what was wrong. Send what to send.``
+:func:`validate` did: ``Invalid argument NAME: what was wrong. Send what to send.``
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidArgument, invalid_argument
+from ..backend import Attachment
+from ..config import MODES, Settings
+from .error_texts import InvalidArgument, invalid_argument
+
+if TYPE_CHECKING:
+    from .agent_calls import AgentCall
 
 # The longest timeout_s a call may ask for: a day.
 MAX_TIMEOUT_S = 86400.0
 # The longest path passed on as a workspace (PATH_MAX on Linux).
 MAX_PATH_CHARS = 4096
+# The longest reasoning effort value passed on; the CLI's are single words.
+MAX_EFFORT_CHARS = 64
 
 SEND: dict[str, str] = {
     "prompt": "the question or task for Lingma as a non-empty string",
@@ -117,3 +125,90 @@ def checked_workspace(raw: str) -> Path:
     if not is_dir:
         raise invalid_argument("workspace", f"{str(folder)!r} is not a folder here", send)
     return folder
+
+
+@dataclass
+class AskParams:
+    """One question, as validated arguments."""
+
+    prompt: str
+    model: str | None
+    mode: str
+    session_id: str | None
+    workspace: Path
+    timeout_s: float
+    agent: AgentCall | None = None  # agent mode: the call's workspace host (.agent_calls)
+    attachments: tuple[Attachment, ...] = ()  # resolved and confined (server/attachments.py)
+    fork: bool = False
+    reasoning_effort: str | None = None
+    effort_optional: bool = False  # the server's --reasoning-effort, not the call's own
+
+
+def validate(
+    settings: Settings,
+    prompt: Any,
+    *,
+    model: str | None = None,
+    mode: str | None = None,
+    session_id: str | None = None,
+    workspace: str | Path | None = None,
+    timeout_s: Any = None,
+    attachments: tuple[Attachment, ...] = (),
+    fork: bool = False,
+    reasoning_effort: str | None = None,
+) -> AskParams:
+    """Refuse bad arguments before Lingma is asked; every refusal says what to send.
+
+    What is not given comes from ``settings``: the mode, the model, the timeout and the
+    workspace the server was started with. ``attachments`` come resolved
+    (``server/attachments.py``); a ``reasoning_effort`` not given falls back to the
+    server's, which the backend then skips where the model offers none.
+
+    Raises:
+        InvalidArgument: the first argument refused, and what to send instead.
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise invalid_argument("prompt", "it is empty", SEND["prompt"])
+    limit = settings.max_prompt_chars
+    if len(prompt) > limit:
+        raise invalid_argument(
+            "prompt",
+            f"it has {len(prompt):,} characters, over this server's limit of {limit:,} "
+            "(--max-prompt-chars, LINGMA_MAX_PROMPT_CHARS)",
+            "a shorter prompt: quote only the parts of files Lingma needs, or raise the limit",
+        )
+    prompt = replace_lone_surrogates(prompt)
+    mode = (mode or settings.mode or "chat").strip().lower()
+    if mode not in MODES:
+        raise invalid_argument("mode", f"{mode!r} is not a mode", SEND["mode"])
+    model = (model or settings.model or "").strip() or None
+    if session_id is not None:
+        session_id = session_id.strip() or None
+    if timeout_s is None:
+        timeout_s = settings.request_timeout
+    timeout_s = checked_timeout(timeout_s)
+    folder = settings.workspace
+    if workspace:
+        folder = checked_workspace(str(workspace))
+    if fork and session_id is None:
+        raise invalid_argument(
+            "fork", "it needs the session_id of the conversation to fork", SEND["fork"]
+        )
+    effort = (reasoning_effort or "").strip() or None
+    if effort is not None and len(effort) > MAX_EFFORT_CHARS:
+        raise invalid_argument(
+            "reasoning_effort", f"it has {len(effort)} characters", SEND["reasoning_effort"]
+        )
+    optional = effort is None and bool(settings.reasoning_effort)
+    return AskParams(
+        prompt=prompt,
+        model=model,
+        mode=mode,
+        session_id=session_id,
+        workspace=folder,
+        timeout_s=timeout_s,
+        attachments=attachments,
+        fork=fork,
+        reasoning_effort=effort or settings.reasoning_effort,
+        effort_optional=optional,
+    )

@@ -25,12 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from lingma_mcp.acp.acp_client import CONTROL_TIMEOUT, SESSION_TIMEOUT, AcpClient, ListedSession
 from lingma_mcp.acp.attachments import prompt_blocks
 from lingma_mcp.acp.attempt import AgentHandle, start_agent
-from lingma_mcp.acp.client import CONTROL_TIMEOUT, SESSION_TIMEOUT, AcpClient, ListedSession
+from lingma_mcp.acp.cli_discovery import CliCommand, CliNotFound, find_cli
+from lingma_mcp.acp.cli_errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
 from lingma_mcp.acp.credentials import LOGIN_INSTRUCTIONS, Credential, credential_in
-from lingma_mcp.acp.discovery import CliCommand, CliNotFound, find_cli
-from lingma_mcp.acp.errors import NOT_LOGGED_IN_MESSAGE, CapabilityMissing, CliNotLoggedIn
 from lingma_mcp.acp.models import as_models
 from lingma_mcp.acp.prompt import PromptStream
 from lingma_mcp.backend import (
@@ -58,7 +58,7 @@ from lingma_mcp.process.machine import (
 )
 from lingma_mcp.process.states import State
 
-log = logging.getLogger("lingma_mcp.acp.backend")
+log = logging.getLogger("lingma_mcp.acp.cli_backend")
 
 LOG_HINT = (
     "The Lingma CLI's stderr is logged at DEBUG: run with --log-level DEBUG "

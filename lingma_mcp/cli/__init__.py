@@ -1,0 +1,1 @@
+"""The command line: ``lingma-mcp`` and its subcommands (doctor, ask, demo)."""
