@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -50,22 +52,7 @@ async def run_server(options: SimOptions) -> int:
         except asyncio.TimeoutError:
             pass
 
-    state = SimState.create(options)
-
-    async def handler(ws: ServerConnection) -> None:
-        await Connection(ws, state).serve()
-
-    async with serve(
-        handler,
-        HOST,
-        options.socket_port,
-        max_size=MAX_MESSAGE,
-        compression=None,
-        ping_interval=None,
-        close_timeout=2,
-    ) as server:
-        port = server.sockets[0].getsockname()[1] if server.sockets else options.socket_port
-        log.info("listening on ws://%s:%d/", HOST, port)
+    async with listening(options) as port:
         noise(f"[main] websocket server started at port {port}")
         if options.no_info:
             log.warning("not writing .info (LINGMA_SIM_NO_INFO)")
@@ -76,9 +63,40 @@ async def run_server(options: SimOptions) -> int:
             log.info("wrote %s", path)
         await stop.wait()
         log.info("shutting down")
-    state.store.flush()
-    state.messages.close()
     return 0
+
+
+@asynccontextmanager
+async def listening(options: SimOptions) -> AsyncIterator[int]:
+    """The WebSocket server and the state it shares, listening on the port it yields;
+    conversations saved and the message log closed on the way out.
+
+    The whole simulator but its process: no signals, no ``.info``, no start-up faults.
+    Tests serve it this way in their own event loop, to be reached on the port as
+    ``--lingma-port`` reaches a running Lingma.
+    """
+    options.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    state = SimState.create(options)
+
+    async def handler(ws: ServerConnection) -> None:
+        await Connection(ws, state).serve()
+
+    try:
+        async with serve(
+            handler,
+            HOST,
+            options.socket_port,
+            max_size=MAX_MESSAGE,
+            compression=None,
+            ping_interval=None,
+            close_timeout=2,
+        ) as server:
+            port = server.sockets[0].getsockname()[1] if server.sockets else options.socket_port
+            log.info("listening on ws://%s:%d/", HOST, port)
+            yield port
+    finally:
+        state.store.flush()
+        state.messages.close()
 
 
 def _install_signal_handlers(stop: asyncio.Event, *, ignore_sigterm: bool) -> None:
