@@ -1,11 +1,40 @@
-"""Process checks shared by the tests that start and stop Lingma (or its stand-ins)."""
+"""Waiting on what is no event: processes, files and ``/proc``.
+
+Most waits in the tests are events (a message arrived, a callback ran). What another
+process does (it exits, it writes a file, a grandchild appears) can only be polled:
+:func:`wait_until` is the one poller, bounded so a test fails saying what it waited for.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+import anyio
+
+T = TypeVar("T")
+
+POLL_S = 0.01
+# Generous: a loaded machine must not fail a test that is only slow.
+WITHIN_S = 15.0
+
+
+async def wait_until(
+    condition: Callable[[], T], within: float = WITHIN_S, what: str | None = None
+) -> T:
+    """Poll ``condition`` until it returns something truthy, and return that.
+
+    Fails (``TimeoutError``) after ``within`` seconds, naming ``what`` (or the condition).
+    Runs on asyncio and trio alike (anyio)."""
+    try:
+        with anyio.fail_after(within):
+            while not (value := condition()):  # noqa: ASYNC110 - no event to await
+                await anyio.sleep(POLL_S)
+    except TimeoutError:
+        raise TimeoutError(f"waited {within} s for {what or condition}") from None
+    return value
 
 
 def alive(pid: int) -> bool:
@@ -27,16 +56,9 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-async def wait_gone(pid: int, what: str, within: float = 10.0) -> None:
-    """Wait until ``pid`` is gone; fail naming ``what`` if it is not within ``within`` s.
-
-    No event exists for the death of a process that is not our child: poll. The bound is
-    generous so a loaded machine does not fail a test that is only slow.
-    """
-    deadline = time.monotonic() + within
-    while alive(pid):
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.02)
+async def wait_gone(pid: int, what: str, within: float = WITHIN_S) -> None:
+    """Wait until ``pid`` is gone; fail naming ``what`` if it is not within ``within`` s."""
+    await wait_until(lambda: not alive(pid), within, what)
 
 
 def with_marker(marker: str) -> list[int]:

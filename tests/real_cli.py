@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 # Pinned: 1.1.52 runs offline with --fake-responses; 1.1.76 fails at session/new that way.
 VERSION = "1.1.52"
@@ -91,6 +92,15 @@ def empty_home_env(home: Path) -> dict[str, str]:
     env["HOME"] = str(home)
     env.pop("XDG_CONFIG_HOME", None)
     return env
+
+
+def use_empty_home(patch: Any, home: Path) -> None:
+    """This process's environment (through ``patch``, a ``pytest.MonkeyPatch``) made the one
+    :func:`empty_home_env` gives: what a server here hands the CLI it starts."""
+    env = empty_home_env(home)
+    for name in [n for n in os.environ if n not in env]:
+        patch.delenv(name)
+    patch.setenv("HOME", env["HOME"])
 
 
 def processes_with_home(home: Path) -> list[int]:

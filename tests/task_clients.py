@@ -1,9 +1,8 @@
 """Clients that speak MCP Tasks, for the tests: the Python SDK's client ships no Tasks.
 
 - :class:`RawClient`: JSON-RPC by hand on protocol 2025-11-25 (the experimental Tasks of
-  the core protocol), over the SDK's in-memory transport (:func:`raw_inprocess`) or a real
-  server's stdio (:func:`raw_stdio`). It answers elicitations with ``person`` and keeps
-  every notification.
+  the core protocol), over the SDK's in-memory transport (:func:`raw_inprocess`). It
+  answers elicitations with ``person`` and keeps every notification.
 - :class:`TasksExtension`: the SDK ``Client``'s own extension seam on 2026-07-28: it
   declares ``io.modelcontextprotocol/tasks`` and claims ``resultType: "task"`` results,
   so a call answered with a task comes back to the test as that task.
@@ -11,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -138,43 +136,6 @@ async def raw_inprocess(app: Any, person: Person | None = None) -> AsyncIterator
             tg.start_soon(read)
             yield client
             tg.cancel_scope.cancel()
-
-
-@asynccontextmanager
-async def raw_stdio(
-    command: list[str], env: dict[str, str], errlog: Any, person: Person | None = None
-) -> AsyncIterator[RawClient]:
-    """A :class:`RawClient` on a server process's stdio, one JSON message a line."""
-    process = await anyio.open_process(command, env=env, stderr=errlog)
-    async with process:
-        assert process.stdin is not None and process.stdout is not None
-        stdin, stdout = process.stdin, process.stdout
-
-        async def send(message: dict[str, Any]) -> None:
-            await stdin.send((json.dumps(message) + "\n").encode())
-
-        client = RawClient(send, person)
-        async with anyio.create_task_group() as tg:
-
-            async def read() -> None:
-                buffered = b""
-                async for chunk in stdout:
-                    buffered += chunk
-                    *lines, buffered = buffered.split(b"\n")
-                    for line in lines:
-                        if line.strip():
-                            tg.start_soon(client.feed, json.loads(line))
-
-            tg.start_soon(read)
-            try:
-                yield client
-            finally:
-                tg.cancel_scope.cancel()
-                await stdin.aclose()
-                with anyio.move_on_after(20):
-                    await process.wait()
-                if process.returncode is None:
-                    process.kill()
 
 
 # -- 2026-07-28: the SDK Client's extension seam ---------------------------------------------

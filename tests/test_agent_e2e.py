@@ -1,4 +1,4 @@
-"""Agent mode as hosts use it: a real stdio server, the SDK's client, the simulator behind.
+"""Agent mode as hosts use it: the server, the SDK's client, the simulator behind.
 
 The simulator's agent mode carries out the ``@`` instructions of the prompt as Lingma's
 tool calls (``tool/invoke``, PENDING ``tool/call/sync``) and writes each outcome into its
@@ -9,74 +9,33 @@ answer, so the answer shows what Lingma was told. Each test asserts on what the 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from conftest import server_params
+from fakes import Person, text_of
 from mcp import Client
-from mcp.client.stdio import stdio_client
-from mcp.types import ElicitResult
-from procs import sleeper, with_marker
+from procs import sleeper, wait_until, with_marker
+from servers import mcp_server
 
 pytestmark = pytest.mark.timeout(90)
 
 FAST = {"LINGMA_SIM_DELTA_DELAY": "0.001", "LINGMA_SIM_ANSWER_SIZE": "60"}
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    (folder / "keep.txt").write_text("one\ntwo\n")
-    (folder / "old.txt").write_text("bye\n")
-    return folder.resolve()
-
-
 @asynccontextmanager
-async def mcp_server(
-    tmp_path: Path, project: Path, env: dict[str, str] | None = None, **client_options: Any
+async def agent_server(
+    tmp_path: Path, project: Path, person: Person | None = None, **settings: Any
 ) -> AsyncIterator[Client]:
-    params = server_params(
-        tmp_path,
-        {**FAST, **(env or {})},
-        "--mode",
-        "agent",
-        "--request-timeout",
-        "60",
-        workspace=project,
-    )
-    with open_log(tmp_path) as errlog:
-        transport = stdio_client(params, errlog=errlog)
-        async with Client(transport, mode="legacy", **client_options) as client:
-            yield client
-
-
-def open_log(tmp_path: Path) -> Any:
-    """The server's stderr, kept for reading after a failure."""
-    return open(tmp_path / "server.log", "a", encoding="utf-8")
-
-
-class Person:
-    """Answers each approval form with the next decision, keeping the questions."""
-
-    def __init__(self, *decisions: str, action: str = "accept") -> None:
-        self.decisions = list(decisions)
-        self.action = action
-        self.asked: list[str] = []
-
-    async def __call__(self, _: Any, params: Any) -> ElicitResult:
-        self.asked.append(params.message)
-        if self.action != "accept":
-            return ElicitResult(action=self.action)  # type: ignore[arg-type]
-        return ElicitResult(action="accept", content={"decision": self.decisions.pop(0)})
-
-
-def text_of(result: Any) -> str:
-    return result.content[0].text
+    """The server in agent mode on ``project``, the person (if any) asked by elicitation."""
+    host = {"elicitation_callback": person} if person is not None else {}
+    async with mcp_server(
+        tmp_path, FAST, workspace=project, mode="agent", request_timeout=60, host=host, **settings
+    ) as client:
+        yield client
 
 
 def files(folder: Path) -> dict[str, str | None]:
@@ -101,7 +60,7 @@ async def test_edits_land_after_the_person_approves_and_can_be_reviewed_and_reve
 ) -> None:
     person = Person("approve", "approve", "approve", "approve")
     prompt = EDIT + "\n@confirm make test"
-    async with mcp_server(tmp_path, project, elicitation_callback=person) as client:
+    async with agent_server(tmp_path, project, person) as client:
         result = await client.call_tool("ask_lingma", {"prompt": prompt})
         assert not result.is_error, text_of(result)
         data = result.structured_content
@@ -115,7 +74,7 @@ async def test_edits_land_after_the_person_approves_and_can_be_reviewed_and_reve
     assert "delete_file_by_path" in answer and "old.txt: ok" in answer
     assert "confirm make test: approved" in answer
     assert len(person.asked) == 4
-    assert "notes/new.txt" in person.asked[0] and "make test" in person.asked[3]
+    assert "notes/new.txt" in person.questions[0] and "make test" in person.questions[3]
     assert [
         (c["path"], c["action"], c["lines_added"], c["lines_removed"], c["by"])
         for c in sorted(data["changes"], key=lambda c: c["path"])
@@ -149,7 +108,7 @@ async def test_a_refusal_leaves_every_file_untouched_and_lingma_is_told(
 ) -> None:
     person = Person("deny", "deny", "deny") if how == "deny" else Person(action="decline")
     before = files(project)
-    async with mcp_server(tmp_path, project, elicitation_callback=person) as client:
+    async with agent_server(tmp_path, project, person) as client:
         result = await client.call_tool("ask_lingma", {"prompt": EDIT})
     assert not result.is_error, text_of(result)
     assert files(project) == before
@@ -163,7 +122,7 @@ async def test_a_host_without_elicitation_gets_denials_that_say_how_to_allow(
     tmp_path: Path, project: Path
 ) -> None:
     before = files(project)
-    async with mcp_server(tmp_path, project) as client:
+    async with agent_server(tmp_path, project) as client:
         result = await client.call_tool("ask_lingma", {"prompt": EDIT})
     assert not result.is_error, text_of(result)
     assert files(project) == before
@@ -191,8 +150,8 @@ async def test_escapes_fail_clearly_and_touch_nothing_outside(
             "@create ~/y hello",
         ]
     )
-    env = {"LINGMA_APPROVAL": "read=allow,write=allow,delete=allow"}
-    async with mcp_server(tmp_path, project, env) as client:
+    approval = "read=allow,write=allow,delete=allow"
+    async with agent_server(tmp_path, project, approval=approval) as client:
         result = await client.call_tool("ask_lingma", {"prompt": prompt})
     assert not result.is_error, text_of(result)
     answer = result.structured_content["answer"]
@@ -207,8 +166,8 @@ async def test_read_only_denies_writes_even_when_the_setting_allows_them(
     tmp_path: Path, project: Path
 ) -> None:
     before = files(project)
-    env = {"LINGMA_APPROVAL": "write=allow,delete=allow,run=allow"}
-    async with mcp_server(tmp_path, project, env) as client:
+    approval = "write=allow,delete=allow,run=allow"
+    async with agent_server(tmp_path, project, approval=approval) as client:
         result = await client.call_tool(
             "ask_lingma", {"prompt": EDIT + "\n@read keep.txt", "read_only": True}
         )
@@ -224,36 +183,30 @@ async def test_read_only_denies_writes_even_when_the_setting_allows_them(
     ]
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    # Process states and files cannot be awaited as events: poll, bounded by the test timeout.
-    while not condition():  # noqa: ASYNC110
-        await anyio.sleep(0.02)
-
-
 async def test_a_cancelled_call_kills_its_running_commands_whole_group(
     tmp_path: Path, project: Path
 ) -> None:
     # Found by what they run: in the sandbox's PID namespace $$ and $! are not our pids.
     marker = sleeper()
     prompt = f"@run sleep {marker} & setsid sleep {marker} & wait"
-    async with mcp_server(tmp_path, project, {"LINGMA_APPROVAL": "run=allow"}) as client:
+    async with agent_server(tmp_path, project, approval="run=allow") as client:
         async with anyio.create_task_group() as tg:
             tg.start_soon(client.call_tool, "ask_lingma", {"prompt": prompt})
-            await _until(lambda: len(with_marker(marker)) >= 2)
+            await wait_until(lambda: len(with_marker(marker)) >= 2)
             tg.cancel_scope.cancel()
-        await _until(lambda: not with_marker(marker))
+        await wait_until(lambda: not with_marker(marker))
         # The server lives on.
         after = await client.call_tool("ask_lingma", {"prompt": "hi", "mode": "chat"})
         assert not after.is_error, text_of(after)
 
 
 async def test_the_record_survives_a_restart_of_the_server(tmp_path: Path, project: Path) -> None:
-    env = {"LINGMA_APPROVAL": "write=allow,delete=allow"}
-    async with mcp_server(tmp_path, project, env) as client:
+    approval = "write=allow,delete=allow"
+    async with agent_server(tmp_path, project, approval=approval) as client:
         result = await client.call_tool("ask_lingma", {"prompt": EDIT})
     request_id = result.structured_content["request_id"]
     assert len(result.structured_content["changes"]) == 3
-    async with mcp_server(tmp_path, project, env) as client:
+    async with agent_server(tmp_path, project, approval=approval) as client:
         diff = (await client.read_resource(f"lingma://changes/{request_id}")).contents[0].text
         revert = await client.call_tool("revert_changes", {"request_id": request_id})
     assert "+hello" in diff

@@ -1,10 +1,12 @@
 """Approvals through real clients on protocol 2026-07-28, over stdio, as hosts run them.
 
 A real ``lingma-mcp --simulate`` process in agent mode, the simulator behind it, and the
-clients' own drivers of the ``InputRequiredResult`` rounds: the Python SDK's ``Client``
-(its default mode negotiates 2026-07-28) and fastmcp's (4.x, which declares form and URL
-elicitation). Each is asked twice, approves the first edit and denies the second; the
-result lists what the person decided.
+clients' own drivers of the 2026-07-28 rounds: the Python SDK's ``Client`` (its default
+mode negotiates 2026-07-28) and fastmcp's (4.x, which declares form and URL elicitation).
+Each is asked twice, approves the first edit and denies the second; the result lists what
+the person decided. The Python SDK's client then runs a background ask as a task, whose
+question comes in the task's input requests (the Tasks extension of ``task_clients.py``):
+the 2026-07-28 shapes on a real wire, which the in-process tests only see as objects.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import open_log, server_params
-from mcp import Client
-from mcp.client.stdio import stdio_client
-from mcp.types import ElicitResult
+from fakes import Person, text_of
+from servers import mcp_process, open_log, server_params
+from task_clients import TasksExtension
 
 pytestmark = pytest.mark.timeout(90)
 
 FAST = {"LINGMA_SIM_DELTA_DELAY": "0.001", "LINGMA_SIM_ANSWER_SIZE": "60"}
 TWO_EDITS = "tidy up\n@create a.txt one\\n\n@create b.txt two\\n"
+ONE_EDIT = "tidy up\n@create c.txt three\\n"
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def agent_server(tmp_path: Path) -> Any:
 
 
 def assert_decided(tmp_path: Path, result: Any, asked: list[str]) -> None:
-    assert not result.is_error, result.content[0].text
+    assert not result.is_error, text_of(result)
     assert [p.name for p in (tmp_path / "project").iterdir()] == ["a.txt"]
     data = result.structured_content
     assert [(a["target"], a["decision"], a["by"]) for a in data["approvals"]] == [
@@ -44,22 +46,27 @@ def assert_decided(tmp_path: Path, result: Any, asked: list[str]) -> None:
     assert ["a.txt" in asked[0], "b.txt" in asked[1]] == [True, True]
 
 
-async def test_the_python_sdk_client_on_2026_07_28_is_asked_through_its_retries(
+async def test_the_python_sdk_client_on_2026_07_28_is_asked_through_retries_and_tasks(
     tmp_path: Path, agent_server: Any
 ) -> None:
-    decisions = ["approve", "deny"]
-    asked: list[str] = []
+    person = Person("approve", "deny")
 
-    async def person(_: Any, params: Any) -> ElicitResult:
-        asked.append(params.message)
-        return ElicitResult(action="accept", content={"decision": decisions.pop(0)})
+    async def approve(params: dict[str, Any]) -> dict[str, Any]:
+        return {"action": "accept", "content": {"decision": "approve"}}
 
-    with open_log(tmp_path) as errlog:
-        transport = stdio_client(agent_server, errlog=errlog)
-        async with Client(transport, elicitation_callback=person) as client:
-            assert client.protocol_version == "2026-07-28"
-            result = await client.call_tool("ask_lingma", {"prompt": TWO_EDITS})
-    assert_decided(tmp_path, result, asked)
+    tasks = TasksExtension(person=approve)
+    async with mcp_process(
+        tmp_path, params=agent_server, mode="auto", elicitation_callback=person, extensions=[tasks]
+    ) as client:
+        assert client.protocol_version == "2026-07-28"
+        result = await client.call_tool("ask_lingma", {"prompt": TWO_EDITS})
+        assert_decided(tmp_path, result, person.questions)
+        in_task = await client.call_tool("ask_lingma", {"prompt": ONE_EDIT, "background": True})
+    assert len(tasks.created) == 1 and tasks.seen[-1]["status"] == "completed"
+    assert "c.txt" in tasks.asked[0]["message"]
+    assert len(person.asked) == 2  # the task's question came in its input requests
+    assert [a["by"] for a in (in_task.structured_content or {})["approvals"]] == ["person"]
+    assert (tmp_path / "project" / "c.txt").read_text() == "three\n"
 
 
 @pytest.mark.skipif(

@@ -8,7 +8,8 @@ back as an ``InputRequiredResult`` and the client's retry carries the answer; on
 sees the same form, and the result is the same.
 
 Tests that need the server's own state (a parked job, its question) reach its job registry
-through :class:`Served`, which keeps the :class:`AskJobs` the app was built with.
+through :class:`Served`, which keeps the :class:`AskJobs` the app was built with (the
+``asks`` fixture).
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import sent_to_lingma
+from fakes import Person, text_of
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, ElicitResult, ErrorData, InputRequiredResult
+from servers import mcp_server, sent_to_lingma
 
-import lingma_mcp.server.app as app_module
 from lingma_mcp.asking.jobs import Job, QuestionState
-from lingma_mcp.config import Settings
 from lingma_mcp.server.approvals import DECISION_SCHEMA
 from lingma_mcp.server.job_tools import AskJobs
 
@@ -41,72 +41,40 @@ ONE_EDIT = "tidy up\n@create a.txt one\\n"
 TWO_EDITS = ONE_EDIT + "\n@create b.txt two\\n"
 
 
-class Person:
-    """An elicitation callback: answers each form with the next decision, keeping what it
-    was shown (and, through ``log``, when: beside the progress it received)."""
-
-    def __init__(self, *decisions: str, log: list[str] | None = None) -> None:
-        self.decisions = list(decisions)
-        self.asked: list[Any] = []
-        self.log = log if log is not None else []
-
-    async def __call__(self, _: Any, params: Any) -> ElicitResult | ErrorData:
-        self.asked.append(params)
-        self.log.append(f"asked: {params.message.splitlines()[0]}")
-        return ElicitResult(action="accept", content={"decision": self.decisions.pop(0)})
-
-
 class Served:
-    """The app under test: its client options and, once built, its job registry."""
+    """The server under test in agent mode, and the job registry of the last one built."""
 
-    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, tmp_path: Path, asks: list[AskJobs]) -> None:
         self.tmp_path = tmp_path
         self.project = tmp_path / "project"
         self.project.mkdir()
-        self.asks: AskJobs | None = None
-        monkeypatch.setenv("LINGMA_SIM_LOG", str(tmp_path / "sim.jsonl"))
-        monkeypatch.setenv("LINGMA_SIM_DELTA_DELAY", "0.001")
-        served = self
+        self._asks = asks
 
-        class KeptAskJobs(AskJobs):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                served.asks = self
-
-        monkeypatch.setattr(app_module, "AskJobs", KeptAskJobs)
+    @property
+    def asks(self) -> AskJobs:
+        return self._asks[-1]
 
     @asynccontextmanager
-    async def client(self, era: str = "2026-07-28", **options: Any) -> AsyncIterator[Client]:
-        settings = {
-            "simulate": True,
-            "mode": "agent",
-            "work_dir": self.tmp_path / "work",
-            "workspace": self.project,
-            "request_timeout": 45.0,
-            **options.pop("settings", {}),
-        }
-        app = app_module.build_app(Settings(**settings))
-        mode = {"mode": "legacy"} if era == "legacy" else {}
-        async with Client(app, **mode, **options) as client:
+    async def client(
+        self, era: str = "2026-07-28", *, settings: dict[str, Any] | None = None, **host: Any
+    ) -> AsyncIterator[Client]:
+        protocol = {"mode": "legacy" if era == "legacy" else "auto"}
+        options = {"mode": "agent", "request_timeout": 45.0, **(settings or {})}
+        fast = {"LINGMA_SIM_DELTA_DELAY": "0.001"}
+        async with mcp_server(self.tmp_path, fast, host={**protocol, **host}, **options) as client:
             yield client
 
     def job(self, job_id: str) -> Job:
-        assert self.asks is not None
         return self.asks.registry.get(job_id)
 
     def only_job(self) -> Job:
-        assert self.asks is not None
         (job,) = self.asks.registry.jobs()
         return job
 
 
 @pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Served:
-    return Served(tmp_path, monkeypatch)
-
-
-def text_of(result: Any) -> str:
-    return result.content[0].text
+def served(tmp_path: Path, asks: list[AskJobs]) -> Served:
+    return Served(tmp_path, asks)
 
 
 def answer_text(progress: list[str]) -> str:
@@ -568,7 +536,6 @@ async def test_parked_calls_never_resumed_are_each_released_after_the_timeout(
                 prompt = f"edit {n}\n@create f{n}.txt x\\n"
                 tg.start_soon(Rounds(client, prompt).first)
         # Each call returned its question (Rounds.first checks) and left its job parked.
-        assert served.asks is not None
         registry = served.asks.registry
         jobs = registry.jobs()
         assert len(jobs) == calls <= registry.max_jobs

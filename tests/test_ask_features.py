@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import sent_to_lingma, text_of
+from fakes import Progress, text_of
 from mcp import Client
+from servers import mcp_server, sent_to_agent, sent_to_lingma
 
 from lingma_mcp.acp.cli_errors import NOT_LOGGED_IN_MESSAGE
 from lingma_mcp.acp.credentials import credential_in
-from lingma_mcp.config import Settings
-from lingma_mcp.server.app import build_app
-from lingma_mcp.server.progress import STATUS_PREFIX
 from lingma_mcp.workspace.command_env import clean_env
 
 pytestmark = pytest.mark.timeout(90)
@@ -54,12 +52,9 @@ def png() -> bytes:
 
 @pytest.fixture
 def sims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Both simulators log what they receive into the test's folder; no token is set."""
+    """A workspace with a file, a folder and an image; no token is set."""
     for name in TOKEN_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LINGMA_SIM_ACP_LOG", str(tmp_path / "acp.jsonl"))
-    monkeypatch.setenv("LINGMA_SIM_LOG", str(tmp_path / "sim.jsonl"))
-    monkeypatch.setenv("LINGMA_SIM_DELTA_DELAY", "0")
     workspace = tmp_path / "project"
     (workspace / "src").mkdir(parents=True)
     (workspace / "src" / "app.py").write_text("print('hi')\n")
@@ -69,36 +64,16 @@ def sims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @asynccontextmanager
 async def server(tmp_path: Path, backend: str = "cli", **settings: Any) -> AsyncIterator[Client]:
-    options: dict[str, Any] = {
-        "simulate": True,
-        "backend": backend,
-        "work_dir": tmp_path / "work",
-        "workspace": tmp_path / "project",
-        "request_timeout": 30.0,
-    }
-    app = build_app(Settings(**{**options, **settings}))
-    async with Client(app) as client:
+    """The server on ``backend``'s simulator, for a client of the newest protocol; the IDE
+    simulator's answers whole (they quote what came with the question)."""
+    async with mcp_server(
+        tmp_path,
+        {"LINGMA_SIM_DELTA_DELAY": "0", "LINGMA_SIM_ANSWER_SIZE": ""},
+        backend=backend,
+        host={"mode": "auto"},
+        **settings,
+    ) as client:
         yield client
-
-
-def sent_to_agent(tmp_path: Path, method: str) -> list[dict[str, Any]]:
-    path = tmp_path / "acp.jsonl"
-    found = []
-    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
-        entry = json.loads(line)
-        message = entry.get("message", entry)
-        if isinstance(message, dict) and message.get("method") == method:
-            found.append(message)
-    return found
-
-
-class Progress:
-    def __init__(self) -> None:
-        self.statuses: list[str] = []
-
-    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
-        if message and message.startswith(STATUS_PREFIX):
-            self.statuses.append(message[len(STATUS_PREFIX) :])
 
 
 async def ask(client: Client, **arguments: Any) -> Any:
@@ -141,7 +116,7 @@ async def test_attachments_reach_the_cli_as_content_blocks_and_the_result_and_pr
         "shot.png",
         "image 1",
     ]
-    assert progress.statuses[0] == (
+    assert progress.status[0] == "[lingma] " + (
         "attached: src/app.py (file, 12 B), src (folder), shot.png (image, 69 B), "
         "image 1 (image, 69 B)"
     )

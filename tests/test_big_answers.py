@@ -1,7 +1,7 @@
 """Big answers: cut at a line to --max-result-chars, the whole behind lingma://answers/{id}.
 
-Pure pieces first (the cut, the store, the shaped result), then the whole path through a
-real stdio server on the simulator with an answer of 200,000 characters.
+Pure pieces first (the cut, the store, the shaped result), then the whole path through the
+server on the simulator with an answer of 200,000 characters.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import mcp_server, server_params, text_of
+from fakes import text_of
 from hypothesis import given
 from hypothesis import strategies as st
 from mcp.shared.exceptions import MCPError
+from servers import mcp_server
 
 from lingma_mcp.asking.answer_store import AnswerStore, cut_text
 from lingma_mcp.asking.results import AskResult
@@ -169,9 +170,7 @@ async def test_a_200000_character_answer_comes_back_cut_with_a_link_to_the_whole
 async def test_max_result_chars_sets_the_cut_and_a_background_job_is_cut_the_same_way(
     tmp_path: Path,
 ) -> None:
-    params = server_params(tmp_path, BIG)
-    params.args += ["--max-result-chars", "5000"]
-    async with mcp_server(tmp_path, params=params) as client:
+    async with mcp_server(tmp_path, BIG, max_result_chars=5000) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         started = await client.call_tool(
             "ask_lingma", {"prompt": "long, in the background", "background": True}

@@ -1,7 +1,7 @@
 """A crash of Lingma mid-answer, as the host reads it: why it stopped (its exit code, or the
 signal that killed it) and the last line it wrote on stderr, redacted, on either backend.
 
-The server runs in-process; each simulator is a real child that crashes on cue.
+The server runs in this process; each simulator is a real child that crashes on cue.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import inprocess_server, text_of
+from fakes import text_of
+from servers import mcp_server
 
 from lingma_mcp.sim.chat import CRASH_EXIT_CODE
 
@@ -24,10 +25,10 @@ pytestmark = pytest.mark.timeout(60)
     ],
 )
 async def test_a_crash_mid_answer_names_the_exit_code_and_the_last_stderr_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, env: str, last_line: str
+    tmp_path: Path, backend: str, env: str, last_line: str
 ) -> None:
-    monkeypatch.setenv(env, "3")  # the simulators inherit it
-    async with inprocess_server(tmp_path, backend=backend) as client:
+    crash = {env: "3"}
+    async with mcp_server(tmp_path, crash, lingma="process", backend=backend) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "a question long enough"})
     assert result.is_error
     text = text_of(result)

@@ -1,9 +1,9 @@
 """Jobs as hosts use them: background asks, check and cancel, automatic detach.
 
-A real ``lingma-mcp --simulate`` over stdio, the SDK's client, the simulator behind (the
-fixtures of conftest.py). The simulator answers slowly where a test needs a job to be
-still running (``LINGMA_SIM_DELTA_DELAY``); order is asserted through what the host and
-the simulator saw, never through wall-clock time.
+The server on the simulator, the SDK's client (``servers.mcp_server``). The simulator
+answers slowly where a test needs a job to be still running (``LINGMA_SIM_DELTA_DELAY``);
+order is asserted through what the host and the simulator saw, never through wall-clock
+time.
 """
 
 from __future__ import annotations
@@ -14,28 +14,22 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import (
-    Progress,
-    inprocess_server,
-    mcp_server,
-    sent_to_lingma,
-    server_params,
-    text_of,
-    wait_until,
-)
-from mcp import Client
+from fakes import Progress, text_of
 from mcp.types import Implementation
+from procs import wait_until
+from servers import mcp_server, sent_to_lingma
 
 from lingma_mcp.server.answers import RESULT_SIZE_META
 
 pytestmark = pytest.mark.timeout(90)
 
-# About 100 deltas of 8 characters, 50 ms apart: several seconds of answer, so a job is
-# surely still running when the call that started it has returned.
-SLOW = {"LINGMA_SIM_DELTA_DELAY": "0.05", "LINGMA_SIM_ANSWER_SIZE": "800"}
+# 50 deltas of 8 characters, 20 ms apart: an answer that outlasts several checks of
+# FOLLOW_S each, so a job is surely still running when the call that started it returned.
+SLOW = {"LINGMA_SIM_DELTA_DELAY": "0.02", "LINGMA_SIM_ANSWER_SIZE": "400"}
+FOLLOW_S = 0.25
 
 
-async def follow(client: Any, job_id: str, wait_s: float = 1.0) -> tuple[list[Any], str]:
+async def follow(client: Any, job_id: str, wait_s: float = FOLLOW_S) -> tuple[list[Any], str]:
     """Check ``job_id`` until it ends; returns every check's result and the joined text."""
     checks: list[Any] = []
     with anyio.fail_after(60):
@@ -68,13 +62,13 @@ async def read_json(client: Any, uri: str) -> Any:
 # -- the contract -----------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio(loop_scope="module")
 async def test_the_job_tools_resources_and_ask_lingma_background_are_listed(
-    shared_server: Client,
+    tmp_path: Path,
 ) -> None:
-    tools = {t.name: t for t in (await shared_server.list_tools()).tools}
-    resources = {str(r.uri) for r in (await shared_server.list_resources()).resources}
-    listed = await shared_server.list_resource_templates()
+    async with mcp_server(tmp_path) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        resources = {str(r.uri) for r in (await client.list_resources()).resources}
+        listed = await client.list_resource_templates()
     templates = {t.uri_template: t for t in listed.resource_templates}
     ask = tools["ask_lingma"]
     assert ask.input_schema["properties"]["background"]["default"] is False
@@ -131,7 +125,7 @@ async def test_a_background_ask_returns_at_once_and_check_follows_it_to_the_whol
     assert last["status"] == "done" and last["error"] is None
     result = last["result"]
     assert result["status"] == "done" and result["job_id"] is None
-    assert len(result["answer"]) == 800 and "work in the background" in result["answer"]
+    assert len(result["answer"]) == 400 and "work in the background" in result["answer"]
     assert followed == result["answer"], "the checks' text joins into the whole answer"
     assert text_of(checks[-1]) == result["answer"], "a done job's text content is the answer"
     assert result["session_id"] and result["finish_reason"] == "success"
@@ -151,11 +145,9 @@ async def test_a_background_ask_returns_at_once_and_check_follows_it_to_the_whol
     ],
 )
 async def test_a_background_ask_refuses_bad_arguments_at_once(
-    tmp_path: Path, arguments: dict[str, Any], expected: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, arguments: dict[str, Any], expected: str
 ) -> None:
-    # Validation only: the server runs in this process (the simulator still answers).
-    monkeypatch.setenv("LINGMA_SIM_LOG", str(tmp_path / "sim.jsonl"))
-    async with inprocess_server(tmp_path) as client:
+    async with mcp_server(tmp_path) as client:
         result = await client.call_tool("ask_lingma", {**arguments, "background": True})
         listing = await read_json(client, "lingma://jobs")
     assert result.is_error
@@ -188,10 +180,10 @@ async def test_cancelling_a_job_stops_lingma(tmp_path: Path) -> None:
     assert not after.is_error and "still usable" in after.structured_content["answer"]
 
 
-@pytest.mark.asyncio(loop_scope="module")
-async def test_an_unknown_job_id_is_a_clear_error(shared_server: Client) -> None:
-    check = await shared_server.call_tool("check_lingma_job", {"job_id": "job-nope"})
-    cancel = await shared_server.call_tool("cancel_lingma_job", {"job_id": "job-nope"})
+async def test_an_unknown_job_id_is_a_clear_error(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path) as client:
+        check = await client.call_tool("check_lingma_job", {"job_id": "job-nope"})
+        cancel = await client.call_tool("cancel_lingma_job", {"job_id": "job-nope"})
     for result in (check, cancel):
         assert result.is_error
         text = text_of(result)
@@ -217,7 +209,7 @@ async def test_jobs_end_when_the_server_exits_and_lingma_is_told_to_stop(
     async with mcp_server(tmp_path, SLOW) as client:
         started = await client.call_tool("ask_lingma", {"prompt": "outlive me", "background": True})
         await wait_until(lambda: sent_to_lingma(tmp_path, "chat/ask"))
-    # The host left (stdin closed): the server ends its jobs before closing Lingma.
+    # The host left: the server ends its jobs before closing Lingma.
     assert started.structured_content["status"] == "running"
     await wait_until(lambda: sent_to_lingma(tmp_path, "chat/stop"))
     stop = sent_to_lingma(tmp_path, "chat/stop")[0]["params"]
@@ -230,13 +222,10 @@ async def test_jobs_end_when_the_server_exits_and_lingma_is_told_to_stop(
 async def test_a_call_past_detach_after_returns_its_text_so_far_and_continues_as_a_job(
     tmp_path: Path,
 ) -> None:
-    params = server_params(
-        tmp_path, {"LINGMA_SIM_DELTA_DELAY": "0.05", "LINGMA_SIM_ANSWER_SIZE": "1200"}
-    )
-    params.args += ["--detach-after", "2"]
+    slow = {"LINGMA_SIM_DELTA_DELAY": "0.02", "LINGMA_SIM_ANSWER_SIZE": "600"}
     progress = Progress()
-    async with mcp_server(tmp_path, params=params) as client:
-        # Lingma up first, so the 2 s are the answer's, not a loaded machine's start-up.
+    async with mcp_server(tmp_path, slow, detach_after=0.5) as client:
+        # Lingma up first, so the half second is the answer's, not a loaded machine's start.
         await client.call_tool("auth_status", {})
         detached = await client.call_tool(
             "ask_lingma", {"prompt": "a slow answer"}, progress_callback=progress
@@ -248,7 +237,7 @@ async def test_a_call_past_detach_after_returns_its_text_so_far_and_continues_as
     data = detached.structured_content
     assert data["status"] == "running" and job_id
     so_far = data["answer"]
-    assert so_far and len(so_far) < 1200, "a partial answer"
+    assert so_far and len(so_far) < 600, "a partial answer"
     assert so_far.startswith(streamed), "the text streamed as progress is in the result"
     text = text_of(detached)
     assert text.startswith(so_far)
@@ -256,16 +245,14 @@ async def test_a_call_past_detach_after_returns_its_text_so_far_and_continues_as
     result = checks[-1].structured_content["result"]
     assert checks[-1].structured_content["status"] == "done"
     assert so_far + rest == result["answer"], "the checks go on exactly where the call ended"
-    assert len(result["answer"]) == 1200
+    assert len(result["answer"]) == 600
 
 
 async def test_detach_after_zero_never_detaches_even_a_host_that_cuts_calls(
     tmp_path: Path,
 ) -> None:
-    params = server_params(tmp_path)
-    params.args += ["--detach-after", "0"]
     codex = Implementation(name="codex-mcp-client", version="0.50.0")
-    async with mcp_server(tmp_path, params=params, client_info=codex) as client:
+    async with mcp_server(tmp_path, detach_after=0.0, host={"client_info": codex}) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "quick"})
     assert not result.is_error, text_of(result)
     assert result.structured_content["status"] == "done"

@@ -1,7 +1,7 @@
 """The change review as an MCP App, without a browser: what a host reads and calls.
 
 The server runs in-process (the SDK's ``Client(app)``) on the scripted Lingma of
-``test_server_agent.py``; each test pins what a host sees: the tools that name the review
+``fakes.py``; each test pins what a host sees: the tools that name the review
 page, the page as a resource (self-contained, safe to inline), ``review_changes`` as data
 and as text, ``revert_changes(paths=...)``. The page's behaviour in a real browser is
 ``test_review_browser.py``'s.
@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import DONE, EDITS, Invoke, Person, agent_app
 from mcp import Client
 from mcp.client.extension import advertise
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
-from test_server_agent import DONE, EDITS, Invoke, Person, make
 
 from lingma_mcp.asking import agent_calls as agent
 from lingma_mcp.server.review_app import REVIEW_URI, git_headers, split_notes
@@ -42,15 +42,6 @@ APPS = advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})
 VENDOR = Path(__file__).parent.parent / "lingma_mcp" / "server" / "review" / "vendor"
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    (folder / "keep.txt").write_text("one\ntwo\n")
-    (folder / "old.txt").write_text("bye\n")
-    return folder.resolve()
-
-
 def host(app: Any, **options: Any) -> Client:
     return Client(app, mode="legacy", extensions=[APPS], **options)
 
@@ -68,7 +59,7 @@ async def agent_call(client: Client) -> str:
 async def test_ask_lingma_and_review_changes_name_the_review_page(
     tmp_path: Path, project: Path
 ) -> None:
-    app, _, _ = make(tmp_path, project, EDITS)
+    app, _ = agent_app(tmp_path, project, EDITS)
     async with host(app) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
     # The capability travels where the protocol has a field for it (2026-07-28 on).
@@ -86,7 +77,7 @@ async def test_ask_lingma_and_review_changes_name_the_review_page(
 async def test_the_page_is_an_mcp_app_that_loads_nothing_from_anywhere(
     tmp_path: Path, project: Path
 ) -> None:
-    app, _, _ = make(tmp_path, project, EDITS)
+    app, _ = agent_app(tmp_path, project, EDITS)
     async with host(app) as client:
         listed = [str(r.uri) for r in (await client.list_resources()).resources]
         read = await client.read_resource(REVIEW_URI)
@@ -144,7 +135,7 @@ def test_the_vendored_files_are_the_ones_recorded_with_their_checksums() -> None
 async def test_review_changes_gives_the_files_the_approvals_and_the_diff(
     tmp_path: Path, project: Path
 ) -> None:
-    app, _, _ = make(tmp_path, project, EDITS)
+    app, _ = agent_app(tmp_path, project, EDITS)
     person = Person("approve", "approve", "approve")
     async with host(app, elicitation_callback=person) as client:
         request_id = await agent_call(client)
@@ -177,7 +168,7 @@ async def test_review_changes_gives_the_files_the_approvals_and_the_diff(
 async def test_a_call_whose_every_action_was_denied_still_has_a_review(
     tmp_path: Path, project: Path
 ) -> None:
-    app, _, _ = make(tmp_path, project, EDITS)
+    app, _ = agent_app(tmp_path, project, EDITS)
     async with host(app, elicitation_callback=Person("deny", "deny", "deny")) as client:
         request_id = await agent_call(client)
         result = await client.call_tool("review_changes", {"request_id": request_id})
@@ -190,7 +181,7 @@ async def test_a_call_whose_every_action_was_denied_still_has_a_review(
 async def test_review_of_an_unknown_call_says_which_request_id_to_pass(
     tmp_path: Path, project: Path
 ) -> None:
-    app, _, _ = make(tmp_path, project, EDITS)
+    app, _ = agent_app(tmp_path, project, EDITS)
     async with host(app) as client:
         result = await client.call_tool("review_changes", {"request_id": "no-such-call"})
     assert result.is_error
@@ -203,7 +194,7 @@ async def test_approvals_are_forgotten_after_the_last_calls_kept(
 ) -> None:
     monkeypatch.setattr(agent, "KEPT_APPROVALS", 1)
     script = [Invoke("create_file_with_text", {"filePath": "a.txt", "text": "a\n"}), *DONE]
-    app, _, _ = make(tmp_path, project, script, approval="write=allow")
+    app, _ = agent_app(tmp_path, project, script, approval="write=allow")
     async with host(app) as client:
         first = await agent_call(client)
         (project / "a.txt").unlink()
@@ -239,7 +230,7 @@ def test_notes_are_lifted_out_of_the_diff_and_the_patch_is_kept_whole() -> None:
 async def test_revert_with_paths_puts_back_only_those_and_refuses_the_unknown(
     tmp_path: Path, project: Path
 ) -> None:
-    app, _, _ = make(tmp_path, project, EDITS)
+    app, _ = agent_app(tmp_path, project, EDITS)
     async with host(app, elicitation_callback=Person("approve", "approve", "approve")) as client:
         request_id = await agent_call(client)
         one = await client.call_tool(
@@ -267,7 +258,7 @@ async def test_revert_with_paths_puts_back_only_those_and_refuses_the_unknown(
 async def test_revert_with_an_empty_list_of_paths_is_refused_saying_what_to_send(
     tmp_path: Path, project: Path
 ) -> None:
-    app, _, _ = make(tmp_path, project, EDITS)
+    app, _ = agent_app(tmp_path, project, EDITS)
     async with host(app) as client:
         result = await client.call_tool("revert_changes", {"request_id": "x", "paths": []})
     assert result.is_error

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import mcp_server, server_params
+from fakes import Person
 from mcp import Client
 from mcp.client.extension import advertise
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
-from mcp.types import ElicitResult
 from review_host import ReviewHost, chromium, find_chromium
+from servers import mcp_server
 
 from lingma_mcp.server.review_page import review_page
 
@@ -63,16 +63,6 @@ PROMPT = "\n".join(
 )
 
 
-class Person:
-    """Answers the approval forms in turn: the edits and sed yes, rm no."""
-
-    def __init__(self) -> None:
-        self.decisions = ["approve", "approve", "approve", "approve", "deny"]
-
-    async def __call__(self, _: Any, params: Any) -> ElicitResult:
-        return ElicitResult(action="accept", content={"decision": self.decisions.pop(0)})
-
-
 def as_json(result: Any) -> dict[str, Any]:
     """A tool result as it travels to the page (the wire's camelCase names)."""
     return result.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -90,12 +80,12 @@ def project(tmp_path: Path) -> Path:
 
 @asynccontextmanager
 async def agent_server(tmp_path: Path, project: Path) -> AsyncIterator[Client]:
-    """The real server on the simulator, for a host that declares MCP Apps."""
-    params = server_params(tmp_path, None, "--mode", "agent", workspace=project)
+    """The real server on the simulator, for a host that declares MCP Apps; the person
+    approves the edits and the sed, not the rm."""
+    person = Person("approve", "approve", "approve", "approve", "deny")
     apps = advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})
-    async with mcp_server(
-        tmp_path, params=params, elicitation_callback=Person(), extensions=[apps]
-    ) as client:
+    host = {"elicitation_callback": person, "extensions": [apps]}
+    async with mcp_server(tmp_path, workspace=project, mode="agent", host=host) as client:
         yield client
 
 

@@ -4,7 +4,8 @@ Offline, without an account (``--acp --fake-responses``, PROTOCOL.md §10.1): sc
 model turns make the CLI run its own Bash and Write tools for real, after asking
 ``session/request_permission``, which this test approves. The sandbox, not the approval,
 must stop what leaves the workspace. Skipped, saying why, where the CLI or the sandbox is
-not available.
+not available. The read-only sandbox of chat mode is shown through the server, on the
+same CLI (``test_real_cli_mcp.py``).
 """
 
 from __future__ import annotations
@@ -152,21 +153,3 @@ async def test_the_cli_works_in_its_workspace_and_cannot_write_outside(
     assert (home / ".bashrc").read_text() == "# mine\n"
     assert (home / ".qoder-cn").is_dir()  # its own state is writable
     assert processes_with_home(home) == []  # nothing it started is left
-
-
-async def test_the_cli_in_chat_mode_writes_nothing_but_its_own_state(
-    cli: Path, tmp_path: Path
-) -> None:
-    home = (tmp_path / "home").resolve()
-    workspace = (tmp_path / "project").resolve()
-    tmpdir = (tmp_path / "tmp").resolve()
-    workspace.mkdir()
-    tmpdir.mkdir()
-    # The CLI cannot run a command without a temporary folder it may write.
-    env = {**empty_home_env(home), "QODER_FAKE_STREAM_DELAY_MS": "5", "TMPDIR": str(tmpdir)}
-    spec = cli_spec(None, cli_state_dirs(env), "read-only", tmpdir=tmpdir)
-    turns = [tool("Bash", command="echo hi > made.txt"), turn({"text": "done"})]
-    updates = await run_cli(wrap([str(cli)], spec), env, workspace, turns, tmp_path / "turns.jsonl")
-    assert [u["status"] for u in updates] == ["failed"], texts(updates)
-    assert "Permission denied" in texts(updates)[0]
-    assert not (workspace / "made.txt").exists()

@@ -11,209 +11,40 @@ killed with the call.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from fakes import (
+    DONE,
+    EDITS,
+    Confirm,
+    Forever,
+    Invoke,
+    Person,
+    Progress,
+    ScriptedLingma,
+    agent_app,
+    text_of,
+)
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import ElicitResult, ListRootsResult, Root
-from procs import alive, sleeper, with_marker
+from procs import sleeper, wait_until, with_marker
 
 from lingma_mcp.asking.bridge import Bridge
-from lingma_mcp.backend import ChatRequest, ChatResult, Login, Model
 from lingma_mcp.config import Settings
-from lingma_mcp.events import Finish, TextDelta
-from lingma_mcp.lingma.ide_tools import IdeTools
-from lingma_mcp.lingma.toolhost import ToolOutcome
-from lingma_mcp.server.app import build_app
 
 pytestmark = pytest.mark.timeout(30)
-
-
-# -- a scripted Lingma ---------------------------------------------------------------------
-
-
-@dataclass
-class Invoke:
-    """Lingma asks the IDE to run a tool (``tool/invoke``)."""
-
-    name: str
-    params: dict[str, Any]
-
-
-@dataclass
-class Confirm:
-    """Lingma pauses one of its own tools for the person (PENDING ``tool/call/sync``)."""
-
-    name: str
-    params: dict[str, Any]
-
-
-class Forever:
-    """Lingma goes quiet until the call ends."""
-
-
-@dataclass
-class FakeStream:
-    request: ChatRequest
-    script: list[Any]
-    handler: IdeTools | None = None  # what serves Lingma's tool requests
-    outcomes: list[Any] = field(default_factory=list)
-    closed: bool = False
-    _parts: list[str] = field(default_factory=list)
-    _finish: Finish | None = None
-    session_hint: str | None = None
-
-    @property
-    def finish(self) -> Finish | None:
-        return self._finish
-
-    @property
-    def done(self) -> bool:
-        return self._finish is not None
-
-    def __aiter__(self) -> FakeStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        handler = self.handler
-        while self.script:
-            item = self.script.pop(0)
-            if isinstance(item, Invoke):
-                if handler is None:
-                    self.outcomes.append(ToolOutcome(False, {}, "no tool host"))
-                else:
-                    self.outcomes.append(await handler.invoke(item.name, item.params))
-                continue
-            if isinstance(item, Confirm):
-                self.outcomes.append(await handler.confirm(item.name, item.params, "call-1"))
-                continue
-            if isinstance(item, Forever):
-                await anyio.sleep_forever()
-            if isinstance(item, TextDelta):
-                self._parts.append(item.text)
-            if isinstance(item, Finish):
-                self._finish = item
-            return item
-        raise StopAsyncIteration
-
-    def text_so_far(self) -> str:
-        return "".join(self._parts)
-
-    def result(self) -> ChatResult:
-        finish = self._finish
-        return ChatResult(
-            answer=self.text_so_far(),
-            session_id=finish.session_id if finish else None,
-            request_id=self.request.request_id,
-            finish_reason=finish.reason if finish else None,
-            status_code=finish.status_code if finish else None,
-            first_token_ms=1,
-            total_ms=2,
-        )
-
-    async def aclose(self) -> None:
-        self.closed = True
-
-
-class FakeClient:
-    def __init__(self, script: list[Any]) -> None:
-        self.script = script
-        self.streams: list[FakeStream] = []
-
-    async def login_state(self) -> Login:
-        return Login(logged_in=True, state="logged in", user_name="me")
-
-    async def models(self) -> list[Model]:
-        return [Model("auto", "Auto", scenes=("chat",), default_in=("chat",))]
-
-    async def open_chat(self, request: ChatRequest) -> FakeStream:
-        # What the IDE backend does: its plugin-dialect adapter over the call's host.
-        handler = IdeTools(request.host) if request.host is not None else None
-        stream = FakeStream(request, list(self.script), handler=handler)
-        self.streams.append(stream)
-        return stream
-
-
-class FakeSupervisor:
-    def __init__(self, client: FakeClient) -> None:
-        self._client = client
-
-    def start(self) -> None:
-        pass
-
-    async def client(self, timeout: float | None = None) -> FakeClient:  # noqa: ASYNC109 - the supervisor contract
-        return self._client
-
-    def status(self) -> dict[str, Any]:
-        return {"state": "ready"}
-
-    async def close(self) -> None:
-        pass
-
-
-DONE = [TextDelta("done"), Finish("success", 200, "s1")]
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    (folder / "keep.txt").write_text("one\ntwo\n")
-    (folder / "old.txt").write_text("bye\n")
-    return folder.resolve()
-
-
-def make(
-    tmp_path: Path, project: Path, script: list[Any], **settings: Any
-) -> tuple[Any, FakeClient, Bridge]:
-    fake = FakeClient(script)
-    options = {"workspace": project, "work_dir": tmp_path / "work", "mode": "agent", **settings}
-    config = Settings(**options)
-    bridge = Bridge(config, FakeSupervisor(fake))
-    return build_app(config, bridge), fake, bridge
-
-
-class Person:
-    """An elicitation callback answering with ``decisions`` in turn, keeping the questions."""
-
-    def __init__(self, *decisions: str, action: str = "accept") -> None:
-        self.decisions = list(decisions)
-        self.action = action
-        self.asked: list[Any] = []
-
-    async def __call__(self, _: Any, params: Any) -> ElicitResult:
-        self.asked.append(params)
-        if self.action != "accept":
-            return ElicitResult(action=self.action)  # type: ignore[arg-type]
-        return ElicitResult(action="accept", content={"decision": self.decisions.pop(0)})
 
 
 @asynccontextmanager
 async def host(app: Any, **options: Any) -> AsyncIterator[Client]:
     async with Client(app, mode="legacy", **options) as client:
         yield client
-
-
-class Progress:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def __call__(self, value: float, total: float | None, message: str | None) -> None:
-        self.messages.append(message or "")
-
-    @property
-    def status(self) -> list[str]:
-        return [m for m in self.messages if m.startswith("[lingma] ")]
-
-
-def text(result: Any) -> str:
-    return result.content[0].text
 
 
 def contents(folder: Path) -> dict[str, str | None]:
@@ -227,25 +58,17 @@ def contents(folder: Path) -> dict[str, str | None]:
 # -- approvals -----------------------------------------------------------------------------
 
 
-EDITS = [
-    Invoke("create_file_with_text", {"filePath": "notes/new.txt", "text": "hello\n"}),
-    Invoke("replace_text_by_path", {"filePath": "keep.txt", "text": "one\n2\n"}),
-    Invoke("delete_file_by_path", {"filePath": "old.txt"}),
-    *DONE,
-]
-
-
 async def test_edits_happen_after_the_person_approves_and_are_listed(
     tmp_path: Path, project: Path
 ) -> None:
-    app, fake, _ = make(tmp_path, project, EDITS)
+    app, fake = agent_app(tmp_path, project, EDITS)
     person = Person("approve", "approve", "approve")
     progress = Progress()
     async with host(app, elicitation_callback=person) as client:
         result = await client.call_tool(
             "ask_lingma", {"prompt": "edit"}, progress_callback=progress
         )
-    assert not result.is_error, text(result)
+    assert not result.is_error, text_of(result)
     assert (project / "notes" / "new.txt").read_text() == "hello\n"
     assert (project / "keep.txt").read_text() == "one\n2\n"
     assert not (project / "old.txt").exists()
@@ -301,7 +124,7 @@ async def test_approve_all_asks_once_per_class(tmp_path: Path, project: Path) ->
         Invoke("create_file_with_text", {"filePath": "b.txt", "text": "b\n"}),
         *DONE,
     ]
-    app, _, _ = make(tmp_path, project, script)
+    app, _ = agent_app(tmp_path, project, script)
     person = Person("approve_all")
     async with host(app, elicitation_callback=person) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "edit"})
@@ -313,12 +136,12 @@ async def test_approve_all_asks_once_per_class(tmp_path: Path, project: Path) ->
 async def test_a_refusal_leaves_every_file_untouched_and_lingma_is_told(
     tmp_path: Path, project: Path, how: str
 ) -> None:
-    app, fake, _ = make(tmp_path, project, EDITS)
+    app, fake = agent_app(tmp_path, project, EDITS)
     person = Person("deny", "deny", "deny") if how == "deny" else Person(action=how)
     before = contents(project)
     async with host(app, elicitation_callback=person) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "edit"})
-    assert not result.is_error, text(result)
+    assert not result.is_error, text_of(result)
     assert contents(project) == before
     outcomes = fake.streams[0].outcomes
     assert [o.success for o in outcomes] == [False, False, False]
@@ -331,17 +154,17 @@ async def test_a_refusal_leaves_every_file_untouched_and_lingma_is_told(
 async def test_a_host_that_cannot_ask_gets_denials_that_say_how_to_allow(
     tmp_path: Path, project: Path
 ) -> None:
-    app, fake, _ = make(tmp_path, project, EDITS)
+    app, fake = agent_app(tmp_path, project, EDITS)
     async with host(app) as client:  # no elicitation callback: no elicitation capability
         result = await client.call_tool("ask_lingma", {"prompt": "edit"})
-    assert not result.is_error, text(result)
+    assert not result.is_error, text_of(result)
     assert not (project / "notes").exists() and (project / "old.txt").exists()
     outcomes = fake.streams[0].outcomes
     assert "LINGMA_APPROVAL=write=allow" in outcomes[0].error_message
     assert "LINGMA_APPROVAL=delete=allow" in outcomes[2].error_message
-    assert "LINGMA_APPROVAL=write=allow,delete=allow" in text(result)
-    assert "offers no form elicitation" in text(result)
-    assert "use a host that supports elicitation" in text(result)
+    assert "LINGMA_APPROVAL=write=allow,delete=allow" in text_of(result)
+    assert "offers no form elicitation" in text_of(result)
+    assert "use a host that supports elicitation" in text_of(result)
     assert {a["by"] for a in result.structured_content["approvals"]} == {
         "policy (nobody could be asked)"
     }
@@ -350,7 +173,7 @@ async def test_a_host_that_cannot_ask_gets_denials_that_say_how_to_allow(
 async def test_on_the_newest_protocol_the_person_is_asked_through_the_retry(
     tmp_path: Path, project: Path
 ) -> None:
-    app, _, _ = make(tmp_path, project, EDITS[:1] + DONE)
+    app, _ = agent_app(tmp_path, project, EDITS[:1] + DONE)
     person = Person("approve")
     async with Client(app, elicitation_callback=person) as client:  # 2026-07-28
         result = await client.call_tool("ask_lingma", {"prompt": "edit"})
@@ -360,7 +183,7 @@ async def test_on_the_newest_protocol_the_person_is_asked_through_the_retry(
 
 
 async def test_the_setting_allows_without_asking(tmp_path: Path, project: Path) -> None:
-    app, _, _ = make(tmp_path, project, EDITS, approval="write=allow,delete=allow")
+    app, _ = agent_app(tmp_path, project, EDITS, approval="write=allow,delete=allow")
     person = Person()
     async with host(app, elicitation_callback=person) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "edit"})
@@ -378,7 +201,7 @@ async def test_read_only_denies_writes_even_when_the_setting_allows_them(
         Invoke("run_in_terminal", {"command": "touch ran.txt", "isBackground": False}),
         *DONE,
     ]
-    app, fake, _ = make(tmp_path, project, script, approval="write=allow,delete=allow,run=allow")
+    app, fake = agent_app(tmp_path, project, script, approval="write=allow,delete=allow,run=allow")
     async with host(app, elicitation_callback=Person()) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "look", "read_only": True})
     outcomes = fake.streams[0].outcomes
@@ -394,7 +217,7 @@ async def test_a_pending_tool_call_goes_through_the_same_gate(
     tmp_path: Path, project: Path
 ) -> None:
     script = [Confirm("run_in_terminal", {"command": "make test"}), *DONE]
-    app, fake, _ = make(tmp_path, project, script)
+    app, fake = agent_app(tmp_path, project, script)
     person = Person("deny")
     async with host(app, elicitation_callback=person) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "test"})
@@ -406,7 +229,7 @@ async def test_a_pending_tool_call_goes_through_the_same_gate(
 
 
 async def test_chat_mode_hosts_no_tools(tmp_path: Path, project: Path) -> None:
-    app, fake, _ = make(tmp_path, project, EDITS, approval="write=allow,delete=allow")
+    app, fake = agent_app(tmp_path, project, EDITS, approval="write=allow,delete=allow")
     async with host(app) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "edit", "mode": "chat"})
     assert fake.streams[0].request.host is None
@@ -422,21 +245,21 @@ async def test_a_workspace_outside_the_allowed_folders_is_refused_before_lingma(
     tmp_path: Path, project: Path, outside: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # a home folder above the project
-    app, fake, _ = make(tmp_path, project, DONE)
+    app, fake = agent_app(tmp_path, project, DONE)
     async with host(app) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "hi", "workspace": outside})
     assert result.is_error
-    assert "outside the folders this server may work in" in text(result)
-    assert str(project) in text(result)
+    assert "outside the folders this server may work in" in text_of(result)
+    assert str(project) in text_of(result)
     assert fake.streams == []
 
 
 async def test_a_folder_inside_the_workspace_is_accepted(tmp_path: Path, project: Path) -> None:
     (project / "sub").mkdir()
-    app, fake, _ = make(tmp_path, project, DONE)
+    app, fake = agent_app(tmp_path, project, DONE)
     async with host(app) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "hi", "workspace": "sub"})
-    assert not result.is_error, text(result)
+    assert not result.is_error, text_of(result)
     assert fake.streams[0].request.workspace == project / "sub"
 
 
@@ -452,21 +275,21 @@ async def test_with_roots_any_root_is_allowed_and_the_rest_refused(
             roots=[Root(uri=first.as_uri(), name="one"), Root(uri=second.as_uri(), name="two")]
         )
 
-    app, fake, _ = make(tmp_path, project, DONE)
+    app, fake = agent_app(tmp_path, project, DONE)
     async with host(app, list_roots_callback=roots) as client:
         plain = await client.call_tool("ask_lingma", {"prompt": "hi"})
         other = await client.call_tool("ask_lingma", {"prompt": "hi", "workspace": str(second)})
         refused = await client.call_tool("ask_lingma", {"prompt": "hi", "workspace": str(project)})
     assert not plain.is_error and not other.is_error
     assert [s.request.workspace for s in fake.streams] == [first, second.resolve()]
-    assert refused.is_error and str(first.resolve()) in text(refused)
+    assert refused.is_error and str(first.resolve()) in text_of(refused)
 
 
 # -- review and revert ---------------------------------------------------------------------
 
 
 async def test_the_diff_resource_and_the_revert(tmp_path: Path, project: Path) -> None:
-    app, _, _ = make(tmp_path, project, EDITS, approval="write=allow,delete=allow")
+    app, _ = agent_app(tmp_path, project, EDITS, approval="write=allow,delete=allow")
     async with host(app) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "edit"})
         request_id = result.structured_content["request_id"]
@@ -477,7 +300,7 @@ async def test_the_diff_resource_and_the_revert(tmp_path: Path, project: Path) -
     assert content.mime_type == "text/x-diff"
     assert "+++ b/notes/new.txt" in content.text and "+hello" in content.text
     assert "-bye" in content.text and "-two" in content.text
-    assert not revert.is_error, text(revert)
+    assert not revert.is_error, text_of(revert)
     data = revert.structured_content
     assert data["request_id"] == request_id
     assert sorted(data["restored"]) == ["notes/new.txt", "old.txt"]
@@ -485,26 +308,26 @@ async def test_the_diff_resource_and_the_revert(tmp_path: Path, project: Path) -
     assert not (project / "notes" / "new.txt").exists()
     assert (project / "old.txt").read_text() == "bye\n"
     assert (project / "keep.txt").read_text() == "someone else\n"
-    assert "keep.txt: changed since" in text(revert)
+    assert "keep.txt: changed since" in text_of(revert)
 
 
 async def test_unknown_request_ids_are_said_to_be_unknown(tmp_path: Path, project: Path) -> None:
-    app, _, _ = make(tmp_path, project, DONE)
+    app, _ = agent_app(tmp_path, project, DONE)
     async with host(app) as client:
         revert = await client.call_tool("revert_changes", {"request_id": "nope"})
         with pytest.raises(MCPError) as caught:
             await client.read_resource("lingma://changes/nope")
-    assert revert.is_error and "no changes are recorded for request id 'nope'" in text(revert)
+    assert revert.is_error and "no changes are recorded for request id 'nope'" in text_of(revert)
     assert caught.value.error.code == -32002
     assert "no changes are recorded for request id 'nope'" in caught.value.error.message
 
 
 async def test_the_record_survives_a_restart_of_the_server(tmp_path: Path, project: Path) -> None:
-    app, _, _ = make(tmp_path, project, EDITS, approval="write=allow,delete=allow")
+    app, _ = agent_app(tmp_path, project, EDITS, approval="write=allow,delete=allow")
     async with host(app) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "edit"})
     request_id = result.structured_content["request_id"]
-    again, _, _ = make(tmp_path, project, DONE)
+    again, _ = agent_app(tmp_path, project, DONE)
     async with host(again) as client:
         resource = await client.read_resource(f"lingma://changes/{request_id}")
         revert = await client.call_tool("revert_changes", {"request_id": request_id})
@@ -524,11 +347,11 @@ async def test_a_failed_call_says_what_it_changed_and_how_to_undo_it(
     tmp_path: Path, project: Path
 ) -> None:
     script = [EDITS[0], Forever()]
-    app, _, _ = make(tmp_path, project, script, approval="write=allow")
+    app, _ = agent_app(tmp_path, project, script, approval="write=allow")
     async with host(app) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "edit", "timeout_s": 0.5})
     assert result.is_error
-    assert "notes/new.txt (created)" in text(result) and "revert_changes" in text(result)
+    assert "notes/new.txt (created)" in text_of(result) and "revert_changes" in text_of(result)
 
 
 # -- ends of a call ------------------------------------------------------------------------
@@ -544,24 +367,13 @@ async def test_a_waiting_approval_counts_against_the_timeout_and_ends_as_a_deny(
         await anyio.sleep_forever()
         raise AssertionError
 
-    app, fake, _ = make(tmp_path, project, EDITS)
+    app, fake = agent_app(tmp_path, project, EDITS)
     async with host(app, elicitation_callback=never) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "edit", "timeout_s": 0.5})
     assert asked.is_set()
-    assert result.is_error and "0.5" in text(result)
+    assert result.is_error and "0.5" in text_of(result)
     assert not (project / "notes").exists()
     assert fake.streams[0].closed
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    # Process states and files cannot be awaited as events: poll, bounded by the test's
-    # own timeout.
-    while not condition():  # noqa: ASYNC110
-        await anyio.sleep(0.01)
-
-
-async def _wait_gone(pid: int) -> None:
-    await _until(lambda: not alive(pid))
 
 
 async def test_a_cancelled_call_kills_its_commands_whole_process_group(
@@ -571,7 +383,7 @@ async def test_a_cancelled_call_kills_its_commands_whole_process_group(
     marker = sleeper()
     command = f"sleep {marker} & sleep {marker}"
     script = [Invoke("run_in_terminal", {"command": command, "isBackground": True}), Forever()]
-    app, fake, _ = make(tmp_path, project, script, approval="run=allow")
+    app, fake = agent_app(tmp_path, project, script, approval="run=allow")
     async with host(app) as client:
         async with anyio.create_task_group() as tg:
 
@@ -579,10 +391,10 @@ async def test_a_cancelled_call_kills_its_commands_whole_process_group(
                 await client.call_tool("ask_lingma", {"prompt": "run"})
 
             tg.start_soon(call)
-            await _until(lambda: bool(fake.streams and fake.streams[0].outcomes))
-            await _until(lambda: len(with_marker(marker)) >= 2)
+            await wait_until(lambda: bool(fake.streams and fake.streams[0].outcomes))
+            await wait_until(lambda: len(with_marker(marker)) >= 2)
             tg.cancel_scope.cancel()
-        await _until(lambda: not with_marker(marker))
+        await wait_until(lambda: not with_marker(marker))
 
 
 async def test_the_server_closing_kills_the_commands_of_calls_in_flight(
@@ -591,22 +403,23 @@ async def test_the_server_closing_kills_the_commands_of_calls_in_flight(
     marker = sleeper()
     command = f"sleep {marker} & wait"
     script = [Invoke("run_in_terminal", {"command": command, "isBackground": True}), Forever()]
-    app, fake, bridge = make(tmp_path, project, script, approval="run=allow")
+    app, fake = agent_app(tmp_path, project, script, approval="run=allow")
     async with host(app) as client, anyio.create_task_group() as tg:
         tg.start_soon(client.call_tool, "ask_lingma", {"prompt": "run"})
-        await _until(lambda: bool(fake.streams and fake.streams[0].outcomes))
-        await _until(lambda: bool(with_marker(marker)))
-        await bridge.agents.close()
-        await _until(lambda: not with_marker(marker))
+        await wait_until(lambda: bool(fake.streams and fake.streams[0].outcomes))
+        await wait_until(lambda: bool(with_marker(marker)))
+        assert fake.bridge is not None
+        await fake.bridge.agents.close()
+        await wait_until(lambda: not with_marker(marker))
         tg.cancel_scope.cancel()
 
 
 def test_a_malformed_setting_is_refused_when_the_server_is_built(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="class=decision"):
-        Bridge(Settings(work_dir=tmp_path, approval="write=maybe"), FakeSupervisor(FakeClient([])))
+        Bridge(Settings(work_dir=tmp_path, approval="write=maybe"), ScriptedLingma([]).backend)
 
 
 def test_the_journal_lives_in_the_shared_work_dir_also_by_default(tmp_path: Path) -> None:
     for settings in (Settings(work_dir=tmp_path), Settings(), Settings(simulate=True)):
-        bridge = Bridge(settings, FakeSupervisor(FakeClient([])))
+        bridge = Bridge(settings, ScriptedLingma([]).backend)
         assert bridge.agents.work_dir == settings.resolved_work_dir  # nothing opened yet

@@ -1,8 +1,11 @@
-"""lingma-mcp on the CLI backend, as hosts use it: ``--simulate --backend cli`` over stdio.
+"""lingma-mcp on the CLI backend, as hosts use it: the ACP simulator in place of
+``qoderclicn --acp``.
 
-Each test starts ``python -m lingma_mcp --simulate --backend cli`` (the ACP simulator in
-place of ``qoderclicn --acp``), talks MCP to it with the SDK's client, and asserts on what
-a host receives and on what the agent was sent (the simulator's message log).
+Each test serves lingma-mcp with ``--simulate --backend cli`` (``servers.mcp_server``: the
+server in this process, the simulator a process as the CLI is), talks MCP to it with the
+SDK's client, and asserts on what a host receives and on what the agent was sent (the
+simulator's message log). Two start the server as hosts do, a stdio process: what a
+server killed or leaving does to its agent only a process shows.
 """
 
 from __future__ import annotations
@@ -18,94 +21,40 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import server_params
+from fakes import Person, Progress, text_of
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.types import ElicitResult
-from procs import alive
+from procs import alive, wait_until
+from servers import mcp_process, mcp_server, read_log, sent_to_agent, server_params
 
 from lingma_mcp.acp.cli_errors import NOT_LOGGED_IN_MESSAGE
-from lingma_mcp.server.progress import STATUS_PREFIX
 
 pytestmark = pytest.mark.timeout(90)
 
-
-def params(tmp_path: Path, env: dict[str, str] | None = None) -> StdioServerParameters:
-    # CLIENT_TOOLS: the simulator hands file and command work to our fs/* and terminal/*
-    # handlers, which these tests exercise (the real CLI acts on the disk itself).
-    acp_log = {
-        "LINGMA_SIM_ACP_LOG": str(tmp_path / "acp.jsonl"),
-        "LINGMA_SIM_ACP_CLIENT_TOOLS": "1",
-    }
-    return server_params(
-        tmp_path, {**acp_log, **(env or {})}, "--backend", "cli", "--startup-timeout", "20"
-    )
-
-
-def open_log(tmp_path: Path) -> Any:
-    """The server's stderr, kept for reading after a failure."""
-    return open(tmp_path / "server.log", "a", encoding="utf-8")
+# The simulator hands file and command work to our fs/* and terminal/* handlers, which
+# these tests exercise (the real CLI acts on the disk itself).
+CLIENT_TOOLS = {"LINGMA_SIM_ACP_CLIENT_TOOLS": "1"}
 
 
 @asynccontextmanager
 async def server(
-    tmp_path: Path, env: dict[str, str] | None = None, **options: Any
+    tmp_path: Path, sim: dict[str, str] | None = None, person: Person | None = None
 ) -> AsyncIterator[Client]:
-    with open_log(tmp_path) as errlog:
-        transport = stdio_client(params(tmp_path, env), errlog=errlog)
-        async with Client(transport, mode="legacy", **options) as client:
-            yield client
+    host = {"elicitation_callback": person} if person is not None else {}
+    async with mcp_server(
+        tmp_path, {**CLIENT_TOOLS, **(sim or {})}, backend="cli", startup_timeout=20, host=host
+    ) as client:
+        yield client
 
 
-class Progress:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self.first_text = anyio.Event()
-
-    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
-        self.messages.append(message or "")
-        if message and not message.startswith(STATUS_PREFIX):
-            self.first_text.set()
-
-    @property
-    def text(self) -> str:
-        return "".join(m for m in self.messages if not m.startswith(STATUS_PREFIX))
-
-
-class Person:
-    """An elicitation callback answering ``decision``, keeping the questions."""
-
-    def __init__(self, decision: str) -> None:
-        self.decision = decision
-        self.asked: list[Any] = []
-
-    async def __call__(self, _: Any, request: Any) -> ElicitResult:
-        self.asked.append(request)
-        return ElicitResult(action="accept", content={"decision": self.decision})
-
-
-def sent_to_agent(tmp_path: Path, method: str) -> list[dict[str, Any]]:
-    path = tmp_path / "acp.jsonl"
-    if not path.exists():
-        return []
-    found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
-        message = entry.get("message", entry) if isinstance(entry, dict) else None
-        if isinstance(message, dict) and message.get("method") == method:
-            found.append(message)
-    return found
-
-
-async def wait_until(condition: Any, within: float = 15.0) -> None:
-    """For what only a file or /proc shows: poll briefly."""
-    with anyio.fail_after(within):
-        while not condition():  # noqa: ASYNC110 - a file cannot be awaited as an event
-            await anyio.sleep(0.02)
-
-
-def text_of(result: Any) -> str:
-    return result.content[0].text
+@asynccontextmanager
+async def server_process(
+    tmp_path: Path, sim: dict[str, str] | None = None
+) -> AsyncIterator[Client]:
+    params = server_params(
+        tmp_path, {**CLIENT_TOOLS, **(sim or {})}, "--backend", "cli", "--startup-timeout", "20"
+    )
+    async with mcp_process(tmp_path, params=params) as client:
+        yield client
 
 
 # -- answers -------------------------------------------------------------------------------
@@ -260,8 +209,8 @@ async def test_sessions_resource_lists_the_agents_sessions(tmp_path: Path) -> No
 async def test_a_file_write_is_decided_by_the_person_through_elicitation(
     tmp_path: Path, decision: str
 ) -> None:
-    person = Person(decision)
-    async with server(tmp_path, elicitation_callback=person) as client:
+    person = Person(always=decision)
+    async with server(tmp_path, person=person) as client:
         result = await client.call_tool(
             "ask_lingma", {"prompt": "@create notes.txt hello", "mode": "agent"}
         )
@@ -280,9 +229,9 @@ async def test_a_file_write_is_decided_by_the_person_through_elicitation(
 
 
 async def test_a_write_outside_the_workspace_is_refused_unasked(tmp_path: Path) -> None:
-    person = Person("approve")
+    person = Person(always="approve")
     outside = tmp_path / "outside.txt"
-    async with server(tmp_path, elicitation_callback=person) as client:
+    async with server(tmp_path, person=person) as client:
         result = await client.call_tool(
             "ask_lingma", {"prompt": f"@create {outside} nope", "mode": "agent"}
         )
@@ -292,8 +241,8 @@ async def test_a_write_outside_the_workspace_is_refused_unasked(tmp_path: Path) 
 
 
 async def test_a_command_runs_in_the_workspace_after_approval(tmp_path: Path) -> None:
-    person = Person("approve")
-    async with server(tmp_path, elicitation_callback=person) as client:
+    person = Person(always="approve")
+    async with server(tmp_path, person=person) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "@run pwd", "mode": "agent"})
     assert not result.is_error, text_of(result)
     assert str((tmp_path / "project").resolve()) in result.structured_content["answer"]
@@ -310,7 +259,7 @@ def _parent(pid: int) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
 async def test_the_agent_dies_with_a_server_killed_by_sigkill(tmp_path: Path) -> None:
     with suppress(Exception):
-        async with server(tmp_path) as client:
+        async with server_process(tmp_path) as client:
             status = await client.call_tool("auth_status", {})
             agent_pid = status.structured_content["bridge"]["pid"]
             server_pid = _parent(agent_pid)
@@ -319,7 +268,7 @@ async def test_the_agent_dies_with_a_server_killed_by_sigkill(tmp_path: Path) ->
     assert not alive(agent_pid)
 
 
-async def test_the_agent_is_ended_when_the_server_exits(tmp_path: Path) -> None:
+async def test_the_agent_is_ended_when_the_host_leaves(tmp_path: Path) -> None:
     # The simulator, like the CLI, ignores the end of its stdin: the server ends its group.
     async with server(tmp_path) as client:
         status = await client.call_tool("auth_status", {})
@@ -331,11 +280,11 @@ async def test_leaving_never_waits_on_the_agents_own_sigterm_handling(tmp_path: 
     # The real CLI takes ~8.5 s over SIGTERM, past the 2 s a host allows after closing the
     # server's stdin. Here the agent ignores SIGTERM altogether: the server must end it
     # without sending one, and be gone before its host has to signal it.
-    async with server(tmp_path, {"LINGMA_SIM_ACP_SIGTERM_DELAY": "-1"}) as client:
+    async with server_process(tmp_path, {"LINGMA_SIM_ACP_SIGTERM_DELAY": "-1"}) as client:
         status = await client.call_tool("auth_status", {})
         agent_pid = status.structured_content["bridge"]["pid"]
     await wait_until(lambda: not alive(agent_pid))
-    log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    log = read_log(tmp_path)
     assert "Lingma supervisor closed" in log
     assert "ignoring SIGTERM" not in log  # the agent never got one to handle
     assert "signal SIGTERM" not in log  # the host never had to send one
@@ -350,7 +299,8 @@ async def test_a_crashed_agent_is_restarted_and_the_conversation_continues(
         status = await client.call_tool("auth_status", {})
         agent_pid = status.structured_content["bridge"]["pid"]
         os.kill(agent_pid, signal.SIGKILL)
-        await wait_until(lambda: not alive(agent_pid))
+        # Asked once the server has seen it go: an ask racing the death is another test's.
+        await wait_until(lambda: "the Lingma CLI stopped" in read_log(tmp_path))
         second = await client.call_tool(
             "ask_lingma", {"prompt": "after the crash", "session_id": session_id}
         )

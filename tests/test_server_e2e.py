@@ -1,9 +1,10 @@
-"""lingma-mcp as hosts use it: a real stdio process, the SDK's client, the simulator behind.
+"""lingma-mcp as hosts use it: the SDK's client, the server, the simulator behind.
 
-Each test starts ``python -m lingma_mcp --simulate`` with the simulator's switches in its
-environment, talks MCP to it over stdin/stdout, and asserts on what a host receives: tool
-lists and schemas, progress, results, ``isError`` texts, resources. The server's stderr goes
-to a file so tests can also check that no token reaches a log line.
+Each test serves lingma-mcp on the simulator with its switches, talks MCP to it, and
+asserts on what a host receives: tool lists and schemas, progress, results, ``isError``
+texts, resources; and that no token reaches a log line. The server and the simulator run
+in this process (``servers.py``), the simulator as a process where the test kills it or
+needs its start-up; the signal tests start the server as hosts do, a stdio process.
 """
 
 from __future__ import annotations
@@ -17,30 +18,20 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import (
-    Progress,
-    inprocess_server,
-    mcp_server,
-    sent_to_lingma,
-    server_params,
-    server_process,
-    text_of,
-    wait_until,
-)
+from fakes import Progress, text_of
 from mcp.types import ElicitResult, ListRootsResult, Root
-from procs import alive
-
-from lingma_mcp.server.progress import STATUS_PREFIX
+from procs import alive, wait_until
+from servers import mcp_server, read_log, sent_to_lingma, server_params, server_process
 
 pytestmark = pytest.mark.timeout(60)
 # -- tools --------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio(loop_scope="module")
 async def test_tool_list_has_the_contract_names_parameters_schemas_and_annotations(
-    shared_server: Any,
+    tmp_path: Path,
 ) -> None:
-    tools = {t.name: t for t in (await shared_server.list_tools()).tools}
+    async with mcp_server(tmp_path) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
     assert set(tools) == {
         "ask_lingma",
         "list_models",
@@ -103,9 +94,10 @@ async def test_initialize_and_tools_list_answer_while_lingma_is_still_starting(
     tmp_path: Path,
 ) -> None:
     # Lingma takes 30 s to start here: tools/list must be answered while it still starts.
-    async with mcp_server(tmp_path, {"LINGMA_SIM_START_DELAY": "30"}) as client:
+    delay = {"LINGMA_SIM_START_DELAY": "30"}
+    async with mcp_server(tmp_path, delay, lingma="process") as client:
         await client.list_tools()
-        log = (tmp_path / "server.log").read_text(encoding="utf-8")
+        log = read_log(tmp_path)
         assert "state stopped -> starting" in log
         assert "-> ready" not in log
 
@@ -124,19 +116,17 @@ async def test_streamed_text_arrives_before_the_end_and_joins_into_the_answer(
     assert data["answer"] == text_of(result)
     assert len(data["answer"]) == 300
     assert progress.text == data["answer"]
-    texts = [m for _, _, m in progress.messages if not m.startswith(STATUS_PREFIX)]
-    assert progress.messages[-1][2] == texts[-1], "the last message is answer text"
-    assert len(texts) > 3, "the answer should arrive in several notifications"
-    values = [p for _, p, _ in progress.messages]
-    assert values == sorted(set(values))
+    assert progress.messages[-1] == progress.texts[-1], "the last message is answer text"
+    assert len(progress.texts) > 3, "the answer should arrive in several notifications"
+    assert progress.values == sorted(set(progress.values))
     assert data["finish_reason"] == "success" and data["status_code"] == 200
     assert data["mode"] == "chat" and data["model"] == "auto"
     assert data["first_token_ms"] is not None and data["total_ms"] >= data["first_token_ms"]
-    assert any(m.startswith(STATUS_PREFIX) for _, _, m in progress.messages)
+    assert progress.status
 
 
 async def test_a_client_on_the_newest_protocol_gets_the_same_stream(tmp_path: Path) -> None:
-    async with mcp_server(tmp_path, mode="auto") as client:
+    async with mcp_server(tmp_path, host={"mode": "auto"}) as client:
         progress = Progress()
         result = await client.call_tool(
             "ask_lingma", {"prompt": "newest protocol"}, progress_callback=progress
@@ -145,42 +135,32 @@ async def test_a_client_on_the_newest_protocol_gets_the_same_stream(tmp_path: Pa
     assert progress.text == result.structured_content["answer"]
 
 
-@pytest.mark.asyncio(loop_scope="module")
-async def test_a_call_without_progress_token_simply_returns_the_result(
-    shared_server: Any,
-) -> None:
-    result = await shared_server.call_tool("ask_lingma", {"prompt": "no progress please"})
+async def test_a_call_without_progress_token_simply_returns_the_result(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path) as client:
+        result = await client.call_tool("ask_lingma", {"prompt": "no progress please"})
     assert not result.is_error
     assert "no progress please" in result.structured_content["answer"]
 
 
-@pytest.mark.asyncio(loop_scope="module")
-async def test_session_id_continues_the_conversation(
-    shared_server: Any, shared_server_folder: Path
-) -> None:
-    client = shared_server
-    first = await client.call_tool("ask_lingma", {"prompt": "first question"})
-    session_id = first.structured_content["session_id"]
-    second = await client.call_tool(
-        "ask_lingma", {"prompt": "second question", "session_id": session_id}
-    )
-    fresh = await client.call_tool("ask_lingma", {"prompt": "unrelated"})
+async def test_session_id_continues_the_conversation(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path) as client:
+        first = await client.call_tool("ask_lingma", {"prompt": "first question"})
+        session_id = first.structured_content["session_id"]
+        second = await client.call_tool(
+            "ask_lingma", {"prompt": "second question", "session_id": session_id}
+        )
+        fresh = await client.call_tool("ask_lingma", {"prompt": "unrelated"})
     assert session_id
     assert second.structured_content["session_id"] == session_id
     assert "turn 2" in second.structured_content["answer"]
     assert fresh.structured_content["session_id"] != session_id
-    mine = ("first question", "second question", "unrelated")
-    asks = [
-        a
-        for a in sent_to_lingma(shared_server_folder, "chat/ask")
-        if a["params"]["questionText"] in mine
-    ]
+    asks = sent_to_lingma(tmp_path, "chat/ask")
     assert [a["params"]["isReply"] for a in asks] == [False, True, False]
     assert asks[1]["params"]["sessionId"] == session_id
 
 
 async def test_a_conversation_outlives_a_lingma_restart(tmp_path: Path) -> None:
-    async with mcp_server(tmp_path) as client:
+    async with mcp_server(tmp_path, lingma="process") as client:
         first = await client.call_tool("ask_lingma", {"prompt": "before the crash"})
         session_id = first.structured_content["session_id"]
         status = await client.call_tool("auth_status", {})
@@ -219,8 +199,7 @@ async def test_agent_mode_with_a_model_reports_tool_events(tmp_path: Path) -> No
     assert set(tool) == {"id", "name", "status", "input", "result"}
     assert tool["name"] == "read_file" and tool["status"].endswith("FINISHED")
     assert tool["input"]["file_path"].endswith("README.md")
-    statuses = [m for _, _, m in progress.messages if m.startswith(STATUS_PREFIX)]
-    assert f"{STATUS_PREFIX}read_file: RUNNING" in statuses
+    assert "[lingma] read_file: RUNNING" in progress.status
     # Lingma asked the host to run read_file; the bridge read the file in the workspace.
     assert "README.md: ok: read me" in data["answer"]
     assert data["approvals"] == [
@@ -250,19 +229,19 @@ async def test_cancellation_sends_chat_stop_and_the_next_call_works(tmp_path: Pa
     assert "again" in result.structured_content["answer"]
 
 
-@pytest.mark.asyncio(loop_scope="module")
-async def test_sixteen_concurrent_asks_each_get_their_own_answer(shared_server: Any) -> None:
+async def test_sixteen_concurrent_asks_each_get_their_own_answer(tmp_path: Path) -> None:
     results: dict[int, Any] = {}
     progress = {i: Progress() for i in range(16)}
+    async with mcp_server(tmp_path) as client:
 
-    async def ask(i: int) -> None:
-        results[i] = await shared_server.call_tool(
-            "ask_lingma", {"prompt": f"question number {i}"}, progress_callback=progress[i]
-        )
+        async def ask(i: int) -> None:
+            results[i] = await client.call_tool(
+                "ask_lingma", {"prompt": f"question number {i}"}, progress_callback=progress[i]
+            )
 
-    async with anyio.create_task_group() as tg:
-        for i in range(16):
-            tg.start_soon(ask, i)
+        async with anyio.create_task_group() as tg:
+            for i in range(16):
+                tg.start_soon(ask, i)
     for i in range(16):
         result = results[i]
         assert not result.is_error, text_of(result)
@@ -310,11 +289,9 @@ async def test_a_silent_lingma_times_out_with_nothing_so_far_and_is_stopped(
     ],
 )
 async def test_bad_arguments_are_refused_before_lingma_is_asked(
-    tmp_path: Path, arguments: dict[str, Any], expected: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, arguments: dict[str, Any], expected: str
 ) -> None:
-    # Validation only: the server runs in this process (the simulator still answers).
-    monkeypatch.setenv("LINGMA_SIM_LOG", str(tmp_path / "sim.jsonl"))
-    async with inprocess_server(tmp_path) as client:
+    async with mcp_server(tmp_path) as client:
         result = await client.call_tool("ask_lingma", arguments)
     assert result.is_error
     assert expected in text_of(result)
@@ -350,9 +327,8 @@ async def test_login_asks_a_host_with_url_elicitation_to_open_the_url(tmp_path: 
         asked.append(params)
         return ElicitResult(action="accept")
 
-    async with mcp_server(
-        tmp_path, {"LINGMA_SIM_AUTH": "logged_out"}, elicitation_callback=elicit
-    ) as client:
+    logged_out = {"LINGMA_SIM_AUTH": "logged_out"}
+    async with mcp_server(tmp_path, logged_out, host={"elicitation_callback": elicit}) as client:
         login = await client.call_tool("login", {})
     assert not login.is_error, text_of(login)
     assert login.structured_content["opened_by_host"] is True
@@ -360,10 +336,10 @@ async def test_login_asks_a_host_with_url_elicitation_to_open_the_url(tmp_path: 
     assert asked[0].url == login.structured_content["login_url"]
 
 
-@pytest.mark.asyncio(loop_scope="module")
-async def test_list_models_by_scene_and_an_unknown_scene(shared_server: Any) -> None:
-    chat = await shared_server.call_tool("list_models", {"scene": "chat"})
-    unknown = await shared_server.call_tool("list_models", {"scene": "nope"})
+async def test_list_models_by_scene_and_an_unknown_scene(tmp_path: Path) -> None:
+    async with mcp_server(tmp_path) as client:
+        chat = await client.call_tool("list_models", {"scene": "chat"})
+        unknown = await client.call_tool("list_models", {"scene": "nope"})
     assert not chat.is_error
     assert list(chat.structured_content["scenes"]) == ["chat"]
     models = chat.structured_content["scenes"]["chat"]
@@ -387,7 +363,8 @@ async def test_rate_limit_names_429_and_what_to_do(tmp_path: Path) -> None:
 async def test_a_crash_mid_answer_reports_state_and_logs_and_the_server_stays_usable(
     tmp_path: Path,
 ) -> None:
-    async with mcp_server(tmp_path, {"LINGMA_SIM_CRASH_AFTER": "3"}) as client:
+    crash = {"LINGMA_SIM_CRASH_AFTER": "3"}
+    async with mcp_server(tmp_path, crash, lingma="process") as client:
         result = await client.call_tool("ask_lingma", {"prompt": "crash please"})
         models = await client.call_tool("list_models", {})  # needs Lingma back up
     assert result.is_error
@@ -398,10 +375,8 @@ async def test_a_crash_mid_answer_reports_state_and_logs_and_the_server_stays_us
 
 
 async def test_lingma_not_found_says_where_it_looked_and_how_to_fix(tmp_path: Path) -> None:
-    params = server_params(tmp_path)
-    params.args = [a for a in params.args if a != "--simulate"]
-    params.env = {**(params.env or {}), "LINGMA_BIN": str(tmp_path / "no" / "Lingma")}
-    async with mcp_server(tmp_path, params=params) as client:
+    missing = str(tmp_path / "no" / "Lingma")
+    async with mcp_server(tmp_path, simulate=False, lingma_bin=missing) as client:
         tools = await client.list_tools()
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
         status = await client.call_tool("auth_status", {})
@@ -415,10 +390,8 @@ async def test_lingma_not_found_says_where_it_looked_and_how_to_fix(tmp_path: Pa
 
 
 async def test_lingma_that_never_starts_gives_a_startup_error(tmp_path: Path) -> None:
-    env = {"LINGMA_SIM_NO_INFO": "1"}
-    params = server_params(tmp_path, env)
-    params.args += ["--startup-timeout", "1.5"]
-    async with mcp_server(tmp_path, params=params) as client:
+    no_info = {"LINGMA_SIM_NO_INFO": "1"}
+    async with mcp_server(tmp_path, no_info, lingma="process", startup_timeout=1.5) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "hi", "timeout_s": 10})
     assert result.is_error
     text = text_of(result)
@@ -470,7 +443,7 @@ async def test_host_roots_choose_the_workspace(tmp_path: Path) -> None:
     async def roots(_: Any) -> ListRootsResult:
         return ListRootsResult(roots=[Root(uri=root.as_uri(), name="host root")])
 
-    async with mcp_server(tmp_path, list_roots_callback=roots) as client:
+    async with mcp_server(tmp_path, host={"list_roots_callback": roots}) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "where am I"})
         sessions = json.loads((await client.read_resource("lingma://sessions")).contents[0].text)
     assert not result.is_error, text_of(result)
@@ -485,23 +458,20 @@ async def test_host_roots_choose_the_workspace(tmp_path: Path) -> None:
 # -- secrets ------------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio(loop_scope="module")
-async def test_no_token_in_any_result_resource_or_log_line(
-    shared_server: Any, shared_server_folder: Path
-) -> None:
+async def test_no_token_in_any_result_resource_or_log_line(tmp_path: Path) -> None:
     seen: list[str] = []
-    for name, args in [
-        ("auth_status", {}),
-        ("list_models", {}),
-        ("login", {}),
-        ("ask_lingma", {"prompt": "tokens?"}),
-    ]:
-        result = await shared_server.call_tool(name, args)
-        seen.append(result.model_dump_json())
-    for uri in ("lingma://status", "lingma://models", "lingma://sessions"):
-        seen.append((await shared_server.read_resource(uri)).model_dump_json())
-    # The log so far: every other test of the module sharing this server adds to it.
-    log = (shared_server_folder / "server.log").read_text(encoding="utf-8")
+    async with mcp_server(tmp_path) as client:
+        for name, args in [
+            ("auth_status", {}),
+            ("list_models", {}),
+            ("login", {}),
+            ("ask_lingma", {"prompt": "tokens?"}),
+        ]:
+            result = await client.call_tool(name, args)
+            seen.append(result.model_dump_json())
+        for uri in ("lingma://status", "lingma://models", "lingma://sessions"):
+            seen.append((await client.read_resource(uri)).model_dump_json())
+    log = read_log(tmp_path)
     assert " DEBUG " in log, "the server should have logged at DEBUG"
     seen.append(log)
     for blob in seen:
@@ -518,8 +488,8 @@ async def test_no_token_in_any_result_resource_or_log_line(
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_a_signal_closes_lingma_and_exits(tmp_path: Path, signum: int) -> None:
-    async with server_process(tmp_path, params=server_params(tmp_path)) as proc:
-        await wait_until(lambda: "state starting -> ready" in _log(tmp_path))
+    async with server_process(tmp_path) as proc:
+        await wait_until(lambda: "state starting -> ready" in read_log(tmp_path))
         lingma_pid = _lingma_pid(tmp_path)
         proc.send_signal(signum)
         with anyio.fail_after(15):
@@ -528,15 +498,10 @@ async def test_a_signal_closes_lingma_and_exits(tmp_path: Path, signum: int) -> 
     assert lingma_pid is not None and not alive(lingma_pid)
 
 
-def _log(tmp_path: Path) -> str:
-    path = tmp_path / "server.log"
-    return path.read_text(encoding="utf-8") if path.exists() else ""
-
-
 def _lingma_pid(tmp_path: Path) -> int | None:
     import re
 
-    match = re.search(r"\(pid (\d+)", _log(tmp_path))
+    match = re.search(r"\(pid (\d+)", read_log(tmp_path))
     return int(match.group(1)) if match else None
 
 
@@ -545,11 +510,11 @@ async def test_lingmas_own_verbose_logging_leaks_no_token_at_debug(tmp_path: Pat
     # line, its value on the next), the way Lingma's own logging does.
     from lingma_mcp.sim import account
 
-    env = {"LINGMA_SIM_VERBOSE": "1"}
-    async with mcp_server(tmp_path, env) as client:
+    verbose = {"LINGMA_SIM_VERBOSE": "1"}
+    async with mcp_server(tmp_path, verbose, lingma="process") as client:
         await client.call_tool("auth_status", {})
         await client.call_tool("ask_lingma", {"prompt": "hi"})
-    log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    log = read_log(tmp_path)
     assert "refreshToken" in log or "lingma-sim" in log, "the simulator's frames were logged"
     for secret in (account._digest("refresh"), account._digest("token")):
         for start in range(len(secret) - 5):
@@ -562,12 +527,12 @@ async def test_a_second_sigterm_during_shutdown_waits_for_lingma(tmp_path: Path)
     # that signals again meanwhile must not kill the server before Lingma is reaped.
     params = server_params(tmp_path, {"LINGMA_SIM_IGNORE_SIGTERM": "1"})
     async with server_process(tmp_path, params=params) as proc:
-        await wait_until(lambda: "state starting -> ready" in _log(tmp_path))
+        await wait_until(lambda: "state starting -> ready" in read_log(tmp_path))
         lingma_pid = _lingma_pid(tmp_path)
         proc.send_signal(signal.SIGTERM)
-        await wait_until(lambda: "signal SIGTERM: shutting down" in _log(tmp_path))
+        await wait_until(lambda: "signal SIGTERM: shutting down" in read_log(tmp_path))
         proc.send_signal(signal.SIGTERM)
-        await wait_until(lambda: "already shutting down" in _log(tmp_path))
+        await wait_until(lambda: "already shutting down" in read_log(tmp_path))
         with anyio.fail_after(30):
             await proc.wait()
     assert proc.returncode == 0

@@ -8,169 +8,26 @@ Lingma is silent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import anyio
 import pytest
+from fakes import ScriptedLingma, scripted_app
 from mcp import Client
 
 from lingma_mcp.asking.bridge import Bridge
-from lingma_mcp.backend import ChatRequest, ChatResult, Login, Model, Session
 from lingma_mcp.config import Settings
-from lingma_mcp.errors import LingmaConnectionLost, RpcTimeout
+from lingma_mcp.errors import LingmaConnectionLost
 from lingma_mcp.events import Finish, TextDelta
-from lingma_mcp.lingma.auth import login_from_status
-from lingma_mcp.server.app import build_app
 
 pytestmark = pytest.mark.timeout(30)
 
 
-class Pause:
-    """A scripted silence of ``seconds`` in the event stream."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-
-@dataclass
-class FakeStream:
-    script: list[Any]
-    request_id: str = "req-1"
-    session_hint: str | None = None
-    continuing: bool = False  # asked to continue session_hint
-    closed: bool = False
-    stop_gate: anyio.Event | None = None  # set: chat/stop "replies"; None: at once
-    stop_sent: bool = False
-    _parts: list[str] = field(default_factory=list)
-    _finish: Finish | None = None
-    _failed: bool = False
-
-    @property
-    def finish(self) -> Finish | None:
-        return self._finish
-
-    @property
-    def done(self) -> bool:
-        return self._finish is not None or self._failed
-
-    def __aiter__(self) -> FakeStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        while self.script:
-            item = self.script.pop(0)
-            if isinstance(item, Pause):
-                await anyio.sleep(item.seconds)
-                continue
-            if isinstance(item, anyio.Event):
-                await item.wait()  # silence until the test sets it
-                continue
-            if isinstance(item, BaseException):
-                self._failed = True
-                raise item
-            if isinstance(item, TextDelta):
-                self._parts.append(item.text)
-            if isinstance(item, Finish):
-                self._finish = item
-            return item
-        raise StopAsyncIteration
-
-    def text_so_far(self) -> str:
-        return "".join(self._parts)
-
-    def result(self) -> ChatResult:
-        finish = self._finish
-        return ChatResult(
-            answer=self.text_so_far(),
-            session_id=finish.session_id if finish else None,
-            request_id=self.request_id,
-            finish_reason=finish.reason if finish else None,
-            status_code=finish.status_code if finish else None,
-            finish_message=finish.message if finish else "",
-            first_token_ms=1,
-            total_ms=2,
-            continued=finish.session_id == self.session_hint
-            if finish and self.continuing
-            else None,
-        )
-
-    async def aclose(self) -> None:
-        if not self.done:
-            self.stop_sent = True
-            if self.stop_gate is not None:
-                await self.stop_gate.wait()
-        self.closed = True
-
-
-class FakeClient:
-    def __init__(self, script: list[Any], auth: list[int]) -> None:
-        self.script = script
-        self.auth = auth  # status codes returned by successive auth/status calls
-        self.streams: list[FakeStream] = []
-        self.sessions: dict[str, Session] = {}
-        self.auth_hangs = False
-        self.stop_gate: anyio.Event | None = None
-
-    async def login_state(self) -> Login:
-        if self.auth_hangs:
-            raise RpcTimeout("auth/status", 30)
-        status = self.auth.pop(0) if len(self.auth) > 1 else self.auth[0]
-        return login_from_status({"status": status, "name": "me"})
-
-    async def models(self) -> list[Model]:
-        return [Model("auto", "Auto", scenes=("chat",), default_in=("chat",))]
-
-    async def open_chat(self, request: ChatRequest) -> FakeStream:
-        # A script of scripts plays one per chat (for retries); a flat script plays for each.
-        if self.script and isinstance(self.script[0], list):
-            stream = FakeStream(list(self.script.pop(0)))
-        else:
-            stream = FakeStream(list(self.script))
-        stream.session_hint = request.session_id or "new-session"
-        stream.continuing = request.session_id is not None
-        stream.stop_gate = self.stop_gate
-        self.streams.append(stream)
-        return stream
-
-    async def session(self, session_id: str) -> Session | None:
-        return self.sessions.get(session_id)
-
-
-class FakeSupervisor:
-    def __init__(self, client: FakeClient) -> None:
-        self._client = client
-        self.closed = False
-        self.waits: list[float | None] = []
-        self.suspicions: list[str] = []
-
-    def start(self) -> None:
-        pass
-
-    async def client(self, timeout: float | None = None) -> FakeClient:  # noqa: ASYNC109 - the supervisor contract
-        self.waits.append(timeout)
-        return self._client
-
-    def status(self) -> Any:
-        return SimpleNamespace(state="ready", log_hint="the fake's logs")
-
-    def suspect(self, reason: str) -> None:
-        self.suspicions.append(reason)
-
-    async def close(self) -> None:
-        self.closed = True
-
-
 def make(
-    tmp_path: Path, script: list[Any], auth: list[int] | None = None, **options: Any
-) -> tuple[Any, Any]:
-    client = FakeClient(script, auth or [2])
-    supervisor = FakeSupervisor(client)
-    client.supervisor = supervisor  # type: ignore[attr-defined]
-    settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work", **options)
-    return build_app(settings, Bridge(settings, supervisor)), client
+    tmp_path: Path, script: list[Any], auth: list[int] | None = None, **settings: Any
+) -> tuple[Any, ScriptedLingma]:
+    return scripted_app(tmp_path, script, auth=auth, **settings)
 
 
 async def test_a_401_from_an_expired_login_says_to_call_login(tmp_path: Path) -> None:
@@ -228,24 +85,18 @@ async def test_keepalives_reach_the_host_while_lingma_is_silent(tmp_path: Path) 
 
 
 async def test_the_server_closes_the_supervisor_when_the_host_leaves(tmp_path: Path) -> None:
-    client = FakeClient([Finish("success", 200, "s1")], [2])
-    supervisor = FakeSupervisor(client)
-    settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work")
-    app = build_app(settings, Bridge(settings, supervisor))
+    app, fake = make(tmp_path, [Finish("success", 200, "s1")])
     async with Client(app) as mcp:
         await mcp.list_tools()
-    assert supervisor.closed
+    assert fake.backend.closed
 
 
 async def test_a_status_check_waits_briefly_for_a_starting_lingma(tmp_path: Path) -> None:
-    client = FakeClient([], [2])
-    supervisor = FakeSupervisor(client)
-    settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work", startup_timeout=120)
-    app = build_app(settings, Bridge(settings, supervisor))
+    app, fake = make(tmp_path, [], startup_timeout=120)
     async with Client(app) as mcp:
         result = await mcp.call_tool("auth_status", {})
     assert result.structured_content["logged_in"] is True
-    assert supervisor.waits == [15.0]
+    assert fake.backend.waits == [15.0]
 
 
 async def test_a_lingma_that_died_while_idle_is_asked_once_more(tmp_path: Path) -> None:
@@ -316,7 +167,7 @@ async def test_a_control_request_that_times_out_makes_the_supervisor_check_lingm
     async with Client(app) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "hi"})
     assert result.is_error and "auth/status" in result.content[0].text
-    assert fake.supervisor.suspicions and "auth/status" in fake.supervisor.suspicions[0]
+    assert fake.backend.suspicions and "auth/status" in fake.backend.suspicions[0]
 
 
 async def test_a_chat_that_hears_nothing_makes_the_supervisor_check_lingma(
@@ -327,7 +178,7 @@ async def test_a_chat_that_hears_nothing_makes_the_supervisor_check_lingma(
     async with Client(app) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "hi", "timeout_s": 0.2})
     assert result.is_error and "timeout_s=0.2" in result.content[0].text
-    assert any("heard nothing" in r for r in fake.supervisor.suspicions)
+    assert any("heard nothing" in r for r in fake.backend.suspicions)
 
 
 async def test_a_timed_out_call_returns_without_waiting_for_chat_stop(tmp_path: Path) -> None:
@@ -413,11 +264,10 @@ async def test_an_unknown_conversation_is_resource_not_found(tmp_path: Path) -> 
 async def test_caches_follow_the_client_not_its_id(tmp_path: Path) -> None:
     # After a reconnect the new client may get the old one's id(); the login check that
     # was good for the old client must not be trusted for the new one.
-    first = FakeClient([], [2])
-    supervisor = FakeSupervisor(first)
+    first = ScriptedLingma([], [2])
     settings = Settings(workspace=tmp_path, work_dir=tmp_path / "work")
-    bridge = Bridge(settings, supervisor)
+    bridge = Bridge(settings, first.backend)
     await bridge.login.ensure(first)  # type: ignore[arg-type]
-    second = FakeClient([], [3])
+    second = ScriptedLingma([], [3])
     with pytest.raises(Exception, match="not logged in"):
         await bridge.login.ensure(second)  # type: ignore[arg-type]

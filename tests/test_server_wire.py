@@ -1,8 +1,10 @@
 """The wire as a host reads it: raw JSON-RPC lines on stdout, nothing else.
 
-These tests skip the SDK's client so they can see every byte the server writes: each stdout
-line must be a JSON-RPC message, and no progress notification for a call may follow that
-call's result (one host drops the whole connection when that happens).
+These tests start the server as hosts do, a stdio process, and skip the SDK's client so
+they can see every byte it writes: each stdout line must be a JSON-RPC message, and no
+progress notification for a call may follow that call's result (one host drops the whole
+connection when that happens). What it does when the host leaves, stops reading or writes
+lines that are not JSON-RPC, only such a process shows.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 from anyio.streams.text import TextReceiveStream
-from conftest import open_log, server_params, server_process
+from servers import open_log, read_log, server_params, server_process
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -169,16 +171,21 @@ async def test_a_host_that_leaves_mid_answer_stops_lingma_and_the_server_exits(
     sent = [json.loads(line) for line in sim_log.read_text(encoding="utf-8").splitlines()]
     methods = [e["message"].get("method") for e in sent if isinstance(e.get("message"), dict)]
     assert "chat/stop" in methods
-    log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    log = read_log(tmp_path)
     assert "Lingma supervisor closed" in log
     assert "exited with" in log  # the child was reaped, not orphaned
+    assert "sim-secret" not in log  # the command line's log handler masks tokens
 
 
 async def test_a_host_that_reads_slowly_gets_coalesced_text_not_a_backlog(
     tmp_path: Path,
 ) -> None:
-    env = {"LINGMA_SIM_ANSWER_SIZE": "200000", "LINGMA_SIM_CHUNK": "8"}
-    env["LINGMA_MAX_RESULT_CHARS"] = "1000000"  # the whole answer in the result, uncut
+    env = {
+        "LINGMA_SIM_ANSWER_SIZE": "200000",
+        "LINGMA_SIM_CHUNK": "8",
+        "LINGMA_SIM_DELTA_DELAY": "0",
+        "LINGMA_MAX_RESULT_CHARS": "1000000",  # the whole answer in the result, uncut
+    }
     async with server_process(tmp_path, env) as process:
         host = RawHost(process)
         with anyio.fail_after(40):
@@ -207,11 +214,18 @@ MALFORMED = [
     ('{"jsonrpc":"1.0","id":7,"method":"tools/list"}', -32600),
     ("{not json", -32700),
 ]
+HALF_AN_EMOJI = (
+    '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"ask_lingma",'
+    '"arguments":{"prompt":"half an emoji \\ud83d"}}}\n'
+)
 
 
-async def test_a_malformed_request_gets_an_error_reply(tmp_path: Path) -> None:
+async def test_a_malformed_request_gets_an_error_reply_and_a_lone_surrogate_is_replaced(
+    tmp_path: Path,
+) -> None:
     # One server for every malformed line, each followed by a ping: a refusal that broke
-    # the connection would fail the lines after it too.
+    # the connection would fail the lines after it too. Then a prompt with half an emoji
+    # (a lone surrogate, which no UTF-8 can carry) is answered, not fatal.
     async with server_process(tmp_path) as process:
         host = RawHost(process)
         with anyio.fail_after(30):
@@ -227,22 +241,7 @@ async def test_a_malformed_request_gets_an_error_reply(tmp_path: Path) -> None:
                 # and the server still answers
                 pong = await host.request(100 + n, "ping", {})
                 assert pong.get("result") == {}, line
-            await process.stdin.aclose()
-            await process.wait()
-
-
-async def test_a_lone_surrogate_in_a_prompt_is_replaced_not_fatal(tmp_path: Path) -> None:
-    env = {"LINGMA_SIM_DELTA_DELAY": "0.001", "LINGMA_SIM_ANSWER_SIZE": "40"}
-    async with server_process(tmp_path, env) as process:
-        host = RawHost(process)
-        with anyio.fail_after(30):
-            await host.handshake()
-            assert process.stdin is not None
-            raw = (
-                '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"ask_lingma",'
-                '"arguments":{"prompt":"half an emoji \\ud83d"}}}\n'
-            )
-            await process.stdin.send(raw.encode())
+            await process.stdin.send(HALF_AN_EMOJI.encode())
             reply = await host.until(lambda m: m.get("id") == 3)
             assert reply["result"]["isError"] is False, reply
             await process.stdin.aclose()

@@ -7,8 +7,9 @@ names, update kinds, statuses, tool kinds, titles, option ids, kinds and names, 
 types, the keys of replies and the codes of errors) and the two lists must be equal.
 Two scenarios: a session's whole life (tools approved and rejected, failures, an
 attached prompt, a script run out, load, list, fork, delete, a refused option), and a
-cancel with a permission question open. Skipped, saying why, where the real CLI cannot
-be installed.
+cancel with a permission question open. The real CLI is started once for both (it reads
+its script again for each session it opens); the simulator once for each (it reads its
+script once, at start). Skipped, saying why, where the real CLI cannot be installed.
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from acp_fakes import LinePeer, fake_call, fake_text, sim_argv, sim_env, write_script
 from real_cli import empty_home_env, installed_cli
 
 pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the CLI is tested on Linux"),
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("real-cli-shapes"),
 ]
 
 CAPS = {"fs": {"readTextFile": True, "writeTextFile": True}, "terminal": True}
@@ -112,60 +117,112 @@ def shape(message: dict[str, Any], workspace: Path) -> tuple[Any, ...] | None:
     return ("result", sorted(result) if isinstance(result, dict) else result)
 
 
-async def drive(argv: list[str], workspace: Path, env: dict[str, str]) -> list[tuple[Any, ...]]:
-    peer = await LinePeer.start(argv, cwd=workspace, env=env, answer=answer)
+class Agent:
+    """One agent on the wire, initialized (``hello``: the shape of its reply), and the
+    script file it plays for a new session."""
+
+    def __init__(self, peer: LinePeer, script: Path, hello: tuple[Any, ...] | None) -> None:
+        self.peer = peer
+        self.script = script
+        self.hello = hello
+
+    async def shapes(
+        self, workspace: Path, scenario: Callable[[LinePeer, Path], Awaitable[None]]
+    ) -> list[tuple[Any, ...]]:
+        """What the agent sent during ``scenario``, reduced to shapes."""
+        start = len(self.peer.log)
+        await scenario(self.peer, workspace)
+        sent = [message for way, message in self.peer.log[start:] if way == "in"]
+        return [s for s in (shape(m, workspace) for m in sent) if s is not None]
+
+
+async def started(argv: list[str], cwd: Path, env: dict[str, str], script: Path) -> Agent:
+    peer = await LinePeer.start(argv, cwd=cwd, env=env)
+    hello = await peer.call("initialize", {"protocolVersion": 1, "clientCapabilities": CAPS})
+    return Agent(peer, script, shape(hello, cwd))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def real(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Agent]:
+    """The real CLI, once for the module: it costs seconds of CPU to start, and it reads
+    its script again for every session it opens, so each scenario writes its own."""
+    binary = installed_cli()
+    root = tmp_path_factory.mktemp("real-cli")
+    script = write_script(root / "script.jsonl", [])
+    env = {**empty_home_env(root / "home"), "QODER_FAKE_STREAM_DELAY_MS": "5"}
+    argv = [str(binary), "--acp", "--fake-responses", str(script)]
+    agent = await started(argv, root, env, script)
     try:
-        await peer.result("initialize", {"protocolVersion": 1, "clientCapabilities": CAPS})
-        new = await peer.result("session/new", {"cwd": str(workspace), "mcpServers": []})
-        session = new["sessionId"]
-        text = [{"type": "text", "text": "work"}]
-        await peer.call("session/prompt", {"sessionId": session, "prompt": text})
-        attached = [
-            *text,
-            PNG_BLOCK,
-            {"type": "resource_link", "uri": (workspace / "b.txt").as_uri(), "name": "b.txt"},
-        ]
-        await peer.call("session/prompt", {"sessionId": session, "prompt": attached})
-        # The script has run out: an error, kept in the history with its words.
-        await peer.call("session/prompt", {"sessionId": session, "prompt": text})
-        load = {"sessionId": session, "cwd": str(workspace), "mcpServers": []}
-        await peer.call("session/load", load)
-        await peer.call("session/list", {})
-        fork = await peer.call(
-            "session/fork", {"sessionId": session, "cwd": str(workspace), "mcpServers": []}
-        )
-        await peer.call("session/delete", {"sessionId": fork["result"]["sessionId"]})
-        await peer.call("session/delete", {"sessionId": "no-such-session"})
-        await peer.call(
-            "session/set_config_option",
-            {"sessionId": session, "configId": "model", "value": "nonexistent"},
-        )
+        yield agent
     finally:
-        await peer.close()
-    shapes = [shape(message, workspace) for message in peer.incoming()]
-    return [s for s in shapes if s is not None]
+        await agent.peer.close()
 
 
-def prepare(root: Path, lines_for: Callable[[Path], list[dict[str, Any]]]) -> tuple[Path, Path]:
+@asynccontextmanager
+async def simulator(
+    root: Path, lines: list[dict[str, Any]], **switches: str
+) -> AsyncIterator[Agent]:
+    """The simulator, started for one scenario: it reads its script once, at start (the
+    scenario's workspace, made first, is in ``root``)."""
+    script = write_script(root / "script.jsonl", lines)
+    env = sim_env(root / "state", client_tools="0", **switches)
+    env.pop("QODERCN_EXPOSE_TOKEN_USAGE", None)
+    agent = await started(sim_argv("--fake-responses", str(script)), root, env, script)
+    try:
+        yield agent
+    finally:
+        await agent.peer.close()
+
+
+async def a_sessions_life(peer: LinePeer, workspace: Path) -> None:
+    peer.answer = answer
+    new = await peer.result("session/new", {"cwd": str(workspace), "mcpServers": []})
+    session = new["sessionId"]
+    text = [{"type": "text", "text": "work"}]
+    await peer.call("session/prompt", {"sessionId": session, "prompt": text})
+    attached = [
+        *text,
+        PNG_BLOCK,
+        {"type": "resource_link", "uri": (workspace / "b.txt").as_uri(), "name": "b.txt"},
+    ]
+    await peer.call("session/prompt", {"sessionId": session, "prompt": attached})
+    # The script has run out: an error, kept in the history with its words.
+    await peer.call("session/prompt", {"sessionId": session, "prompt": text})
+    load = {"sessionId": session, "cwd": str(workspace), "mcpServers": []}
+    await peer.call("session/load", load)
+    await peer.call("session/list", {})
+    fork = await peer.call(
+        "session/fork", {"sessionId": session, "cwd": str(workspace), "mcpServers": []}
+    )
+    await peer.call("session/delete", {"sessionId": fork["result"]["sessionId"]})
+    await peer.call("session/delete", {"sessionId": "no-such-session"})
+    await peer.call(
+        "session/set_config_option",
+        {"sessionId": session, "configId": "model", "value": "nonexistent"},
+    )
+
+
+def prepare(root: Path) -> Path:
     workspace = root / "project"
     workspace.mkdir(parents=True)
     (workspace / "a.txt").write_text("alpha\nline2\n")
     (workspace / "b.txt").write_text("b\n")
-    return workspace.resolve(), write_script(root / "script.jsonl", lines_for(workspace.resolve()))
+    return workspace.resolve()
 
 
-async def test_the_simulator_speaks_the_real_clis_shapes_for_one_script(tmp_path: Path):
-    binary = installed_cli()
-    real_ws, real_script = prepare(tmp_path / "real", script)
-    env = {**empty_home_env(tmp_path / "home"), "QODER_FAKE_STREAM_DELAY_MS": "5"}
-    real = await drive([str(binary), "--acp", "--fake-responses", str(real_script)], real_ws, env)
+async def test_the_simulator_speaks_the_real_clis_shapes_for_one_script(
+    real: Agent, tmp_path: Path
+) -> None:
+    real_ws = prepare(tmp_path / "real")
+    write_script(real.script, script(real_ws))
+    from_real = await real.shapes(real_ws, a_sessions_life)
 
-    sim_ws, sim_script = prepare(tmp_path / "sim", script)
-    env = sim_env(tmp_path / "state", client_tools="0", efforts="", plan="0", think="0")
-    env.pop("QODERCN_EXPOSE_TOKEN_USAGE", None)
-    simulated = await drive(sim_argv("--fake-responses", str(sim_script)), sim_ws, env)
+    sim_ws = prepare(tmp_path / "sim")
+    async with simulator(tmp_path / "sim", script(sim_ws), efforts="", plan="0", think="0") as sim:
+        simulated = await sim.shapes(sim_ws, a_sessions_life)
 
-    assert simulated == real
+    assert sim.hello == real.hello
+    assert simulated == from_real
     for workspace in (real_ws, sim_ws):  # and both did the same to their folder
         assert (workspace / "a.txt").read_text() == "beta\nline2\n"
         assert (workspace / "new.txt").read_text() == "fresh\n"
@@ -175,9 +232,7 @@ async def test_the_simulator_speaks_the_real_clis_shapes_for_one_script(tmp_path
     assert sorted(os.listdir(real_ws)) == sorted(os.listdir(sim_ws))
 
 
-async def cancel_with_a_question_open(
-    argv: list[str], workspace: Path, env: dict[str, str]
-) -> list[tuple[Any, ...]]:
+async def cancel_with_a_question_open(peer: LinePeer, workspace: Path) -> None:
     questions: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
@@ -185,41 +240,35 @@ async def cancel_with_a_question_open(
         await questions.put(request)
         return await answers.get()
 
-    peer = await LinePeer.start(argv, cwd=workspace, env=env, answer=hold)
-    try:
-        await peer.result("initialize", {"protocolVersion": 1, "clientCapabilities": CAPS})
-        new = await peer.result("session/new", {"cwd": str(workspace), "mcpServers": []})
-        session = new["sessionId"]
-        text = [{"type": "text", "text": "write"}]
-        prompted = asyncio.ensure_future(
-            peer.call("session/prompt", {"sessionId": session, "prompt": text})
-        )
-        await questions.get()
-        peer.notify("session/cancel", {"sessionId": session})
-        reply = await prompted  # ends with the question still open
-        assert reply["result"]["stopReason"] == "cancelled"
-        await answers.put({"outcome": {"outcome": "selected", "optionId": "proceed_once"}})
-        await peer.result("session/list", {})  # the late yes has been read by now
-    finally:
-        await peer.close()
-    return [s for s in (shape(m, workspace) for m in peer.incoming()) if s is not None]
+    peer.answer = hold
+    new = await peer.result("session/new", {"cwd": str(workspace), "mcpServers": []})
+    session = new["sessionId"]
+    text = [{"type": "text", "text": "write"}]
+    prompted = asyncio.ensure_future(
+        peer.call("session/prompt", {"sessionId": session, "prompt": text})
+    )
+    await questions.get()
+    peer.notify("session/cancel", {"sessionId": session})
+    reply = await prompted  # ends with the question still open
+    assert reply["result"]["stopReason"] == "cancelled"
+    await answers.put({"outcome": {"outcome": "selected", "optionId": "proceed_once"}})
+    await peer.result("session/list", {})  # the late yes has been read by now
 
 
 def late_write(workspace: Path) -> list[dict[str, Any]]:
     return [fake_call("Write", file_path=str(workspace / "late.txt"), content="x"), fake_text("no")]
 
 
-async def test_a_cancel_with_a_question_open_ends_the_prompt_at_once_in_both(tmp_path: Path):
-    binary = installed_cli()
-    real_ws, real_script = prepare(tmp_path / "real", late_write)
-    env = {**empty_home_env(tmp_path / "home"), "QODER_FAKE_STREAM_DELAY_MS": "5"}
-    argv = [str(binary), "--acp", "--fake-responses", str(real_script)]
-    real = await cancel_with_a_question_open(argv, real_ws, env)
+async def test_a_cancel_with_a_question_open_ends_the_prompt_at_once_in_both(
+    real: Agent, tmp_path: Path
+) -> None:
+    real_ws = prepare(tmp_path / "real")
+    write_script(real.script, late_write(real_ws))
+    from_real = await real.shapes(real_ws, cancel_with_a_question_open)
 
-    sim_ws, sim_script = prepare(tmp_path / "sim", late_write)
-    env = sim_env(tmp_path / "state", client_tools="0", efforts="")
-    argv = sim_argv("--fake-responses", str(sim_script))
-    simulated = await cancel_with_a_question_open(argv, sim_ws, env)
+    sim_ws = prepare(tmp_path / "sim")
+    async with simulator(tmp_path / "sim", late_write(sim_ws), efforts="") as sim:
+        simulated = await sim.shapes(sim_ws, cancel_with_a_question_open)
 
-    assert simulated == real
+    assert simulated == from_real
     assert not (real_ws / "late.txt").exists() and not (sim_ws / "late.txt").exists()

@@ -1,10 +1,11 @@
-"""Tasks through real clients over stdio, as hosts run them.
+"""Tasks through a client no one here wrote, over stdio, as hosts run it.
 
-A real ``lingma-mcp --simulate --mode agent`` process, and three clients: the TypeScript
-SDK's own client with its experimental Tasks (2025-11-25; skipped, saying why, without
-Node or the SDK), a raw JSON-RPC client on 2025-11-25, and the Python SDK's ``Client`` on
-2026-07-28 with a Tasks client extension (``task_clients.py``). Each runs an agent-mode
-task whose edit needs the person's approval, answered within the task.
+The TypeScript SDK's own client with its experimental Tasks (2025-11-25; skipped, saying
+why, without Node or the SDK) starts ``lingma-mcp --simulate --mode agent`` and runs a chat
+task, an agent-mode task whose edit needs the person's approval (answered within the task)
+and a task it cancels. The Python SDK's client runs a task over stdio in
+``test_approvals_clients.py``; the raw 2025-11-25 client runs the same agent task in this
+process (``test_tasks_e2e.py``).
 """
 
 from __future__ import annotations
@@ -14,24 +15,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import open_log, sent_to_lingma, server_params
-from mcp import Client
-from mcp.client.stdio import stdio_client
-from task_clients import TasksExtension, raw_stdio
-from test_jobs_ts_client import node_with_sdk
+from servers import open_log, read_log, sent_to_lingma
+from ts_sdk import node_with_sdk
 
 pytestmark = pytest.mark.timeout(120)
 
-ONE_EDIT = "tidy up\n@create a.txt one\\n"
 RELATED = "io.modelcontextprotocol/related-task"
 SCRIPT = Path(__file__).parent / "ts_client" / "tasks.mjs"
-
-
-async def approve(params: dict[str, Any]) -> dict[str, Any]:
-    return {"action": "accept", "content": {"decision": "approve"}}
 
 
 def test_the_typescript_sdk_client_runs_ask_lingma_as_tasks(tmp_path: Path) -> None:
@@ -54,7 +46,7 @@ def test_the_typescript_sdk_client_runs_ask_lingma_as_tasks(tmp_path: Path) -> N
             [node, str(SCRIPT)], stdout=subprocess.PIPE, stderr=errlog, text=True, env=env,
             timeout=100, check=False,
         )  # fmt: skip
-    assert done.returncode == 0, (tmp_path / "server.log").read_text()[-2000:]
+    assert done.returncode == 0, read_log(tmp_path)[-2000:]
     run = json.loads(done.stdout.strip().splitlines()[-1])
 
     assert run["capabilities"]["tasks"]["requests"] == {"tools": {"call": {}}}
@@ -82,43 +74,3 @@ def test_the_typescript_sdk_client_runs_ask_lingma_as_tasks(tmp_path: Path) -> N
     assert notified == ["input_required", "working", "completed"]
     assert [cancelled["taskId"], "cancelled"] in run["notified"]
     assert run["errors"] == []
-
-
-async def test_a_raw_client_on_2025_11_25_runs_an_agent_task_over_stdio(tmp_path: Path) -> None:
-    params = server_params(tmp_path, None, "--mode", "agent")
-    command = [params.command, *params.args]
-    env = {**os.environ, **(params.env or {})}
-    with open_log(tmp_path) as errlog:
-        async with raw_stdio(command, env, errlog, approve) as client:
-            await client.initialize()
-            created = await client.request(
-                "tools/call",
-                {"name": "ask_lingma", "arguments": {"prompt": ONE_EDIT}, "task": {}},
-            )
-            task_id = created["task"]["taskId"]
-            result = await client.request("tasks/result", {"taskId": task_id})
-            await client.wait_for_notification(lambda n: n["params"]["status"] == "completed")
-    assert client.elicitations[0]["_meta"][RELATED] == {"taskId": task_id}
-    assert [a["by"] for a in result["structuredContent"]["approvals"]] == ["person"]
-    assert client.statuses(task_id) == ["input_required", "working", "completed"]
-
-
-async def test_the_python_sdk_client_on_2026_07_28_runs_an_agent_task_over_stdio(
-    tmp_path: Path,
-) -> None:
-    tasks = TasksExtension(person=approve)
-    params = server_params(tmp_path, None, "--mode", "agent")
-
-    async def not_mid_call(_: Any, params: Any) -> Any:  # declares forms; tasks ask otherwise
-        raise AssertionError("a task's question comes in its inputRequests on 2026-07-28")
-
-    with open_log(tmp_path) as errlog:
-        transport = stdio_client(params, errlog=errlog)
-        options: dict[str, Any] = {"extensions": [tasks], "elicitation_callback": not_mid_call}
-        async with Client(transport, **options) as client:
-            assert client.protocol_version == "2026-07-28"
-            result = await client.call_tool("ask_lingma", {"prompt": ONE_EDIT, "background": True})
-    assert len(tasks.created) == 1
-    assert "a.txt" in tasks.asked[0]["message"]
-    assert [a["by"] for a in (result.structured_content or {})["approvals"]] == ["person"]
-    assert tasks.seen[-1]["status"] == "completed"

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import sent_to_lingma, wait_until
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import ElicitResult
+from procs import wait_until
+from servers import lingma_app, sent_to_lingma
 from task_clients import (
     CancelTask,
     GetTask,
@@ -32,7 +33,6 @@ from task_clients import (
 import lingma_mcp.server.app as app_module
 from lingma_mcp.config import Settings
 from lingma_mcp.server.approvals import DECISION_SCHEMA
-from lingma_mcp.server.job_tools import AskJobs
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,43 +43,25 @@ SLOW = {"LINGMA_SIM_DELTA_DELAY": "0.05", "LINGMA_SIM_ANSWER_SIZE": "2000"}
 
 
 class Served:
-    """The app under test, built per client, with the registry its asks run in."""
+    """The app under test, built per client on the simulator in this process."""
 
-    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.project = tmp_path / "project"
         self.project.mkdir()
-        self.monkeypatch = monkeypatch
-        self.asks: AskJobs | None = None
-        monkeypatch.setenv("LINGMA_SIM_LOG", str(tmp_path / "sim.jsonl"))
-        monkeypatch.setenv("LINGMA_SIM_DELTA_DELAY", "0.001")
-        served = self
-
-        class KeptAskJobs(AskJobs):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                served.asks = self
-
-        monkeypatch.setattr(app_module, "AskJobs", KeptAskJobs)
+        self.sim = {"LINGMA_SIM_DELTA_DELAY": "0.001"}
 
     def app(self, **settings: Any) -> Any:
-        options = {
-            "simulate": True,
-            "work_dir": self.tmp_path / "work",
-            "workspace": self.project,
-            "request_timeout": 45.0,
-            **settings,
-        }
-        return app_module.build_app(Settings(**options))
+        """An async context: the app, on a simulator of its own."""
+        return lingma_app(self.tmp_path, self.sim, request_timeout=45.0, **settings)
 
     def slow(self) -> None:
-        for name, value in SLOW.items():
-            self.monkeypatch.setenv(name, value)
+        self.sim = SLOW
 
 
 @pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Served:
-    return Served(tmp_path, monkeypatch)
+def served(tmp_path: Path) -> Served:
+    return Served(tmp_path)
 
 
 def approving(*decisions: str) -> Any:
@@ -99,7 +81,7 @@ def approvals(structured: dict[str, Any]) -> list[tuple[str, str, str]]:
 async def legacy(
     served: Served, *, person: Any = None, elicitation: bool = True, **settings: Any
 ) -> AsyncIterator[RawClient]:
-    async with raw_inprocess(served.app(**settings), person) as client:
+    async with served.app(**settings) as app, raw_inprocess(app, person) as client:
         await client.initialize(elicitation=elicitation)
         yield client
 
@@ -128,7 +110,7 @@ async def test_2025_declares_tasks_and_ask_lingma_alone_may_run_as_one(served: S
 
 
 async def test_2025_initialize_declares_the_tasks_capability(served: Served) -> None:
-    async with raw_inprocess(served.app()) as client:
+    async with served.app() as app, raw_inprocess(app) as client:
         init = await client.initialize()
     assert init["protocolVersion"] == "2025-11-25"
     assert init["capabilities"]["tasks"] == {
@@ -247,7 +229,7 @@ async def test_2026_discover_advertises_the_extension_and_a_background_ask_becom
     served: Served,
 ) -> None:
     tasks = TasksExtension()
-    async with Client(served.app(), extensions=[tasks]) as client:
+    async with served.app() as app, Client(app, extensions=[tasks]) as client:
         assert client.protocol_version == "2026-07-28"
         extensions = client.server_capabilities.extensions or {}
         tools = (await client.list_tools()).tools
@@ -269,8 +251,10 @@ async def test_2026_an_agent_task_asks_through_its_input_requests(served: Served
     async def never(_: Any, params: Any) -> ElicitResult:
         raise AssertionError("a task's question is not sent mid-call on 2026-07-28")
 
-    app = served.app(mode="agent")
-    async with Client(app, extensions=[tasks], elicitation_callback=never) as client:
+    async with (
+        served.app(mode="agent") as app,
+        Client(app, extensions=[tasks], elicitation_callback=never) as client,
+    ):
         result = await client.call_tool("ask_lingma", {"prompt": ONE_EDIT, "background": True})
     (asked,) = tasks.asked
     assert asked["requestedSchema"] == DECISION_SCHEMA
@@ -282,7 +266,7 @@ async def test_2026_an_agent_task_asks_through_its_input_requests(served: Served
 
 async def test_2026_a_client_that_cannot_be_asked_gets_the_policy(served: Served) -> None:
     tasks = TasksExtension(person=approving("approve"))
-    async with Client(served.app(mode="agent"), extensions=[tasks]) as client:
+    async with served.app(mode="agent") as app, Client(app, extensions=[tasks]) as client:
         result = await client.call_tool("ask_lingma", {"prompt": ONE_EDIT, "background": True})
     assert tasks.asked == []
     assert approvals(result.structured_content or {}) == [("a.txt", "denied", NOBODY)]
@@ -298,7 +282,7 @@ async def test_2026_cancelling_a_task_stops_lingma(served: Served) -> None:
             acks.append(await task_request(session, CancelTask(params=params)))
 
     tasks = TasksExtension(on_status=cancel_once_asked)
-    async with Client(served.app(), extensions=[tasks]) as client:
+    async with served.app() as app, Client(app, extensions=[tasks]) as client:
         result = await client.call_tool("ask_lingma", {"prompt": "long", "background": True})
     assert [set(ack) - {"_meta"} for ack in acks] == [{"resultType"}]  # an empty ack
     assert tasks.seen[-1]["status"] == "cancelled"
@@ -307,7 +291,7 @@ async def test_2026_cancelling_a_task_stops_lingma(served: Served) -> None:
 
 
 async def test_2026_a_client_without_the_extension_keeps_the_job_tools(served: Served) -> None:
-    async with Client(served.app()) as client:
+    async with served.app() as app, Client(app) as client:
         started = await client.call_tool("ask_lingma", {"prompt": "x", "background": True})
         with pytest.raises(MCPError) as refused:
             await task_request(client.session, GetTask(params=TaskParams(taskId="job-x")))
@@ -321,7 +305,7 @@ async def test_2026_a_client_without_the_extension_keeps_the_job_tools(served: S
 
 @pytest.mark.parametrize(("approval_timeout", "ttl"), [(30.0, 600.0), (1200.0, 1260.0)])
 def test_a_sealed_request_state_outlives_the_approval_timeout(
-    served: Served, monkeypatch: pytest.MonkeyPatch, approval_timeout: float, ttl: float
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, approval_timeout: float, ttl: float
 ) -> None:
     made: list[float] = []
     ephemeral = app_module.RequestStateSecurity.ephemeral
@@ -331,5 +315,5 @@ def test_a_sealed_request_state_outlives_the_approval_timeout(
         return ephemeral(**options)
 
     monkeypatch.setattr(app_module.RequestStateSecurity, "ephemeral", spy)
-    served.app(approval_timeout=approval_timeout)
+    app_module.build_app(Settings(work_dir=tmp_path, approval_timeout=approval_timeout))
     assert made == [ttl]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from servers import lingma_sim
 
 from lingma_mcp.asking.bridge import Bridge
 from lingma_mcp.asking.error_texts import AskTimedOut
@@ -19,15 +20,18 @@ pytestmark = pytest.mark.timeout(60)
 
 
 async def test_the_session_id_a_timeout_names_continues_the_conversation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # 75 deltas 20 ms apart: an answer takes 1.5 s, three times the first call's timeout.
-    monkeypatch.setenv("LINGMA_SIM_ANSWER_SIZE", "600")
-    monkeypatch.setenv("LINGMA_SIM_DELTA_DELAY", "0.02")
+    slow = {"LINGMA_SIM_ANSWER_SIZE": "600", "LINGMA_SIM_DELTA_DELAY": "0.02"}
     workspace = tmp_path / "project"
     workspace.mkdir()
-    settings = Settings(simulate=True, work_dir=tmp_path / "work", workspace=workspace)
-    bridge = Bridge(settings)
+    async with lingma_sim(tmp_path / "lingma", slow) as port:
+        settings = Settings(lingma_port=port, work_dir=tmp_path / "work", workspace=workspace)
+        await ask_twice(Bridge(settings))
+
+
+async def ask_twice(bridge: Bridge) -> None:
     bridge.start()
     try:
         await bridge.client()

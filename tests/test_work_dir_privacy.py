@@ -8,7 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import inprocess_server, text_of
+from fakes import text_of
+from servers import mcp_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,12 +29,11 @@ def _modes(folder: Path) -> dict[str, str]:
 
 
 async def test_every_file_under_the_work_dir_is_private_after_an_agent_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("LINGMA_SIM_DELTA_DELAY", "0.001")
     old_umask = os.umask(0o022)  # the usual umask, which alone would leave files 0644
     try:
-        async with inprocess_server(tmp_path, mode="agent", approval="write=allow") as client:
+        async with mcp_server(tmp_path, mode="agent", approval="write=allow") as client:
             prompt = "note this\n@create notes/new.txt hello\\n"
             result = await client.call_tool("ask_lingma", {"prompt": prompt})
             assert not result.is_error, text_of(result)
