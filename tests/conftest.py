@@ -13,18 +13,23 @@ mcp_server``); this file makes them importable.
 - ``task_clients.py``, ``review_host.py``, ``sup_server.py``, ``ts_client/``: clients and
   stand-ins a few tests use.
 
-The fixtures here: ``project``, the workspace most agent-mode tests edit, and ``asks``,
-which reaches into a server built in this process.
+The fixtures here: ``project``, the workspace most agent-mode tests edit; ``asks``, which
+reaches into a server built in this process; ``command``, the command line run in this
+process.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 import lingma_mcp.server.app as app_module
+from lingma_mcp.cli.main import main
 from lingma_mcp.server.job_tools import AskJobs
 
 
@@ -51,3 +56,45 @@ def project(tmp_path: Path) -> Path:
     (folder / "keep.txt").write_text("one\ntwo\n")
     (folder / "old.txt").write_text("bye\n")
     return folder.resolve()
+
+
+class Done(NamedTuple):
+    """What a command left: its exit code and what it wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Done]:
+    """``lingma-mcp ARGS`` run in this process, in an environment of no ``LINGMA_*`` but
+    ``env`` (the simulator quick): what a terminal shows of it. The command configures the
+    logging as for a process of its own; the test's is put back after each run."""
+
+    def run(*args: str, env: Mapping[str, str] | None = None) -> Done:
+        for name in [n for n in os.environ if n.startswith("LINGMA_")]:
+            monkeypatch.delenv(name)
+        quick = {"LINGMA_SIM_DELTA_DELAY": "0.001", "LINGMA_SIM_ANSWER_SIZE": "120"}
+        for name, value in {**quick, **(env or {})}.items():
+            monkeypatch.setenv(name, value)
+        root, frames = logging.getLogger(), logging.getLogger("websockets")
+        kept = list(root.handlers), root.level, frames.level
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's errors and --version, as a process exits
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        finally:
+            for handler in [h for h in root.handlers if h not in kept[0]]:
+                root.removeHandler(handler)
+            for handler in kept[0]:
+                if handler not in root.handlers:
+                    root.addHandler(handler)
+            root.setLevel(kept[1])
+            frames.setLevel(kept[2])
+        out, err = capsys.readouterr()
+        return Done(code, out, err)
+
+    return run

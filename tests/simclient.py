@@ -1,4 +1,10 @@
-"""Test helpers: run ``lingma-sim`` as a subprocess and talk to it with a raw client.
+"""Test helpers: the IDE simulator and a raw client of its wire.
+
+:func:`serving_sim` serves the simulator in the test's own event loop (no process: what
+most of its tests need); :func:`running_sim` starts ``lingma-sim start`` as the process a
+bridge starts, for what only that process shows (``.info``, flags, signals, exit codes,
+stdout). Both give the same view: the port, the message log (``LINGMA_SIM_LOG``) and the
+simulator's log lines.
 
 The client here is deliberately small and independent of the RPC core: a WebSocket, the
 ``FrameDecoder``, and bookkeeping of what arrived (messages in order, the kind and size of
@@ -8,24 +14,27 @@ every WebSocket message, frame errors), so tests can assert on the wire itself.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from procs import wait_until
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from lingma_mcp.lingma.framing import FrameDecoder, FrameError, encode_frame_text
+from lingma_mcp.sim.server import listening
+from lingma_mcp.sim.start_options import build_options
 
-POLL = 0.01
 DEFAULT_TIMEOUT = 5.0
 # A failed tool run, as a well-behaved bridge answers tool/invoke when it runs no tools.
 TOOL_REFUSAL = {
@@ -37,21 +46,78 @@ TOOL_REFUSAL = {
 }
 
 
-async def poll_until(
-    check: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT, what: str = ""
-) -> Any:
-    """Call ``check`` every few milliseconds until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what or check}")
-        await asyncio.sleep(POLL)
+class MessageLog:
+    """What a simulator wrote to ``LINGMA_SIM_LOG``: the messages it received and its own
+    events, read from the file it shares with the test."""
+
+    log_path: Path
+
+    def logged(self) -> list[dict[str, Any]]:
+        """The lines of LINGMA_SIM_LOG so far (a torn last line is left for later)."""
+        if not self.log_path.exists():
+            return []
+        out = []
+        for line in self.log_path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                break
+        return out
+
+    async def wait_logged(
+        self, check: Callable[[dict[str, Any]], bool], timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
+        return await wait_until(
+            lambda: next((entry for entry in self.logged() if check(entry)), None),
+            timeout,
+            "a line in the message log",
+        )
 
 
-class SimProcess:
+class ServedSim(MessageLog):
+    """The simulator serving in this event loop, on a port of its own: its switches from
+    ``env`` (as the process reads its environment), its log lines kept for ``stderr()``."""
+
+    def __init__(self, work_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.work_dir = work_dir
+        self.log_path = work_dir.parent / f"{work_dir.name}-messages.jsonl"
+        self.env = {"LINGMA_SIM_LOG": str(self.log_path), **(env or {})}
+        self.port = 0
+        self._lines = io.StringIO()
+
+    async def wait_port(self, timeout: float = DEFAULT_TIMEOUT) -> int:
+        return self.port
+
+    def stderr(self) -> str:
+        """The simulator's log lines so far, as its process writes them on stderr."""
+        return self._lines.getvalue()
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[ServedSim]:
+        handler = logging.StreamHandler(self._lines)
+        handler.setFormatter(logging.Formatter("%(levelname)s lingma-sim: %(message)s"))
+        logger = logging.getLogger("lingma_mcp.sim")
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        try:
+            async with listening(build_options(self.work_dir, self.env)) as self.port:
+                yield self
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+@asynccontextmanager
+async def serving_sim(
+    tmp_path: Path, env: Mapping[str, str] | None = None, name: str = "work"
+) -> AsyncIterator[ServedSim]:
+    """The simulator in ``tmp_path/name``, serving in this event loop while the block runs."""
+    async with ServedSim(tmp_path / name, env).serving() as sim:
+        yield sim
+
+
+class SimProcess(MessageLog):
     """A ``lingma-sim start`` child with its stdout/stderr captured to files."""
 
     def __init__(
@@ -96,12 +162,12 @@ class SimProcess:
                     return int(lines[0])
             return None
 
-        return await poll_until(read, timeout, "the .info file")
+        return await wait_until(read, timeout, "the .info file")
 
     async def wait_exit(self, timeout: float = DEFAULT_TIMEOUT) -> int:
         assert self.proc is not None
         proc = self.proc
-        exited = await poll_until(
+        exited = await wait_until(
             lambda: proc.poll() is not None and (proc.returncode,), timeout, "the simulator to exit"
         )
         return exited[0]
@@ -125,27 +191,6 @@ class SimProcess:
 
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
-
-    def logged(self) -> list[dict[str, Any]]:
-        """The lines of LINGMA_SIM_LOG so far (a torn last line is left for later)."""
-        if not self.log_path.exists():
-            return []
-        out = []
-        for line in self.log_path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                break
-        return out
-
-    async def wait_logged(
-        self, check: Callable[[dict[str, Any]], bool], timeout: float = DEFAULT_TIMEOUT
-    ) -> dict[str, Any]:
-        return await poll_until(
-            lambda: next((entry for entry in self.logged() if check(entry)), None),
-            timeout,
-            "a line in the message log",
-        )
 
 
 def sim_command(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -1,19 +1,28 @@
-"""The command line: options and their environment variables, doctor, ask, demo."""
+"""The command line: options and their environment variables, doctor, ask, demo.
+
+The commands run in this process (the ``command`` fixture: ``main`` with the arguments a
+terminal passes), their simulator a process as ``--simulate`` starts it. Where only the
+process can show it (a terminal that is not UTF-8, a bare start on a terminal, the demo's
+own stdio servers), the command runs as its own process.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Done
 
 from lingma_mcp import __version__
 from lingma_mcp.cli.main import ENV_VARS, build_parser, main, settings_from
 from lingma_mcp.config import Settings
 
 pytestmark = pytest.mark.timeout(60)
+Command = Callable[..., Done]
 
 
 def run_cli(
@@ -156,16 +165,18 @@ def test_defaults_without_flags_or_environment() -> None:
         ({"LINGMA_MCP_LOG_LEVEL": "loud"}, "LINGMA_MCP_LOG_LEVEL must be one of"),
     ],
 )
-def test_a_bad_environment_value_is_refused_by_name(env: dict[str, str], message: str) -> None:
-    done = run_cli("--version", env=env)  # --version exits before settings are read
+def test_a_bad_environment_value_is_refused_by_name(
+    command: Command, env: dict[str, str], message: str
+) -> None:
+    done = command("--version", env=env)  # --version exits before settings are read
     assert done.returncode == 0
-    done = run_cli("doctor", env=env)
+    done = command("doctor", env=env)
     assert done.returncode == 2
     assert message in done.stderr
 
 
-def test_doctor_on_the_simulator_passes_every_step() -> None:
-    done = run_cli("doctor", "--simulate")
+def test_doctor_on_the_simulator_passes_every_step(command: Command, tmp_path: Path) -> None:
+    done = command("doctor", "--simulate", "--work-dir", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith(("✓", "✗"))]
     assert [line.split(":")[0] for line in lines] == [
@@ -179,16 +190,19 @@ def test_doctor_on_the_simulator_passes_every_step() -> None:
     assert "All is well" in done.stdout
 
 
-def test_doctor_without_lingma_says_where_it_looked_and_fails(tmp_path: Path) -> None:
-    done = run_cli("doctor", "--lingma-bin", str(tmp_path / "missing" / "Lingma"))
+def test_doctor_without_lingma_says_where_it_looked_and_fails(
+    command: Command, tmp_path: Path
+) -> None:
+    done = command("doctor", "--lingma-bin", str(tmp_path / "missing" / "Lingma"))
     assert done.returncode == 1
     assert "✗ Lingma binary: Lingma was not found" in done.stdout
     assert str(tmp_path / "missing" / "Lingma") in done.stdout
     assert "LINGMA_BIN" in done.stdout
 
 
-def test_doctor_logged_out_fails_on_the_login_step() -> None:
-    done = run_cli("doctor", "--simulate", env={"LINGMA_SIM_AUTH": "logged_out"})
+def test_doctor_logged_out_fails_on_the_login_step(command: Command, tmp_path: Path) -> None:
+    logged_out = {"LINGMA_SIM_AUTH": "logged_out"}
+    done = command("doctor", "--simulate", "--work-dir", str(tmp_path), env=logged_out)
     assert done.returncode == 1
     assert "✓ Lingma starts" in done.stdout
     assert "✗ Logged in: Lingma is not logged in. Open this URL in a browser" in done.stdout
@@ -196,8 +210,10 @@ def test_doctor_logged_out_fails_on_the_login_step() -> None:
     assert "`login` tool" not in done.stdout  # the terminal has no tools
 
 
-def test_ask_streams_the_answer_to_stdout_and_status_to_stderr(tmp_path: Path) -> None:
-    done = run_cli("ask", "--simulate", "--work-dir", str(tmp_path), "what is up")
+def test_ask_streams_the_answer_to_stdout_and_status_to_stderr(
+    command: Command, tmp_path: Path
+) -> None:
+    done = command("ask", "--simulate", "--work-dir", str(tmp_path), "what is up")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Lingma sim answer")
     assert "what is up" in done.stdout
@@ -221,8 +237,12 @@ def test_ask_copes_with_a_stdout_that_is_not_utf8(tmp_path: Path) -> None:
     assert done.stdout.startswith("Lingma sim answer")
 
 
-def test_a_prompt_over_the_limit_is_refused_in_the_terminal(tmp_path: Path) -> None:
-    done = run_cli("ask", "--simulate", "--max-prompt-chars", "5", "a longer prompt")
+def test_a_prompt_over_the_limit_is_refused_in_the_terminal(
+    command: Command, tmp_path: Path
+) -> None:
+    done = command(
+        "ask", "--simulate", "--work-dir", str(tmp_path), "--max-prompt-chars", "5", "too long"
+    )
     assert done.returncode == 2
     assert "--max-prompt-chars" in done.stderr
 
@@ -254,14 +274,14 @@ def test_bare_lingma_mcp_on_a_terminal_says_what_it_is(tmp_path: Path) -> None:
         os.close(main_fd)
 
 
-def test_ask_refuses_an_empty_prompt() -> None:
-    done = run_cli("ask", "--simulate", "  ")
+def test_ask_refuses_an_empty_prompt(command: Command, tmp_path: Path) -> None:
+    done = command("ask", "--simulate", "--work-dir", str(tmp_path), "  ")
     assert done.returncode == 2
     assert "Invalid argument prompt: it is empty" in done.stderr
 
 
-def test_ask_reports_rate_limits_with_a_nonzero_exit(tmp_path: Path) -> None:
-    done = run_cli(
+def test_ask_reports_rate_limits_with_a_nonzero_exit(command: Command, tmp_path: Path) -> None:
+    done = command(
         "ask", "--simulate", "--work-dir", str(tmp_path), "hi", env={"LINGMA_SIM_RATE_LIMIT": "1"}
     )
     assert done.returncode == 1
@@ -269,10 +289,12 @@ def test_ask_reports_rate_limits_with_a_nonzero_exit(tmp_path: Path) -> None:
     assert done.stdout == ""
 
 
-def test_demo_tours_the_whole_path_and_exits_zero() -> None:
+def test_demo_tours_the_whole_path_on_both_backends_and_exits_zero() -> None:
     done = run_cli("demo", timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "streamed text equals the answer: True" in done.stdout
+    assert "backend cli, CLI version 1.1.52-sim" in done.stdout
+    assert "ok   cli: ask_lingma" in done.stdout and "ok   cli: follow-up" in done.stdout
+    assert done.stdout.count("streamed text equals the answer: True") >= 4
     assert "The whole path works" in done.stdout
 
 
@@ -302,20 +324,22 @@ def test_the_example_host_config_starts_this_command_with_known_variables() -> N
         build_parser().parse_args(entry["args"])  # every flag in it exists
 
 
-def test_a_malformed_approval_setting_is_refused_at_start_with_the_syntax() -> None:
+def test_a_malformed_approval_setting_is_refused_at_start_with_the_syntax(
+    command: Command,
+) -> None:
     for argv, env in (
         (["--approval", "write=maybe"], {}),
         ([], {"LINGMA_APPROVAL": "everything"}),
     ):
-        result = run_cli(*argv, "doctor", env=env)
+        result = command(*argv, "doctor", env=env)
         assert result.returncode == 2
         assert "class=decision" in result.stderr and "write=allow,run=deny" in result.stderr
         assert result.stdout == ""
 
 
-def test_the_approval_flag_wins_and_the_command_timeout_is_checked() -> None:
+def test_the_approval_flag_wins_and_the_command_timeout_is_checked(command: Command) -> None:
     args = build_parser().parse_args(["--approval", "run=deny", "--command-timeout", "7"])
     settings = settings_from(args, {"LINGMA_APPROVAL": "run=allow"})
     assert (settings.approval, settings.command_timeout) == ("run=deny", 7.0)
-    result = run_cli("--command-timeout", "0", "doctor")
+    result = command("--command-timeout", "0", "doctor")
     assert result.returncode == 2 and "--command-timeout must be positive" in result.stderr

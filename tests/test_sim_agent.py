@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simclient import SimClient, SimProcess, running_sim, sim_command
+from simclient import ServedSim, SimClient, serving_sim, sim_command
 
 from lingma_mcp.sim import script
 
@@ -23,8 +23,8 @@ SMALL = {"LINGMA_SIM_ANSWER_SIZE": "60", "LINGMA_SIM_CHUNK": "16"}
 
 
 @pytest.fixture
-async def sim(tmp_path: Path) -> AsyncIterator[SimProcess]:
-    async with running_sim(tmp_path, env=SMALL) as process:
+async def sim(tmp_path: Path) -> AsyncIterator[ServedSim]:
+    async with serving_sim(tmp_path, env=SMALL) as process:
         await process.wait_port()
         yield process
 
@@ -48,8 +48,8 @@ def ide(params: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def client(sim: SimProcess) -> AsyncIterator[SimClient]:
-    async with SimClient.connect(await sim.wait_port(), on_tool=ide) as connected:
+async def client(sim: ServedSim) -> AsyncIterator[SimClient]:
+    async with SimClient.connect(sim.port, on_tool=ide) as connected:
         await connected.result("initialize", INIT)
         yield connected
 
@@ -135,12 +135,12 @@ async def test_each_tool_call_is_framed_by_tool_call_sync_and_announced_by_a_car
     ]
 
 
-async def test_paths_outside_the_workspace_are_sent_as_written(sim: SimProcess) -> None:
+async def test_paths_outside_the_workspace_are_sent_as_written(sim: ServedSim) -> None:
     def refuse_outside(params: dict[str, Any]) -> dict[str, Any]:
         path = next(iter(params["parameters"].values()))
         return {"success": False, "errorMessage": f"{path} is outside the workspace"}
 
-    async with SimClient.connect(await sim.wait_port(), on_tool=refuse_outside) as client:
+    async with SimClient.connect(sim.port, on_tool=refuse_outside) as client:
         prompt = "@read /etc/passwd\n@create ../escape.txt x\n@read ~/.ssh/id_rsa"
         finish = await agent(client, prompt, "req-e")
     assert [p for _, p in invokes(client, "req-e")] == [
@@ -174,7 +174,7 @@ async def test_run_in_the_foreground_and_in_the_background(client: SimClient) ->
     ]
 
 
-async def test_the_three_async_forms(sim: SimProcess, client: SimClient) -> None:
+async def test_the_three_async_forms(sim: ServedSim, client: SimClient) -> None:
     prompt = "@async on\n@read a\n@async absent\n@read b\n@async off\n@read c"
     finish = await agent(client, prompt, "req-a")
     sent = client.events("req-a", "tool/invoke")
@@ -198,8 +198,8 @@ async def test_the_three_async_forms(sim: SimProcess, client: SimClient) -> None
 
 
 async def test_the_async_switch_of_the_environment_is_the_default(tmp_path: Path) -> None:
-    async with running_sim(tmp_path, env={**SMALL, "LINGMA_SIM_TOOL_ASYNC": "1"}) as sim:
-        async with SimClient.connect(await sim.wait_port(), on_tool=ide) as client:
+    async with serving_sim(tmp_path, env={**SMALL, "LINGMA_SIM_TOOL_ASYNC": "1"}) as sim:
+        async with SimClient.connect(sim.port, on_tool=ide) as client:
             finish = await agent(client, "@save x.py\n@async off\n@save y.py", "req-d")
     assert [e["async"] for e in client.events("req-d", "tool/invoke")] == [True, False]
     assert answer_lines(finish)[-2:] == ["save_file x.py: ok", "save_file y.py: ok"]
@@ -229,11 +229,11 @@ async def test_spellings_content_and_path_keys(client: SimClient) -> None:
     ]
 
 
-async def test_any_tool_by_name_and_the_plugins_refusal(sim: SimProcess) -> None:
+async def test_any_tool_by_name_and_the_plugins_refusal(sim: ServedSim) -> None:
     def plugin(params: dict[str, Any]) -> dict[str, Any]:
         return {"success": False, "errorMessage": "tool not support yet", "result": None}
 
-    async with SimClient.connect(await sim.wait_port(), on_tool=plugin) as client:
+    async with SimClient.connect(sim.port, on_tool=plugin) as client:
         finish = await agent(client, '@tool search_web {"query": "x", "n": 2}', "req-t")
     assert invokes(client, "req-t") == [("search_web", {"query": "x", "n": 2})]
     assert answer_lines(finish)[-1] == "tool search_web: failed: tool not support yet"
@@ -348,8 +348,8 @@ async def test_an_unanswered_pending_call_is_cancelled_after_the_tool_timeout(
     tmp_path: Path,
 ) -> None:
     env = {**SMALL, "LINGMA_SIM_TOOL_TIMEOUT": "0.2"}
-    async with running_sim(tmp_path, env=env) as sim:
-        async with SimClient.connect(await sim.wait_port()) as client:
+    async with serving_sim(tmp_path, env=env) as sim:
+        async with SimClient.connect(sim.port) as client:
             finish = await agent(client, "@confirm make", "req-n")
     assert answer_lines(finish)[-1] == "confirm make: no answer within 0.2 s"
     assert statuses(client, "req-n", "sim-tool-req-n-1") == [
@@ -363,8 +363,8 @@ async def test_a_tool_invoke_without_an_answer_fails_after_the_tool_timeout(
     tmp_path: Path,
 ) -> None:
     env = {**SMALL, "LINGMA_SIM_TOOL_TIMEOUT": "0.2"}
-    async with running_sim(tmp_path, env=env) as sim:
-        async with SimClient.connect(await sim.wait_port(), on_tool=ide) as client:
+    async with serving_sim(tmp_path, env=env) as sim:
+        async with SimClient.connect(sim.port, on_tool=ide) as client:
             client.unanswered.add("tool/invoke")
             silent = await agent(client, "@read a", "req-s")
             client.unanswered.clear()
@@ -459,8 +459,8 @@ async def test_commands_that_change_files_reach_the_clients_terminal_verbatim(
 @pytest.fixture
 async def whole_answers(tmp_path: Path) -> AsyncIterator[SimClient]:
     """A client of a simulator whose answers are not cut to a size."""
-    async with running_sim(tmp_path, name="whole") as sim:
-        async with SimClient.connect(await sim.wait_port()) as connected:
+    async with serving_sim(tmp_path, name="whole") as sim:
+        async with SimClient.connect(sim.port) as connected:
             await connected.result("initialize", INIT)
             yield connected
 

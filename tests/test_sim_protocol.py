@@ -1,7 +1,8 @@
 """The simulator as a client sees it: handshake, control methods, chats, tools, sessions.
 
-Each test runs ``python -m lingma_mcp.sim start`` and talks to it over a raw WebSocket
-with the ``FrameDecoder``, asserting on the messages that cross the wire.
+Each test serves the simulator (in this event loop; as ``lingma-sim start`` where its
+process is the point) and talks to it over a raw WebSocket with the ``FrameDecoder``,
+asserting on the messages that cross the wire.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import wait_until
 from simclient import (
     OMIT,
+    ServedSim,
     SimClient,
-    SimProcess,
     ask_params,
     deltas_text,
-    poll_until,
     running_sim,
+    serving_sim,
 )
 
 WORKSPACE = {"rootUri": "file:///tmp/project", "processId": 1, "capabilities": {}}
@@ -28,21 +30,20 @@ SMALL = {"LINGMA_SIM_ANSWER_SIZE": "120", "LINGMA_SIM_CHUNK": "7"}
 
 
 @pytest.fixture
-async def sim(tmp_path: Path) -> AsyncIterator[SimProcess]:
-    async with running_sim(tmp_path, env=SMALL) as process:
-        await process.wait_port()
-        yield process
+async def sim(tmp_path: Path) -> AsyncIterator[ServedSim]:
+    async with serving_sim(tmp_path, env=SMALL) as served:
+        yield served
 
 
 @pytest.fixture
-async def client(sim: SimProcess) -> AsyncIterator[SimClient]:
-    async with SimClient.connect(await sim.wait_port()) as connected:
+async def client(sim: ServedSim) -> AsyncIterator[SimClient]:
+    async with SimClient.connect(sim.port) as connected:
         await connected.result("initialize", WORKSPACE)
         yield connected
 
 
-async def test_initialize_names_lingma_and_initialized_is_harmless(sim: SimProcess) -> None:
-    async with SimClient.connect(await sim.wait_port()) as client:
+async def test_initialize_names_lingma_and_initialized_is_harmless(sim: ServedSim) -> None:
+    async with SimClient.connect(sim.port) as client:
         result = await client.result("initialize", {"processId": 1, "capabilities": {}})
         assert result["serverInfo"] == {"name": "lingma", "version": "2.5.17-sim"}
         # The shape of Lingma 2.11.1's result, as recorded (PROTOCOL.md section 9).
@@ -120,9 +121,9 @@ async def test_other_methods_refuse_params_of_the_wrong_kind_and_take_absent_as_
 
 
 async def test_initialize_is_followed_by_extension_register_to_every_client(
-    sim: SimProcess,
+    sim: ServedSim,
 ) -> None:
-    port = await sim.wait_port()
+    port = sim.port
     async with SimClient.connect(port) as first, SimClient.connect(port) as second:
         reply = await first.call("initialize", WORKSPACE)
         register = await first.wait_until(
@@ -151,7 +152,7 @@ async def test_params_of_a_wrong_shape_get_an_error_not_a_dead_simulator(client:
 
 
 async def test_a_message_without_header_is_logged_and_skipped(
-    sim: SimProcess, client: SimClient
+    sim: ServedSim, client: SimClient
 ) -> None:
     await client.send_raw('{"jsonrpc":"2.0","id":99,"method":"auth/status"}')
     assert (await client.result("auth/status"))["status"] == 2
@@ -243,8 +244,8 @@ async def test_frames_are_split_and_merged_across_text_and_binary_messages(
     tmp_path: Path,
 ) -> None:
     env = {"LINGMA_SIM_ANSWER_SIZE": "2000", "LINGMA_SIM_CHUNK": "7"}
-    async with running_sim(tmp_path, env=env) as sim:
-        async with SimClient.connect(await sim.wait_port()) as client:
+    async with serving_sim(tmp_path, env=env) as sim:
+        async with SimClient.connect(sim.port) as client:
             finish = await client.chat("split me 拆分", "req-s")
     assert finish["fullAnswer"] == deltas_text(client, "req-s")
     assert {kind for kind, *_ in client.wire} == {"text", "binary"}
@@ -255,8 +256,8 @@ async def test_frames_are_split_and_merged_across_text_and_binary_messages(
 
 
 async def test_without_splitting_each_frame_is_one_text_message(tmp_path: Path) -> None:
-    async with running_sim(tmp_path, env={**SMALL, "LINGMA_SIM_SPLIT": "0"}) as sim:
-        async with SimClient.connect(await sim.wait_port()) as client:
+    async with serving_sim(tmp_path, env={**SMALL, "LINGMA_SIM_SPLIT": "0"}) as sim:
+        async with SimClient.connect(sim.port) as client:
             await client.chat("whole frames", "req-w")
             assert all(kind == "text" and utf8 for kind, *_, utf8 in client.wire)
             # one reply (chat/ask) plus one message per event
@@ -279,8 +280,8 @@ async def test_every_server_message_is_a_request_with_a_unique_id(client: SimCli
 
 async def test_a_client_that_withholds_replies_stalls_the_stream(tmp_path: Path) -> None:
     env = {"LINGMA_SIM_DELTAS": "200", "LINGMA_SIM_WINDOW": "16"}
-    async with running_sim(tmp_path, env=env) as sim:
-        async with SimClient.connect(await sim.wait_port(), auto_reply=False) as client:
+    async with serving_sim(tmp_path, env=env) as sim:
+        async with SimClient.connect(sim.port, auto_reply=False) as client:
 
             def replies_logged() -> int:
                 return sum(1 for e in sim.logged() if e["kind"] == "reply")
@@ -293,7 +294,7 @@ async def test_a_client_that_withholds_replies_stalls_the_stream(tmp_path: Path)
             # The window reopens only once half of it is free: 7 replies are not enough.
             for msg in client.messages[:7]:
                 await client.reply(msg["id"])
-            await poll_until(lambda: replies_logged() == 7, what="7 replies logged")
+            await wait_until(lambda: replies_logged() == 7, what="7 replies logged")
             await asyncio.sleep(0.1)
             assert len(client.messages) == 16
             await client.reply(client.messages[7]["id"])
@@ -311,7 +312,7 @@ async def test_a_client_that_withholds_replies_stalls_the_stream(tmp_path: Path)
 
 
 async def test_agent_mode_tool_events_and_tool_invoke_reply(
-    sim: SimProcess, client: SimClient
+    sim: ServedSim, client: SimClient
 ) -> None:
     finish = await client.chat("read the readme", "req-a", mode="agent", workspace="/tmp/project")
     tool_id = "sim-tool-req-a-1"
@@ -339,8 +340,8 @@ async def test_agent_mode_tool_events_and_tool_invoke_reply(
 async def test_async_tool_invoke_takes_its_outcome_from_tool_invoke_result(
     tmp_path: Path,
 ) -> None:
-    async with running_sim(tmp_path, env={**SMALL, "LINGMA_SIM_TOOL_ASYNC": "1"}) as sim:
-        async with SimClient.connect(await sim.wait_port()) as client:
+    async with serving_sim(tmp_path, env={**SMALL, "LINGMA_SIM_TOOL_ASYNC": "1"}) as sim:
+        async with SimClient.connect(sim.port) as client:
             finish = await client.chat("read async", "req-a", mode="agent")
             (invoke,) = client.events("req-a", "tool/invoke")
             assert invoke["async"] is True
@@ -356,8 +357,8 @@ async def test_developer_session_type_is_agent_mode(client: SimClient) -> None:
 
 async def test_chat_stop_ends_the_stream_with_cancelled(tmp_path: Path) -> None:
     env = {"LINGMA_SIM_DELTAS": "1000", "LINGMA_SIM_DELTA_DELAY": "0.01"}
-    async with running_sim(tmp_path, env=env) as sim:
-        async with SimClient.connect(await sim.wait_port()) as client:
+    async with serving_sim(tmp_path, env=env) as sim:
+        async with SimClient.connect(sim.port) as client:
             await client.ask("long", "req-long")
             await client.wait_until(lambda: client.events("req-long", "chat/answer"))
             finish_seen = client.events("req-long", "chat/finish")
@@ -376,8 +377,8 @@ async def test_chat_stop_ends_the_stream_with_cancelled(tmp_path: Path) -> None:
 
 async def test_stop_session_cancels_its_chats(tmp_path: Path) -> None:
     env = {"LINGMA_SIM_DELTAS": "1000", "LINGMA_SIM_DELTA_DELAY": "0.01"}
-    async with running_sim(tmp_path, env=env) as sim:
-        async with SimClient.connect(await sim.wait_port()) as client:
+    async with serving_sim(tmp_path, env=env) as sim:
+        async with SimClient.connect(sim.port) as client:
             await client.ask("long", "req-long")
             first = await client.wait_until(lambda: client.events("req-long", "chat/answer"))
             await client.result("chat/stopSession", {"sessionId": first[0]["sessionId"]})
@@ -398,8 +399,8 @@ async def test_concurrent_chats_interleave_and_stay_apart(client: SimClient) -> 
     assert switches > len(questions)
 
 
-async def test_two_clients_at_once(sim: SimProcess) -> None:
-    port = await sim.wait_port()
+async def test_two_clients_at_once(sim: ServedSim) -> None:
+    port = sim.port
     async with SimClient.connect(port) as first, SimClient.connect(port) as second:
         one, two = await asyncio.gather(
             first.chat("from one", "r-1"), second.chat("from two", "r-2")
@@ -432,29 +433,28 @@ async def test_conversations_continue_list_and_delete(client: SimClient) -> None
 
 
 async def test_conversations_outlive_a_restart(tmp_path: Path) -> None:
-    async with running_sim(tmp_path, env=SMALL) as sim:
-        async with SimClient.connect(await sim.wait_port()) as client:
+    async with serving_sim(tmp_path, env=SMALL) as sim:
+        async with SimClient.connect(sim.port) as client:
             session_id = (await client.chat("remember me", "req-1"))["sessionId"]
-    (tmp_path / "work" / ".info").unlink()
-    async with running_sim(tmp_path, env=SMALL) as sim:
-        async with SimClient.connect(await sim.wait_port()) as client:
+    async with serving_sim(tmp_path, env=SMALL) as sim:
+        async with SimClient.connect(sim.port) as client:
             session = await client.result("chat/getSessionById", {"sessionId": session_id})
             assert session["chatRecords"][0]["question"] == "remember me"
             again = await client.chat("and again", "req-2", session_id=session_id, is_reply=True)
             assert again["sessionId"] == session_id and "turn 2" in again["fullAnswer"]
 
 
-async def test_message_log_records_what_the_client_sent(sim: SimProcess, client: SimClient) -> None:
+async def test_message_log_records_what_the_client_sent(sim: ServedSim, client: SimClient) -> None:
     await client.chat("logged", "req-l")
     await sim.wait_logged(lambda e: e["kind"] == "reply" and e["method"] == "chat/finish")
     methods = [e["message"]["method"] for e in sim.logged() if e["kind"] == "request"]
     assert methods[:2] == ["initialize", "chat/ask"]
 
 
-async def test_stdout_carries_noise_and_stderr_carries_logs(
-    sim: SimProcess, client: SimClient
-) -> None:
-    await client.chat("noisy", "req-x")
-    await client.wait_until(lambda: client.finish("req-x"))
-    assert "websocket server started" in sim.stdout()
-    assert "listening on ws://127.0.0.1:" in sim.stderr()
+async def test_stdout_carries_noise_and_stderr_carries_logs(tmp_path: Path) -> None:
+    async with running_sim(tmp_path, env=SMALL) as sim:
+        async with SimClient.connect(await sim.wait_port()) as client:
+            await client.result("initialize", WORKSPACE)
+            await client.chat("noisy", "req-x")
+        assert "websocket server started" in sim.stdout()
+        assert "listening on ws://127.0.0.1:" in sim.stderr()

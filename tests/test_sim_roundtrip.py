@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from fakes import FakeToolHandler
-from simclient import SimProcess, running_sim
+from simclient import MessageLog, running_sim, serving_sim
 from websockets.asyncio.client import connect
 
 from lingma_mcp.backend import ChatRequest
@@ -31,8 +31,7 @@ TIMEOUT = 5.0
 
 
 @asynccontextmanager
-async def core_client(sim: SimProcess, workspace: Path) -> AsyncIterator[LingmaClient]:
-    port = await sim.wait_port()
+async def core_client(port: int, workspace: Path) -> AsyncIterator[LingmaClient]:
     async with connect(f"ws://127.0.0.1:{port}/", max_size=MAX_MESSAGE_BYTES) as ws:
         conn = RpcConnection(ws)
         conn.start()
@@ -47,11 +46,12 @@ async def core_client(sim: SimProcess, workspace: Path) -> AsyncIterator[LingmaC
 @asynccontextmanager
 async def sim_and_client(
     tmp_path: Path, env: dict[str, str] | None = None
-) -> AsyncIterator[tuple[SimProcess, LingmaClient]]:
+) -> AsyncIterator[tuple[MessageLog, LingmaClient]]:
+    """The simulator serving in this event loop and the RPC core's client of it."""
     workspace = tmp_path / "project"
     workspace.mkdir(exist_ok=True)
-    async with running_sim(tmp_path, env={**SMALL, **(env or {})}) as sim:
-        async with core_client(sim, workspace) as client:
+    async with serving_sim(tmp_path, env={**SMALL, **(env or {})}) as sim:
+        async with core_client(sim.port, workspace) as client:
             yield sim, client
 
 
@@ -206,10 +206,14 @@ async def test_the_core_answers_every_request_so_the_window_never_stalls(tmp_pat
 
 
 async def test_crash_is_connection_lost(tmp_path: Path) -> None:
-    async with sim_and_client(tmp_path, {"LINGMA_SIM_CRASH_AFTER": "2"}) as (sim, client):
-        stream = await client.open_chat(ChatRequest(prompt="crash"))
-        with pytest.raises(LingmaConnectionLost):
-            await asyncio.wait_for(drain(stream), TIMEOUT)
+    workspace = tmp_path / "project"
+    workspace.mkdir()
+    crash = {**SMALL, "LINGMA_SIM_CRASH_AFTER": "2"}  # a crash ends the process
+    async with running_sim(tmp_path, env=crash) as sim:
+        async with core_client(await sim.wait_port(), workspace) as client:
+            stream = await client.open_chat(ChatRequest(prompt="crash"))
+            with pytest.raises(LingmaConnectionLost):
+                await asyncio.wait_for(drain(stream), TIMEOUT)
         assert await sim.wait_exit() == 3
 
 
@@ -218,7 +222,7 @@ async def test_drop_is_connection_lost_and_a_reconnect_works(tmp_path: Path) -> 
         stream = await client.open_chat(ChatRequest(prompt="drop"))
         with pytest.raises(LingmaConnectionLost):
             await asyncio.wait_for(drain(stream), TIMEOUT)
-        async with core_client(sim, tmp_path / "project") as again:
+        async with core_client(sim.port, tmp_path / "project") as again:
             _, stream = await ask(again, "after the drop")
             assert stream.result().finish_reason == "success"
 
