@@ -91,6 +91,9 @@ def test_inspector_lists_the_tools_and_calls_ask_lingma(tmp_path: Path) -> None:
         "check_lingma_job",
         "cancel_lingma_job",
         "revert_changes",
+        "review_changes",
+        "list_lingma_sessions",
+        "delete_lingma_session",
     }
     ask = next(tool for tool in listed["tools"] if tool["name"] == "ask_lingma")
     assert "answer" in ask["outputSchema"]["properties"]
