@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from lingma_mcp.acp.cli_backend import CliBackend, CliChatStream, CliClient
+from lingma_mcp.acp.cli_backend import CliBackend
+from lingma_mcp.acp.cli_client import CliChatStream, CliClient
 from lingma_mcp.backend import Backend, BackendClient, ChatStreamLike
 from lingma_mcp.lingma.ide_client import LingmaClient
 from lingma_mcp.lingma.streams import ChatStream

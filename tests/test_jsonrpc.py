@@ -311,3 +311,22 @@ async def test_close_cancels_a_handler_still_running(wired):
     await asyncio.wait_for(started.wait(), 1)
     await conn.close()
     assert cancelled.is_set()
+
+
+def test_a_started_lingmas_socket_still_writes_a_burst_of_replies_at_once() -> None:
+    # The socket of a Lingma we started is wrapped (its end waits for the child's exit);
+    # the wrapper must not hide what the one-write reply burst needs, which once cost a
+    # fifth of the throughput.
+    from types import SimpleNamespace
+
+    from lingma_mcp.lingma.jsonrpc import _many_writer
+    from lingma_mcp.lingma.startup import _EndsWithChild
+
+    class Socket:
+        protocol = SimpleNamespace(send_text=lambda data: None)
+
+        def send_context(self) -> object:
+            return None
+
+    assert _many_writer(Socket()) is not None
+    assert _many_writer(_EndsWithChild(Socket(), process=None)) is not None  # type: ignore[arg-type]

@@ -14,7 +14,6 @@ from lingma_mcp.workspace.files import (
     READ_LIMIT,
     atomic_write,
     encode_text,
-    make_parents,
     read_for_change,
     read_text_file,
 )
@@ -121,14 +120,6 @@ def test_new_text_with_crlf_decides_for_itself() -> None:
     assert encode_text("a\r\nb\n", b"x\r\ny\r\n", "f") == b"a\r\nb\n"
     assert encode_text("a\nb\n", b"x\ny\n", "f") == b"a\nb\n"
     assert encode_text("a\nb\n", None, "f") == b"a\nb\n"
-
-
-def test_missing_folders_are_made_inside_the_workspace(tmp_path: Path) -> None:
-    made = make_parents(tmp_path / "a" / "b" / "c.txt", tmp_path)
-    assert made == [tmp_path / "a", tmp_path / "a" / "b"]
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(WorkspaceError, match="is a file, not a folder"):
-        make_parents(tmp_path / "file" / "c.txt", tmp_path)
 
 
 def test_read_for_change_refuses_what_could_not_be_reverted(tmp_path: Path) -> None:

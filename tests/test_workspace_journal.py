@@ -166,10 +166,12 @@ async def test_a_failed_write_takes_its_record_back(
 
     real_replace = os.replace
 
-    def fail_in_workspace(src: str, dst: str) -> None:
-        if Path(dst).parent == root:  # the journal's own writes go through
+    def fail_in_workspace(src: str, dst: str, **where: object) -> None:
+        # The workspace's writes rename beneath its folder's descriptor; the journal's own
+        # writes (whole paths) go through.
+        if where.get("dst_dir_fd") is not None:
             raise OSError(28, "No space left on device")
-        real_replace(src, dst)
+        real_replace(src, dst, **where)
 
     monkeypatch.setattr(files_mod.os, "replace", fail_in_workspace)
     with pytest.raises(WorkspaceError, match="No space left"):
@@ -189,10 +191,10 @@ async def test_an_undone_second_write_keeps_the_first_one_revertible(
     await host.write_text("keep.txt", "first\n")
     real_replace = os.replace
 
-    def fail_in_workspace(src: str, dst: str) -> None:
-        if Path(dst).parent == root:
+    def fail_in_workspace(src: str, dst: str, **where: object) -> None:
+        if where.get("dst_dir_fd") is not None:
             raise OSError(28, "No space left on device")
-        real_replace(src, dst)
+        real_replace(src, dst, **where)
 
     monkeypatch.setattr(files_mod.os, "replace", fail_in_workspace)
     with pytest.raises(WorkspaceError):

@@ -23,9 +23,9 @@ from pydantic import Field
 
 from ..asking.bridge import Bridge
 from ..asking.error_texts import invalid_argument
-from ..asking.results import RevertResult
 from ..workspace import UnknownChangeRecord, WorkspaceError
 from .roots import host_roots
+from .tool_schemas import RevertResult
 
 if TYPE_CHECKING:
     from ..asking.agent_calls import AgentCalls

@@ -16,8 +16,8 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..asking.bridge import Bridge
-from ..asking.results import DeletedSession, SessionList
 from ..asking.views import session_info
+from .tool_schemas import DeletedSession, SessionList
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

@@ -1,4 +1,5 @@
-"""The outputSchema of the tools that only the MCP face answers: login, jobs, revert.
+"""The outputSchema of the tools that only the MCP face answers: login, jobs, revert,
+the conversation tools.
 
 The answers, models and login state the asking service returns have their models beside it
 (:mod:`lingma_mcp.asking.results`); these are built by the face itself. Field names are a
@@ -11,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..asking.results import AskResult
+from ..asking.results import AskResult, SessionInfo
 
 
 class LoginInfo(BaseModel):
@@ -66,3 +67,18 @@ class RevertResult(BaseModel):
     refused: list[RevertRefusal] = Field(
         description="Files left as they are (changed again since, or already reverted)."
     )
+
+
+class SessionList(BaseModel):
+    """This workspace's conversations, newest first."""
+
+    sessions: list[SessionInfo]
+    total: int = Field(description="How many there are; sessions holds the newest of them.")
+    workspace: str = Field(description="The workspace whose conversations these are.")
+
+
+class DeletedSession(BaseModel):
+    """A conversation delete_lingma_session removed."""
+
+    session_id: str
+    deleted: bool = Field(description="True: Lingma removed it.")

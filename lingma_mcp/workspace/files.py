@@ -167,35 +167,6 @@ def encode_text(text: str, old: bytes | None, raw: str) -> bytes:
         ) from None
 
 
-def make_parents(path: Path, root: Path) -> list[Path]:
-    """Create the missing folders above ``path`` (all inside ``root``); the ones made, top first.
-
-    Raises:
-        WorkspaceError: a component on the way is a file, or a folder cannot be made.
-    """
-    missing: list[Path] = []
-    folder = path.parent
-    while folder != root and not folder.exists():
-        if os.path.lexists(folder):  # a dangling link: resolution would have followed it
-            raise WorkspaceError(f"{folder} is a broken symbolic link, not a folder")
-        missing.append(folder)
-        folder = folder.parent
-    if not folder.is_dir():
-        raise WorkspaceError(f"{folder} is a file, not a folder: cannot create files in it")
-    made: list[Path] = []
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder)
-        except FileExistsError:
-            if not folder.is_dir():
-                raise WorkspaceError(f"{folder} is a file, not a folder") from None
-            continue
-        except OSError as exc:
-            raise WorkspaceError(f"cannot create the folder {folder}: {exc.strerror}") from None
-        made.append(folder)
-    return made
-
-
 def _fsync_folder(folder: Path) -> None:
     # Makes the rename itself durable; some file systems refuse to open folders this way.
     with contextlib.suppress(OSError):
@@ -257,18 +228,3 @@ def atomic_write(
             os.unlink(tmp)
         raise
     _fsync_folder(folder)
-
-
-def remove_file(path: Path, raw: str) -> None:
-    """Delete a regular file durably.
-
-    Raises:
-        WorkspaceError: it could not be deleted.
-    """
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        raise WorkspaceError(f"{raw} does not exist") from None
-    except OSError as exc:
-        raise WorkspaceError(f"cannot delete {raw}: {exc.strerror}") from None
-    _fsync_folder(path.parent)

@@ -24,17 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from . import diffs
+from .beneath import Beneath
 from .command_env import refused_env_names
 from .confine import GIT_FOLDER, Confinement, confine
 from .files import (
     READ_LIMIT,
     FileText,
-    atomic_write,
     encode_text,
-    make_parents,
     read_for_change,
     read_text_file,
-    remove_file,
 )
 from .gate import BY_POLICY, UNKNOWN_TARGET_WARNING, ApprovalGate, visible
 from .journal import CallRecord
@@ -73,6 +71,17 @@ class _LocalChanges:
 
 
 log = logging.getLogger("lingma_mcp.workspace.host")
+
+
+def _missing_folders(ws: Beneath, rel: str) -> list[str]:
+    """The folders above ``rel`` that a write would create, top first (relative)."""
+    parts = rel.split("/")[:-1]
+    missing: list[str] = []
+    for end in range(1, len(parts) + 1):
+        folder = "/".join(parts[:end])
+        if missing or ws.lstat(folder) is None:
+            missing.append(folder)
+    return missing
 
 
 def digest(content: str | bytes | None) -> str:
@@ -378,21 +387,23 @@ class WorkspaceHost:
         # Runs in a thread that a cancelled tool call cannot stop: the call's end is checked
         # here too, so a write whose call ended while it was queued does not land.
         self._check_live()
-        like = os.stat(resolved) if old is not None else None
-        made = make_parents(resolved, self._root)
-        undo = self._recorder.record(
-            rel,
-            old,
-            data,
-            mode_before=stat.S_IMODE(like.st_mode) if like is not None else None,
-            made_dirs=[d.relative_to(self._root).as_posix() for d in made],
-            by=tool,
-        )
-        try:
-            atomic_write(resolved, data, like=like)
-        except BaseException:
-            undo()
-            raise
+        with Beneath(self._root) as ws:
+            # Every folder is opened from the workspace's own descriptor without following a
+            # link: one swapped in since the path was decided cannot lead the write outside.
+            like = ws.lstat(rel) if old is not None else None
+            undo = self._recorder.record(
+                rel,
+                old,
+                data,
+                mode_before=stat.S_IMODE(like.st_mode) if like is not None else None,
+                made_dirs=_missing_folders(ws, rel),
+                by=tool,
+            )
+            try:
+                ws.write_bytes(rel, data)
+            except BaseException:
+                undo()
+                raise
 
     async def delete(self, path: str, *, tool: str = "delete", call_id: str | None = None) -> None:
         """Delete a file (through the gate, into the journal)."""
@@ -427,13 +438,18 @@ class WorkspaceHost:
 
     def _delete(self, resolved: Path, rel: str, raw: str, old: bytes, tool: str) -> None:
         self._check_live()  # as in _write
-        mode = stat.S_IMODE(os.stat(resolved).st_mode)
-        undo = self._recorder.record(rel, old, None, mode_before=mode, by=tool)
-        try:
-            remove_file(resolved, raw)
-        except BaseException:
-            undo()
-            raise
+        with Beneath(self._root) as ws:
+            st = ws.lstat(rel)
+            if st is None:
+                raise WorkspaceError(f"{raw} does not exist")
+            undo = self._recorder.record(
+                rel, old, None, mode_before=stat.S_IMODE(st.st_mode), by=tool
+            )
+            try:
+                ws.remove_file(rel)
+            except BaseException:
+                undo()
+                raise
 
     async def save(self, path: str) -> str:
         """Nothing to save outside an IDE (every change is already on disk): says so."""
