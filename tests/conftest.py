@@ -13,6 +13,8 @@ mcp_server``); this file makes them importable.
 - ``task_clients.py``, ``review_host.py``, ``sup_server.py``, ``ts_client/``: clients and
   stand-ins a few tests use.
 
+The hooks here: how many workers ``-n auto`` starts, and which modules run first.
+
 The fixtures here: ``project``, the workspace most agent-mode tests edit; ``asks``, which
 reaches into a server built in this process; ``command``, the command line run in this
 process.
@@ -31,6 +33,38 @@ import pytest
 import lingma_mcp.server.app as app_module
 from lingma_mcp.cli.main import main
 from lingma_mcp.server.job_tools import AskJobs
+
+# The modules whose tests run programs no one here wrote (the Lingma CLI, Node clients,
+# Chromium): seconds each, mostly waiting on those programs. Run first, they overlap with the
+# many short tests instead of making the run's tail.
+FIRST = (
+    "test_sim_acp_real_shapes.py",
+    "test_real_cli_mcp.py",
+    "test_tasks_clients.py",
+    "test_jobs_ts_client.py",
+    "test_sandbox_cli.py",
+    "test_inspector.py",
+    "test_review_browser.py",
+)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Half again as many workers as cores, at most four: a third of a run's time is spent
+    waiting on processes (a Lingma that ignores SIGTERM, a client's timeout, a CLI
+    starting), which a spare worker fills; more would only share the cores."""
+    cores = os.cpu_count() or 1
+    return max(1, min(4, cores * 3 // 2))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """:data:`FIRST`'s modules first, each module's tests kept together and in order (the
+    same order on every worker, as pytest-xdist requires)."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return FIRST.index(name) if name in FIRST else len(FIRST)
+
+    items.sort(key=rank)
 
 
 @pytest.fixture
