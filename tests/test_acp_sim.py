@@ -23,7 +23,7 @@ from acp_fakes import (
     sim_env,
     write_script,
 )
-from procs import wait_gone
+from procs import wait_gone, wait_until
 
 from lingma_mcp.sim.acp.agent import AcpSimAgent
 from lingma_mcp.sim.acp.options import from_env
@@ -654,15 +654,9 @@ async def test_a_command_still_running_is_killed_when_a_signal_ends_the_simulato
         prompt(peer, session, "@run echo $$ > pid.txt; exec sleep 600")
     )
     pid_file = workspace / "pid.txt"
-    await poll(lambda: pid_file.exists() and pid_file.read_text().strip())
+    await wait_until(lambda: pid_file.exists() and pid_file.read_text().strip())
     command = int(pid_file.read_text())
     peer.process.send_signal(signal.SIGTERM)
     assert await peer.process.wait() == 143
     prompted.cancel()
     await wait_gone(command, "the command the simulator was running")
-
-
-async def poll(check) -> None:
-    """For what only the disk shows (a command's file): look every few milliseconds."""
-    while not check():  # noqa: ASYNC110 - a file written by another process is no event
-        await asyncio.sleep(0.01)

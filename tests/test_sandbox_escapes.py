@@ -9,16 +9,15 @@ sandbox (or inside what is allowed), so a test cannot pass because the command w
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import socket
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from procs import wait_until
 
 from lingma_mcp.workspace.sandbox import SandboxSupport, command_spec, support
 from lingma_mcp.workspace.terminals import TerminalOutput, Terminals, shell_argv
@@ -89,13 +88,6 @@ def terminals(
 async def run(runner: Terminals, command: str, cwd: Path) -> TerminalOutput:
     tid = await runner.start(shell_argv(command), cwd=cwd)
     return await runner.wait(tid)
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    # Process tables and pipe output cannot be awaited as events: poll them, with no
-    # deadline of our own (the test timeout is the bound).
-    while not condition():  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
 
 
 def sleepers(marker: str) -> list[int]:
@@ -294,8 +286,8 @@ async def _leave_daemons(runner: Terminals, workspace: Path) -> str:
         ),
         cwd=workspace,
     )
-    await until(lambda: "started" in runner.output(tid).output)
-    await until(lambda: len(sleepers(marker)) == 2)
+    await wait_until(lambda: "started" in runner.output(tid).output)
+    await wait_until(lambda: len(sleepers(marker)) == 2)
     (workspace / "go").touch()
     assert (await runner.wait(tid)).exit_code == 0
     return marker
@@ -327,13 +319,13 @@ async def test_killing_a_command_kills_the_daemons_it_left(workspace: Path, home
     runner = terminals(workspace, home)
     marker = f"8641{secrets.randbelow(9)}.{secrets.randbelow(10**6)}"
     tid = await runner.start(shell_argv(f"setsid sleep {marker} & sleep 600"), cwd=workspace)
-    await until(lambda: bool(sleepers(marker)))
+    await wait_until(lambda: bool(sleepers(marker)))
     runner.kill(tid)
     out = await runner.wait(tid)
     assert out.signal == "SIGKILL"
     await runner.close()
     # Killed with the namespace, which the kernel tears down after the launcher's death.
-    await until(lambda: not sleepers(marker))
+    await wait_until(lambda: not sleepers(marker))
 
 
 async def test_the_git_file_of_a_linked_worktree_stays_read_only_too(
