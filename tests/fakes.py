@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -222,6 +224,22 @@ def _status_or_question(message: str) -> bool:
 def text_of(result: Any) -> str:
     """A tool result's text, all its text blocks joined."""
     return "".join(getattr(block, "text", "") for block in result.content)
+
+
+def png() -> bytes:
+    """A 1×1 PNG that decodes: what an attached image needs to be."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 # -- a scripted Lingma behind the real MCP face ---------------------------------------------

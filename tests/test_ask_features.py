@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import Progress, text_of
+from fakes import Progress, png, text_of
 from mcp import Client
 from servers import mcp_server, sent_to_agent, sent_to_lingma
 
@@ -34,20 +32,6 @@ TOKEN_VARIABLES = (
     "QODERCN_SERVICE_ACCOUNT_KEY",
     "QODERCN_JOB_TOKEN",
 )
-
-
-def png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture

@@ -23,8 +23,6 @@ import base64
 import json
 import shutil
 import stat
-import struct
-import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ import anyio
 import pytest
 import pytest_asyncio
 from acp_fakes import fake_call, fake_text, write_script
-from fakes import Person, text_of
+from fakes import Person, png, text_of
 from mcp import Client
 from real_cli import installed_cli, use_empty_home
 from servers import lingma_app
@@ -259,20 +257,6 @@ async def test_chat_mode_runs_the_cli_where_it_may_write_nothing_but_its_own_sta
 
 
 # -- issue 18's features ---------------------------------------------------------------------
-
-
-def png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
-        + chunk(b"IEND", b"")
-    )
 
 
 USAGE = {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18}
