@@ -145,6 +145,7 @@ async def chromium(binary: str, profile: Path) -> AsyncIterator[Cdp]:
     )
     assert process.stderr is not None
     said: list[str] = []
+    drain: asyncio.Task[None] | None = None
     try:
         url = None
         while url is None:
@@ -163,11 +164,15 @@ async def chromium(binary: str, profile: Path) -> AsyncIterator[Cdp]:
             yield cdp
         finally:
             await cdp.close()
-            drain.cancel()
     finally:
         if process.returncode is None:
             process.kill()
         await process.wait()
+        # Read to the end: a pipe left open is closed by the garbage collector once this
+        # test's loop is gone, which Python 3.10 reports as an error.
+        # Bounded: a helper process Chromium started could hold the pipe open.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(drain if drain is not None else _drain(process.stderr), 10)
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:

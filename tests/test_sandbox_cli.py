@@ -103,6 +103,10 @@ async def run_cli(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
+        # Its pipes closed here, not by the garbage collector once this test's loop is gone
+        # (which Python 3.10 reports as an error).
+        stdin.close()
+        await stdout.read()
     return finished
 
 
