@@ -12,8 +12,9 @@ The CLI costs seconds of CPU to start, so one server (in this process, the SDK's
 in-memory client) serves the whole module on one workspace: one CLI in agent mode and one
 in chat mode, each in the OS sandbox where this machine has one. The CLI reads the script
 again for every session it opens, so each test writes its own turns before it asks; each
-test gets the workspace empty and answers its own questions (``RealCli.person``). The
-module's tests run in one worker (their xdist group), in order or alone.
+test gets the workspace empty and answers its own questions (``RealCli.person``), so the
+tests run in order or alone. Run first (``conftest.FIRST``), they stay on one worker; a
+test another worker steals there gets a server of its own.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from lingma_mcp.workspace.sandbox import support
 pytestmark = [
     pytest.mark.timeout(180),
     pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.xdist_group("real-cli-mcp"),
 ]
 
 

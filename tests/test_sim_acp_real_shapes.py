@@ -31,7 +31,6 @@ pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the CLI is tested on Linux"),
     pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.xdist_group("real-cli-shapes"),
 ]
 
 CAPS = {"fs": {"readTextFile": True, "writeTextFile": True}, "terminal": True}
