@@ -33,6 +33,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from .files import fill
 from .paths import MAX_NAME_BYTES, MAX_PATH_BYTES, special_kind
 from .workspace_errors import OutsideWorkspace, WorkspaceError
 
@@ -327,18 +328,7 @@ class Beneath:
             temp_fd, temp = self._temp(fd, name, 0o600 if private else 0o666)
             try:
                 try:
-                    if mode is not None:
-                        os.fchmod(temp_fd, mode)
-                    elif keep is not None:
-                        os.fchmod(temp_fd, stat.S_IMODE(keep.st_mode))
-                        if (keep.st_uid, keep.st_gid) != (os.getuid(), os.getgid()):
-                            with contextlib.suppress(OSError):
-                                os.fchown(temp_fd, keep.st_uid, keep.st_gid)
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(temp_fd, view) :]
-                    if durable:
-                        os.fsync(temp_fd)
+                    fill(temp_fd, data, mode=mode, like=keep, durable=durable)
                 finally:
                     os.close(temp_fd)
                 os.replace(temp, name, src_dir_fd=fd, dst_dir_fd=fd)

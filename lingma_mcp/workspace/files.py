@@ -177,6 +177,33 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
+def fill(
+    fd: int,
+    data: bytes,
+    *,
+    mode: int | None,
+    like: os.stat_result | None,
+    durable: bool = True,
+) -> None:
+    """Give a new temporary file, open as ``fd``, its mode and ``data``.
+
+    ``mode`` sets the mode outright; else ``like``, the stat of the file it will replace,
+    gives its mode and, where we may, its owner; else the mode it was opened with stays.
+    ``durable`` fsyncs the data. Raises what ``os.write`` and ``os.fsync`` raise."""
+    if mode is not None:
+        os.fchmod(fd, mode)
+    elif like is not None:
+        os.fchmod(fd, stat.S_IMODE(like.st_mode))
+        if (like.st_uid, like.st_gid) != (os.getuid(), os.getgid()):
+            with contextlib.suppress(OSError):
+                os.fchown(fd, like.st_uid, like.st_gid)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    if durable:
+        os.fsync(fd)
+
+
 def atomic_write(
     path: Path, data: bytes, *, like: os.stat_result | None = None, mode: int | None = None
 ) -> None:
@@ -204,18 +231,7 @@ def atomic_write(
         raise WorkspaceError(f"cannot create a temporary file in {folder}")
     try:
         try:
-            if mode is not None:
-                os.fchmod(fd, mode)
-            elif like is not None:
-                os.fchmod(fd, stat.S_IMODE(like.st_mode))
-                if (like.st_uid, like.st_gid) != (os.getuid(), os.getgid()):
-                    with contextlib.suppress(OSError):
-                        os.fchown(fd, like.st_uid, like.st_gid)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
+            fill(fd, data, mode=mode, like=like)
         finally:
             os.close(fd)
         os.replace(tmp, path)
