@@ -290,6 +290,33 @@ def _number(name: str, value: str, *, integer: bool = False) -> Any:
     return number
 
 
+def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` as the one of ``choices`` it names, in any case."""
+    for choice in choices:
+        if str(value).strip().lower() == choice.lower():
+            return choice
+    raise UsageError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+# The options that are one of a few words, and those that are a positive number (and
+# whether a whole one); the rest need more than that and are read one by one.
+CHOICES = {
+    "mode": MODES,
+    "log_level": LOG_LEVELS,
+    "backend": BACKENDS,
+    "sandbox": SANDBOX_MODES,
+}
+POSITIVE = {
+    "startup_timeout": False,
+    "request_timeout": False,
+    "max_prompt_chars": True,
+    "command_timeout": False,
+    "approval_timeout": False,
+    "checkpoint_max_file_mb": False,
+    "cli_session_timeout": False,
+}
+
+
 def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
     """Flags win over the environment, the environment over the defaults."""
     env = os.environ if env is None else env
@@ -327,27 +354,14 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     value, _ = pick("reasoning_effort")
     if value:
         settings.reasoning_effort = str(value).strip()
-    value, name = pick("mode")
-    if value:
-        mode = str(value).lower()
-        if mode not in MODES:
-            raise UsageError(f"{name} must be one of {', '.join(MODES)}, not {value!r}")
-        settings.mode = mode  # type: ignore[assignment]
-    value, name = pick("startup_timeout")
-    if value is not None:
-        settings.startup_timeout = _number(name, str(value))
-    value, name = pick("request_timeout")
-    if value is not None:
-        settings.request_timeout = _number(name, str(value))
-    value, name = pick("max_prompt_chars")
-    if value is not None:
-        settings.max_prompt_chars = _number(name, str(value), integer=True)
-    value, name = pick("log_level")
-    if value:
-        level = str(value).upper()
-        if level not in LOG_LEVELS:
-            raise UsageError(f"{name} must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
-        settings.log_level = level
+    for dest, choices in CHOICES.items():
+        value, name = pick(dest)
+        if value:
+            setattr(settings, dest, _one_of(name, value, choices))
+    for dest, integer in POSITIVE.items():
+        value, name = pick(dest)
+        if value is not None:
+            setattr(settings, dest, _number(name, str(value), integer=integer))
     value, name = pick("detach_after")
     if value is not None:
         # 0 is allowed here (never detach), unlike the other durations.
@@ -371,33 +385,9 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         except ValueError as exc:
             raise UsageError(f"{name}: {exc}") from None
         settings.approval = str(value)
-    value, name = pick("command_timeout")
-    if value is not None:
-        settings.command_timeout = _number(name, str(value))
-    value, name = pick("approval_timeout")
-    if value is not None:
-        settings.approval_timeout = _number(name, str(value))
-    value, name = pick("checkpoint_max_file_mb")
-    if value is not None:
-        settings.checkpoint_max_file_mb = _number(name, str(value))
-    value, name = pick("cli_session_timeout")
-    if value is not None:
-        settings.cli_session_timeout = _number(name, str(value))
-    value, name = pick("backend")
-    if value:
-        backend = str(value).strip().lower()
-        if backend not in BACKENDS:
-            raise UsageError(f"{name} must be one of {', '.join(BACKENDS)}, not {value!r}")
-        settings.backend = backend
     value, _ = pick("cli_bin")
     if value:
         settings.cli_bin = absolute_program(str(value))
-    value, name = pick("sandbox")
-    if value:
-        mode = str(value).strip().lower()
-        if mode not in SANDBOX_MODES:
-            raise UsageError(f"{name} must be one of {', '.join(SANDBOX_MODES)}, not {value!r}")
-        settings.sandbox = mode
     value, name = pick("sandbox_network")
     if value:
         network = str(value).strip().lower()
