@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from servers import lingma_sim
 
+from lingma_mcp.asking.arguments import validate
 from lingma_mcp.asking.bridge import Bridge
 from lingma_mcp.asking.error_texts import AskTimedOut
 from lingma_mcp.config import Settings
@@ -36,11 +37,13 @@ async def ask_twice(bridge: Bridge) -> None:
     try:
         await bridge.client()
         with pytest.raises(AskTimedOut) as timed_out:
-            await bridge.ask(bridge.validate("a slow question", timeout_s=0.5))
+            await bridge.ask(validate(bridge.settings, "a slow question", timeout_s=0.5))
         session_id = timed_out.value.session_id
         assert session_id and f"session_id={session_id!r}" in bridge.error_text(timed_out.value)
 
-        result = await bridge.ask(bridge.validate("go on", session_id=session_id, timeout_s=30))
+        result = await bridge.ask(
+            validate(bridge.settings, "go on", session_id=session_id, timeout_s=30)
+        )
         assert result.continued is True and "turn 2" in result.answer
         conversation = await bridge.session(str(result.session_id))
         assert conversation is not None

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..backend import Attachment, Backend, BackendClient, ChatEvent, SessionSummary
+from ..backend import Backend, BackendClient, ChatEvent, SessionSummary
 from ..config import Settings
 from ..errors import LingmaError
 from ..redact import redact
 from .agent_calls import AgentCalls
-from .arguments import AskParams, validate
+from .arguments import AskParams
 from .ask import AskRunner
 from .error_texts import Audience, error_text, is_expected
 from .health_watch import HealthWatch
@@ -197,33 +197,6 @@ class Bridge:
         return session_detail(found) if found is not None else None
 
     # -- asking ----------------------------------------------------------------------------
-
-    def validate(
-        self,
-        prompt: Any,
-        *,
-        model: str | None = None,
-        mode: str | None = None,
-        session_id: str | None = None,
-        workspace: str | Path | None = None,
-        timeout_s: Any = None,
-        attachments: tuple[Attachment, ...] = (),
-        fork: bool = False,
-        reasoning_effort: str | None = None,
-    ) -> AskParams:
-        """Refuse bad arguments before Lingma is asked (:func:`.arguments.validate`)."""
-        return validate(
-            self.settings,
-            prompt,
-            model=model,
-            mode=mode,
-            session_id=session_id,
-            workspace=workspace,
-            timeout_s=timeout_s,
-            attachments=attachments,
-            fork=fork,
-            reasoning_effort=reasoning_effort,
-        )
 
     async def check_model(self, params: AskParams) -> None:
         """Refuse an unknown model key now, for a caller that cannot wait for :meth:`ask`

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 import anyio
 
+from ..asking.arguments import validate
 from ..asking.bridge import Bridge
 from ..asking.error_texts import InvalidArgument
 from ..config import Settings
@@ -205,7 +206,7 @@ async def _ask(
 ) -> int:
     bridge = Bridge(settings, audience="terminal")
     try:
-        params = bridge.validate(prompt, session_id=session_id, timeout_s=timeout_s)
+        params = validate(bridge.settings, prompt, session_id=session_id, timeout_s=timeout_s)
     except InvalidArgument as exc:
         err.write(f"lingma-mcp: {exc}\n")
         return 2

@@ -19,7 +19,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ..asking.arguments import MAX_TIMEOUT_S, SEND
+from ..asking.arguments import MAX_TIMEOUT_S, SEND, validate
 from ..asking.bridge import Bridge
 from ..asking.error_texts import InvalidArgument, invalid_argument, not_logged_in
 from ..asking.results import AskResult, AuthInfo, ModelList
@@ -189,7 +189,8 @@ def register_tools(app: MCPServer, bridge: Bridge, asks: AskJobs) -> None:
             problem = str(exc).rstrip(".")
             return _tool_error(str(invalid_argument("workspace", problem, SEND["workspace"])))
         try:
-            params = bridge.validate(
+            params = validate(
+                bridge.settings,
                 prompt,
                 model=model,
                 mode=mode,
